@@ -1,0 +1,93 @@
+"""Entry point on both targets.
+
+MicroPython (unix port, from the repository root)::
+
+    MICROPYPATH=. micropython -X heapsize=128k -m firmware.app --cycles 10000 --json
+
+CPython: ``edgefw run`` (tools/cli.py) calls ``build`` and ``Firmware.run``
+with a live status display.
+
+Options: --board NAME, --config FILE, --scenario FILE, --cycles N,
+--journal FILE, --json. On the sim board the default scenario is
+``sim/scenarios/default.json``.
+"""
+
+import json
+import sys
+
+from firmware.config import load_config
+from firmware.journal import Journal
+from firmware.loop import Firmware
+from hal.backend import choose_board, open_board
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover
+    asyncio = None
+
+
+def default_scenario_path():
+    import sim
+
+    return sim.__file__.rsplit("/", 1)[0] + "/scenarios/default.json"
+
+
+def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
+    """Load config and scenario, open the board, and build the firmware.
+    Returns (firmware, scenario or None)."""
+    cfg = load_config(config, overrides)
+    name = choose_board(board)
+    sc = None
+    import boards
+
+    if boards.get(name).FAMILY == "sim":
+        from sim.scenario import load_scenario
+
+        sc = load_scenario(scenario or default_scenario_path())
+    hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
+    j = Journal(journal or cfg["record"]["journal"], cfg["record"]["durability"])
+    return Firmware(hw, cfg, j, inference), sc
+
+
+def _parse(argv):
+    opts = {"board": None, "config": None, "scenario": None, "cycles": None, "journal": None, "json": False}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--json":
+            opts["json"] = True
+        elif a in ("--board", "--config", "--scenario", "--cycles", "--journal"):
+            if i + 1 >= len(argv):
+                raise ValueError("%s needs a value" % a)
+            v = argv[i + 1]
+            opts[a[2:]] = int(v) if a == "--cycles" else v
+            i += 1
+        else:
+            raise ValueError("unknown option %r (options: --board, --config, --scenario, --cycles, --journal, --json)" % a)
+        i += 1
+    return opts
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        o = _parse(argv)
+        fw, sc = build(o["board"], o["config"], o["scenario"], o["journal"])
+    except (ValueError, OSError, RuntimeError) as e:
+        # every EdgefwError is one of these (see hal.errors)
+        sys.stderr.write("edgefw: %s\n" % (e,))
+        return 2
+    until = sc["duration_us"] if (sc and o["cycles"] is None) else None
+    asyncio.run(fw.run(cycles=o["cycles"], until_us=until))
+    fw.journal.close()
+    s = fw.summary()
+    if o["json"]:
+        print(json.dumps(s))
+    else:
+        print("cycles %d  overruns %d  records %d  trips %d  permit %d" % (s["cycles"], s["overruns"], s["records"], len(s["trips"]), s["permit"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

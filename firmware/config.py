@@ -1,0 +1,206 @@
+"""Configuration: a JSON file, checked field by field.
+
+    cfg = load_config("edgefw.json")    # or load_config(None) for defaults
+    cfg["period_ms"]
+
+A user's file is laid over ``firmware/defaults/config.json``: objects merge
+key by key, while ``sensors`` and ``interlock.channels`` replace the
+default wholesale. Every field is documented in docs/config.md. A bad field
+raises ``ConfigError`` naming the file, the field and what was expected;
+unknown fields are refused too, so a typo never silently disables a rule.
+
+Limits are given in real units (degC, %RH, hPa, g) and held internally as
+integers in thousandths (``scale()``), so the interlock does only integer
+arithmetic.
+"""
+
+import json
+
+from hal.errors import ConfigError
+
+SENSOR_TYPES = {
+    "bme280": ("temperature_c", "humidity_pct", "pressure_hpa"),
+    "adxl345": ("accel_x_g", "accel_y_g", "accel_z_g"),
+}
+STARTUP = ("manual", "auto")
+DURABILITY = ("none", "fsync")
+TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference")
+SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")
+INTERLOCK_FIELDS = ("channels", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
+CHANNEL_FIELDS = ("high", "low", "hysteresis", "on_delay", "rate_per_s", "plausible")
+# (field, default) of a channel rule; null turns a rule off
+CHANNEL_DEFAULTS = (("high", None), ("low", None), ("hysteresis", 0), ("on_delay", 1), ("rate_per_s", None), ("plausible", None))
+READBACK_FIELDS = ("enabled", "grace_ms")
+RECORD_FIELDS = ("window_ms", "journal", "durability")
+INFERENCE_FIELDS = ("enabled",)
+
+
+def scale(v):
+    """Real units to integer thousandths."""
+    return int(round(v * 1000))
+
+
+def default_path():
+    return __file__.rsplit("/", 1)[0] + "/defaults/config.json"
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(path, "(file)", "a readable JSON file (%s)" % (e,))
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError(path, "(file)", "valid JSON (%s)" % (e,))
+
+
+def _merge(base, over, path=""):
+    out = dict(base)
+    for k, v in over.items():
+        p = path + k
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and p not in ("interlock.channels",):
+            out[k] = _merge(base[k], v, p + ".")
+        else:
+            out[k] = v
+    return out
+
+
+class _Checker:
+    def __init__(self, src):
+        self.src = src
+
+    def fail(self, field, expected, got=None):
+        raise ConfigError(self.src, field, expected, got)
+
+    def obj(self, field, v, allowed):
+        if not isinstance(v, dict):
+            self.fail(field, "an object", v)
+        for k in v:
+            if k not in allowed:
+                self.fail((field + "." if field else "") + str(k), "no such field (allowed here: %s)" % ", ".join(allowed))
+        return v
+
+    def num(self, field, v, lo=None, hi=None, integer=False, null=False):
+        if v is None and null:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            self.fail(field, ("an integer" if integer else "a number") + (" or null" if null else ""), v)
+        if lo is not None and v < lo:
+            self.fail(field, "a value >= %s" % lo, v)
+        if hi is not None and v > hi:
+            self.fail(field, "a value <= %s" % hi, v)
+        return v
+
+    def choice(self, field, v, options):
+        if v not in options:
+            self.fail(field, "one of " + ", ".join(options), v)
+        return v
+
+    def text(self, field, v):
+        if not isinstance(v, str) or not v:
+            self.fail(field, "a non-empty string", v)
+        return v
+
+
+def check(cfg, src="<config>"):
+    """Check a merged configuration; returns it unchanged or raises."""
+    c = _Checker(src)
+    c.obj("", cfg, TOP_FIELDS)
+    c.text("device_id", cfg["device_id"])
+    c.num("period_ms", cfg["period_ms"], 1, 60000, integer=True)
+    c.choice("startup", cfg["startup"], STARTUP)
+    sensors = cfg["sensors"]
+    if not isinstance(sensors, list) or not sensors:
+        c.fail("sensors", "a non-empty list of sensor objects", sensors)
+    names = []
+    channels = []
+    for i, s in enumerate(sensors):
+        f = "sensors[%d]" % i
+        c.obj(f, s, SENSOR_FIELDS)
+        for req in ("name", "type", "bus", "address"):
+            if req not in s:
+                c.fail(f + "." + req, "a value (required)")
+        name = c.text(f + ".name", s["name"])
+        if "." in name or name in names:
+            c.fail(f + ".name", "a unique name without dots", name)
+        names.append(name)
+        c.choice(f + ".type", s["type"], sorted(SENSOR_TYPES))
+        c.text(f + ".bus", s["bus"])
+        c.num(f + ".address", s["address"], 0x08, 0x77, integer=True)
+        s.setdefault("stale_ms", 100)
+        c.num(f + ".stale_ms", s["stale_ms"], 1, 600000, integer=True)
+        if s["type"] == "adxl345":
+            s.setdefault("range_g", 16)
+            s.setdefault("rate_hz", 800)
+            c.choice(f + ".range_g", s["range_g"], (2, 4, 8, 16))
+            c.choice(f + ".rate_hz", s["rate_hz"], (25, 50, 100, 200, 400, 800, 1600, 3200))
+        elif "range_g" in s or "rate_hz" in s:
+            c.fail(f + ".range_g", "absent: only adxl345 sensors take range_g and rate_hz")
+        for q in SENSOR_TYPES[s["type"]]:
+            channels.append(name + "." + q)
+    il = c.obj("interlock", cfg["interlock"], INTERLOCK_FIELDS)
+    chans = c.obj("interlock.channels", il["channels"], channels)
+    for ch, rule in chans.items():
+        f = "interlock.channels." + ch
+        c.obj(f, rule, CHANNEL_FIELDS)
+        for k, dflt in CHANNEL_DEFAULTS:
+            rule.setdefault(k, dflt)
+        hi = c.num(f + ".high", rule.get("high"), null=True)
+        lo = c.num(f + ".low", rule.get("low"), null=True)
+        if hi is not None and lo is not None and lo >= hi:
+            c.fail(f + ".low", "a value below high (%s)" % hi, lo)
+        c.num(f + ".hysteresis", rule["hysteresis"], 0)
+        c.num(f + ".on_delay", rule["on_delay"], 1, 1000, integer=True)
+        c.num(f + ".rate_per_s", rule.get("rate_per_s"), 0, null=True)
+        p = rule.get("plausible")
+        if p is not None:
+            if not isinstance(p, list) or len(p) != 2:
+                c.fail(f + ".plausible", "a list [low, high] or null", p)
+            c.num(f + ".plausible[0]", p[0])
+            c.num(f + ".plausible[1]", p[1])
+            if p[0] >= p[1]:
+                c.fail(f + ".plausible", "[low, high] with low < high", p)
+    c.num("interlock.max_consecutive_overruns", il["max_consecutive_overruns"], 0, 1000, integer=True)
+    c.num("interlock.stall_ms", il["stall_ms"], 0, 600000, integer=True)
+    if not isinstance(il["estop"], bool):
+        c.fail("interlock.estop", "true or false", il["estop"])
+    rb = c.obj("interlock.readback", il["readback"], READBACK_FIELDS)
+    if not isinstance(rb["enabled"], bool):
+        c.fail("interlock.readback.enabled", "true or false", rb["enabled"])
+    c.num("interlock.readback.grace_ms", rb["grace_ms"], 0, 60000, integer=True)
+    c.num("interlock.watchdog_ms", il["watchdog_ms"], 0, 600000, integer=True)
+    if il["watchdog_ms"] and il["watchdog_ms"] <= cfg["period_ms"]:
+        c.fail("interlock.watchdog_ms", "0 (off) or longer than period_ms (%d)" % cfg["period_ms"], il["watchdog_ms"])
+    rec = c.obj("record", cfg["record"], RECORD_FIELDS)
+    c.num("record.window_ms", rec["window_ms"], cfg["period_ms"], 3600000, integer=True)
+    c.text("record.journal", rec["journal"])
+    c.choice("record.durability", rec["durability"], DURABILITY)
+    inf = c.obj("inference", cfg["inference"], INFERENCE_FIELDS)
+    if not isinstance(inf["enabled"], bool):
+        c.fail("inference.enabled", "true or false", inf["enabled"])
+    return cfg
+
+
+def load_config(path=None, overrides=None):
+    """Defaults, then the file at ``path``, then ``overrides`` (a dict)."""
+    cfg = _read_json(default_path())
+    src = "defaults"
+    if path:
+        user = _read_json(path)
+        if not isinstance(user, dict):
+            raise ConfigError(path, "(top level)", "a JSON object", user)
+        cfg = _merge(cfg, user)
+        src = path
+    if overrides:
+        cfg = _merge(cfg, overrides)
+    return check(cfg, src)
+
+
+def channel_names(cfg):
+    out = []
+    for s in cfg["sensors"]:
+        for q in SENSOR_TYPES[s["type"]]:
+            out.append(s["name"] + "." + q)
+    return out

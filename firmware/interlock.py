@@ -1,0 +1,372 @@
+"""The safety interlock: deterministic rules, latched trips, manual reset.
+
+    il = Interlock.from_config(cfg)
+    permit = il.step(now, values, status, estop, reset, readback,
+                     deadline, stall, ml)
+
+``step`` is the whole decision. It is a function of its arguments and of
+the state held in this object, does integer arithmetic only, and
+allocates nothing, so it can be tested exhaustively and run with the heap
+locked. Its result is the permit: 1 = energize, 0 = tripped. Outputs are
+de-energize-to-trip, so every failure that removes power, drive or the
+process leaves the load off.
+
+Causes (each has one diagnostic code, see ``cause_name``):
+
+* per channel: HIGH / LOW limit (hysteresis, on-delay in samples), ROC
+  (rate of change), IMPLAUSIBLE (outside the plausible range: the sensor,
+  not the process, is wrong)
+* per sensor: BUS (the read raised OSError), STALE (no fresh sample
+  within stale_ms)
+* global: ESTOP (normally-closed chain open or broken), DEADLINE
+  (consecutive overruns over the limit), STALL (the loop stopped longer
+  than stall_ms), READBACK (relay contact disagrees with the command past
+  the grace time), INFERENCE (the model asked for a trip)
+
+A cause trips at once and the trip latches. A reset is a rising edge on the
+reset input; it is honoured only when no cause is active, and refused (and
+recorded) otherwise. Inference can add the INFERENCE cause; nothing it does
+can clear a trip or hold one off.
+"""
+
+import array
+
+from firmware.config import channel_names, scale
+from hal.clock import ticks_diff
+from hal.compat import const
+
+# channel causes
+C_HIGH = const(1)
+C_LOW = const(2)
+C_ROC = const(4)
+C_IMPLAUSIBLE = const(8)
+CHANNEL_CAUSES = ("high", "low", "rate", "implausible")
+# sensor causes
+S_BUS = const(1)
+S_STALE = const(2)
+SENSOR_CAUSES = ("bus", "stale")
+# global causes
+G_ESTOP = const(1)
+G_DEADLINE = const(2)
+G_STALL = const(4)
+G_READBACK = const(8)
+G_INFERENCE = const(16)
+GLOBAL_CAUSES = ("estop", "deadline", "stall", "readback", "inference")
+
+# sensor status as reported by the sense stage
+NO_DATA = const(0)
+FRESH = const(1)
+BUS_ERROR = const(2)
+
+# event kinds
+EV_TRIP = const(1)
+EV_RESET = const(2)
+EV_RESET_REFUSED = const(3)
+EV_CAUSE = const(4)
+EVENT_NAMES = {EV_TRIP: "trip", EV_RESET: "reset", EV_RESET_REFUSED: "reset_refused", EV_CAUSE: "cause"}
+_EV_CAP = const(32)
+
+_EN_HIGH = const(1)
+_EN_LOW = const(2)
+_EN_ROC = const(4)
+_EN_PLAUS = const(8)
+
+
+class Interlock:
+    def __init__(self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual"):
+        """``channels``/``sensors``: names; ``rules``: channel -> rule dict in
+        real units; ``sensor_of[i]``: sensor index of channel i."""
+        n = len(channels)
+        self.channels = channels
+        self.sensors = sensors
+        self.n = n
+        self.ns = len(sensors)
+        z = [0] * n
+        self.en = bytearray(n)
+        self.hi = array.array("i", z)
+        self.lo = array.array("i", z)
+        self.hyst = array.array("i", z)
+        self.ondelay = array.array("i", [1] * n)
+        self.roc = array.array("i", z)
+        self.plo = array.array("i", z)
+        self.phi = array.array("i", z)
+        self.sensor_of = bytearray(sensor_of)
+        for i, ch in enumerate(channels):
+            r = rules.get(ch)
+            if not r:
+                continue
+            en = 0
+            if r.get("high") is not None:
+                en |= _EN_HIGH
+                self.hi[i] = scale(r["high"])
+            if r.get("low") is not None:
+                en |= _EN_LOW
+                self.lo[i] = scale(r["low"])
+            if r.get("rate_per_s") is not None:
+                en |= _EN_ROC
+                self.roc[i] = scale(r["rate_per_s"])
+            if r.get("plausible") is not None:
+                en |= _EN_PLAUS
+                self.plo[i] = scale(r["plausible"][0])
+                self.phi[i] = scale(r["plausible"][1])
+            self.hyst[i] = scale(r.get("hysteresis", 0))
+            self.ondelay[i] = r.get("on_delay", 1)
+            self.en[i] = en
+        self.stale_us = array.array("i", [ms * 1000 for ms in stale_ms])
+        self.use_estop = estop
+        self.use_readback = readback
+        self.grace_us = readback_grace_ms * 1000
+        self.startup = startup
+        # state
+        self.hcnt = array.array("i", z)
+        self.lcnt = array.array("i", z)
+        self.cact = bytearray(n)
+        self.cprev = bytearray(n)
+        self.lastv = array.array("i", z)
+        self.lastt = array.array("i", z)
+        self.has_last = bytearray(n)
+        self.sact = bytearray(self.ns)
+        self.sprev = bytearray(self.ns)
+        self.last_fresh = array.array("i", [0] * self.ns)
+        self.gact = 0
+        self.gprev = 0
+        self.tripped = 1
+        self.trips = 0
+        self.resets = 0
+        self.refused = 0
+        self._reset_prev = 0
+        self._mismatch_since = 0
+        self._mismatch = 0
+        self._started = 0
+        # event ring: kind, slot, global mask, then sensor and channel masks
+        self.ev_kind = bytearray(_EV_CAP)
+        self.ev_slot = array.array("i", [0] * _EV_CAP)
+        self.ev_g = bytearray(_EV_CAP)
+        self.ev_s = bytearray(_EV_CAP * max(1, self.ns))
+        self.ev_c = bytearray(_EV_CAP * max(1, n))
+        self.ev_head = 0
+        self.ev_count = 0
+        self.ev_dropped = 0
+        self.slot = 0
+
+    @classmethod
+    def from_config(cls, cfg):
+        channels = channel_names(cfg)
+        sensors = [s["name"] for s in cfg["sensors"]]
+        sensor_of = [sensors.index(ch.split(".", 1)[0]) for ch in channels]
+        il = cfg["interlock"]
+        return cls(
+            channels,
+            sensors,
+            il["channels"],
+            sensor_of,
+            [s["stale_ms"] for s in cfg["sensors"]],
+            estop=il["estop"],
+            readback=il["readback"]["enabled"],
+            readback_grace_ms=il["readback"]["grace_ms"],
+            startup=cfg["startup"],
+        )
+
+    # ------------------------------------------------------------------
+    def step(self, now, values, status, estop, reset, readback, deadline, stall, ml):
+        """One evaluation. ``now``: ticks_us; ``values``: channel values in
+        thousandths; ``status[s]``: NO_DATA / FRESH / BUS_ERROR per sensor;
+        the rest are 0/1 levels or flags. Returns the permit (0 or 1)."""
+        if not self._started:
+            self._started = 1
+            for s in range(self.ns):
+                self.last_fresh[s] = now
+            if self.startup != "manual":
+                self.tripped = 0
+        # sensors
+        s = 0
+        while s < self.ns:
+            st = status[s]
+            act = 0
+            if st == 1:
+                self.last_fresh[s] = now
+            elif st == 2:
+                act = S_BUS
+            if ticks_diff(now, self.last_fresh[s]) > self.stale_us[s]:
+                act |= S_STALE
+            self.sact[s] = act
+            s += 1
+        # channels: rules advance only on a fresh sample
+        i = 0
+        while i < self.n:
+            en = self.en[i]
+            if en and status[self.sensor_of[i]] == 1:
+                self.cact[i] = self._channel(i, en, values[i], now)
+            i += 1
+        # global
+        g = 0
+        if self.use_estop and estop:
+            g |= G_ESTOP
+        if deadline:
+            g |= G_DEADLINE
+        if stall:
+            g |= G_STALL
+        if ml:
+            g |= G_INFERENCE
+        if self.use_readback:
+            commanded = 0 if self.tripped else 1
+            if readback != commanded:
+                if not self._mismatch:
+                    self._mismatch = 1
+                    self._mismatch_since = now
+                elif ticks_diff(now, self._mismatch_since) > self.grace_us:
+                    g |= G_READBACK
+            else:
+                self._mismatch = 0
+        self.gact = g
+        # decision
+        active = g
+        new = g & ~self.gprev
+        i = 0
+        while i < self.n:
+            c = self.cact[i]
+            active |= c
+            new |= c & ~self.cprev[i]
+            i += 1
+        s = 0
+        while s < self.ns:
+            c = self.sact[s]
+            active |= c
+            new |= c & ~self.sprev[s]
+            s += 1
+        edge = reset and not self._reset_prev
+        self._reset_prev = 1 if reset else 0
+        if self.tripped and edge:
+            if active:
+                self.refused += 1
+                self._event(EV_RESET_REFUSED)
+            else:
+                self.tripped = 0
+                self.resets += 1
+                # the relay is now commanded on: its contact gets its grace
+                self._mismatch = 0
+                self._event(EV_RESET)
+        if active and not self.tripped:
+            self.tripped = 1
+            self.trips += 1
+            self._event(EV_TRIP)
+        elif new and self.tripped:
+            self._event(EV_CAUSE)
+        self.gprev = g
+        i = 0
+        while i < self.n:
+            self.cprev[i] = self.cact[i]
+            i += 1
+        s = 0
+        while s < self.ns:
+            self.sprev[s] = self.sact[s]
+            s += 1
+        return 0 if self.tripped else 1
+
+    def _channel(self, i, en, v, now):
+        act = self.cact[i]
+        if en & _EN_HIGH:
+            if v > self.hi[i]:
+                c = self.hcnt[i] + 1
+                if c >= self.ondelay[i]:
+                    act |= C_HIGH
+                    c = self.ondelay[i]
+                self.hcnt[i] = c
+            else:
+                self.hcnt[i] = 0
+                if v <= self.hi[i] - self.hyst[i]:
+                    act &= ~C_HIGH
+        if en & _EN_LOW:
+            if v < self.lo[i]:
+                c = self.lcnt[i] + 1
+                if c >= self.ondelay[i]:
+                    act |= C_LOW
+                    c = self.ondelay[i]
+                self.lcnt[i] = c
+            else:
+                self.lcnt[i] = 0
+                if v >= self.lo[i] + self.hyst[i]:
+                    act &= ~C_LOW
+        if en & _EN_PLAUS:
+            if v < self.plo[i] or v > self.phi[i]:
+                act |= C_IMPLAUSIBLE
+            else:
+                act &= ~C_IMPLAUSIBLE
+        if en & _EN_ROC:
+            if self.has_last[i]:
+                dt = ticks_diff(now, self.lastt[i])
+                dv = v - self.lastv[i]
+                if dv < 0:
+                    dv = -dv
+                # |dv|/dt > roc, without division: both in thousandths, dt in us
+                if dt > 0 and dv * 1000000 > self.roc[i] * dt:
+                    act |= C_ROC
+                else:
+                    act &= ~C_ROC
+            self.has_last[i] = 1
+            self.lastv[i] = v
+            self.lastt[i] = now
+        return act
+
+    def _event(self, kind):
+        if self.ev_count >= _EV_CAP:
+            self.ev_dropped += 1
+            return
+        k = (self.ev_head + self.ev_count) % _EV_CAP
+        self.ev_kind[k] = kind
+        self.ev_slot[k] = self.slot
+        self.ev_g[k] = self.gact
+        base = k * self.ns
+        s = 0
+        while s < self.ns:
+            self.ev_s[base + s] = self.sact[s]
+            s += 1
+        base = k * self.n
+        i = 0
+        while i < self.n:
+            self.ev_c[base + i] = self.cact[i]
+            i += 1
+        self.ev_count += 1
+
+    # ------------------------------------------------------------------
+    # Outside the safety path: these allocate.
+    def active_causes(self):
+        """Names of the causes active now."""
+        return self._names(self.gact, self.sact, 0, self.cact, 0)
+
+    def _names(self, g, smasks, sbase, cmasks, cbase):
+        out = []
+        for b in range(len(GLOBAL_CAUSES)):
+            if g & (1 << b):
+                out.append((0x3000 + b, GLOBAL_CAUSES[b]))
+        for s in range(self.ns):
+            m = smasks[sbase + s]
+            for b in range(len(SENSOR_CAUSES)):
+                if m & (1 << b):
+                    out.append((0x2000 + 16 * s + b, self.sensors[s] + ":" + SENSOR_CAUSES[b]))
+        for i in range(self.n):
+            m = cmasks[cbase + i]
+            for b in range(len(CHANNEL_CAUSES)):
+                if m & (1 << b):
+                    out.append((0x1000 + 16 * i + b, self.channels[i] + ":" + CHANNEL_CAUSES[b]))
+        return out
+
+    def pop_events(self):
+        """Drain the event ring: a list of (kind name, slot, [(code, cause)])."""
+        out = []
+        while self.ev_count:
+            k = self.ev_head
+            out.append((EVENT_NAMES[self.ev_kind[k]], self.ev_slot[k], self._names(self.ev_g[k], self.ev_s, k * self.ns, self.ev_c, k * self.n)))
+            self.ev_head = (k + 1) % _EV_CAP
+            self.ev_count -= 1
+        return out
+
+
+def cause_name(code, channels, sensors):
+    """The name of a diagnostic code."""
+    kind, rest = code >> 12, code & 0xFFF
+    if kind == 3:
+        return GLOBAL_CAUSES[rest]
+    if kind == 2:
+        return sensors[rest >> 4] + ":" + SENSOR_CAUSES[rest & 15]
+    return channels[rest >> 4] + ":" + CHANNEL_CAUSES[rest & 15]

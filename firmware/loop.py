@@ -1,0 +1,196 @@
+"""The firmware loop: sense -> interlock -> inference -> record, each cycle.
+
+    fw = Firmware(hw, cfg, journal)
+    asyncio.run(fw.run(cycles=2000))
+    fw.summary()
+
+``safety_cycle`` (sense, decide, drive the permit) is the hot path: it
+allocates nothing. The permit is driven low before anything else when the
+firmware is built, and again whenever ``run`` ends, by return or by any
+exception, including KeyboardInterrupt and task cancellation.
+"""
+
+import array
+
+from firmware.config import SENSOR_TYPES, channel_names
+from firmware.interlock import Interlock
+from firmware.record import Recorder
+from hal.clock import ticks_add, ticks_diff
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover
+    asyncio = None
+
+
+def build_driver(hw, spec):
+    bus = hw.i2c(spec["bus"])
+    if spec["type"] == "bme280":
+        from hal.drivers.bme280 import BME280
+
+        return BME280(bus, spec["address"])
+    from hal.drivers.adxl345 import ADXL345
+
+    return ADXL345(bus, spec["address"], range_g=spec["range_g"], rate_hz=spec["rate_hz"])
+
+
+class Firmware:
+    def __init__(self, hw, cfg, journal=None, inference=None):
+        self.hw = hw
+        self.cfg = cfg
+        self.clock = hw.clock
+        # outputs safe before anything else can fail
+        self.permit_pin = hw.pin("RELAY_PERMIT")
+        self.permit_pin.value(0)
+        self.led = hw.pin("STATUS_LED") if "STATUS_LED" in hw.board.PINS else None
+        self.estop_pin = hw.pin("ESTOP")
+        self.reset_pin = hw.pin("RESET")
+        il = cfg["interlock"]
+        self.readback_pin = hw.pin("RELAY_READBACK") if il["readback"]["enabled"] else None
+        self.period_us = cfg["period_ms"] * 1000
+        self.channels = channel_names(cfg)
+        self.drivers = []
+        self.bases = []
+        sensor_of = []
+        base = 0
+        for si, spec in enumerate(cfg["sensors"]):
+            self.drivers.append(build_driver(hw, spec))
+            self.bases.append(base)
+            nq = len(SENSOR_TYPES[spec["type"]])
+            sensor_of.extend([si] * nq)
+            base += nq
+        self.ns = len(self.drivers)
+        self.values = array.array("i", [0] * len(self.channels))
+        self.status = bytearray(self.ns)
+        self.interlock = Interlock.from_config(cfg)
+        self.recorder = Recorder(journal, self.channels, sensor_of, self.period_us, cfg["record"]["window_ms"] * 1000)
+        self.journal = journal
+        self.inference = inference
+        self.max_consec = il["max_consecutive_overruns"]
+        self.stall_us = il["stall_ms"] * 1000
+        self.wdt = hw.wdt(il["watchdog_ms"]) if il["watchdog_ms"] else None
+        self.cycles = 0
+        self.slot = 0
+        self.overruns = 0
+        self.consec = 0
+        self.deadline = 0
+        self.permit = 0
+        self.trips = []
+        self.events = []
+
+    def safe(self):
+        self.permit_pin.value(0)
+        self.permit = 0
+
+    def sense(self):
+        i = 0
+        while i < self.ns:
+            d = self.drivers[i]
+            try:
+                if d.fetch():
+                    d.read_into(self.values, self.bases[i])
+                    self.status[i] = 1
+                else:
+                    self.status[i] = 0
+            except OSError:
+                self.status[i] = 2
+            i += 1
+
+    def safety_cycle(self, now, stall):
+        """Sense, decide, drive. Allocates nothing."""
+        self.sense()
+        inf = self.inference
+        il = self.interlock
+        il.slot = self.slot
+        p = il.step(
+            now,
+            self.values,
+            self.status,
+            self.estop_pin.value(),
+            self.reset_pin.value(),
+            self.readback_pin.value() if self.readback_pin is not None else 0,
+            self.deadline,
+            stall,
+            inf.request if inf is not None else 0,
+        )
+        self.permit_pin.value(p)
+        if self.led is not None:
+            self.led.value(p)
+        self.permit = p
+        return p
+
+    def _record(self):
+        self.recorder.sample(self.slot, self.values, self.status)
+        if self.interlock.ev_count:
+            for kind, slot, causes in self.interlock.pop_events():
+                rec = self.recorder.event(kind, slot, causes)
+                self.events.append(rec)
+                if kind == "trip":
+                    self.trips.append({"t_us": rec["t"], "cause": "+".join(n for _c, n in causes), "codes": [c for c, _n in causes]})
+
+    async def run(self, cycles=None, until_us=None, on_status=None, status_every=25):
+        clock = self.clock
+        period = self.period_us
+        try:
+            next_t = clock.ticks_us()
+            last_start = None
+            while True:
+                if cycles is not None and self.cycles >= cycles:
+                    break
+                if until_us is not None and self.slot * period >= until_us:
+                    break
+                start = clock.ticks_us()
+                stall = 1 if (self.stall_us and last_start is not None and ticks_diff(start, last_start) > self.stall_us) else 0
+                last_start = start
+                self.safety_cycle(start, stall)
+                if self.inference is not None:
+                    self.inference.submit(self.slot, self.values, self.status)
+                self._record()
+                self.cycles += 1
+                late = ticks_diff(clock.ticks_us(), ticks_add(next_t, period))
+                if late > 0:
+                    self.overruns += 1
+                    self.consec += 1
+                    skip = late // period + 1
+                else:
+                    self.consec = 0
+                    skip = 1
+                    if self.wdt is not None:
+                        self.wdt.feed()
+                self.deadline = 1 if self.consec > self.max_consec else 0
+                next_t = ticks_add(next_t, skip * period)
+                self.slot += skip
+                if on_status is not None and self.cycles % status_every == 0:
+                    on_status(self)
+                await clock.wait_us(ticks_diff(next_t, clock.ticks_us()))
+        finally:
+            self.safe()
+            if self.recorder.n_samples():
+                self.recorder.close_window(self.slot)
+            if self.journal is not None:
+                self.journal.flush()
+
+    def summary(self):
+        j = self.journal
+        return {
+            "cycles": self.cycles,
+            "overruns": self.overruns,
+            "records": self.recorder.appended,
+            "journal_records": j.count if j is not None else 0,
+            "journal_bytes": j.size if j is not None else 0,
+            "trips": self.trips,
+            "resets": self.interlock.resets,
+            "refused_resets": self.interlock.refused,
+            "tripped": bool(self.interlock.tripped),
+            "permit": self.permit,
+            "t_us": self.slot * self.period_us,
+        }
+
+    def status_line(self):
+        v = self.values
+        parts = []
+        for i, ch in enumerate(self.channels):
+            parts.append("%s=%.2f" % (ch, v[i] / 1000))
+        state = "TRIPPED" if self.interlock.tripped else "permit"
+        causes = ",".join(n for _c, n in self.interlock.active_causes())
+        return parts, state, causes

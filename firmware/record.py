@@ -1,0 +1,67 @@
+"""The record stage: aggregate readings per window, journal the events.
+
+Outside the safety path; it may allocate, but only once per window or
+event, never per cycle. Record shapes (CBOR maps; values in thousandths of
+the channel's unit) are documented in docs/records.md.
+"""
+
+import array
+
+
+class Recorder:
+    def __init__(self, journal, channels, sensor_of, period_us, window_us):
+        self.journal = journal
+        self.channels = channels
+        self.sensor_of = sensor_of
+        self.period_us = period_us
+        self.window_slots = max(1, window_us // period_us)
+        n = len(channels)
+        self.n_ = array.array("i", [0] * n)
+        self.min_ = array.array("i", [0] * n)
+        self.max_ = array.array("i", [0] * n)
+        self.sum_ = array.array("q", [0] * n)
+        self.win_start = 0
+        self.appended = 0
+        self.last = None
+
+    def sample(self, slot, values, status):
+        if slot - self.win_start >= self.window_slots:
+            self.close_window(slot)
+        i = 0
+        n = len(self.channels)
+        while i < n:
+            if status[self.sensor_of[i]] == 1:
+                v = values[i]
+                if self.n_[i] == 0 or v < self.min_[i]:
+                    self.min_[i] = v
+                if self.n_[i] == 0 or v > self.max_[i]:
+                    self.max_[i] = v
+                self.n_[i] += 1
+                self.sum_[i] += v
+            i += 1
+
+    def n_samples(self):
+        return sum(self.n_)
+
+    def close_window(self, slot):
+        ch = {}
+        for i, name in enumerate(self.channels):
+            k = self.n_[i]
+            if k:
+                ch[name] = [k, self.min_[i], self.sum_[i] // k, self.max_[i]]
+            self.n_[i] = 0
+            self.sum_[i] = 0
+        rec = {"k": "win", "t": self.win_start * self.period_us, "dt": (slot - self.win_start) * self.period_us, "ch": ch}
+        self.win_start = slot
+        self._append(rec)
+
+    def event(self, kind, slot, causes):
+        rec = {"k": kind, "t": slot * self.period_us, "causes": [[c, name] for c, name in causes]}
+        self._append(rec)
+        return rec
+
+    def _append(self, rec):
+        self.last = rec
+        if self.journal is not None:
+            self.journal.append(rec)
+        self.appended += 1
