@@ -15,7 +15,6 @@ Options: --board NAME, --config FILE, --scenario FILE, --cycles N,
 import json
 import sys
 
-from firmware.config import load_config
 from firmware.journal import Journal
 from firmware.loop import Firmware
 from hal.backend import choose_board, open_board
@@ -35,18 +34,38 @@ def default_scenario_path():
 def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
     """Load config and scenario, open the board, and build the firmware.
     Returns (firmware, scenario or None)."""
+    import boards
+    from firmware.config import load_config
+
     cfg = load_config(config, overrides)
     name = choose_board(board)
     sc = None
-    import boards
-
     if boards.get(name).FAMILY == "sim":
         from sim.scenario import load_scenario
 
         sc = load_scenario(scenario or default_scenario_path())
+        del load_scenario
+    del load_config
+    _unload_checkers()
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
     j = Journal(journal or cfg["record"]["journal"], cfg["record"]["durability"])
     return Firmware(hw, cfg, j, inference), sc
+
+
+def _unload_checkers():
+    """On MicroPython, drop the config and scenario checkers once they
+    have run: about 25 KB of bytecode a 128 KB heap needs back."""
+    if sys.implementation.name != "micropython":
+        return
+    import gc
+
+    for name in ("firmware.config", "sim.scenario"):
+        if name in sys.modules:
+            del sys.modules[name]
+        pkg, _, leaf = name.rpartition(".")
+        if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
+            delattr(sys.modules[pkg], leaf)
+    gc.collect()
 
 
 def _parse(argv):

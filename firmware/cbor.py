@@ -8,7 +8,9 @@ Encoding is deterministic: shortest integer heads, map keys sorted by their
 encoded bytes, floats in the shortest of half/single/double that keeps the
 value exactly. Decoding accepts any well-formed CBOR of the types below and
 raises ``CBORError`` (a ``ValueError``) for anything malformed, truncated or
-unsupported, and nothing else.
+unsupported, and for maps with duplicate keys (well-formed but not valid
+CBOR; accepting them would let two readers see different records), and
+nothing else.
 
 Types: int (to 64 bits either sign), bytes, str, list/tuple, dict, float,
 bool, None, and ``Tag(n, value)``. Indefinite-length items are decoded;
@@ -300,6 +302,8 @@ def _put(d, k, v):
     if isinstance(k, list):
         k = tuple(k)
     try:
+        if k in d:
+            raise CBORError("duplicate map key %r" % (k,))
         d[k] = v
     except TypeError:
         raise CBORError("map key of unhashable type %s" % type(k).__name__)

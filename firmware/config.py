@@ -10,7 +10,7 @@ raises ``ConfigError`` naming the file, the field and what was expected;
 unknown fields are refused too, so a typo never silently disables a rule.
 
 Limits are given in real units (degC, %RH, hPa, g) and held internally as
-integers in thousandths (``scale()``), so the interlock does only integer
+integers in thousandths (``firmware.channels.scale``), so the interlock does only integer
 arithmetic.
 """
 
@@ -18,10 +18,7 @@ import json
 
 from hal.errors import ConfigError
 
-SENSOR_TYPES = {
-    "bme280": ("temperature_c", "humidity_pct", "pressure_hpa"),
-    "adxl345": ("accel_x_g", "accel_y_g", "accel_z_g"),
-}
+from firmware.channels import SENSOR_TYPES, channel_names
 STARTUP = ("manual", "auto")
 DURABILITY = ("none", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference")
@@ -33,11 +30,6 @@ CHANNEL_DEFAULTS = (("high", None), ("low", None), ("hysteresis", 0), ("on_delay
 READBACK_FIELDS = ("enabled", "grace_ms")
 RECORD_FIELDS = ("window_ms", "journal", "durability")
 INFERENCE_FIELDS = ("enabled",)
-
-
-def scale(v):
-    """Real units to integer thousandths."""
-    return int(round(v * 1000))
 
 
 def default_path():
@@ -95,7 +87,7 @@ class _Checker:
 
     def choice(self, field, v, options):
         if v not in options:
-            self.fail(field, "one of " + ", ".join(options), v)
+            self.fail(field, "one of " + ", ".join(str(o) for o in options), v)
         return v
 
     def text(self, field, v):
@@ -198,9 +190,4 @@ def load_config(path=None, overrides=None):
     return check(cfg, src)
 
 
-def channel_names(cfg):
-    out = []
-    for s in cfg["sensors"]:
-        for q in SENSOR_TYPES[s["type"]]:
-            out.append(s["name"] + "." + q)
-    return out
+__all__ = ("load_config", "check", "channel_names", "SENSOR_TYPES")

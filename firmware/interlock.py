@@ -31,7 +31,7 @@ can clear a trip or hold one off.
 
 import array
 
-from firmware.config import channel_names, scale
+from firmware.channels import channel_names, scale
 from hal.clock import ticks_diff
 from hal.compat import const
 

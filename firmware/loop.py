@@ -12,7 +12,7 @@ exception, including KeyboardInterrupt and task cancellation.
 
 import array
 
-from firmware.config import SENSOR_TYPES, channel_names
+from firmware.channels import SENSOR_TYPES, channel_names
 from firmware.interlock import Interlock
 from firmware.record import Recorder
 from hal.clock import ticks_add, ticks_diff

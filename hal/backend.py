@@ -1,8 +1,8 @@
 """Chooses the hardware backend, in one place.
 
 Order: the ``name`` argument (``--board``), then the ``EDGEFW_BOARD``
-environment variable, then detection: ``sys.platform`` on MicroPython, the
-device tree's ``compatible`` list on Linux. When nothing is detected the sim
+environment variable, then detection: ``sys.platform`` on MicroPython
+microcontrollers, the device tree's ``compatible`` list on Linux. When nothing is detected the sim
 board is used, with a warning on stderr saying so.
 
     from hal.backend import open_board
@@ -43,7 +43,6 @@ def detect_board(compatible_path=DT_COMPATIBLE):
             b = boards.get(name)
             if getattr(b, "PLATFORM", None) == sys.platform:
                 return name
-        return None
     try:
         with open(compatible_path, "rb") as f:
             compat = f.read().decode("ascii", "replace")

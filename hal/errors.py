@@ -48,7 +48,7 @@ class ConfigError(_Value):
         msg = "%s: field '%s': expected %s" % (source, field, expected)
         if got is not None:
             msg += ", got %r" % (got,)
-        _Value.__init__(self, msg)
+        super().__init__(msg)
 
 
 class BoardError(_Value):

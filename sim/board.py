@@ -17,7 +17,7 @@ from sim.chips.bme280 import BME280Model
 from sim.clock import VirtualClock
 from sim.gpio import SimGPIO, SimPin
 from sim.i2c import SimI2C
-from sim.scenario import ScenarioPlayer
+from sim.player import ScenarioPlayer
 
 MODELS = {"bme280": BME280Model, "adxl345": ADXL345Model}
 

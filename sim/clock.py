@@ -31,6 +31,7 @@ class VirtualClock:
         self.speed = speed
         self._hooks = []
         self._stall_us = 0
+        self.load_us = 0
         self._wall = RealClock()
         self._wall_t0 = None
 
@@ -41,6 +42,11 @@ class VirtualClock:
     def stall(self, us):
         """The next tick read finds ``us`` more elapsed: the CPU was busy."""
         self._stall_us += us
+
+    def set_load(self, us):
+        """From now on every wait is followed by ``us`` of busy CPU: each
+        cycle's work takes that long. 0 ends the load."""
+        self.load_us = us
 
     def ticks_us(self):
         if self._stall_us:
@@ -60,6 +66,7 @@ class VirtualClock:
     async def wait_us(self, us):
         if us > 0:
             self.advance(us)
+        self._stall_us += self.load_us
         if self.speed > 0:
             w = self._wall
             if self._wall_t0 is None:

@@ -17,7 +17,7 @@ class SimI2C:
         self.bus_id = bus_id
         self.devices = {}
         self.transactions = 0
-        self._nodev = OSError(errno.ENODEV)
+        self._nodev = OSError(errno.ENODEV, "no device at this address")
 
     def attach(self, model):
         self.devices[model.address] = model

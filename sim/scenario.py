@@ -12,7 +12,7 @@ import json
 
 from hal.errors import ConfigError
 
-EVENT_KINDS = ("set", "ramp", "vibration", "fault", "press", "input", "stall_ms", "relay")
+EVENT_KINDS = ("set", "ramp", "vibration", "fault", "press", "input", "stall_ms", "load_ms", "relay")
 FAULT_KINDS = ("eio", "nodev", "stuck")
 RELAY_STATES = ("ok", "welded", "open")
 
@@ -107,9 +107,11 @@ def parse_scenario(doc, src="<scenario>"):
         elif kind == "input":
             if not isinstance(a, dict) or not isinstance(a.get("role"), str) or a.get("level") not in (0, 1):
                 raise ConfigError(src, f + ".input", "an object with role (a pin role) and level (0 or 1)", a)
-        elif kind == "stall_ms":
-            if _num(src, f + ".stall_ms", a) <= 0:
-                raise ConfigError(src, f + ".stall_ms", "a positive number of milliseconds", a)
+        elif kind in ("stall_ms", "load_ms"):
+            if _num(src, f + "." + kind, a) <= 0:
+                raise ConfigError(src, f + "." + kind, "a positive number of milliseconds", a)
+            if kind == "load_ms" and e["for_us"] is None:
+                raise ConfigError(src, f + ".for_s", "how long the load lasts, in seconds")
         elif kind == "relay":
             if a not in RELAY_STATES:
                 raise ConfigError(src, f + ".relay", "one of " + ", ".join(RELAY_STATES), a)
@@ -129,74 +131,3 @@ def load_scenario(path):
     except ValueError as e:
         raise ConfigError(path, "(file)", "valid JSON (%s)" % e)
     return parse_scenario(doc, path)
-
-
-class ScenarioPlayer:
-    """Applies a parsed scenario to a ``SimHardware`` as time moves."""
-
-    def __init__(self, scenario, hw):
-        self.sc = scenario
-        self.hw = hw
-        self._next = 0
-        self._ramps = []
-        self._ends = []
-        self.applied = 0
-        for ch, v in scenario["initial"].items():
-            hw.set_channel(ch, v)
-
-    def __call__(self, now):
-        if self._ramps:
-            live = []
-            for r in self._ramps:
-                ch, t0, t1, v0, v1 = r
-                if now >= t1:
-                    self.hw.set_channel(ch, v1)
-                else:
-                    self.hw.set_channel(ch, v0 + (v1 - v0) * (now - t0) / (t1 - t0))
-                    live.append(r)
-            self._ramps = live
-        evs = self.sc["events"]
-        while self._next < len(evs) and evs[self._next]["at_us"] <= now:
-            self._apply(evs[self._next], now)
-            self._next += 1
-            self.applied += 1
-        if self._ends:
-            live = []
-            for end in self._ends:
-                if now >= end[0]:
-                    end[1]()
-                else:
-                    live.append(end)
-            self._ends = live
-
-    def _stop_ramp(self, ch):
-        # a later set or ramp of the same channel takes over from a ramp
-        self._ramps = [r for r in self._ramps if r[0] != ch]
-
-    def _apply(self, e, now):
-        hw = self.hw
-        k, a = e["kind"], e["arg"]
-        if k == "set":
-            for ch, v in a.items():
-                self._stop_ramp(ch)
-                hw.set_channel(ch, v)
-        elif k == "ramp":
-            for ch, v in a.items():
-                self._stop_ramp(ch)
-                self._ramps.append((ch, e["at_us"], e["at_us"] + e["over_us"], hw.get_channel(ch), float(v)))
-        elif k == "vibration":
-            sensor, q = a["channel"].split(".", 1)
-            hw.chip(sensor).add_vibration(q, a["amplitude_g"], a["freq_hz"], e["at_us"], e["at_us"] + e["for_us"])
-        elif k == "fault":
-            undo = hw.inject_fault(a["sensor"], a["kind"], a.get("register"))
-            if e["for_us"] is not None:
-                self._ends.append((e["at_us"] + e["for_us"], undo))
-        elif k == "press":
-            hw.press(a, 1)
-            self._ends.append((e["at_us"] + e["for_us"], lambda: hw.press(a, 0)))
-        elif k == "input":
-            hw.set_input(a["role"], a["level"])
-        elif k == "stall_ms":
-            hw.clock.stall(int(a * 1000))
-        elif k == "relay":
-            hw.relay_state = a

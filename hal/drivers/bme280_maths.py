@@ -70,7 +70,13 @@ def pressure_pa(cal, tf, adc_p):
 
 
 def humidity_q10(cal, tf, adc_h):
-    h1, h2, h3, h4, h5, h6 = cal[12], cal[13], cal[14], cal[15], cal[16], cal[17]
+    # one name at a time: a tuple on the right would be allocated
+    h1 = cal[12]
+    h2 = cal[13]
+    h3 = cal[14]
+    h4 = cal[15]
+    h5 = cal[16]
+    h6 = cal[17]
     v = tf - 76800
     a = (((adc_h << 14) - (h4 << 20) - (h5 * v)) + 16384) >> 15
     b = (((((((v * h6) >> 10) * (((v * h3) >> 11) + 32768)) >> 10) + 2097152) * h2 + 8192) >> 14)

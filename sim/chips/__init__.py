@@ -30,7 +30,7 @@ class RegisterModel:
         self.stuck = False
         self.pointer = 0
         self.reads = 0
-        self._eio = OSError(errno.EIO)
+        self._eio = OSError(errno.EIO, "I/O error")
 
     def inject_fault(self, reg=None):
         """Make transactions touching ``reg`` (or every register, when

@@ -1,0 +1,63 @@
+"""Helpers for tests that run on CPython (pytest) and MicroPython (run.py)."""
+
+import os
+import sys
+
+import boards
+from firmware.app import build as _build
+from sim.scenario import parse_scenario
+
+IS_MP = sys.implementation.name == "micropython"
+_n = [0]
+
+
+def tmp_path(name):
+    """A fresh file path under the temp directory."""
+    base = os.getenv("TMPDIR") or "/tmp"
+    _n[0] += 1
+    p = "%s/edgefw-t%d-%d-%s" % (base, os.getpid() if hasattr(os, "getpid") else 0, _n[0], name)
+    for suffix in ("", ".tmp"):
+        try:
+            os.remove(p + suffix)
+        except OSError:
+            pass
+    return p
+
+
+def raises(exc, fn, *args, **kw):
+    """Call fn; return the exception of type ``exc`` it raised, or fail."""
+    try:
+        fn(*args, **kw)
+    except exc as e:
+        return e
+    raise AssertionError("%s did not raise %s" % (getattr(fn, "__name__", fn), exc.__name__))
+
+
+def firmware(events=(), initial=None, overrides=None, duration_s=None):
+    """Firmware on the sim board with a scenario given inline."""
+    doc = {"events": list(events)}
+    if initial:
+        doc["initial"] = initial
+    if duration_s:
+        doc["duration_s"] = duration_s
+    sc = parse_scenario(doc, "<test>")
+    from firmware.config import load_config
+    from firmware.journal import Journal
+    from firmware.loop import Firmware
+    from sim.board import SimHardware
+
+    cfg = load_config(None, overrides)
+    hw = SimHardware(boards.get("sim"), sensors=cfg["sensors"], scenario=sc)
+    return Firmware(hw, cfg, Journal(tmp_path("journal.bin")))
+
+
+def run(fw, cycles=None, until_us=None):
+    import asyncio
+
+    asyncio.run(fw.run(cycles=cycles, until_us=until_us))
+    return fw
+
+
+RESET_AT_0_1 = {"at_s": 0.1, "press": "RESET", "for_s": 0.05}
+
+__all__ = ("IS_MP", "tmp_path", "raises", "firmware", "run", "RESET_AT_0_1", "_build")

