@@ -1,10 +1,14 @@
 """The on-flash/on-disk record journal.
 
-An append-only file of frames::
+An append-only file of frames, all integers little-endian::
 
-    u32 little-endian  payload length
-    u32 little-endian  CRC-32 of (length bytes + payload)
-    payload            one CBOR record
+    u32  payload length
+    u32  CRC-32 of everything else in the frame (length, seq, payload)
+    u64  sequence number
+    payload: one CBOR record (which carries the same ``seq``)
+
+The sequence number is in the header so that recovery and the uplink can
+walk the journal without decoding a record.
 
     j = Journal("edgefw-journal.bin", durability="fsync")
     seq = j.append({"k": "trip", "t": 8000000})   # seq is assigned here
@@ -24,34 +28,36 @@ import struct
 
 from firmware import cbor
 from hal.compat import fsync
-from hal.errors import CBORError, JournalError
+from hal.errors import JournalError
 
-_HDR = 8
+_HDR = 16
 MAX_RECORD = 1 << 20
 DURABILITY = ("none", "fsync")
 
 
-def frame(payload):
-    n = len(payload)
-    lb = struct.pack("<I", n)
-    crc = binascii.crc32(payload, binascii.crc32(lb)) & 0xFFFFFFFF
-    return lb + struct.pack("<I", crc) + payload
+def _crc(length_bytes, seq_bytes, payload):
+    return binascii.crc32(payload, binascii.crc32(seq_bytes, binascii.crc32(length_bytes))) & 0xFFFFFFFF
+
+
+def frame(seq, payload):
+    lb = struct.pack("<I", len(payload))
+    sb = struct.pack("<Q", seq)
+    return lb + struct.pack("<I", _crc(lb, sb, payload)) + sb + payload
 
 
 def scan(data):
-    """Yield (offset, payload) for each intact frame from the start of
-    ``data``; stop at the first torn or corrupt one. Returns via
-    StopIteration; the caller learns the good length from the last offset."""
+    """Yield (offset, seq, payload) for each intact frame from the start of
+    ``data``; stop at the first torn or corrupt one."""
     i = 0
     n = len(data)
     while i + _HDR <= n:
-        length, crc = struct.unpack("<II", data[i : i + _HDR])
+        length, crc, seq = struct.unpack("<IIQ", data[i : i + _HDR])
         if length > MAX_RECORD or i + _HDR + length > n:
             return
         payload = data[i + _HDR : i + _HDR + length]
-        if binascii.crc32(payload, binascii.crc32(data[i : i + 4])) & 0xFFFFFFFF != crc:
+        if _crc(data[i : i + 4], data[i + 8 : i + 16], payload) != crc:
             return
-        yield i, payload
+        yield i, seq, payload
         i += _HDR + length
 
 
@@ -78,16 +84,11 @@ class Journal:
             self.size = 0
             return
         good = 0
-        for off, payload in scan(data):
+        for off, seq, payload in scan(data):
             good = off + _HDR + len(payload)
             self.count += 1
-            try:
-                rec = cbor.loads(payload)
-                s = rec.get("seq") if isinstance(rec, dict) else None
-            except CBORError:
-                s = None
-            if isinstance(s, int) and s >= self.next_seq:
-                self.next_seq = s + 1
+            if seq >= self.next_seq:
+                self.next_seq = seq + 1
         if good < len(data):
             self.recovered_bytes = len(data) - good
             _truncate(self.path, data, good)
@@ -98,7 +99,7 @@ class Journal:
         Returns the sequence number."""
         seq = self.next_seq
         record["seq"] = seq
-        fr = frame(cbor.dumps(record))
+        fr = frame(seq, cbor.dumps(record))
         self._f.write(fr)
         if self.durability == "fsync":
             fsync(self._f)
@@ -121,9 +122,8 @@ class Journal:
         self._f.flush()
         with open(self.path, "rb") as f:
             data = f.read()
-        for _off, payload in scan(data):
-            rec = cbor.loads(payload)
-            yield rec.get("seq"), rec
+        for _off, seq, payload in scan(data):
+            yield seq, cbor.loads(payload)
 
 
 def _truncate(path, data, good):

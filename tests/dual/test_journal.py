@@ -37,7 +37,7 @@ def test_torn_tail_is_truncated_at_every_offset():
     j.close()
     with open(p, "rb") as f:
         data = f.read()
-    ends = [off + 8 + len(pl) for off, pl in scan(data)]
+    ends = [off + 16 + len(pl) for off, _seq, pl in scan(data)]
     for cut in range(ends[1], len(data)):
         with open(p, "wb") as f:
             f.write(data[:cut])
@@ -66,10 +66,15 @@ def test_flipped_bit_stops_the_scan():
 
 
 def test_frame_layout():
-    fr = frame(b"\xa0")
+    fr = frame(7, b"\xa0")
     assert fr[:4] == b"\x01\x00\x00\x00"
-    assert fr[8:] == b"\xa0"
-    assert list(scan(fr)) == [(0, b"\xa0")]
+    assert fr[8:16] == b"\x07" + bytes(7)
+    assert fr[16:] == b"\xa0"
+    assert list(scan(fr)) == [(0, 7, b"\xa0")]
+    # a flipped bit in the sequence number is caught by the CRC
+    bad = bytearray(fr)
+    bad[9] ^= 1
+    assert list(scan(bytes(bad))) == []
 
 
 def test_bad_durability_is_refused():

@@ -1,0 +1,68 @@
+"""The dual-target tests under the real MicroPython unix port, the
+heap-lock test, and the 10,000-cycle run in a 128 KB heap."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_micropython
+
+pytestmark = pytest.mark.micropython
+
+DUAL = sorted(p.stem for p in (ROOT / "tests" / "dual").glob("test_*.py"))
+
+
+def _counts(out):
+    m = re.search(r"^(\d+) passed, (\d+) failed$", out, re.M)
+    assert m, out
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.parametrize("module", DUAL)
+def test_dual_module_under_micropython(module, tmp_path):
+    p = run_micropython(["tests/dual/run.py", "tests.dual." + module])
+    passed, failed = _counts(p.stdout)
+    assert failed == 0, p.stdout + p.stderr
+    # every test function of the module ran
+    src = (ROOT / "tests" / "dual" / (module + ".py")).read_text()
+    assert passed == len(re.findall(r"^def test_", src, re.M))
+
+
+def test_safety_path_allocates_nothing():
+    p = run_micropython(["tests/mp_only/heap_lock.py"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "allocation failures 0" in p.stdout
+    assert _counts(p.stdout) == (1, 0)
+
+
+@pytest.mark.slow
+def test_ten_thousand_cycles_in_a_128k_heap(tmp_path):
+    # precompiled as on a device: the chip never compiles source
+    from tools.mpy import build
+
+    build(tmp_path / "mpy")
+    journal = tmp_path / "j.bin"
+    p = run_micropython(["-m", "firmware.app", "--cycles", "10000", "--json", "--journal", str(journal)], heap="128k", cwd=tmp_path / "mpy", path=tmp_path / "mpy")
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert s["cycles"] == 10000
+    assert s["t_us"] == 100000000
+    assert len(s["trips"]) == 1 and 0 <= s["trips"][0]["t_us"] - 8000000 <= 10000
+    assert Path(journal).stat().st_size == s["journal_bytes"]
+
+
+def test_micropython_and_cpython_agree_on_the_default_run(tmp_path):
+    p = run_micropython(["-m", "firmware.app", "--cycles", "2000", "--json", "--journal", str(tmp_path / "mp.bin")], heap="1M")
+    mp = json.loads(p.stdout.strip().splitlines()[-1])
+    from tests.dual._util import run
+    from firmware.app import build
+
+    fw, _ = build("sim", journal=str(tmp_path / "cp.bin"))
+    run(fw, cycles=2000)
+    fw.journal.close()
+    cp = fw.summary()
+    for k in ("cycles", "overruns", "records", "journal_bytes", "trips", "resets", "refused_resets"):
+        assert mp[k] == cp[k], k
+    assert (tmp_path / "mp.bin").read_bytes() == (tmp_path / "cp.bin").read_bytes()
