@@ -4,8 +4,8 @@
     b = cbor.dumps({"seq": 7, "t": 8000000, "v": [1, -2, 3.5]})
     cbor.loads(b)
 
-Encoding is deterministic: shortest integer heads, map keys sorted by their
-encoded bytes, floats in the shortest of half/single/double that keeps the
+Encoding is deterministic: shortest integer heads, map keys sorted by the
+length and then the bytes of their encoding (RFC 7049 canonical order), floats in the shortest of half/single/double that keeps the
 value exactly. Decoding accepts any well-formed CBOR of the types below and
 raises ``CBORError`` (a ``ValueError``) for anything malformed, truncated or
 unsupported, and for maps with duplicate keys (well-formed but not valid
@@ -124,7 +124,9 @@ def _enc(out, obj, depth):
             kb = bytearray()
             _enc(kb, k, depth + 1)
             items.append((bytes(kb), v))
-        items.sort(key=lambda kv: kv[0])
+        # length first, then bytewise: RFC 7049 canonical order, as cbor2
+        # writes with canonical=True
+        items.sort(key=lambda kv: (len(kv[0]), kv[0]))
         _head(out, 5, len(items))
         prev = None
         for kb, v in items:

@@ -16,9 +16,9 @@ arithmetic.
 
 import json
 
+from firmware.channels import SENSOR_TYPES, channel_names
 from hal.errors import ConfigError
 
-from firmware.channels import SENSOR_TYPES, channel_names
 STARTUP = ("manual", "auto")
 DURABILITY = ("none", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference")

@@ -76,7 +76,9 @@ class SimHardware:
         for s in sensors:
             bus = self.buses.get(s["bus"])
             if bus is None:
-                raise BoardError("sensor %r is on bus %r, which the %s board has not got (buses: %s)" % (s["name"], s["bus"], board.NAME, ", ".join(sorted(self.buses))))
+                raise BoardError(
+                    "sensor %r is on bus %r, which the %s board has not got (buses: %s)" % (s["name"], s["bus"], board.NAME, ", ".join(sorted(self.buses)))
+                )
             model = MODELS[s["type"]](s["address"])
             bus.attach(model)
             self.chips[s["name"]] = model

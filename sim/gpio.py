@@ -17,7 +17,7 @@ import array
 
 from hal.compat import const
 
-_LOG = const(512)
+_LOG = const(256)
 
 
 class SimPin:

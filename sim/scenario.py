@@ -94,7 +94,7 @@ def parse_scenario(doc, src="<scenario>"):
                     try:
                         reg = int(reg, 0)
                     except ValueError:
-                        raise ConfigError(src, f + ".fault.register", "a register number such as \"0xF7\"", reg)
+                        raise ConfigError(src, f + ".fault.register", 'a register number such as "0xF7"', reg)
                 if not isinstance(reg, int) or not 0 <= reg <= 255:
                     raise ConfigError(src, f + ".fault.register", "a register number 0..255", reg)
                 e["arg"] = dict(a)

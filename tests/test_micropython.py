@@ -44,7 +44,9 @@ def test_ten_thousand_cycles_in_a_128k_heap(tmp_path):
 
     build(tmp_path / "mpy")
     journal = tmp_path / "j.bin"
-    p = run_micropython(["-m", "firmware.app", "--cycles", "10000", "--json", "--journal", str(journal)], heap="128k", cwd=tmp_path / "mpy", path=tmp_path / "mpy")
+    p = run_micropython(
+        ["-m", "firmware.app", "--cycles", "10000", "--json", "--journal", str(journal)], heap="128k", cwd=tmp_path / "mpy", path=tmp_path / "mpy"
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     s = json.loads(p.stdout.strip().splitlines()[-1])
     assert s["cycles"] == 10000
@@ -56,8 +58,8 @@ def test_ten_thousand_cycles_in_a_128k_heap(tmp_path):
 def test_micropython_and_cpython_agree_on_the_default_run(tmp_path):
     p = run_micropython(["-m", "firmware.app", "--cycles", "2000", "--json", "--journal", str(tmp_path / "mp.bin")], heap="1M")
     mp = json.loads(p.stdout.strip().splitlines()[-1])
-    from tests.dual._util import run
     from firmware.app import build
+    from tests.dual._util import run
 
     fw, _ = build("sim", journal=str(tmp_path / "cp.bin"))
     run(fw, cycles=2000)

@@ -94,7 +94,10 @@ def _print_summary(s, as_json):
     if as_json:
         print(json.dumps(s))
         return
-    print("cycles %d, overruns %d, records %d (%d B journal), permit %s" % (s["cycles"], s["overruns"], s["records"], s["journal_bytes"], "on" if s["permit"] else "off"))
+    print(
+        "cycles %d, overruns %d, records %d (%d B journal), permit %s"
+        % (s["cycles"], s["overruns"], s["records"], s["journal_bytes"], "on" if s["permit"] else "off")
+    )
     for t in s["trips"]:
         print("  trip at t=%.3f s: %s" % (t["t_us"] / 1e6, t["cause"]))
 

@@ -1,0 +1,61 @@
+"""Our CBOR codec against cbor2, and against malformed input."""
+
+import math
+
+import cbor2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware import cbor
+from hal.errors import CBORError
+
+leaves = (
+    st.integers(min_value=-(2**64), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+    | st.booleans()
+    | st.none()
+)
+values = st.recursive(
+    leaves, lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=8) | st.integers(-1000, 1000), kids, max_size=5), max_leaves=25
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values)
+def test_bytes_equal_cbor2_canonical(v):
+    ours = cbor.dumps(v)
+    assert ours == cbor2.dumps(v, canonical=True)
+    back = cbor.loads(ours)
+    assert back == v or (isinstance(v, float) and math.isnan(v))
+
+
+@settings(max_examples=500, deadline=None)
+@given(values)
+def test_decodes_what_cbor2_writes(v):
+    assert cbor.loads(cbor2.dumps(v)) == v
+
+
+@pytest.mark.slow
+@settings(max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=64))
+def test_malformed_input_raises_only_cborerror(data):
+    try:
+        cbor.loads(data)
+    except CBORError:
+        pass
+
+
+@settings(max_examples=1000, deadline=None)
+@given(values, st.data())
+def test_mutated_encodings_raise_only_cborerror(v, data):
+    enc = bytearray(cbor.dumps(v))
+    i = data.draw(st.integers(0, len(enc) - 1))
+    enc[i] ^= data.draw(st.integers(1, 255))
+    cut = data.draw(st.integers(0, len(enc)))
+    try:
+        cbor.loads(bytes(enc[:cut]))
+    except CBORError:
+        pass

@@ -1,0 +1,98 @@
+"""The ``edgefw`` command as a user runs it."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def edgefw():
+    exe = shutil.which("edgefw")
+    if exe is None:
+        pytest.fail("the edgefw command is not installed: pip install -e . (the README's commands do)")
+    return exe
+
+
+def run(*args, timeout=120):
+    return subprocess.run([edgefw(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def last_json(out):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_run_2000_cycles_reports_the_trip_within_one_cycle(tmp_path):
+    p = run("run", "--cycles", "2000", "--json", "--journal", str(tmp_path / "j.bin"))
+    assert p.returncode == 0, p.stderr
+    s = last_json(p.stdout)
+    assert s["cycles"] == 2000 and s["overruns"] == 0
+    assert isinstance(s["records"], int) and s["records"] > 0
+    (trip,) = s["trips"]
+    assert 0 <= trip["t_us"] - 8000000 <= 10000
+    assert trip["cause"] == "env.temperature_c:high"
+    assert s["refused_resets"] == 1 and s["resets"] == 2
+    assert (tmp_path / "j.bin").stat().st_size == s["journal_bytes"]
+
+
+def test_run_under_micropython_gives_the_same_summary(tmp_path):
+    cp = last_json(run("run", "--cycles", "2000", "--json", "--journal", str(tmp_path / "a.bin")).stdout)
+    p = run("run", "--target", "micropython", "--cycles", "2000", "--json", "--journal", str(tmp_path / "b.bin"))
+    assert p.returncode == 0, p.stderr
+    mp = last_json(p.stdout)
+    assert mp["target"] == "micropython"
+    for k in ("cycles", "trips", "records", "journal_bytes"):
+        assert mp[k] == cp[k]
+
+
+def test_live_status_and_ctrl_c_leave_the_permit_off(tmp_path):
+    proc = subprocess.Popen([edgefw(), "run", "--speed", "1", "--journal", str(tmp_path / "j.bin")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    status = [line for line in err.splitlines() if "cycles/s" in line]
+    assert len(status) >= 3  # refreshed several times a second
+    assert "permit" in status[-1] and "journal" in status[-1]
+    assert "permit off" in err
+    assert "permit off" in out
+
+
+def test_bad_config_names_file_and_field(tmp_path):
+    cfg = tmp_path / "edgefw.json"
+    cfg.write_text(json.dumps({"period_ms": "fast"}))
+    p = run("run", "--cycles", "10", "--config", str(cfg))
+    assert p.returncode == 2
+    assert str(cfg) in p.stderr and "period_ms" in p.stderr and "an integer" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_bad_scenario_and_board_are_clear_errors(tmp_path):
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps({"events": [{"at_s": 1, "press": "START"}]}))
+    p = run("run", "--cycles", "10", "--scenario", str(sc))
+    assert p.returncode == 2 and "events[0].press" in p.stderr
+    p = run("run", "--cycles", "10", "--board", "rpi3")
+    assert p.returncode == 2 and "known boards" in p.stderr
+    p = run("run", "--cycles", "10", "--board", "rpi4")
+    assert p.returncode == 2 and "--board sim" in p.stderr
+
+
+def test_environment_override_picks_the_board(tmp_path):
+    env = dict(os.environ, EDGEFW_BOARD="jetson_orin_nano")
+    p = subprocess.run([edgefw(), "run", "--cycles", "5"], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 2 and "jetson_orin_nano" in p.stderr
+
+
+def test_module_entry_point_matches(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "firmware.app", "--cycles", "300", "--json", "--journal", str(tmp_path / "j.bin")], cwd=ROOT, capture_output=True, text=True
+    )
+    assert p.returncode == 0
+    assert last_json(p.stdout)["cycles"] == 300
