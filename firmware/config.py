@@ -23,7 +23,8 @@ STARTUP = ("manual", "auto")
 DURABILITY = ("none", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference")
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")
-INTERLOCK_FIELDS = ("channels", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
+INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
+VOTE_FIELDS = ("name", "channels", "need")
 CHANNEL_FIELDS = ("high", "low", "hysteresis", "on_delay", "rate_per_s", "plausible")
 # (field, default) of a channel rule; null turns a rule off
 CHANNEL_DEFAULTS = (("high", None), ("low", None), ("hysteresis", 0), ("on_delay", 1), ("rate_per_s", None), ("plausible", None))
@@ -154,6 +155,28 @@ def check(cfg, src="<config>"):
             c.num(f + ".plausible[1]", p[1])
             if p[0] >= p[1]:
                 c.fail(f + ".plausible", "[low, high] with low < high", p)
+    il.setdefault("vote", [])
+    if not isinstance(il["vote"], list):
+        c.fail("interlock.vote", "a list of voting groups", il["vote"])
+    vnames = []
+    for k, v in enumerate(il["vote"]):
+        f = "interlock.vote[%d]" % k
+        c.obj(f, v, VOTE_FIELDS)
+        v.setdefault("need", 2)
+        v.setdefault("name", "group%d" % k)
+        c.text(f + ".name", v["name"])
+        if v["name"] in vnames:
+            c.fail(f + ".name", "a unique group name", v["name"])
+        vnames.append(v["name"])
+        chs = v.get("channels")
+        if not isinstance(chs, list) or len(chs) < 2 or len(set(chs)) != len(chs):
+            c.fail(f + ".channels", "a list of two or more distinct channel names", chs)
+        for ch in chs:
+            if ch not in channels:
+                c.fail(f + ".channels", "channel names from: " + ", ".join(channels), ch)
+            if ch not in chans:
+                c.fail(f + ".channels", "channels that have a rule in interlock.channels", ch)
+        c.num(f + ".need", v["need"], 1, len(chs), integer=True)
     c.num("interlock.max_consecutive_overruns", il["max_consecutive_overruns"], 0, 1000, integer=True)
     c.num("interlock.stall_ms", il["stall_ms"], 0, 600000, integer=True)
     if not isinstance(il["estop"], bool):

@@ -18,6 +18,10 @@ Causes (each has one diagnostic code, see ``cause_name``):
   not the process, is wrong)
 * per sensor: BUS (the read raised OSError), STALE (no fresh sample
   within stale_ms)
+* voting group: VOTE (``need`` of its channels vote trip; 2oo3 by
+  default). A member votes trip when it has a cause or its sensor has one;
+  its own causes do not trip alone. With one member faulted the group runs
+  degraded as 1oo2 of the remaining two.
 * global: ESTOP (normally-closed chain open or broken), DEADLINE
   (consecutive overruns over the limit), STALL (the loop stopped longer
   than stall_ms), READBACK (relay contact disagrees with the command past
@@ -73,9 +77,12 @@ _EN_PLAUS = const(8)
 
 
 class Interlock:
-    def __init__(self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual"):
+    def __init__(
+        self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual", votes=()
+    ):
         """``channels``/``sensors``: names; ``rules``: channel -> rule dict in
-        real units; ``sensor_of[i]``: sensor index of channel i."""
+        real units; ``sensor_of[i]``: sensor index of channel i; ``votes``:
+        list of {"name", "channels", "need"} voting groups."""
         n = len(channels)
         self.channels = channels
         self.sensors = sensors
@@ -113,6 +120,7 @@ class Interlock:
             self.ondelay[i] = r.get("on_delay", 1)
             self.en[i] = en
         self.stale_us = array.array("i", [ms * 1000 for ms in stale_ms])
+        self._init_votes(votes, rules)
         self.use_estop = estop
         self.use_readback = readback
         self.grace_us = readback_grace_ms * 1000
@@ -130,6 +138,8 @@ class Interlock:
         self.last_fresh = array.array("i", [0] * self.ns)
         self.gact = 0
         self.gprev = 0
+        self.vact = 0
+        self.vprev = 0
         self.tripped = 1
         self.trips = 0
         self.resets = 0
@@ -142,6 +152,7 @@ class Interlock:
         self.ev_kind = bytearray(_EV_CAP)
         self.ev_slot = array.array("i", [0] * _EV_CAP)
         self.ev_g = bytearray(_EV_CAP)
+        self.ev_v = array.array("i", [0] * _EV_CAP)
         self.ev_s = bytearray(_EV_CAP * max(1, self.ns))
         self.ev_c = bytearray(_EV_CAP * max(1, n))
         self.ev_head = 0
@@ -165,7 +176,34 @@ class Interlock:
             readback=il["readback"]["enabled"],
             readback_grace_ms=il["readback"]["grace_ms"],
             startup=cfg["startup"],
+            votes=il["vote"],
         )
+
+    def _init_votes(self, votes, rules):
+        """Voting groups: a member channel with a cause, or whose sensor has
+        one, votes trip; the group trips at ``need`` votes. Causes of voted
+        channels (and of sensors whose every ruled channel is voted) trip
+        only through their group."""
+        self.vote_names = [v["name"] for v in votes]
+        self.vote_need = bytearray([v["need"] for v in votes])
+        self.voted = bytearray(self.n)
+        members = []
+        start = []
+        for v in votes:
+            start.append(len(members))
+            for ch in v["channels"]:
+                i = self.channels.index(ch)
+                members.append(i)
+                self.voted[i] = 1
+        start.append(len(members))
+        self.vote_members = bytearray(members)
+        self.vote_start = bytearray(start)
+        self.nv = len(votes)
+        self.svoted = bytearray(self.ns)
+        for s in range(self.ns):
+            ruled = [i for i in range(self.n) if self.sensor_of[i] == s and (rules.get(self.channels[i]) or self.voted[i])]
+            if ruled and all(self.voted[i] for i in ruled):
+                self.svoted[s] = 1
 
     # ------------------------------------------------------------------
     def step(self, now, values, status, estop, reset, readback, deadline, stall, ml):
@@ -219,20 +257,37 @@ class Interlock:
             else:
                 self._mismatch = 0
         self.gact = g
+        # voting groups
+        v = 0
+        k = 0
+        while k < self.nv:
+            votes = 0
+            m = self.vote_start[k]
+            while m < self.vote_start[k + 1]:
+                i = self.vote_members[m]
+                if self.cact[i] or self.sact[self.sensor_of[i]]:
+                    votes += 1
+                m += 1
+            if votes >= self.vote_need[k]:
+                v |= 1 << k
+            k += 1
+        self.vact = v
         # decision
-        active = g
-        new = g & ~self.gprev
+        active = g | v
+        new = (g & ~self.gprev) | (v & ~self.vprev)
         i = 0
         while i < self.n:
-            c = self.cact[i]
-            active |= c
-            new |= c & ~self.cprev[i]
+            if not self.voted[i]:
+                c = self.cact[i]
+                active |= c
+                new |= c & ~self.cprev[i]
             i += 1
         s = 0
         while s < self.ns:
-            c = self.sact[s]
-            active |= c
-            new |= c & ~self.sprev[s]
+            if not self.svoted[s]:
+                c = self.sact[s]
+                active |= c
+                new |= c & ~self.sprev[s]
             s += 1
         edge = reset and not self._reset_prev
         self._reset_prev = 1 if reset else 0
@@ -253,6 +308,7 @@ class Interlock:
         elif new and self.tripped:
             self._event(EV_CAUSE)
         self.gprev = g
+        self.vprev = v
         i = 0
         while i < self.n:
             self.cprev[i] = self.cact[i]
@@ -316,6 +372,7 @@ class Interlock:
         self.ev_kind[k] = kind
         self.ev_slot[k] = self.slot
         self.ev_g[k] = self.gact
+        self.ev_v[k] = self.vact
         base = k * self.ns
         s = 0
         while s < self.ns:
@@ -332,10 +389,13 @@ class Interlock:
     # Outside the safety path: these allocate.
     def active_causes(self):
         """Names of the causes active now."""
-        return self._names(self.gact, self.sact, 0, self.cact, 0)
+        return self._names(self.gact, self.vact, self.sact, 0, self.cact, 0)
 
-    def _names(self, g, smasks, sbase, cmasks, cbase):
+    def _names(self, g, v, smasks, sbase, cmasks, cbase):
         out = []
+        for k in range(self.nv):
+            if v & (1 << k):
+                out.append((0x4000 + k, "vote:" + self.vote_names[k]))
         for b in range(len(GLOBAL_CAUSES)):
             if g & (1 << b):
                 out.append((0x3000 + b, GLOBAL_CAUSES[b]))
@@ -356,15 +416,17 @@ class Interlock:
         out = []
         while self.ev_count:
             k = self.ev_head
-            out.append((EVENT_NAMES[self.ev_kind[k]], self.ev_slot[k], self._names(self.ev_g[k], self.ev_s, k * self.ns, self.ev_c, k * self.n)))
+            out.append((EVENT_NAMES[self.ev_kind[k]], self.ev_slot[k], self._names(self.ev_g[k], self.ev_v[k], self.ev_s, k * self.ns, self.ev_c, k * self.n)))
             self.ev_head = (k + 1) % _EV_CAP
             self.ev_count -= 1
         return out
 
 
-def cause_name(code, channels, sensors):
+def cause_name(code, channels, sensors, votes=()):
     """The name of a diagnostic code."""
     kind, rest = code >> 12, code & 0xFFF
+    if kind == 4:
+        return "vote:" + votes[rest]
     if kind == 3:
         return GLOBAL_CAUSES[rest]
     if kind == 2:

@@ -143,3 +143,69 @@ def test_journal_has_windows_and_events():
     trip = [r for r in recs if r["k"] == "trip"][0]
     assert trip["causes"] == [[0x1000, "env.temperature_c:high"]]
     j.close()
+
+
+def _three_thermometers():
+    sensors = [
+        {"name": "t1", "type": "bme280", "bus": "I2C0", "address": 0x76},
+        {"name": "t2", "type": "bme280", "bus": "I2C0", "address": 0x77},
+        {"name": "t3", "type": "bme280", "bus": "I2C1", "address": 0x76},
+    ]
+    rule = {"high": 60.0, "hysteresis": 2.0}
+    return {
+        "sensors": sensors,
+        "interlock": {
+            "channels": {"t1.temperature_c": rule, "t2.temperature_c": rule, "t3.temperature_c": rule},
+            "vote": [{"name": "oven", "channels": ["t1.temperature_c", "t2.temperature_c", "t3.temperature_c"], "need": 2}],
+            "readback": {"enabled": False, "grace_ms": 50},
+        },
+    }
+
+
+def test_two_out_of_three_voting():
+    fw = firmware(
+        [
+            RESET_AT_0_1,
+            {"at_s": 0.3, "set": {"t1.temperature_c": 75.0}},  # one vote: no trip
+            {"at_s": 0.6, "set": {"t3.temperature_c": 75.0}},  # two votes: trip
+        ],
+        overrides=_three_thermometers(),
+    )
+    run(fw, until_us=1000000)
+    assert [t["cause"] for t in fw.trips] == ["vote:oven+t1.temperature_c:high+t3.temperature_c:high"]
+    assert 0 <= fw.trips[0]["t_us"] - 600000 <= PERIOD_US
+    assert fw.trips[0]["codes"][0] == 0x4000
+
+
+def test_voting_degrades_to_one_out_of_two_with_a_dead_sensor():
+    fw = firmware(
+        [
+            RESET_AT_0_1,
+            {"at_s": 0.3, "fault": {"sensor": "t2", "kind": "nodev"}},  # votes trip, alone: no trip
+            {"at_s": 0.6, "set": {"t1.temperature_c": 75.0}},  # second vote: trip
+        ],
+        overrides=_three_thermometers(),
+    )
+    run(fw, until_us=1000000)
+    assert len(fw.trips) == 1
+    assert 0 <= fw.trips[0]["t_us"] - 600000 <= PERIOD_US
+    assert "t2:bus" in fw.trips[0]["cause"] and "vote:oven" in fw.trips[0]["cause"]
+
+
+def test_reset_allowed_with_one_vote_left():
+    fw = firmware(
+        [
+            RESET_AT_0_1,
+            {"at_s": 0.3, "set": {"t1.temperature_c": 75.0, "t2.temperature_c": 75.0}},
+            {"at_s": 0.5, "set": {"t2.temperature_c": 20.0}},
+            {"at_s": 0.7, "press": "RESET"},
+        ],
+        overrides=_three_thermometers(),
+    )
+    run(fw, until_us=1000000)
+    assert len(fw.trips) == 1 and fw.interlock.resets == 2
+    # on at the first reset, off at the trip, on at the reset with t1 still
+    # hot, off when run() ends
+    edges = _permit_edges(fw)
+    assert [v for _t, v in edges] == [1, 0, 1, 0]
+    assert 700000 <= edges[2][0] <= 700000 + PERIOD_US
