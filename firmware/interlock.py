@@ -77,9 +77,7 @@ _EN_PLAUS = const(8)
 
 
 class Interlock:
-    def __init__(
-        self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual", votes=()
-    ):
+    def __init__(self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual", votes=()):
         """``channels``/``sensors``: names; ``rules``: channel -> rule dict in
         real units; ``sensor_of[i]``: sensor index of channel i; ``votes``:
         list of {"name", "channels", "need"} voting groups."""

@@ -131,6 +131,8 @@ class Firmware:
     async def run(self, cycles=None, until_us=None, on_status=None, status_every=25):
         clock = self.clock
         period = self.period_us
+        if self.inference is not None:
+            self.inference.start()
         try:
             next_t = clock.ticks_us()
             last_start = None
@@ -165,6 +167,8 @@ class Firmware:
                 await clock.wait_us(ticks_diff(next_t, clock.ticks_us()))
         finally:
             self.safe()
+            if self.inference is not None:
+                self.inference.stop()
             if self.recorder.n_samples():
                 self.recorder.close_window(self.slot)
             if self.journal is not None:

@@ -65,9 +65,9 @@ class SimUART:
 
 
 class SimHardware:
-    def __init__(self, board, sensors=(), scenario=None, speed=0.0, relay_delay_us=5000):
+    def __init__(self, board, sensors=(), scenario=None, speed=0.0, relay_delay_us=5000, clock=None):
         self.board = board
-        self.clock = VirtualClock(speed)
+        self.clock = clock if clock is not None else VirtualClock(speed)
         self.gpio = SimGPIO(self.clock)
         self.buses = {}
         for role, spec in board.I2C.items():

@@ -3,6 +3,7 @@
     edgefw run [--board B] [--config F] [--scenario F] [--cycles N] [--json]
                [--journal F] [--speed X] [--target cpython|micropython]
     edgefw mpy-build OUT
+    edgefw bench interlock [--trials N] [--json]
 
 ``edgefw run`` with no options runs the firmware on the sim board with the
 shipped config and scenario, in real time, with a live status line, until
@@ -21,8 +22,7 @@ import time
 from pathlib import Path
 
 from hal.errors import EdgefwError
-
-ROOT = Path(__file__).resolve().parent.parent
+from tools.cli_util import ROOT
 
 
 class Status:
@@ -164,10 +164,18 @@ def make_parser():
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
     m.add_argument("out")
     m.set_defaults(fn=cmd_mpy_build)
+    sub.add_parser("bench", help="benchmarks: edgefw bench interlock [--json]", add_help=False)
     return p
 
 
 def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["bench"]:
+        # benchmarks parse their own options
+        from tools.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = make_parser().parse_args(argv)
     return args.fn(args)
 

