@@ -250,7 +250,7 @@ class Interlock:
                 if not self._mismatch:
                     self._mismatch = 1
                     self._mismatch_since = now
-                elif ticks_diff(now, self._mismatch_since) > self.grace_us:
+                elif ticks_diff(now, self._mismatch_since) >= self.grace_us:
                     g |= G_READBACK
             else:
                 self._mismatch = 0

@@ -71,6 +71,7 @@ class Firmware:
         self.wdt = hw.wdt(il["watchdog_ms"]) if il["watchdog_ms"] else None
         self.cycles = 0
         self.slot = 0
+        self.stamp_slot = 0
         self.overruns = 0
         self.consec = 0
         self.deadline = 0
@@ -101,7 +102,7 @@ class Firmware:
         self.sense()
         inf = self.inference
         il = self.interlock
-        il.slot = self.slot
+        il.slot = self.stamp_slot
         p = il.step(
             now,
             self.values,
@@ -142,6 +143,10 @@ class Firmware:
                 if until_us is not None and self.slot * period >= until_us:
                     break
                 start = clock.ticks_us()
+                behind = ticks_diff(start, next_t)
+                # events are stamped with the slot the cycle actually ran in,
+                # which after a stall is later than the one it was due in
+                self.stamp_slot = self.slot + (behind // period if behind > 0 else 0)
                 stall = 1 if (self.stall_us and last_start is not None and ticks_diff(start, last_start) > self.stall_us) else 0
                 last_start = start
                 self.safety_cycle(start, stall)

@@ -39,9 +39,19 @@ def parse_scenario(doc, src="<scenario>"):
     if not isinstance(doc, dict):
         raise ConfigError(src, "(top level)", "a JSON object")
     for k in doc:
-        if k not in ("description", "duration_s", "initial", "events"):
-            raise ConfigError(src, k, "one of description, duration_s, initial, events (unknown field)")
-    out = {"description": doc.get("description", ""), "duration_us": None, "initial": {}, "events": []}
+        if k not in ("description", "duration_s", "initial", "events", "expect"):
+            raise ConfigError(src, k, "one of description, duration_s, initial, events, expect (unknown field)")
+    out = {"description": doc.get("description", ""), "duration_us": None, "initial": {}, "events": [], "expect": None}
+    if "expect" in doc:
+        ex = doc["expect"]
+        if not isinstance(ex, dict) or list(ex) != ["trips"] or not isinstance(ex["trips"], list):
+            raise ConfigError(src, "expect", 'an object {"trips": [{"cause": ..., "at_s": ...}, ...]}', ex)
+        out["expect"] = []
+        for i, t in enumerate(ex["trips"]):
+            f = "expect.trips[%d]" % i
+            if not isinstance(t, dict) or not isinstance(t.get("cause"), str):
+                raise ConfigError(src, f + ".cause", "the cause name the trip must report", t)
+            out["expect"].append({"cause": t["cause"], "at_us": int(round(_num(src, f + ".at_s", t.get("at_s")) * 1000000))})
     if "duration_s" in doc:
         d = _num(src, "duration_s", doc["duration_s"])
         if d <= 0:

@@ -44,7 +44,7 @@ def main():
     gc.collect()
     for slot in range(n):
         now = clk.ticks_us()
-        fw.slot = slot
+        fw.slot = fw.stamp_slot = slot
         micropython.heap_lock()
         try:
             fw.safety_cycle(now, 0)
