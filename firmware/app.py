@@ -97,6 +97,8 @@ def main(argv=None):
         # every EdgefwError is one of these (see hal.errors)
         sys.stderr.write("edgefw: %s\n" % (e,))
         return 2
+    if hasattr(sys, "atexit"):
+        sys.atexit(fw.safe)  # any orderly interpreter exit leaves outputs safe
     until = sc["duration_us"] if (sc and o["cycles"] is None) else None
     asyncio.run(fw.run(cycles=o["cycles"], until_us=until))
     fw.journal.close()

@@ -62,6 +62,8 @@ class SimGPIO:
         self._level = bytearray(log)
         self._n = 0
         self.dropped = 0
+        # mirror(line, level) is told of every output write (sim.bench)
+        self.mirror = None
 
     def pin(self, line, mode, pull=None, name=None):
         return SimPin(self, line, mode, pull, name)
@@ -79,6 +81,8 @@ class SimGPIO:
     def drive(self, line, level):
         if self.in_reset and not self.driven[line]:
             level = 0
+        if self.mirror is not None:
+            self.mirror(line, level)
         if self.levels[line] != level:
             self.levels[line] = level
             self._log(line, level)

@@ -13,9 +13,11 @@ as fast as the machine goes, unless ``--speed`` says otherwise.
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +65,14 @@ class Status:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the loop is, so its finally runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def _run_micropython(args):
@@ -114,15 +124,28 @@ def cmd_run(args):
     except (EdgefwError, OSError) as e:
         print("edgefw: %s" % e, file=sys.stderr)
         return 2
+    if args.bench:
+        if fw.hw.board.FAMILY != "sim":
+            print("edgefw: --bench is for the sim board", file=sys.stderr)
+            return 2
+        from sim.bench import Bench
+
+        Bench(args.bench, fw.hw.line("RELAY_PERMIT"), hold_ms=max(3 * fw.cfg["period_ms"], 20)).attach(fw.hw)
     until = sc["duration_us"] if (sc and args.cycles is None) else None
     status = Status(sys.stderr) if not args.json else None
-    interrupted = False
+    interrupted = None
+    # SIGTERM (systemd stop, kill) unwinds like Ctrl-C: through fw.run's
+    # finally, which drives the permit low first; atexit covers any other
+    # orderly interpreter exit
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    atexit.register(fw.safe)
     t0 = time.perf_counter()
     try:
         asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=status))
     except KeyboardInterrupt:
-        # fw.run's finally has already driven the permit low
-        interrupted = True
+        interrupted = "Ctrl-C"
+    except Terminated:
+        interrupted = "SIGTERM"
     wall = time.perf_counter() - t0
     fw.journal.close()
     if status:
@@ -133,10 +156,10 @@ def cmd_run(args):
     s["wall_s"] = round(wall, 3)
     s["cycles_per_s"] = round(fw.cycles / wall, 1) if wall > 0 else None
     if interrupted:
-        s["interrupted"] = True
-        print("edgefw: stopped by Ctrl-C; permit off", file=sys.stderr)
+        s["interrupted"] = interrupted
+        print("edgefw: stopped by %s; permit off" % interrupted, file=sys.stderr)
     _print_summary(s, args.json)
-    return 130 if interrupted else 0
+    return {"Ctrl-C": 130, "SIGTERM": 143}.get(interrupted, 0)
 
 
 def cmd_mpy_build(args):
@@ -159,6 +182,7 @@ def make_parser():
     r.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
     r.add_argument("--speed", type=float, help="virtual time per wall second on the sim board; 0 = as fast as possible")
     r.add_argument("--target", choices=("cpython", "micropython"), default="cpython", help="interpreter to run the firmware in")
+    r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     r.add_argument("--heap", default="256k", help="MicroPython heap size with --target micropython")
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
