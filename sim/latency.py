@@ -72,7 +72,7 @@ def _config(period_ms):
     )
 
 
-def _stalled_stage(channels, period_ms):
+def _stalled_stage(channels, period_ms, kind="stall"):
     from firmware.inference import InferenceStage
 
     if MP:
@@ -87,6 +87,18 @@ def _stalled_stage(channels, period_ms):
                     pass
                 await asyncio.sleep(0)
             return 0.0
+
+    elif kind == "raise":
+
+        def infer(window):
+            raise ValueError("model failed")
+
+    elif kind == "hang":
+
+        def infer(window):
+            import threading
+
+            threading.Event().wait()
 
     else:
         import time
@@ -110,7 +122,7 @@ def _percentile(sorted_vals, q):
     return sorted_vals[k]
 
 
-def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None):
+def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="stall"):
     import random
 
     random.seed(seed)
@@ -118,7 +130,7 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None):
     clock = WallClock()
     hw = SimHardware(boards.get("sim"), sensors=cfg["sensors"], clock=clock)
     chip = hw.chips["env"]
-    stage = _stalled_stage(["env.temperature_c", "env.humidity_pct", "env.pressure_hpa"], period_ms) if stalled else None
+    stage = _stalled_stage(["env.temperature_c", "env.humidity_pct", "env.pressure_hpa"], period_ms, kind) if stalled else None
     if stage is not None and mode:
         stage.mode = mode
     fw = Firmware(hw, cfg, None, stage)
@@ -179,6 +191,7 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None):
     }
     if stage is not None:
         res["inference_windows"] = stage.windows
+        res["inference_errors"] = stage.errors
     return res
 
 
