@@ -48,8 +48,22 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     del load_config
     _unload_checkers()
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
-    j = Journal(journal or cfg["record"]["journal"], cfg["record"]["durability"])
+    j = open_journal(cfg, journal)
     return Firmware(hw, cfg, j, inference), sc
+
+
+def open_journal(cfg, path=None):
+    r = cfg["record"]
+    return Journal(
+        path or r["journal"],
+        r["durability"],
+        segment_bytes=r["segment_bytes"],
+        cap_bytes=r["cap_bytes"],
+        full_policy=r["full_policy"],
+        ttl_s={0: r["ttl_s"]["events"], 1: r["ttl_s"]["telemetry"]},
+        group_records=r["group_records"],
+        group_ms=r["group_ms"],
+    )
 
 
 def _unload_checkers():

@@ -20,7 +20,7 @@ from firmware.channels import SENSOR_TYPES, channel_names
 from hal.errors import ConfigError
 
 STARTUP = ("manual", "auto")
-DURABILITY = ("none", "fsync")
+DURABILITY = ("none", "group", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference")
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")
 INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
@@ -29,7 +29,9 @@ CHANNEL_FIELDS = ("high", "low", "hysteresis", "on_delay", "rate_per_s", "plausi
 # (field, default) of a channel rule; null turns a rule off
 CHANNEL_DEFAULTS = (("high", None), ("low", None), ("hysteresis", 0), ("on_delay", 1), ("rate_per_s", None), ("plausible", None))
 READBACK_FIELDS = ("enabled", "grace_ms")
-RECORD_FIELDS = ("window_ms", "journal", "durability")
+RECORD_FIELDS = ("window_ms", "journal", "durability", "segment_bytes", "cap_bytes", "full_policy", "ttl_s", "group_records", "group_ms")
+TTL_FIELDS = ("events", "telemetry")
+FULL_POLICIES = ("drop_oldest", "pause")
 INFERENCE_FIELDS = ("enabled",)
 
 
@@ -192,6 +194,15 @@ def check(cfg, src="<config>"):
     c.num("record.window_ms", rec["window_ms"], cfg["period_ms"], 3600000, integer=True)
     c.text("record.journal", rec["journal"])
     c.choice("record.durability", rec["durability"], DURABILITY)
+    c.num("record.segment_bytes", rec["segment_bytes"], 1024, 1 << 30, integer=True)
+    c.num("record.cap_bytes", rec["cap_bytes"], rec["segment_bytes"], 1 << 40, integer=True)
+    c.choice("record.full_policy", rec["full_policy"], FULL_POLICIES)
+    ttl = c.obj("record.ttl_s", rec["ttl_s"], TTL_FIELDS)
+    for k in TTL_FIELDS:
+        ttl.setdefault(k, None)
+        c.num("record.ttl_s." + k, ttl[k], 1, null=True)
+    c.num("record.group_records", rec["group_records"], 1, 1 << 20, integer=True)
+    c.num("record.group_ms", rec["group_ms"], 1, 3600000, integer=True)
     inf = c.obj("inference", cfg["inference"], INFERENCE_FIELDS)
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])

@@ -1,134 +1,500 @@
-"""The on-flash/on-disk record journal.
+"""The store: a segmented, bounded, power-safe journal of records.
 
-An append-only file of frames, all integers little-endian::
+    j = Journal("edgefw-journal", durability="group", cap_bytes=4 << 20)
+    seq = j.append({"k": "trip", "t": 8000000}, PRIO_EVENT)
+    q, batch = j.read_batch(max_records=100, max_bytes=65536)   # events first
+    ...publish, wait for the broker's PUBACK...
+    j.ack(q, batch[-1][0])          # only now may those records go
 
-    u32  payload length
-    u32  CRC-32 of everything else in the frame (length, seq, payload)
-    u64  sequence number
-    payload: one CBOR record (which carries the same ``seq``)
+Layout: one directory, a sub-directory per priority (``q0`` events, ``q1``
+telemetry), each holding segment files named by their first sequence
+number and an ``ack`` file with the last acknowledged sequence number.
+A frame, integers little-endian::
 
-The sequence number is in the header so that recovery and the uplink can
-walk the journal without decoding a record.
+    u32 payload length
+    u32 CRC-32 of the rest of the frame (length, seq, created, payload)
+    u64 sequence number (per device, increasing across restarts)
+    u32 created, wall-clock seconds (for TTL)
+    payload: one CBOR record
 
-    j = Journal("edgefw-journal.bin", durability="fsync")
-    seq = j.append({"k": "trip", "t": 8000000})   # seq is assigned here
-    for seq, rec in j.records(): ...
+Power loss: opening scans every segment. A torn tail of the newest segment
+is truncated (``recovered_bytes``); a damaged frame elsewhere is skipped up
+to the next frame whose CRC holds, and counted (``corrupt_skipped``),
+never delivered. The ack file is replaced atomically (write, sync,
+rename). A record is deleted only when its whole segment is acknowledged.
 
-Opening recovers from a power cut: the frames are scanned, a torn or
-corrupt tail is truncated (``recovered_bytes`` says how much), and the next
-sequence number continues after the last good record, so sequence numbers
-keep increasing across restarts.
+Durability (``durability``): ``fsync`` syncs every record; ``group``
+syncs every ``group_records`` records or ``group_ms`` milliseconds,
+whichever comes first; ``none`` leaves it to the OS. On the MicroPython
+unix port a sync is a ``flush`` (there is no ``os.fsync``): data survive a
+killed process, not a power cut. On a LittleFS flash filesystem ``flush``
+commits the file, which is what makes it power-safe there.
 
-Durability: ``fsync`` syncs every record; ``none`` leaves it to the OS.
-See ``hal.compat.fsync`` for what a sync means on each port.
+Bounds: ``cap_bytes`` over all segments. When a record does not fit,
+``full_policy`` ``drop_oldest`` deletes the oldest segment of the lowest
+priority (telemetry before events) and counts its unacknowledged records
+in ``dropped_cap``; ``pause`` refuses the new record and counts it in
+``refused``. ``ttl_s`` (per priority, seconds or None) drops records
+older than that before they are sent, counted in ``dropped_ttl``.
 """
 
 import binascii
+import os
 import struct
+import time
 
 from firmware import cbor
 from hal.compat import fsync
 from hal.errors import JournalError
 
-_HDR = 16
+HDR = 20
 MAX_RECORD = 1 << 20
-DURABILITY = ("none", "fsync")
+DURABILITY = ("none", "group", "fsync")
+FULL_POLICIES = ("drop_oldest", "pause")
+PRIO_EVENT = 0
+PRIO_TELEMETRY = 1
+PRIORITIES = (PRIO_EVENT, PRIO_TELEMETRY)
 
 
-def _crc(length_bytes, seq_bytes, payload):
-    return binascii.crc32(payload, binascii.crc32(seq_bytes, binascii.crc32(length_bytes))) & 0xFFFFFFFF
+def _crc(frame_wo_crc_head, rest):
+    return binascii.crc32(rest, binascii.crc32(frame_wo_crc_head)) & 0xFFFFFFFF
 
 
-def frame(seq, payload):
+def frame(seq, payload, created=0):
     lb = struct.pack("<I", len(payload))
-    sb = struct.pack("<Q", seq)
-    return lb + struct.pack("<I", _crc(lb, sb, payload)) + sb + payload
+    rest = struct.pack("<QI", seq, created) + payload
+    return lb + struct.pack("<I", _crc(lb, rest)) + rest
 
 
-def scan(data):
-    """Yield (offset, seq, payload) for each intact frame from the start of
-    ``data``; stop at the first torn or corrupt one."""
+def _frame_at(data, i, n):
+    """The frame at offset i as (length, seq, created), or None."""
+    if i + HDR > n:
+        return None
+    length, crc, seq, created = struct.unpack("<IIQI", data[i : i + HDR])
+    if length > MAX_RECORD or i + HDR + length > n:
+        return None
+    if _crc(data[i : i + 4], data[i + 8 : i + HDR + length]) != crc:
+        return None
+    return length, seq, created
+
+
+def scan(data, stats=None):
+    """Yield (offset, seq, created, payload) for every intact frame. A
+    damaged region is skipped up to the next intact frame; its size goes
+    to ``stats["skipped"]``, and ``stats["end"]`` is where the last intact
+    frame ends (anything after it is a torn tail)."""
     i = 0
     n = len(data)
-    while i + _HDR <= n:
-        length, crc, seq = struct.unpack("<IIQ", data[i : i + _HDR])
-        if length > MAX_RECORD or i + _HDR + length > n:
-            return
-        payload = data[i + _HDR : i + _HDR + length]
-        if _crc(data[i : i + 4], data[i + 8 : i + 16], payload) != crc:
-            return
-        yield i, seq, payload
-        i += _HDR + length
+    end = 0
+    skipped = 0
+    while i + HDR <= n:
+        f = _frame_at(data, i, n)
+        if f is None:
+            # resynchronise: the next offset where a whole frame checks out
+            j = i + 1
+            while j + HDR <= n and _frame_at(data, j, n) is None:
+                j += 1
+            if j + HDR > n:
+                break
+            skipped += j - i
+            i = j
+            continue
+        length, seq, created = f
+        yield i, seq, created, data[i + HDR : i + HDR + length]
+        i += HDR + length
+        end = i
+    if stats is not None:
+        stats["skipped"] = skipped
+        stats["end"] = end
+
+
+def _join(a, b):
+    return a + "/" + b
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def _makedirs(p):
+    cur = "/" if p.startswith("/") else ""
+    for part in p.split("/"):
+        if not part:
+            continue
+        cur = cur + part if (not cur or cur.endswith("/")) else cur + "/" + part
+        if not _exists(cur):
+            try:
+                os.mkdir(cur)
+            except OSError as e:
+                raise JournalError("cannot create journal directory %s: %s" % (cur, e))
+
+
+def _wall_s():
+    return int(time.time())
+
+
+def _ms():
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms()
+    return int(time.monotonic() * 1000)
+
+
+class _Segment:
+    __slots__ = ("first", "last", "path", "size", "n")
+
+    def __init__(self, first, path):
+        self.first = first
+        self.last = 0
+        self.path = path
+        self.size = 0
+        self.n = 0
 
 
 class Journal:
-    def __init__(self, path, durability="none"):
+    def __init__(
+        self,
+        path,
+        durability="none",
+        segment_bytes=1 << 20,
+        cap_bytes=64 << 20,
+        full_policy="drop_oldest",
+        ttl_s=None,
+        group_records=64,
+        group_ms=200,
+        now=_wall_s,
+    ):
         if durability not in DURABILITY:
             raise JournalError("journal durability must be one of %s, got %r" % (", ".join(DURABILITY), durability))
+        if full_policy not in FULL_POLICIES:
+            raise JournalError("journal full_policy must be one of %s, got %r" % (", ".join(FULL_POLICIES), full_policy))
+        if segment_bytes > cap_bytes:
+            raise JournalError("journal segment_bytes (%d) must not exceed cap_bytes (%d)" % (segment_bytes, cap_bytes))
         self.path = path
         self.durability = durability
+        self.segment_bytes = segment_bytes
+        self.cap_bytes = cap_bytes
+        self.full_policy = full_policy
+        self.ttl_s = ttl_s or {}
+        self.group_records = group_records
+        self.group_ms = group_ms
+        self.now = now
         self.next_seq = 1
-        self.count = 0
         self.recovered_bytes = 0
-        self._recover()
-        try:
-            self._f = open(path, "ab")
-        except OSError as e:
-            raise JournalError("cannot open journal %s for appending: %s" % (path, e))
+        self.corrupt_skipped = 0
+        self.dropped_cap = 0
+        self.dropped_ttl = 0
+        self.refused = 0
+        self.appended = 0
+        self._segs = {}
+        self._acked = {}
+        self._f = {}
+        self._unsynced = 0
+        self._last_sync = _ms()
+        self._cache = (None, 0, None)
+        _makedirs(path)
+        for q in PRIORITIES:
+            self._open_queue(q)
 
-    def _recover(self):
+    # --- opening ------------------------------------------------------------
+    def _qdir(self, q):
+        return _join(self.path, "q%d" % q)
+
+    def _open_queue(self, q):
+        d = self._qdir(q)
+        _makedirs(d)
+        acked = 0
         try:
-            with open(self.path, "rb") as f:
+            with open(_join(d, "ack")) as f:
+                acked = int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            acked = 0
+        self._acked[q] = acked
+        names = sorted(n for n in os.listdir(d) if n.endswith(".seg"))
+        segs = []
+        for k, name in enumerate(names):
+            p = _join(d, name)
+            with open(p, "rb") as f:
                 data = f.read()
-        except OSError:
-            self.size = 0
-            return
-        good = 0
-        for off, seq, payload in scan(data):
-            good = off + _HDR + len(payload)
-            self.count += 1
-            if seq >= self.next_seq:
-                self.next_seq = seq + 1
-        if good < len(data):
-            self.recovered_bytes = len(data) - good
-            _truncate(self.path, data, good)
-        self.size = good
+            st = {}
+            seg = _Segment(int(name[:-4]), p)
+            for _off, seq, _c, _pl in scan(data, st):
+                seg.n += 1
+                seg.last = seq
+            self.corrupt_skipped += st["skipped"]
+            if st["end"] < len(data):
+                if k == len(names) - 1:
+                    # a torn tail: the write a power cut interrupted
+                    self.recovered_bytes += len(data) - st["end"]
+                    _truncate(p, data, st["end"])
+                else:
+                    self.corrupt_skipped += len(data) - st["end"]
+            seg.size = st["end"] if k == len(names) - 1 else len(data)
+            if seg.n == 0 and k < len(names) - 1:
+                os.remove(p)
+                continue
+            segs.append(seg)
+            if seg.last >= self.next_seq:
+                self.next_seq = seg.last + 1
+        if acked >= self.next_seq:
+            self.next_seq = acked + 1
+        self._segs[q] = segs
+        self._gc(q)
 
-    def append(self, record):
-        """Give ``record`` (a dict) the next sequence number and append it.
-        Returns the sequence number."""
+    # --- appending ------------------------------------------------------------
+    @property
+    def size(self):
+        return sum(s.size for q in PRIORITIES for s in self._segs[q])
+
+    @property
+    def count(self):
+        return sum(s.n for q in PRIORITIES for s in self._segs[q])
+
+    def pending(self, q=None):
+        """Records not yet acknowledged (in whole or part-acked segments
+        this is an upper bound only for the oldest segment)."""
+        qs = PRIORITIES if q is None else (q,)
+        n = 0
+        for qq in qs:
+            for s in self._segs[qq]:
+                if s.last > self._acked[qq]:
+                    n += s.n
+        return n
+
+    def append(self, record, priority=PRIO_TELEMETRY):
+        """Assign the next sequence number, append, and return it; 0 when
+        the journal is full and the policy is ``pause``."""
         seq = self.next_seq
         record["seq"] = seq
-        fr = frame(seq, cbor.dumps(record))
-        self._f.write(fr)
-        if self.durability == "fsync":
-            fsync(self._f)
+        fr = frame(seq, cbor.dumps(record), self.now())
+        if len(fr) > self.segment_bytes:
+            raise JournalError("record of %d bytes exceeds segment_bytes %d" % (len(fr), self.segment_bytes))
+        if not self._make_room(len(fr)):
+            self.refused += 1
+            del record["seq"]
+            return 0
+        q = priority
+        segs = self._segs[q]
+        if not segs or segs[-1].size + len(fr) > self.segment_bytes:
+            self._roll(q, seq)
+        seg = self._segs[q][-1]
+        f = self._f.get(q)
+        if f is None:
+            f = self._f[q] = open(seg.path, "ab")
+        try:
+            f.write(fr)
+        except OSError as e:
+            # ENOSPC or EFBIG: drop what may be half written, keep going
+            self._f.pop(q).close()
+            self._repair_tail(seg)
+            raise JournalError("journal write failed (%s); the record was not stored" % (e,))
+        seg.size += len(fr)
+        seg.n += 1
+        seg.last = seq
         self.next_seq = seq + 1
-        self.count += 1
-        self.size += len(fr)
+        self.appended += 1
+        self._unsynced += 1
+        if self.durability == "fsync":
+            self._sync()
+        elif self.durability == "group":
+            self.tick()
         return seq
 
+    def tick(self):
+        """Group commit: sync when enough records or time have gathered.
+        Call it now and then (the loop does, every cycle)."""
+        if self._unsynced and (self._unsynced >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms):
+            self._sync()
+
+    def _sync(self):
+        for f in self._f.values():
+            fsync(f)
+        self._unsynced = 0
+        self._last_sync = _ms()
+
+    def _roll(self, q, first_seq):
+        f = self._f.pop(q, None)
+        if f is not None:
+            fsync(f)
+            f.close()
+        p = _join(self._qdir(q), "%016d.seg" % first_seq)
+        self._segs[q].append(_Segment(first_seq, p))
+        with open(p, "wb"):
+            pass
+
+    def _repair_tail(self, seg):
+        with open(seg.path, "rb") as f:
+            data = f.read()
+        st = {}
+        for _ in scan(data, st):
+            pass
+        if st["end"] < len(data):
+            _truncate(seg.path, data, st["end"])
+
+    def _make_room(self, need):
+        total = self.size
+        while total + need > self.cap_bytes:
+            if self.full_policy == "pause":
+                return False
+            victim = None
+            for q in (PRIO_TELEMETRY, PRIO_EVENT):
+                if self._segs[q]:
+                    victim = q
+                    break
+            if victim is None:
+                return False
+            seg = self._segs[victim][0]
+            unacked = seg.n if seg.first > self._acked[victim] else _count_after(seg, self._acked[victim])
+            self.dropped_cap += unacked
+            self._delete(victim, seg)
+            if seg.last > self._acked[victim]:
+                self._write_ack(victim, seg.last)
+            total = self.size
+        return True
+
+    def _delete(self, q, seg):
+        if self._segs[q] and self._segs[q][-1] is seg:
+            f = self._f.pop(q, None)
+            if f is not None:
+                f.close()
+        self._segs[q].remove(seg)
+        if self._cache[0] == seg.path:
+            self._cache = (None, 0, None)
+        try:
+            os.remove(seg.path)
+        except OSError:
+            pass
+
+    # --- reading and acknowledging -------------------------------------------
+    def _frames(self, seg):
+        c = self._cache
+        if c[0] == seg.path and c[1] == seg.size:
+            return c[2]
+        for f in self._f.values():
+            f.flush()
+        with open(seg.path, "rb") as f:
+            data = f.read()
+        frames = [(seq, created, payload) for _o, seq, created, payload in scan(data)]
+        self._cache = (seg.path, seg.size, frames)
+        return frames
+
+    def read_batch(self, max_records=100, max_bytes=65536):
+        """The oldest unacknowledged records of the most urgent queue:
+        (queue, [(seq, payload), ...]); (None, []) when all is sent.
+        Expired records are skipped (and acknowledged away)."""
+        now = self.now()
+        for q in PRIORITIES:
+            ttl = self.ttl_s.get(q)
+            out = []
+            nbytes = 0
+            skipped_to = 0
+            for seg in self._segs[q]:
+                if seg.last <= self._acked[q]:
+                    continue
+                for seq, created, payload in self._frames(seg):
+                    if seq <= self._acked[q]:
+                        continue
+                    if ttl is not None and now - created > ttl:
+                        if not out:
+                            skipped_to = seq
+                            self.dropped_ttl += 1
+                            continue
+                        # an expired record after live ones: leave it for
+                        # the next batch, where it will be skipped first
+                        break
+                    if out and (len(out) >= max_records or nbytes + len(payload) > max_bytes):
+                        break
+                    out.append((seq, payload))
+                    nbytes += len(payload)
+                else:
+                    continue
+                break
+            if skipped_to:
+                self.ack(q, skipped_to)
+            if out:
+                return q, out
+        return None, []
+
+    def ack(self, q, seq):
+        """The broker has every record of queue ``q`` up to ``seq``."""
+        if seq <= self._acked[q]:
+            return
+        self._write_ack(q, seq)
+        self._gc(q)
+
+    def _write_ack(self, q, seq):
+        d = self._qdir(q)
+        tmp = _join(d, "ack.tmp")
+        with open(tmp, "w") as f:
+            f.write("%d\n" % seq)
+            fsync(f)
+        os.rename(tmp, _join(d, "ack"))
+        self._acked[q] = seq
+
+    def acked(self, q):
+        return self._acked[q]
+
+    def _gc(self, q):
+        segs = self._segs[q]
+        # every segment wholly acknowledged goes, except the one being written
+        for seg in list(segs[:-1]):
+            if seg.last <= self._acked[q]:
+                self._delete(q, seg)
+
+    def records(self, q=None):
+        """(seq, record) for every intact record on disk, oldest first per
+        queue, acknowledged or not."""
+        for f in self._f.values():
+            f.flush()
+        qs = PRIORITIES if q is None else (q,)
+        for qq in qs:
+            for seg in list(self._segs[qq]):
+                with open(seg.path, "rb") as fh:
+                    data = fh.read()
+                for _o, seq, _c, payload in scan(data):
+                    yield seq, cbor.loads(payload)
+
+    def stats(self):
+        return {
+            "records": self.count,
+            "bytes": self.size,
+            "pending": self.pending(),
+            "next_seq": self.next_seq,
+            "acked": [self._acked[q] for q in PRIORITIES],
+            "dropped_cap": self.dropped_cap,
+            "dropped_ttl": self.dropped_ttl,
+            "refused": self.refused,
+            "corrupt_skipped": self.corrupt_skipped,
+            "recovered_bytes": self.recovered_bytes,
+        }
+
     def flush(self):
-        fsync(self._f)
+        self._sync()
 
     def close(self):
-        if self._f is not None:
-            fsync(self._f)
-            self._f.close()
-            self._f = None
+        if self._f:
+            self._sync()
+            for f in self._f.values():
+                f.close()
+            self._f = {}
 
-    def records(self):
-        """(seq, record) for every intact record, oldest first."""
-        self._f.flush()
-        with open(self.path, "rb") as f:
-            data = f.read()
-        for _off, seq, payload in scan(data):
-            yield seq, cbor.loads(payload)
+
+def _count_after(seg, acked):
+    with open(seg.path, "rb") as f:
+        data = f.read()
+    return sum(1 for _o, seq, _c, _p in scan(data) if seq > acked)
+
+
+def _elapsed_ms(t0):
+    if hasattr(time, "ticks_diff"):
+        return time.ticks_diff(time.ticks_ms(), t0)
+    return _ms() - t0
 
 
 def _truncate(path, data, good):
-    import os
-
     if hasattr(os, "truncate"):
         os.truncate(path, good)
         return

@@ -122,6 +122,8 @@ class Firmware:
 
     def _record(self):
         self.recorder.sample(self.slot, self.values, self.status)
+        if self.journal is not None:
+            self.journal.tick()
         if self.interlock.ev_count:
             for kind, slot, causes in self.interlock.pop_events():
                 rec = self.recorder.event(kind, slot, causes)

@@ -7,6 +7,8 @@ the channel's unit) are documented in docs/records.md.
 
 import array
 
+from firmware.journal import PRIO_EVENT, PRIO_TELEMETRY
+
 
 class Recorder:
     def __init__(self, journal, channels, sensor_of, period_us, window_us):
@@ -22,6 +24,8 @@ class Recorder:
         self.sum_ = array.array("q", [0] * n)
         self.win_start = 0
         self.appended = 0
+        self.lost = 0
+        self.last_error = None
         self.last = None
 
     def sample(self, slot, values, status):
@@ -53,15 +57,23 @@ class Recorder:
             self.sum_[i] = 0
         rec = {"k": "win", "t": self.win_start * self.period_us, "dt": (slot - self.win_start) * self.period_us, "ch": ch}
         self.win_start = slot
-        self._append(rec)
+        self._append(rec, PRIO_TELEMETRY)
 
     def event(self, kind, slot, causes):
         rec = {"k": kind, "t": slot * self.period_us, "causes": [[c, name] for c, name in causes]}
-        self._append(rec)
+        self._append(rec, PRIO_EVENT)
         return rec
 
-    def _append(self, rec):
+    def _append(self, rec, prio):
         self.last = rec
         if self.journal is not None:
-            self.journal.append(rec)
-        self.appended += 1
+            try:
+                if self.journal.append(rec, prio):
+                    self.appended += 1
+            except OSError as e:
+                # a full or failing disk must not stop the safety loop:
+                # the record is lost and counted
+                self.lost += 1
+                self.last_error = str(e)
+        else:
+            self.appended += 1

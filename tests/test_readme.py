@@ -28,7 +28,8 @@ def test_readme_run_command_installs_and_runs():
 def test_config_doc_names_every_field():
     doc = (ROOT / "docs" / "config.md").read_text()
     fields = list(config.TOP_FIELDS) + list(config.SENSOR_FIELDS) + list(config.INTERLOCK_FIELDS)
-    fields += list(config.CHANNEL_FIELDS) + list(config.READBACK_FIELDS) + list(config.RECORD_FIELDS) + list(config.INFERENCE_FIELDS) + list(config.VOTE_FIELDS)
+    fields += list(config.CHANNEL_FIELDS) + list(config.READBACK_FIELDS) + list(config.RECORD_FIELDS) + list(config.INFERENCE_FIELDS)
+    fields += list(config.VOTE_FIELDS) + list(config.TTL_FIELDS)
     missing = [f for f in fields if "`" + f + "`" not in doc]
     assert not missing, missing
 

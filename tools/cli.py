@@ -88,7 +88,7 @@ def _run_micropython(args):
             argv += ["--" + opt, str(Path(v).resolve()) if opt in ("config", "scenario", "journal") else str(v)]
     env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
     if args.journal is None:
-        argv += ["--journal", str(Path("edgefw-journal.bin").resolve())]
+        argv += ["--journal", str(Path("edgefw-journal").resolve())]
     p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
     sys.stderr.write(p.stderr)
     out = p.stdout.strip().splitlines()

@@ -1,46 +1,94 @@
-"""Journal framing, recovery and sequence numbers; the CBOR codec."""
+"""The store: framing, recovery, sequence numbers, priorities, bounds,
+TTL and acknowledgement; the CBOR codec."""
+
+import os
 
 from firmware import cbor
-from firmware.journal import Journal, frame, scan
+from firmware.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal, frame, scan
 from hal.errors import CBORError, JournalError
 from tests.dual._util import raises, tmp_path
 
 
+def _seg_files(j, q=PRIO_TELEMETRY):
+    d = j.path + "/q%d" % q
+    return [d + "/" + n for n in sorted(os.listdir(d)) if n.endswith(".seg")]
+
+
+def _read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def _write(p, data):
+    with open(p, "wb") as f:
+        f.write(data)
+
+
 def test_append_and_read_back():
-    p = tmp_path("j.bin")
-    j = Journal(p, "fsync")
+    j = Journal(tmp_path("j"), "fsync")
     assert j.append({"k": "win", "t": 0}) == 1
-    assert j.append({"k": "trip", "t": 8000000, "causes": [[4096, "x"]]}) == 2
+    assert j.append({"k": "trip", "t": 8000000, "causes": [[4096, "x"]]}, PRIO_EVENT) == 2
     got = list(j.records())
-    assert [s for s, _r in got] == [1, 2]
-    assert got[1][1]["causes"] == [[4096, "x"]]
+    assert [s for s, _r in got] == [2, 1]  # events queue first
+    assert got[0][1]["causes"] == [[4096, "x"]]
     j.close()
 
 
-def test_sequence_continues_across_reopen():
-    p = tmp_path("j.bin")
+def test_sequence_continues_across_reopen_even_when_all_was_acked():
+    p = tmp_path("j")
+    j = Journal(p, segment_bytes=1024, cap_bytes=1 << 20)
+    for i in range(40):
+        j.append({"i": i, "pad": "x" * 20})
+    q, batch = j.read_batch(max_records=1000)
+    j.ack(q, batch[-1][0])
+    j.close()
+    assert len(_seg_files(j)) == 1  # acked segments deleted, the open one kept
     j = Journal(p)
+    assert j.pending() == 0
+    assert j.append({"i": 40}) == 41
+    j.close()
+
+
+def test_events_go_before_telemetry():
+    j = Journal(tmp_path("j"))
     for i in range(5):
         j.append({"i": i})
+    j.append({"k": "trip"}, PRIO_EVENT)
+    q, batch = j.read_batch()
+    assert q == PRIO_EVENT and [s for s, _p in batch] == [6]
+    j.ack(q, 6)
+    q, batch = j.read_batch(max_records=3)
+    assert q == PRIO_TELEMETRY and [s for s, _p in batch] == [1, 2, 3]
+    j.close()
+
+
+def test_nothing_is_deleted_before_ack():
+    p = tmp_path("j")
+    j = Journal(p, segment_bytes=1024)
+    for i in range(100):
+        j.append({"i": i, "pad": "y" * 30})
+    q, batch = j.read_batch(max_records=50)
     j.close()
     j = Journal(p)
-    assert j.count == 5
-    assert j.append({"i": 5}) == 6
+    q, batch2 = j.read_batch(max_records=50)
+    assert batch2 == batch  # not acked: delivered again after a restart
+    j.ack(q, batch2[-1][0])
+    q, batch3 = j.read_batch(max_records=1000)
+    assert batch3[0][0] == 51 and batch3[-1][0] == 100
     j.close()
 
 
 def test_torn_tail_is_truncated_at_every_offset():
-    p = tmp_path("j.bin")
+    p = tmp_path("j")
     j = Journal(p)
     for i in range(3):
         j.append({"i": i, "pad": "x" * i})
     j.close()
-    with open(p, "rb") as f:
-        data = f.read()
-    ends = [off + 16 + len(pl) for off, _seq, pl in scan(data)]
+    (seg,) = _seg_files(j)
+    data = _read(seg)
+    ends = [off + 20 + len(pl) for off, _s, _c, pl in scan(data)]
     for cut in range(ends[1], len(data)):
-        with open(p, "wb") as f:
-            f.write(data[:cut])
+        _write(seg, data[:cut])
         j = Journal(p)
         assert j.count == 2, cut
         assert j.recovered_bytes == cut - ends[1]
@@ -49,36 +97,95 @@ def test_torn_tail_is_truncated_at_every_offset():
         assert [r["i"] for _s, r in Journal(p).records()] == [0, 1, 9]
 
 
-def test_flipped_bit_stops_the_scan():
-    p = tmp_path("j.bin")
+def test_corrupt_record_in_the_middle_is_skipped_and_counted():
+    p = tmp_path("j")
     j = Journal(p)
-    for i in range(3):
+    for i in range(5):
         j.append({"i": i})
     j.close()
-    with open(p, "rb") as f:
-        data = bytearray(f.read())
-    data[len(data) - 3] ^= 0x10
-    with open(p, "wb") as f:
-        f.write(data)
+    (seg,) = _seg_files(j)
+    data = bytearray(_read(seg))
+    offs = [off for off, _s, _c, _pl in scan(bytes(data))]
+    data[offs[2] + 22] ^= 0x40  # inside the third record's payload
+    _write(seg, data)
     j = Journal(p)
-    assert j.count == 2 and j.recovered_bytes > 0
+    assert [r["i"] for _s, r in j.records()] == [0, 1, 3, 4]
+    assert j.corrupt_skipped == offs[3] - offs[2]
+    q, batch = j.read_batch()
+    assert [s for s, _p in batch] == [1, 2, 4, 5]
     j.close()
+
+
+def test_ack_cursor_survives_and_is_atomic():
+    p = tmp_path("j")
+    j = Journal(p)
+    for i in range(10):
+        j.append({"i": i})
+    j.ack(PRIO_TELEMETRY, 4)
+    j.close()
+    names = os.listdir(p + "/q1")
+    assert "ack" in names and "ack.tmp" not in names
+    assert Journal(p).read_batch()[1][0][0] == 5
+
+
+def test_byte_cap_drops_oldest_telemetry_first():
+    p = tmp_path("j")
+    j = Journal(p, segment_bytes=1024, cap_bytes=4096)
+    j.append({"k": "trip"}, PRIO_EVENT)
+    for i in range(200):
+        j.append({"i": i, "pad": "z" * 20})
+    assert j.size <= 4096
+    assert j.dropped_cap > 0
+    recs = list(j.records())
+    assert recs[0][1]["k"] == "trip"  # the event survived
+    seqs = [s for s, _r in recs[1:]]
+    assert seqs == list(range(seqs[0], 202))  # the newest telemetry, no gaps
+    # everything dropped is counted: kept + dropped = appended telemetry
+    assert len(seqs) + j.dropped_cap == 200
+    j.close()
+
+
+def test_pause_policy_refuses_and_counts():
+    j = Journal(tmp_path("j"), segment_bytes=1024, cap_bytes=2048, full_policy="pause")
+    got = [j.append({"i": i, "pad": "z" * 20}) for i in range(100)]
+    assert 0 in got and j.refused == got.count(0)
+    assert j.size <= 2048
+    kept = [s for s in got if s]
+    assert kept == list(range(1, len(kept) + 1))
+    j.close()
+
+
+def test_ttl_drops_expired_before_sending():
+    clock = [1000]
+    j = Journal(tmp_path("j"), ttl_s={PRIO_TELEMETRY: 60}, now=lambda: clock[0])
+    for i in range(5):
+        j.append({"i": i})
+    clock[0] += 30
+    for i in range(5, 8):
+        j.append({"i": i})
+    clock[0] += 40  # the first five are 70 s old, the last three 40 s
+    q, batch = j.read_batch()
+    assert [s for s, _p in batch] == [6, 7, 8]
+    assert j.dropped_ttl == 5 and j.acked(PRIO_TELEMETRY) == 5
+    j.close()
+
+
+def test_bad_settings_are_refused():
+    raises(JournalError, Journal, tmp_path("j"), "sometimes")
+    raises(JournalError, Journal, tmp_path("j"), "none", 4096, 1024)
+    raises(JournalError, Journal, tmp_path("j"), "none", 1024, 4096, "grow")
 
 
 def test_frame_layout():
-    fr = frame(7, b"\xa0")
+    fr = frame(7, b"\xa0", 5)
     assert fr[:4] == b"\x01\x00\x00\x00"
     assert fr[8:16] == b"\x07" + bytes(7)
-    assert fr[16:] == b"\xa0"
-    assert list(scan(fr)) == [(0, 7, b"\xa0")]
-    # a flipped bit in the sequence number is caught by the CRC
+    assert fr[16:20] == b"\x05\x00\x00\x00"
+    assert fr[20:] == b"\xa0"
+    assert list(scan(fr)) == [(0, 7, 5, b"\xa0")]
     bad = bytearray(fr)
-    bad[9] ^= 1
+    bad[9] ^= 1  # the CRC covers the sequence number
     assert list(scan(bytes(bad))) == []
-
-
-def test_bad_durability_is_refused():
-    raises(JournalError, Journal, tmp_path("j.bin"), "sometimes")
 
 
 def test_cbor_round_trip_and_known_encodings():
