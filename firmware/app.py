@@ -17,7 +17,6 @@ import sys
 
 from firmware.journal import Journal
 from firmware.loop import Firmware
-from hal.backend import choose_board, open_board
 
 try:
     import asyncio
@@ -36,6 +35,7 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     Returns (firmware, scenario or None)."""
     import boards
     from firmware.config import load_config
+    from hal.backend import choose_board, open_board
 
     cfg = load_config(config, overrides)
     name = choose_board(board)
@@ -46,10 +46,15 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
         sc = load_scenario(scenario or default_scenario_path())
         del load_scenario
     del load_config
-    _unload_checkers()
+    _unload("firmware.config", "sim.scenario")
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
+    del choose_board, open_board
+    _unload("hal.backend")
     j = open_journal(cfg, journal)
-    return Firmware(hw, cfg, j, inference), sc
+    _unload("firmware.journal_open")
+    fw = Firmware(hw, cfg, j, inference)
+    _unload("firmware.interlock_setup")
+    return fw, sc
 
 
 def open_journal(cfg, path=None):
@@ -66,14 +71,15 @@ def open_journal(cfg, path=None):
     )
 
 
-def _unload_checkers():
-    """On MicroPython, drop the config and scenario checkers once they
-    have run: about 25 KB of bytecode a 128 KB heap needs back."""
+def _unload(*names):
+    """On MicroPython, drop start-up-only modules (the config and scenario
+    checkers, the backend chooser) once they have run: bytecode a 128 KB
+    heap needs back."""
     if sys.implementation.name != "micropython":
         return
     import gc
 
-    for name in ("firmware.config", "sim.scenario"):
+    for name in names:
         if name in sys.modules:
             del sys.modules[name]
         pkg, _, leaf = name.rpartition(".")

@@ -35,7 +35,6 @@ can clear a trip or hold one off.
 
 import array
 
-from firmware.channels import channel_names, scale
 from hal.clock import ticks_diff
 from hal.compat import const
 
@@ -68,12 +67,12 @@ EV_RESET = const(2)
 EV_RESET_REFUSED = const(3)
 EV_CAUSE = const(4)
 EVENT_NAMES = {EV_TRIP: "trip", EV_RESET: "reset", EV_RESET_REFUSED: "reset_refused", EV_CAUSE: "cause"}
-_EV_CAP = const(32)
+EV_CAP = const(16)
 
-_EN_HIGH = const(1)
-_EN_LOW = const(2)
-_EN_ROC = const(4)
-_EN_PLAUS = const(8)
+EN_HIGH = const(1)
+EN_LOW = const(2)
+EN_ROC = const(4)
+EN_PLAUS = const(8)
 
 
 class Interlock:
@@ -96,29 +95,12 @@ class Interlock:
         self.plo = array.array("i", z)
         self.phi = array.array("i", z)
         self.sensor_of = bytearray(sensor_of)
-        for i, ch in enumerate(channels):
-            r = rules.get(ch)
-            if not r:
-                continue
-            en = 0
-            if r.get("high") is not None:
-                en |= _EN_HIGH
-                self.hi[i] = scale(r["high"])
-            if r.get("low") is not None:
-                en |= _EN_LOW
-                self.lo[i] = scale(r["low"])
-            if r.get("rate_per_s") is not None:
-                en |= _EN_ROC
-                self.roc[i] = scale(r["rate_per_s"])
-            if r.get("plausible") is not None:
-                en |= _EN_PLAUS
-                self.plo[i] = scale(r["plausible"][0])
-                self.phi[i] = scale(r["plausible"][1])
-            self.hyst[i] = scale(r.get("hysteresis", 0))
-            self.ondelay[i] = r.get("on_delay", 1)
-            self.en[i] = en
         self.stale_us = array.array("i", [ms * 1000 for ms in stale_ms])
-        self._init_votes(votes, rules)
+        # rule compilation runs once; its module is dropped on small heaps
+        from firmware import interlock_setup
+
+        interlock_setup.compile_rules(self, rules)
+        interlock_setup.init_votes(self, votes, rules)
         self.use_estop = estop
         self.use_readback = readback
         self.grace_us = readback_grace_ms * 1000
@@ -147,12 +129,12 @@ class Interlock:
         self._mismatch = 0
         self._started = 0
         # event ring: kind, slot, global mask, then sensor and channel masks
-        self.ev_kind = bytearray(_EV_CAP)
-        self.ev_slot = array.array("i", [0] * _EV_CAP)
-        self.ev_g = bytearray(_EV_CAP)
-        self.ev_v = array.array("i", [0] * _EV_CAP)
-        self.ev_s = bytearray(_EV_CAP * max(1, self.ns))
-        self.ev_c = bytearray(_EV_CAP * max(1, n))
+        self.ev_kind = bytearray(EV_CAP)
+        self.ev_slot = array.array("i", [0] * EV_CAP)
+        self.ev_g = bytearray(EV_CAP)
+        self.ev_v = array.array("i", [0] * EV_CAP)
+        self.ev_s = bytearray(EV_CAP * max(1, self.ns))
+        self.ev_c = bytearray(EV_CAP * max(1, n))
         self.ev_head = 0
         self.ev_count = 0
         self.ev_dropped = 0
@@ -160,48 +142,9 @@ class Interlock:
 
     @classmethod
     def from_config(cls, cfg):
-        channels = channel_names(cfg)
-        sensors = [s["name"] for s in cfg["sensors"]]
-        sensor_of = [sensors.index(ch.split(".", 1)[0]) for ch in channels]
-        il = cfg["interlock"]
-        return cls(
-            channels,
-            sensors,
-            il["channels"],
-            sensor_of,
-            [s["stale_ms"] for s in cfg["sensors"]],
-            estop=il["estop"],
-            readback=il["readback"]["enabled"],
-            readback_grace_ms=il["readback"]["grace_ms"],
-            startup=cfg["startup"],
-            votes=il["vote"],
-        )
+        from firmware import interlock_setup
 
-    def _init_votes(self, votes, rules):
-        """Voting groups: a member channel with a cause, or whose sensor has
-        one, votes trip; the group trips at ``need`` votes. Causes of voted
-        channels (and of sensors whose every ruled channel is voted) trip
-        only through their group."""
-        self.vote_names = [v["name"] for v in votes]
-        self.vote_need = bytearray([v["need"] for v in votes])
-        self.voted = bytearray(self.n)
-        members = []
-        start = []
-        for v in votes:
-            start.append(len(members))
-            for ch in v["channels"]:
-                i = self.channels.index(ch)
-                members.append(i)
-                self.voted[i] = 1
-        start.append(len(members))
-        self.vote_members = bytearray(members)
-        self.vote_start = bytearray(start)
-        self.nv = len(votes)
-        self.svoted = bytearray(self.ns)
-        for s in range(self.ns):
-            ruled = [i for i in range(self.n) if self.sensor_of[i] == s and (rules.get(self.channels[i]) or self.voted[i])]
-            if ruled and all(self.voted[i] for i in ruled):
-                self.svoted[s] = 1
+        return interlock_setup.from_config(cls, cfg)
 
     # ------------------------------------------------------------------
     def step(self, now, values, status, estop, reset, readback, deadline, stall, ml):
@@ -319,7 +262,7 @@ class Interlock:
 
     def _channel(self, i, en, v, now):
         act = self.cact[i]
-        if en & _EN_HIGH:
+        if en & EN_HIGH:
             if v > self.hi[i]:
                 c = self.hcnt[i] + 1
                 if c >= self.ondelay[i]:
@@ -330,7 +273,7 @@ class Interlock:
                 self.hcnt[i] = 0
                 if v <= self.hi[i] - self.hyst[i]:
                     act &= ~C_HIGH
-        if en & _EN_LOW:
+        if en & EN_LOW:
             if v < self.lo[i]:
                 c = self.lcnt[i] + 1
                 if c >= self.ondelay[i]:
@@ -341,12 +284,12 @@ class Interlock:
                 self.lcnt[i] = 0
                 if v >= self.lo[i] + self.hyst[i]:
                     act &= ~C_LOW
-        if en & _EN_PLAUS:
+        if en & EN_PLAUS:
             if v < self.plo[i] or v > self.phi[i]:
                 act |= C_IMPLAUSIBLE
             else:
                 act &= ~C_IMPLAUSIBLE
-        if en & _EN_ROC:
+        if en & EN_ROC:
             if self.has_last[i]:
                 dt = ticks_diff(now, self.lastt[i])
                 dv = v - self.lastv[i]
@@ -363,10 +306,10 @@ class Interlock:
         return act
 
     def _event(self, kind):
-        if self.ev_count >= _EV_CAP:
+        if self.ev_count >= EV_CAP:
             self.ev_dropped += 1
             return
-        k = (self.ev_head + self.ev_count) % _EV_CAP
+        k = (self.ev_head + self.ev_count) % EV_CAP
         self.ev_kind[k] = kind
         self.ev_slot[k] = self.slot
         self.ev_g[k] = self.gact
@@ -384,49 +327,16 @@ class Interlock:
         self.ev_count += 1
 
     # ------------------------------------------------------------------
-    # Outside the safety path: these allocate.
+    # Outside the safety path (they allocate): firmware/diag.py, loaded on
+    # the first event.
     def active_causes(self):
-        """Names of the causes active now."""
-        return self._names(self.gact, self.vact, self.sact, 0, self.cact, 0)
+        """(code, name) of the causes active now."""
+        from firmware import diag
 
-    def _names(self, g, v, smasks, sbase, cmasks, cbase):
-        out = []
-        for k in range(self.nv):
-            if v & (1 << k):
-                out.append((0x4000 + k, "vote:" + self.vote_names[k]))
-        for b in range(len(GLOBAL_CAUSES)):
-            if g & (1 << b):
-                out.append((0x3000 + b, GLOBAL_CAUSES[b]))
-        for s in range(self.ns):
-            m = smasks[sbase + s]
-            for b in range(len(SENSOR_CAUSES)):
-                if m & (1 << b):
-                    out.append((0x2000 + 16 * s + b, self.sensors[s] + ":" + SENSOR_CAUSES[b]))
-        for i in range(self.n):
-            m = cmasks[cbase + i]
-            for b in range(len(CHANNEL_CAUSES)):
-                if m & (1 << b):
-                    out.append((0x1000 + 16 * i + b, self.channels[i] + ":" + CHANNEL_CAUSES[b]))
-        return out
+        return diag.names(self, self.gact, self.vact, self.sact, 0, self.cact, 0)
 
     def pop_events(self):
         """Drain the event ring: a list of (kind name, slot, [(code, cause)])."""
-        out = []
-        while self.ev_count:
-            k = self.ev_head
-            out.append((EVENT_NAMES[self.ev_kind[k]], self.ev_slot[k], self._names(self.ev_g[k], self.ev_v[k], self.ev_s, k * self.ns, self.ev_c, k * self.n)))
-            self.ev_head = (k + 1) % _EV_CAP
-            self.ev_count -= 1
-        return out
+        from firmware import diag
 
-
-def cause_name(code, channels, sensors, votes=()):
-    """The name of a diagnostic code."""
-    kind, rest = code >> 12, code & 0xFFF
-    if kind == 4:
-        return "vote:" + votes[rest]
-    if kind == 3:
-        return GLOBAL_CAUSES[rest]
-    if kind == 2:
-        return sensors[rest >> 4] + ":" + SENSOR_CAUSES[rest & 15]
-    return channels[rest >> 4] + ":" + CHANNEL_CAUSES[rest & 15]
+        return diag.pop_events(self)

@@ -108,31 +108,6 @@ def scan(data, stats=None):
         stats["end"] = end
 
 
-def _join(a, b):
-    return a + "/" + b
-
-
-def _exists(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
-
-
-def _makedirs(p):
-    cur = "/" if p.startswith("/") else ""
-    for part in p.split("/"):
-        if not part:
-            continue
-        cur = cur + part if (not cur or cur.endswith("/")) else cur + "/" + part
-        if not _exists(cur):
-            try:
-                os.mkdir(cur)
-            except OSError as e:
-                raise JournalError("cannot create journal directory %s: %s" % (cur, e))
-
-
 def _wall_s():
     return int(time.time())
 
@@ -195,54 +170,16 @@ class Journal:
         self._unsynced = 0
         self._last_sync = _ms()
         self._cache = (None, 0, None)
-        _makedirs(path)
+        # recovery runs once; its module is dropped on small heaps
+        from firmware import journal_open
+
+        journal_open.makedirs(path)
         for q in PRIORITIES:
-            self._open_queue(q)
+            journal_open.open_queue(self, q)
 
     # --- opening ------------------------------------------------------------
     def _qdir(self, q):
-        return _join(self.path, "q%d" % q)
-
-    def _open_queue(self, q):
-        d = self._qdir(q)
-        _makedirs(d)
-        acked = 0
-        try:
-            with open(_join(d, "ack")) as f:
-                acked = int(f.read().strip() or "0")
-        except (OSError, ValueError):
-            acked = 0
-        self._acked[q] = acked
-        names = sorted(n for n in os.listdir(d) if n.endswith(".seg"))
-        segs = []
-        for k, name in enumerate(names):
-            p = _join(d, name)
-            with open(p, "rb") as f:
-                data = f.read()
-            st = {}
-            seg = _Segment(int(name[:-4]), p)
-            for _off, seq, _c, _pl in scan(data, st):
-                seg.n += 1
-                seg.last = seq
-            self.corrupt_skipped += st["skipped"]
-            if st["end"] < len(data):
-                if k == len(names) - 1:
-                    # a torn tail: the write a power cut interrupted
-                    self.recovered_bytes += len(data) - st["end"]
-                    _truncate(p, data, st["end"])
-                else:
-                    self.corrupt_skipped += len(data) - st["end"]
-            seg.size = st["end"] if k == len(names) - 1 else len(data)
-            if seg.n == 0 and k < len(names) - 1:
-                os.remove(p)
-                continue
-            segs.append(seg)
-            if seg.last >= self.next_seq:
-                self.next_seq = seg.last + 1
-        if acked >= self.next_seq:
-            self.next_seq = acked + 1
-        self._segs[q] = segs
-        self._gc(q)
+        return self.path + "/q%d" % q
 
     # --- appending ------------------------------------------------------------
     @property
@@ -254,15 +191,10 @@ class Journal:
         return sum(s.n for q in PRIORITIES for s in self._segs[q])
 
     def pending(self, q=None):
-        """Records not yet acknowledged (in whole or part-acked segments
-        this is an upper bound only for the oldest segment)."""
-        qs = PRIORITIES if q is None else (q,)
-        n = 0
-        for qq in qs:
-            for s in self._segs[qq]:
-                if s.last > self._acked[qq]:
-                    n += s.n
-        return n
+        """Records not yet acknowledged."""
+        from firmware import outbox
+
+        return outbox.pending(self, q)
 
     def append(self, record, priority=PRIO_TELEMETRY):
         """Assign the next sequence number, append, and return it; 0 when
@@ -289,7 +221,9 @@ class Journal:
         except OSError as e:
             # ENOSPC or EFBIG: drop what may be half written, keep going
             self._f.pop(q).close()
-            self._repair_tail(seg)
+            from firmware import journal_open
+
+            journal_open.repair_tail(seg)
             raise JournalError("journal write failed (%s); the record was not stored" % (e,))
         seg.size += len(fr)
         seg.n += 1
@@ -320,19 +254,10 @@ class Journal:
         if f is not None:
             fsync(f)
             f.close()
-        p = _join(self._qdir(q), "%016d.seg" % first_seq)
+        p = self._qdir(q) + "/%016d.seg" % first_seq
         self._segs[q].append(_Segment(first_seq, p))
         with open(p, "wb"):
             pass
-
-    def _repair_tail(self, seg):
-        with open(seg.path, "rb") as f:
-            data = f.read()
-        st = {}
-        for _ in scan(data, st):
-            pass
-        if st["end"] < len(data):
-            _truncate(seg.path, data, st["end"])
 
     def _make_room(self, need):
         total = self.size
@@ -368,55 +293,14 @@ class Journal:
         except OSError:
             pass
 
-    # --- reading and acknowledging -------------------------------------------
-    def _frames(self, seg):
-        c = self._cache
-        if c[0] == seg.path and c[1] == seg.size:
-            return c[2]
-        for f in self._f.values():
-            f.flush()
-        with open(seg.path, "rb") as f:
-            data = f.read()
-        frames = [(seq, created, payload) for _o, seq, created, payload in scan(data)]
-        self._cache = (seg.path, seg.size, frames)
-        return frames
-
+    # --- reading and acknowledging: firmware/outbox.py, loaded when used ---
     def read_batch(self, max_records=100, max_bytes=65536):
         """The oldest unacknowledged records of the most urgent queue:
         (queue, [(seq, payload), ...]); (None, []) when all is sent.
         Expired records are skipped (and acknowledged away)."""
-        now = self.now()
-        for q in PRIORITIES:
-            ttl = self.ttl_s.get(q)
-            out = []
-            nbytes = 0
-            skipped_to = 0
-            for seg in self._segs[q]:
-                if seg.last <= self._acked[q]:
-                    continue
-                for seq, created, payload in self._frames(seg):
-                    if seq <= self._acked[q]:
-                        continue
-                    if ttl is not None and now - created > ttl:
-                        if not out:
-                            skipped_to = seq
-                            self.dropped_ttl += 1
-                            continue
-                        # an expired record after live ones: leave it for
-                        # the next batch, where it will be skipped first
-                        break
-                    if out and (len(out) >= max_records or nbytes + len(payload) > max_bytes):
-                        break
-                    out.append((seq, payload))
-                    nbytes += len(payload)
-                else:
-                    continue
-                break
-            if skipped_to:
-                self.ack(q, skipped_to)
-            if out:
-                return q, out
-        return None, []
+        from firmware import outbox
+
+        return outbox.read_batch(self, max_records, max_bytes)
 
     def ack(self, q, seq):
         """The broker has every record of queue ``q`` up to ``seq``."""
@@ -427,11 +311,11 @@ class Journal:
 
     def _write_ack(self, q, seq):
         d = self._qdir(q)
-        tmp = _join(d, "ack.tmp")
+        tmp = d + "/ack.tmp"
         with open(tmp, "w") as f:
             f.write("%d\n" % seq)
             fsync(f)
-        os.rename(tmp, _join(d, "ack"))
+        os.rename(tmp, d + "/ack")
         self._acked[q] = seq
 
     def acked(self, q):
@@ -447,29 +331,14 @@ class Journal:
     def records(self, q=None):
         """(seq, record) for every intact record on disk, oldest first per
         queue, acknowledged or not."""
-        for f in self._f.values():
-            f.flush()
-        qs = PRIORITIES if q is None else (q,)
-        for qq in qs:
-            for seg in list(self._segs[qq]):
-                with open(seg.path, "rb") as fh:
-                    data = fh.read()
-                for _o, seq, _c, payload in scan(data):
-                    yield seq, cbor.loads(payload)
+        from firmware import outbox
+
+        return outbox.records(self, q)
 
     def stats(self):
-        return {
-            "records": self.count,
-            "bytes": self.size,
-            "pending": self.pending(),
-            "next_seq": self.next_seq,
-            "acked": [self._acked[q] for q in PRIORITIES],
-            "dropped_cap": self.dropped_cap,
-            "dropped_ttl": self.dropped_ttl,
-            "refused": self.refused,
-            "corrupt_skipped": self.corrupt_skipped,
-            "recovered_bytes": self.recovered_bytes,
-        }
+        from firmware import outbox
+
+        return outbox.stats(self)
 
     def flush(self):
         self._sync()
@@ -492,16 +361,3 @@ def _elapsed_ms(t0):
     if hasattr(time, "ticks_diff"):
         return time.ticks_diff(time.ticks_ms(), t0)
     return _ms() - t0
-
-
-def _truncate(path, data, good):
-    if hasattr(os, "truncate"):
-        os.truncate(path, good)
-        return
-    # MicroPython has no truncate: write the good part aside, then rename
-    # over the original, so a power cut leaves one whole file or the other
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data[:good])
-        fsync(f)
-    os.rename(tmp, path)

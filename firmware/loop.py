@@ -37,7 +37,6 @@ def build_driver(hw, spec):
 class Firmware:
     def __init__(self, hw, cfg, journal=None, inference=None):
         self.hw = hw
-        self.cfg = cfg
         self.clock = hw.clock
         # outputs safe before anything else can fail
         self.permit_pin = hw.pin("RELAY_PERMIT")

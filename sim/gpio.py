@@ -13,11 +13,11 @@ models a chip held in reset by its watchdog: outputs read 0 and ignore
 writes, as a de-energized relay driver would.
 """
 
-import array
+import struct
 
 from hal.compat import const
 
-_LOG = const(256)
+_LOG = const(128)
 
 
 class SimPin:
@@ -57,7 +57,7 @@ class SimGPIO:
         self.names = {}
         self.in_reset = False
         self._cap = log
-        self._t = array.array("q", bytes(8 * log))
+        self._t = bytearray(8 * log)
         self._line = bytearray(log)
         self._level = bytearray(log)
         self._n = 0
@@ -73,7 +73,7 @@ class SimGPIO:
         if i >= self._cap:
             self.dropped += 1
             return
-        self._t[i] = self.clock.now_us
+        struct.pack_into("<q", self._t, 8 * i, self.clock.now_us)
         self._line[i] = line
         self._level[i] = level
         self._n = i + 1
@@ -104,5 +104,5 @@ class SimGPIO:
         for i in range(self._n):
             n = self.names.get(self._line[i], "P%d" % self._line[i])
             if name is None or n == name:
-                out.append((self._t[i], n, self._level[i]))
+                out.append((struct.unpack_from("<q", self._t, 8 * i)[0], n, self._level[i]))
         return out

@@ -25,7 +25,7 @@ import boards
 from firmware.loop import Firmware
 from hal.clock import ticks_diff
 from sim.board import SimHardware
-from sim.clock import WallClock
+from sim.wallclock import WallClock
 
 MP = sys.implementation.name == "micropython"
 

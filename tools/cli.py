@@ -130,7 +130,7 @@ def cmd_run(args):
             return 2
         from sim.bench import Bench
 
-        Bench(args.bench, fw.hw.line("RELAY_PERMIT"), hold_ms=max(3 * fw.cfg["period_ms"], 20)).attach(fw.hw)
+        Bench(args.bench, fw.hw.line("RELAY_PERMIT"), hold_ms=max(3 * fw.period_us // 1000, 20)).attach(fw.hw)
     until = sc["duration_us"] if (sc and args.cycles is None) else None
     status = Status(sys.stderr) if not args.json else None
     interrupted = None

@@ -12,16 +12,13 @@ _n = [0]
 
 
 def tmp_path(name):
-    """A fresh file path under the temp directory."""
+    """A path under the temp directory that nothing has used yet."""
+    import binascii
+
     base = os.getenv("TMPDIR") or "/tmp"
     _n[0] += 1
-    p = "%s/edgefw-t%d-%d-%s" % (base, os.getpid() if hasattr(os, "getpid") else 0, _n[0], name)
-    for suffix in ("", ".tmp"):
-        try:
-            os.remove(p + suffix)
-        except OSError:
-            pass
-    return p
+    tag = binascii.hexlify(os.urandom(6)).decode()
+    return "%s/edgefw-t%s-%d-%s" % (base, tag, _n[0], name)
 
 
 def raises(exc, fn, *args, **kw):

@@ -202,4 +202,4 @@ def test_event_ring_overflow_is_counted_not_fatal():
     for _ in range(40):
         b.press_reset()
     assert b.il.ev_dropped > 0
-    assert len(b.il.pop_events()) == 32
+    assert len(b.il.pop_events()) == 16

@@ -1,0 +1,52 @@
+"""Names of interlock causes and draining of its event ring: the parts of
+the interlock that allocate, kept out of the module the safety path runs.
+
+Diagnostic codes: 0x1000 + 16*channel + n (channel causes), 0x2000 +
+16*sensor + n (sensor causes), 0x3000 + n (global causes), 0x4000 + group
+(voting groups).
+"""
+
+from firmware.interlock import CHANNEL_CAUSES, EV_CAP, EVENT_NAMES, GLOBAL_CAUSES, SENSOR_CAUSES
+
+
+def names(il, g, v, smasks, sbase, cmasks, cbase):
+    out = []
+    for k in range(il.nv):
+        if v & (1 << k):
+            out.append((0x4000 + k, "vote:" + il.vote_names[k]))
+    for b in range(len(GLOBAL_CAUSES)):
+        if g & (1 << b):
+            out.append((0x3000 + b, GLOBAL_CAUSES[b]))
+    for s in range(il.ns):
+        m = smasks[sbase + s]
+        for b in range(len(SENSOR_CAUSES)):
+            if m & (1 << b):
+                out.append((0x2000 + 16 * s + b, il.sensors[s] + ":" + SENSOR_CAUSES[b]))
+    for i in range(il.n):
+        m = cmasks[cbase + i]
+        for b in range(len(CHANNEL_CAUSES)):
+            if m & (1 << b):
+                out.append((0x1000 + 16 * i + b, il.channels[i] + ":" + CHANNEL_CAUSES[b]))
+    return out
+
+
+def pop_events(il):
+    out = []
+    while il.ev_count:
+        k = il.ev_head
+        out.append((EVENT_NAMES[il.ev_kind[k]], il.ev_slot[k], names(il, il.ev_g[k], il.ev_v[k], il.ev_s, k * il.ns, il.ev_c, k * il.n)))
+        il.ev_head = (k + 1) % EV_CAP
+        il.ev_count -= 1
+    return out
+
+
+def cause_name(code, channels, sensors, votes=()):
+    """The name of a diagnostic code."""
+    kind, rest = code >> 12, code & 0xFFF
+    if kind == 4:
+        return "vote:" + votes[rest]
+    if kind == 3:
+        return GLOBAL_CAUSES[rest]
+    if kind == 2:
+        return sensors[rest >> 4] + ":" + SENSOR_CAUSES[rest & 15]
+    return channels[rest >> 4] + ":" + CHANNEL_CAUSES[rest & 15]

@@ -1,0 +1,76 @@
+"""Turning configuration into the interlock's integer tables. Runs once
+at start-up, apart from the module the safety path runs, so that a small
+heap can drop it afterwards."""
+
+from firmware.channels import channel_names, scale
+from firmware.interlock import EN_HIGH, EN_LOW, EN_PLAUS, EN_ROC
+
+
+def compile_rules(il, rules):
+    for i, ch in enumerate(il.channels):
+        r = rules.get(ch)
+        if not r:
+            continue
+        en = 0
+        if r.get("high") is not None:
+            en |= EN_HIGH
+            il.hi[i] = scale(r["high"])
+        if r.get("low") is not None:
+            en |= EN_LOW
+            il.lo[i] = scale(r["low"])
+        if r.get("rate_per_s") is not None:
+            en |= EN_ROC
+            il.roc[i] = scale(r["rate_per_s"])
+        if r.get("plausible") is not None:
+            en |= EN_PLAUS
+            il.plo[i] = scale(r["plausible"][0])
+            il.phi[i] = scale(r["plausible"][1])
+        il.hyst[i] = scale(r.get("hysteresis", 0))
+        il.ondelay[i] = r.get("on_delay", 1)
+        il.en[i] = en
+
+
+def from_config(cls, cfg):
+    channels = channel_names(cfg)
+    sensors = [s["name"] for s in cfg["sensors"]]
+    sensor_of = [sensors.index(ch.split(".", 1)[0]) for ch in channels]
+    il = cfg["interlock"]
+    return cls(
+        channels,
+        sensors,
+        il["channels"],
+        sensor_of,
+        [s["stale_ms"] for s in cfg["sensors"]],
+        estop=il["estop"],
+        readback=il["readback"]["enabled"],
+        readback_grace_ms=il["readback"]["grace_ms"],
+        startup=cfg["startup"],
+        votes=il.get("vote", ()),
+    )
+
+
+def init_votes(self, votes, rules):
+    """Voting groups: a member channel with a cause, or whose sensor has
+    one, votes trip; the group trips at ``need`` votes. Causes of voted
+    channels (and of sensors whose every ruled channel is voted) trip
+    only through their group."""
+    self.vote_names = [v["name"] for v in votes]
+    self.vote_need = bytearray([v["need"] for v in votes])
+    self.voted = bytearray(self.n)
+    members = []
+    start = []
+    for v in votes:
+        start.append(len(members))
+        for ch in v["channels"]:
+            i = self.channels.index(ch)
+            members.append(i)
+            self.voted[i] = 1
+    start.append(len(members))
+    self.vote_members = bytearray(members)
+    self.vote_start = bytearray(start)
+    self.nv = len(votes)
+    self.svoted = bytearray(self.ns)
+    for s in range(self.ns):
+        ruled = [i for i in range(self.n) if self.sensor_of[i] == s and (rules.get(self.channels[i]) or self.voted[i])]
+        if ruled and all(self.voted[i] for i in ruled):
+            self.svoted[s] = 1
