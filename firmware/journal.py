@@ -302,6 +302,13 @@ class Journal:
 
         return outbox.read_batch(self, max_records, max_bytes)
 
+    def read_batch_after(self, after, max_records=100, max_bytes=65536):
+        """Like ``read_batch``, skipping what ``after`` (queue -> seq) says
+        is already in flight."""
+        from firmware import outbox
+
+        return outbox.read_batch(self, max_records, max_bytes, after)
+
     def ack(self, q, seq):
         """The broker has every record of queue ``q`` up to ``seq``."""
         if seq <= self._acked[q]:

@@ -19,11 +19,16 @@ def _frames(j, seg):
     return frames
 
 
-def read_batch(j, max_records, max_bytes):
+def read_batch(j, max_records, max_bytes, after=None):
+    """Records after the ack cursor, or after ``after[q]`` (what is already
+    in flight) when that is further on."""
     now = j.now()
     for q in PRIORITIES:
         ttl = j.ttl_s.get(q)
-        acked = j._acked[q]
+        floor = j._acked[q]
+        if after and after.get(q, 0) > floor:
+            floor = after[q]
+        acked = floor
         out = []
         nbytes = 0
         skipped_to = 0
@@ -50,7 +55,8 @@ def read_batch(j, max_records, max_bytes):
                 nbytes += len(payload)
             if full:
                 break
-        if skipped_to:
+        if skipped_to and floor == j._acked[q]:
+            # nothing in flight before them: the expired records are done
             j.ack(q, skipped_to)
         if out:
             return q, out

@@ -28,3 +28,11 @@ def run_micropython(args, heap="8M", cwd=ROOT, path=None, timeout=600):
 def _tmpdir_env(tmp_path, monkeypatch):
     # the dual-target tests write temporary files under TMPDIR
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
+@pytest.fixture
+def broker(tmp_path):
+    from tests.broker import Mosquitto
+
+    with Mosquitto(tmp_path) as b:
+        yield b

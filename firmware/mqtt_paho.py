@@ -1,0 +1,80 @@
+"""MQTT 3.1.1 client for the uplink on CPython: paho-mqtt 2.x.
+
+CPython only (paho runs a network thread). ``publish`` returns at once;
+``wait`` asks whether the PUBACK has arrived.
+"""
+
+import threading
+
+import paho.mqtt.client as mqtt
+
+
+class Client:
+    def __init__(self, host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.timeout_s = timeout_ms / 1000
+        self._c = None
+        self._lost = threading.Event()
+
+    def connect(self):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311, clean_session=True)
+        # the journal is the queue; paho must not hold its own backlog
+        c.max_inflight_messages_set(64)
+        c.max_queued_messages_set(0)
+        if self.username is not None:
+            c.username_pw_set(self.username, self.password)
+        if self.tls:
+            c.tls_set(ca_certs=self.tls.get("ca"), certfile=self.tls.get("cert"), keyfile=self.tls.get("key"))
+        connected = threading.Event()
+        result = {}
+
+        def on_connect(client, userdata, flags, reason_code, properties):
+            result["rc"] = reason_code
+            connected.set()
+
+        def on_disconnect(client, userdata, flags, reason_code, properties):
+            self._lost.set()
+            connected.set()
+
+        c.on_connect = on_connect
+        c.on_disconnect = on_disconnect
+        self._lost.clear()
+        c.connect(self.host, self.port, keepalive=30)
+        c.loop_start()
+        if not connected.wait(self.timeout_s) or "rc" not in result or result["rc"].is_failure:
+            c.loop_stop()
+            raise OSError("MQTT connect to %s:%d failed: %s" % (self.host, self.port, result.get("rc", "timeout")))
+        self._c = c
+
+    def publish(self, topic, payload):
+        if self._c is None or self._lost.is_set():
+            raise OSError("not connected to the broker")
+        info = self._c.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise OSError("publish failed: %s" % mqtt.error_string(info.rc))
+        return info
+
+    def wait(self, handle, timeout_ms):
+        if handle.is_published():
+            return True
+        if self._lost.is_set():
+            raise OSError("connection to the broker lost")
+        if timeout_ms:
+            try:
+                handle.wait_for_publish(timeout_ms / 1000)
+            except (RuntimeError, ValueError) as e:
+                raise OSError(str(e))
+        return handle.is_published()
+
+    def disconnect(self):
+        c, self._c = self._c, None
+        if c is not None:
+            try:
+                c.disconnect()
+            finally:
+                c.loop_stop()
