@@ -4,6 +4,7 @@ with Mosquitto(tmp_path) as b:
     b.port; b.stop(); b.start()    # an outage, same port
 """
 
+import os
 import shutil
 import socket
 import subprocess
@@ -30,8 +31,15 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         self.conf.write_text(
-            "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 64\n"
-            "log_dest file %s\nlog_type error\nlog_type warning\n" % (self.port, self.log)
+            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 64\n"
+            # persistent sessions survive a broker restart: what the broker
+            # acknowledged to a device reaches a subscriber that was away
+            "persistence true\npersistence_location %s/\nautosave_interval 1\n"
+            "log_dest file %s\nlog_type error\nlog_type warning\n"
+            % (self.port, workdir, self.log)
+            # as root, mosquitto drops to user "mosquitto", who could not
+            # write the persistence file into this test's private directory
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         self.proc = None
 

@@ -188,7 +188,10 @@ def make_parser():
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
     m.add_argument("out")
     m.set_defaults(fn=cmd_mpy_build)
-    sub.add_parser("bench", help="benchmarks: edgefw bench interlock [--json]", add_help=False)
+    sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
+    from tools.ingest import add_parser as add_ingest
+
+    add_ingest(sub)
     return p
 
 
