@@ -189,6 +189,8 @@ def make_parser():
     m.add_argument("out")
     m.set_defaults(fn=cmd_mpy_build)
     sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
+    d = sub.add_parser("mp-deps", help="fetch the MicroPython libraries (umqtt.simple) into .mp-lib/")
+    d.set_defaults(fn=lambda a: __import__("tools.mpdeps", None, None, ["x"]).install())
     from tools.ingest import add_parser as add_ingest
 
     add_ingest(sub)

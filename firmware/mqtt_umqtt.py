@@ -1,0 +1,90 @@
+"""MQTT 3.1.1 client for the uplink on MicroPython: umqtt.simple, with its
+known problems handled.
+
+- TCP_NODELAY: umqtt.simple leaves Nagle's algorithm on, and each QoS 1
+  publish waits for its PUBACK, so every message waits out the delayed-ACK
+  timer (about 22 messages/s). Set after connecting.
+- Packet ids: umqtt.simple increments ``pid`` without wrapping; the 65,536th
+  publish packs 65536 into 16 bits and fails. Wrapped to 1 here (0 is not a
+  valid packet id).
+- TLS: ``ssl=True`` imports ``ussl``, which MicroPython 1.2x no longer has;
+  ``ssl`` is registered under that name before connecting.
+
+umqtt.simple's ``publish`` returns only after the PUBACK, so a handle is
+complete when ``publish`` returns; a broker that does not answer raises
+``OSError`` from the socket timeout.
+"""
+
+import sys
+
+from umqtt.simple import MQTTClient
+
+_IPPROTO_TCP = 6
+_TCP_NODELAY = 1
+
+
+class _Fixed(MQTTClient):
+    def publish(self, topic, msg, retain=False, qos=0):
+        if self.pid >= 65535:
+            self.pid = 0
+        return MQTTClient.publish(self, topic, msg, retain, qos)
+
+
+class Client:
+    def __init__(self, host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.timeout_s = timeout_ms / 1000
+        self._c = None
+
+    def connect(self):
+        if self.tls is not None and "ussl" not in sys.modules:
+            import ssl
+
+            sys.modules["ussl"] = ssl
+        c = _Fixed(
+            self.client_id,
+            self.host,
+            self.port,
+            user=self.username,
+            password=self.password,
+            keepalive=30,
+            ssl=self.tls is not None,
+            ssl_params=self.tls or {},
+        )
+        try:
+            c.connect()
+        except Exception as e:
+            raise OSError("MQTT connect to %s:%d failed: %r" % (self.host, self.port, e))
+        sock = c.sock
+        try:
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # a TLS socket may not pass options through
+        if hasattr(sock, "settimeout"):
+            sock.settimeout(self.timeout_s)
+        self._c = c
+
+    def publish(self, topic, payload):
+        if self._c is None:
+            raise OSError("not connected to the broker")
+        try:
+            self._c.publish(topic, payload, qos=1)
+        except Exception as e:
+            raise OSError("publish failed: %r" % (e,))
+        return True
+
+    def wait(self, handle, timeout_ms):
+        return handle
+
+    def disconnect(self):
+        c, self._c = self._c, None
+        if c is not None:
+            try:
+                c.disconnect()
+            except Exception:
+                c.sock.close()
