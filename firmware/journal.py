@@ -112,10 +112,19 @@ def _wall_s():
     return int(time.time())
 
 
-def _ms():
-    if hasattr(time, "ticks_ms"):
-        return time.ticks_ms()
-    return int(time.monotonic() * 1000)
+if hasattr(time, "ticks_ms"):
+    _ms = time.ticks_ms
+
+    def _elapsed_ms(t0):
+        return time.ticks_diff(time.ticks_ms(), t0)
+
+else:
+
+    def _ms():
+        return int(time.monotonic() * 1000)
+
+    def _elapsed_ms(t0):
+        return _ms() - t0
 
 
 class _Segment:
@@ -170,12 +179,14 @@ class Journal:
         self._unsynced = 0
         self._last_sync = _ms()
         self._cache = (None, 0, None)
+        self._size_hint = 0
         # recovery runs once; its module is dropped on small heaps
         from firmware import journal_open
 
         journal_open.makedirs(path)
         for q in PRIORITIES:
             journal_open.open_queue(self, q)
+        self._size_hint = self.size
 
     # --- opening ------------------------------------------------------------
     def _qdir(self, q):
@@ -185,6 +196,13 @@ class Journal:
     @property
     def size(self):
         return sum(s.size for q in PRIORITIES for s in self._segs[q])
+
+    def _fits(self, need):
+        # the common case without walking the segments
+        if self._size_hint + need <= self.cap_bytes:
+            return True
+        self._size_hint = self.size
+        return self._size_hint + need <= self.cap_bytes
 
     @property
     def count(self):
@@ -204,7 +222,7 @@ class Journal:
         fr = frame(seq, cbor.dumps(record), self.now())
         if len(fr) > self.segment_bytes:
             raise JournalError("record of %d bytes exceeds segment_bytes %d" % (len(fr), self.segment_bytes))
-        if not self._make_room(len(fr)):
+        if not self._fits(len(fr)) and not self._make_room(len(fr)):
             self.refused += 1
             del record["seq"]
             return 0
@@ -226,13 +244,15 @@ class Journal:
             journal_open.repair_tail(seg)
             raise JournalError("journal write failed (%s); the record was not stored" % (e,))
         seg.size += len(fr)
+        self._size_hint += len(fr)
         seg.n += 1
         seg.last = seq
         self.next_seq = seq + 1
         self.appended += 1
         self._unsynced += 1
         if self.durability == "fsync":
-            self._sync()
+            fsync(f)
+            self._unsynced = 0
         elif self.durability == "group":
             self.tick()
         return seq
@@ -278,6 +298,7 @@ class Journal:
             if seg.last > self._acked[victim]:
                 self._write_ack(victim, seg.last)
             total = self.size
+        self._size_hint = total
         return True
 
     def _delete(self, q, seg):

@@ -19,16 +19,20 @@ def int_from_le_signed(b0, b1):
     return v - 0x10000 if v & 0x8000 else v
 
 
-def fsync(f):
-    """Push a file's data to stable storage as far as this port can.
+if IS_MICROPYTHON:
 
-    CPython: flush + ``os.fsync``. MicroPython's unix port has no
-    ``os.fsync``; ``flush()`` hands the data to the OS (it survives a killed
-    process, not a power cut). On a LittleFS device ``flush()`` commits the
-    file's metadata, which is what makes it power-safe there.
-    """
-    f.flush()
-    if not IS_MICROPYTHON:
-        import os
+    def fsync(f):
+        """MicroPython's unix port has no ``os.fsync``: ``flush()`` hands
+        the data to the OS (it survives a killed process, not a power cut).
+        On a LittleFS device ``flush()`` commits the file's metadata, which
+        is what makes it power-safe there."""
+        f.flush()
 
-        os.fsync(f.fileno())
+else:
+    import os as _os
+
+    def fsync(f):
+        """CPython: flush, then ``os.fsync``: on stable storage when this
+        returns."""
+        f.flush()
+        _os.fsync(f.fileno())

@@ -32,7 +32,7 @@ def _tmpdir_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def broker(tmp_path):
-    from tests.broker import Mosquitto
+    from tools.broker import Mosquitto
 
     with Mosquitto(tmp_path) as b:
         yield b

@@ -1,0 +1,238 @@
+"""``edgefw bench store`` and ``edgefw bench forward``: the journal and the
+uplink against their peers, measured side by side in one run.
+
+store:   records/s appending a telemetry record (about 200 bytes of CBOR)
+         - our journal, durability fsync / group / none
+         - persist-queue SQLiteAckQueue(auto_commit=True)
+         - litequeue
+         - raw: append the same bytes to a file and fsync, per record
+forward: records/s from a journal on disk to rows in the ingest database,
+         through a real mosquitto on loopback
+         - our uplink (sealed batches) -> edgefw ingest
+         - paho publishing one QoS 1 message per record -> a subscriber
+           storing each in SQLite
+         and the time to drain a 1,000,000-record backlog.
+"""
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RECORD = {
+    "k": "win",
+    "t": 123000000,
+    "dt": 1000000,
+    "ch": {
+        "env.temperature_c": [100, 21950, 22000, 22050],
+        "env.humidity_pct": [100, 45000, 45006, 45010],
+        "env.pressure_hpa": [100, 1013200, 1013250, 1013300],
+    },
+}
+
+
+def _rate(n, dt):
+    return n / dt if dt > 0 else float("inf")
+
+
+def bench_store(n_fast=20000, n_sync=1000, progress=print):
+    from firmware import cbor
+    from firmware.journal import Journal
+
+    payload = cbor.dumps(dict(RECORD, seq=1))
+    tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
+    res = {}
+    try:
+        for mode, n in (("fsync", n_sync), ("group", n_fast), ("none", n_fast)):
+            progress("journal, durability %s: %d records" % (mode, n))
+            j = Journal(str(tmp / ("j-" + mode)), mode, group_records=64, group_ms=200)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                j.append(dict(RECORD))
+            j.close()
+            res["journal_" + mode] = _rate(n, time.perf_counter() - t0)
+
+        progress("raw append + fsync per record: %d records" % n_sync)
+        fd = os.open(tmp / "raw.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        t0 = time.perf_counter()
+        for _ in range(n_sync):
+            os.write(fd, payload)
+            os.fsync(fd)
+        os.close(fd)
+        res["raw_fsync_each"] = _rate(n_sync, time.perf_counter() - t0)
+
+        from persistqueue import SQLiteAckQueue
+
+        n_pq = n_sync
+        progress("persist-queue SQLiteAckQueue(auto_commit=True): %d records" % n_pq)
+        q = SQLiteAckQueue(str(tmp / "pq"), auto_commit=True)
+        t0 = time.perf_counter()
+        for _ in range(n_pq):
+            q.put(payload)
+        res["persist_queue"] = _rate(n_pq, time.perf_counter() - t0)
+
+        import litequeue
+
+        progress("litequeue: %d records" % n_sync)
+        lq = litequeue.LiteQueue(str(tmp / "lq.sqlite"))
+        t0 = time.perf_counter()
+        for _ in range(n_sync):
+            lq.put(payload.hex())
+        res["litequeue"] = _rate(n_sync, time.perf_counter() - t0)
+        lq.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "records_per_s": {k: round(v, 1) for k, v in res.items()},
+        "ratios": {
+            "group_commit_vs_persist_queue": round(res["journal_group"] / res["persist_queue"], 2),
+            "fsync_each_vs_raw_fsync": round(res["journal_fsync"] / res["raw_fsync_each"], 3),
+            "group_commit_vs_litequeue": round(res["journal_group"] / res["litequeue"], 2),
+        },
+        "targets": {"group_commit_vs_persist_queue": 40, "fsync_each_vs_raw_fsync": 0.8},
+    }
+
+
+def _fill(journal_path, n, progress):
+    """A journal of n telemetry records, written frame by frame (the
+    content of each record is the same apart from its sequence number)."""
+    from firmware import cbor
+    from firmware.journal import Journal, frame
+
+    j = Journal(journal_path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
+    base = dict(RECORD)
+    # encode once per distinct seq width, then splice the seq in: building
+    # a million-record backlog in pure Python would dominate the run
+    chunk = 10000
+    for start in range(1, n + 1, chunk):
+        for seq in range(start, min(n, start + chunk - 1) + 1):
+            rec = dict(base, seq=seq)
+            j.append(rec) if seq < 3 else _append_raw(j, seq, cbor.dumps(rec), frame)
+        if progress and start % 100000 == 1:
+            progress("  backlog: %d records" % (start - 1))
+    j.close()
+
+
+def _append_raw(j, seq, payload, frame):
+    from firmware.journal import PRIO_TELEMETRY
+
+    fr = frame(seq, payload, j.now())
+    segs = j._segs[PRIO_TELEMETRY]
+    if not segs or segs[-1].size + len(fr) > j.segment_bytes:
+        j._roll(PRIO_TELEMETRY, seq)
+    seg = j._segs[PRIO_TELEMETRY][-1]
+    f = j._f.get(PRIO_TELEMETRY)
+    if f is None:
+        f = j._f[PRIO_TELEMETRY] = open(seg.path, "ab")
+    f.write(fr)
+    seg.size += len(fr)
+    seg.n += 1
+    seg.last = seq
+    j.next_seq = seq + 1
+
+
+def _ingest_worker(port, db, keys):
+    import paho.mqtt.client as mqtt
+
+    from tools.ingest import Ingest
+
+    ing = Ingest(db, keys, log=None)
+    ready = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("edgefw/+/up", qos=1)
+    c.on_subscribe = lambda *a: ready.set()
+    c.on_message = lambda cl, u, m: ing.handle(m.payload)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    ready.wait(10)
+    return ing, c
+
+
+def _ours(port, tmp, n, progress, key=b"k" * 32):
+    from firmware.journal import Journal
+    from firmware.uplink import Uplink, make_client
+
+    path = str(tmp / ("ours-%d" % n))
+    _fill(path, n, progress)
+    ing, c = _ingest_worker(port, str(tmp / ("ours-%d.sqlite" % n)), {"bench": key})
+    j = Journal(path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
+    up = Uplink(j, make_client("127.0.0.1", port, "bench"), "bench", key=key, batch_records=2000, batch_bytes=1 << 20, window=8)
+    t0 = time.perf_counter()
+    up.drain(600000)
+    while ing.counts["records"] < n and time.perf_counter() - t0 < 600:
+        time.sleep(0.005)
+    dt = time.perf_counter() - t0
+    c.disconnect()
+    c.loop_stop()
+    got = ing.counts["records"]
+    ing.close()
+    return _rate(got, dt), dt, got
+
+
+def _paho_per_record(port, tmp, n):
+    import paho.mqtt.client as mqtt
+
+    from firmware import cbor
+
+    payloads = [cbor.dumps(dict(RECORD, seq=s)) for s in range(1, n + 1)]
+    db = sqlite3.connect(str(tmp / "paho.sqlite"), check_same_thread=False)
+    db.execute("CREATE TABLE r (seq INTEGER PRIMARY KEY, body BLOB)")
+    got = [0]
+    lock = threading.Lock()
+
+    def on_message(cl, u, m):
+        import cbor2
+
+        with lock:
+            db.execute("INSERT OR IGNORE INTO r VALUES (?, ?)", (cbor2.loads(m.payload)["seq"], m.payload))
+            db.commit()
+            got[0] += 1
+
+    ready = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    sub.on_connect = lambda cl, u, f, rc, p: cl.subscribe("bench/per-record", qos=1)
+    sub.on_subscribe = lambda *a: ready.set()
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    ready.wait(10)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    t0 = time.perf_counter()
+    infos = [pub.publish("bench/per-record", p, qos=1) for p in payloads]
+    for i in infos:
+        i.wait_for_publish(60)
+    while got[0] < n and time.perf_counter() - t0 < 300:
+        time.sleep(0.005)
+    dt = time.perf_counter() - t0
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    return _rate(got[0], dt)
+
+
+def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print):
+    from tools.broker import Mosquitto
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
+    try:
+        with Mosquitto(tmp) as b:
+            progress("ours: journal -> uplink -> mosquitto -> ingest, %d records" % n)
+            ours, _dt, _ = _ours(b.port, tmp, n, None)
+            progress("paho: one QoS 1 message per record -> subscriber -> SQLite, %d records" % n_paho)
+            paho = _paho_per_record(b.port, tmp, n_paho)
+            res = {"end_to_end_records_per_s": {"ours": round(ours, 1), "paho_per_record": round(paho, 1)}}
+            if backlog:
+                progress("backlog: filling %d records..." % backlog)
+                _r, dt, got = _ours(b.port, tmp, backlog, progress)
+                res["backlog_records"] = got
+                res["backlog_1m_drain_s"] = round(dt * 1000000 / max(got, 1), 2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["ratios"] = {"end_to_end_vs_paho_per_record": round(ours / paho, 2)}
+    res["targets"] = {"end_to_end_vs_paho_per_record": 25, "backlog_1m_drain_s": 20}
+    return res
