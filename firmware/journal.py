@@ -233,11 +233,14 @@ class Journal:
         seg = self._segs[q][-1]
         f = self._f.get(q)
         if f is None:
-            f = self._f[q] = open(seg.path, "ab")
+            # unbuffered: a full disk fails this write, not a later flush
+            f = self._f[q] = open(seg.path, "ab", 0)
         try:
-            f.write(fr)
+            n = f.write(fr)
+            if n is not None and n != len(fr):
+                raise OSError(28, "short write (%d of %d bytes)" % (n, len(fr)))
         except OSError as e:
-            # ENOSPC or EFBIG: drop what may be half written, keep going
+            # ENOSPC or EFBIG: cut what may be half written, keep going
             self._f.pop(q).close()
             from firmware import journal_open
 

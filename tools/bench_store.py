@@ -126,7 +126,7 @@ def _append_raw(j, seq, payload, frame):
     seg = j._segs[PRIO_TELEMETRY][-1]
     f = j._f.get(PRIO_TELEMETRY)
     if f is None:
-        f = j._f[PRIO_TELEMETRY] = open(seg.path, "ab")
+        f = j._f[PRIO_TELEMETRY] = open(seg.path, "ab", 0)
     f.write(fr)
     seg.size += len(fr)
     seg.n += 1

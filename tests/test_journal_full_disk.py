@@ -1,0 +1,32 @@
+"""A disk that refuses writes (file-size limit: EFBIG, as ENOSPC would):
+the journal reports it, keeps what it had, and recovers cleanly."""
+
+import json
+import subprocess
+import sys
+
+from firmware.journal import Journal
+from tests.conftest import ROOT
+
+
+def test_write_errors_are_reported_and_nothing_is_corrupted(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.fsize_device", str(tmp_path / "j"), "20000", "1000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["appended"] > 100 and r["errors"] > 0
+    assert r["appended"] + r["errors"] == 1000
+    assert "record was not stored" in r["last_error"]
+    j = Journal(str(tmp_path / "j"))
+    recs = [rec for _s, rec in j.records()]
+    # exactly what was reported stored, intact, in order, no torn frame
+    assert len(recs) == r["appended"]
+    assert [rec["seq"] for rec in recs] == list(range(1, r["appended"] + 1))
+    assert j.corrupt_skipped == 0 and j.recovered_bytes == 0
+    assert sum(f.stat().st_size for f in (tmp_path / "j").rglob("*.seg")) <= 20000
+    j.close()
