@@ -41,14 +41,16 @@ def default_path():
 
 def _read_json(path):
     try:
-        with open(path) as f:
-            text = f.read()
+        f = open(path)
     except OSError as e:
         raise ConfigError(path, "(file)", "a readable JSON file (%s)" % (e,))
+    # parsed from the stream: no copy of the whole text on a small heap
     try:
-        return json.loads(text)
+        return json.load(f)
     except ValueError as e:
         raise ConfigError(path, "(file)", "valid JSON (%s)" % (e,))
+    finally:
+        f.close()
 
 
 def _merge(base, over, path=""):

@@ -47,6 +47,18 @@ from firmware import cbor
 from hal.compat import fsync
 from hal.errors import JournalError
 
+
+class _NoLock:
+    """Stands in for a lock while one thread owns the journal."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+_NOLOCK = _NoLock()
 HDR = 20
 MAX_RECORD = 1 << 20
 DURABILITY = ("none", "group", "fsync")
@@ -180,6 +192,9 @@ class Journal:
         self._last_sync = _ms()
         self._cache = (None, 0, None)
         self._size_hint = 0
+        # taken around every append, read and acknowledgement; a real lock
+        # once a second thread shares the journal (firmware.forwarder)
+        self.lock = _NOLOCK
         # recovery runs once; its module is dropped on small heaps
         from firmware import journal_open
 

@@ -122,11 +122,15 @@ class Firmware:
     def _record(self):
         self.recorder.sample(self.slot, self.values, self.status)
         if self.journal is not None:
-            self.journal.tick()
+            with self.journal.lock:
+                self.journal.tick()
         if self.interlock.ev_count:
             for kind, slot, causes in self.interlock.pop_events():
                 rec = self.recorder.event(kind, slot, causes)
                 self.events.append(rec)
+                if len(self.events) > 64:
+                    # the journal has them all; keep memory flat
+                    self.events.pop(0)
                 if kind == "trip":
                     self.trips.append({"t_us": rec["t"], "cause": "+".join(n for _c, n in causes), "codes": [c for c, _n in causes]})
 

@@ -68,7 +68,9 @@ class Recorder:
         self.last = rec
         if self.journal is not None:
             try:
-                if self.journal.append(rec, prio):
+                with self.journal.lock:
+                    seq = self.journal.append(rec, prio)
+                if seq:
                     self.appended += 1
             except OSError as e:
                 # a full or failing disk must not stop the safety loop:

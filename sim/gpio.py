@@ -17,7 +17,7 @@ import struct
 
 from hal.compat import const
 
-_LOG = const(128)
+_LOG = const(64)
 
 
 class SimPin:

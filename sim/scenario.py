@@ -132,12 +132,13 @@ def parse_scenario(doc, src="<scenario>"):
 
 def load_scenario(path):
     try:
-        with open(path) as f:
-            text = f.read()
+        f = open(path)
     except OSError as e:
         raise ConfigError(path, "(file)", "a readable scenario file (%s)" % e)
     try:
-        doc = json.loads(text)
+        doc = json.load(f)
     except ValueError as e:
         raise ConfigError(path, "(file)", "valid JSON (%s)" % e)
+    finally:
+        f.close()
     return parse_scenario(doc, path)
