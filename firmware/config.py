@@ -21,7 +21,10 @@ from hal.errors import ConfigError
 
 STARTUP = ("manual", "auto")
 DURABILITY = ("none", "group", "fsync")
-TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference")
+TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference", "uplink")
+UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s")
+# _Checker is used by firmware.uplink.check_config too
+__all__ = ("load_config", "check", "channel_names", "SENSOR_TYPES", "_Checker")
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")
 INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
 VOTE_FIELDS = ("name", "channels", "need")
@@ -205,6 +208,10 @@ def check(cfg, src="<config>"):
         c.num("record.ttl_s." + k, ttl[k], 1, null=True)
     c.num("record.group_records", rec["group_records"], 1, 1 << 20, integer=True)
     c.num("record.group_ms", rec["group_ms"], 1, 3600000, integer=True)
+    # the uplink section is checked where the uplink starts
+    # (firmware.uplink.check_config): a device that only records never
+    # loads those rules
+    c.obj("uplink", cfg["uplink"], UPLINK_FIELDS)
     inf = c.obj("inference", cfg["inference"], INFERENCE_FIELDS)
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])
@@ -225,5 +232,3 @@ def load_config(path=None, overrides=None):
         cfg = _merge(cfg, overrides)
     return check(cfg, src)
 
-
-__all__ = ("load_config", "check", "channel_names", "SENSOR_TYPES")

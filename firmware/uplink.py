@@ -58,6 +58,28 @@ def make_client(host, port=1883, client_id="edgefw", username=None, password=Non
     return Client(host, port, client_id, username, password, tls, timeout_ms)
 
 
+def check_config(cfg, src="<config>"):
+    """Check the config's ``uplink`` section (ConfigError names the field).
+    Returns (host, port)."""
+    from firmware.config import _Checker
+
+    c = _Checker(src)
+    up = cfg["uplink"]
+    if not isinstance(up["enabled"], bool):
+        c.fail("uplink.enabled", "true or false", up["enabled"])
+    b = c.text("uplink.broker", up["broker"])
+    host, _, port = b.rpartition(":")
+    if not host or not port.isdigit():
+        c.fail("uplink.broker", 'HOST:PORT, e.g. "broker.example.net:8883"', b)
+    for k in ("username", "password", "tls_ca", "key_file"):
+        if up[k] is not None:
+            c.text("uplink." + k, up[k])
+    c.num("uplink.batch_records", up["batch_records"], 1, 100000, integer=True)
+    c.num("uplink.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
+    c.num("uplink.rate_bytes_s", up["rate_bytes_s"], 0, integer=True)
+    return host, int(port)
+
+
 def topic_for(device_id):
     return "edgefw/%s/up" % device_id
 

@@ -96,3 +96,36 @@ def test_module_entry_point_matches(tmp_path):
     )
     assert p.returncode == 0
     assert last_json(p.stdout)["cycles"] == 300
+
+
+def test_run_forwards_to_a_broker_and_ingest_stores_it(tmp_path, broker):
+    key = "ab" * 32
+    (tmp_path / "device.key").write_text(key + "\n")
+    (tmp_path / "keys.json").write_text(json.dumps({"sim-0001": key}))
+    cfg = tmp_path / "edgefw.json"
+    cfg.write_text(json.dumps({"uplink": {"key_file": str(tmp_path / "device.key"), "batch_ms": 50}}))
+    db = tmp_path / "ingest.sqlite"
+    ingest = subprocess.Popen(
+        [edgefw(), "ingest", "--broker", "127.0.0.1:%d" % broker.port, "--keys", str(tmp_path / "keys.json"), "--db", str(db), "--idle-exit", "3", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # subscribed before the device starts
+    p = run("run", "--cycles", "2000", "--json", "--config", str(cfg), "--broker", "127.0.0.1:%d" % broker.port, "--journal", str(tmp_path / "j"))
+    assert p.returncode == 0, p.stderr
+    s = last_json(p.stdout)
+    assert s["journal_pending"] == 0 and s["uplink"]["records"] == s["records"]
+    out, err = ingest.communicate(timeout=60)
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert counts["records"] == s["records"] and counts["tampered"] == 0
+    import sqlite3
+
+    kinds = [r[0] for r in sqlite3.connect(db).execute("SELECT kind FROM records WHERE device='sim-0001' ORDER BY seq")]
+    assert kinds.count("trip") == 1 and kinds.count("win") == 20
+
+
+def test_ingest_refuses_a_bad_keys_file(tmp_path):
+    (tmp_path / "keys.json").write_text(json.dumps({"d": "zz"}))
+    p = run("ingest", "--keys", str(tmp_path / "keys.json"), "--idle-exit", "0.1")
+    assert p.returncode != 0 and "hex string" in p.stderr

@@ -29,7 +29,7 @@ def test_config_doc_names_every_field():
     doc = (ROOT / "docs" / "config.md").read_text()
     fields = list(config.TOP_FIELDS) + list(config.SENSOR_FIELDS) + list(config.INTERLOCK_FIELDS)
     fields += list(config.CHANNEL_FIELDS) + list(config.READBACK_FIELDS) + list(config.RECORD_FIELDS) + list(config.INFERENCE_FIELDS)
-    fields += list(config.VOTE_FIELDS) + list(config.TTL_FIELDS)
+    fields += list(config.VOTE_FIELDS) + list(config.TTL_FIELDS) + list(config.UPLINK_FIELDS)
     missing = [f for f in fields if "`" + f + "`" not in doc]
     assert not missing, missing
 

@@ -112,6 +112,36 @@ def _print_summary(s, as_json):
         print("  trip at t=%.3f s: %s" % (t["t_us"] / 1e6, t["cause"]))
 
 
+def fw_cfg_uplink(args):
+    from firmware.config import load_config
+
+    return load_config(args.config)["uplink"]["enabled"]
+
+
+def start_forwarder(fw, args):
+    """The uplink beside the loop, from the config's ``uplink`` section
+    (``--broker`` overrides its broker and enables it)."""
+    from firmware.config import load_config
+    from firmware.forwarder import Forwarder
+    from firmware.uplink import Uplink, check_config, make_client
+
+    cfg = load_config(args.config)
+    if args.broker:
+        cfg["uplink"]["broker"] = args.broker
+    host, port = check_config(cfg, args.config or "defaults")
+    u = cfg["uplink"]
+    key = None
+    if u["key_file"]:
+        with open(u["key_file"]) as f:
+            key = bytes.fromhex(f.read().strip())
+    tls = {"ca": u["tls_ca"]} if u["tls_ca"] else None
+    client = make_client(host, port, cfg["device_id"], u["username"], u["password"], tls)
+    up = Uplink(fw.journal, client, cfg["device_id"], key=key, batch_records=u["batch_records"], batch_ms=u["batch_ms"], rate_bytes_s=u["rate_bytes_s"])
+    fwd = Forwarder(fw.journal, up)
+    fwd.start()
+    return fwd
+
+
 def cmd_run(args):
     if args.target == "micropython":
         return _run_micropython(args)
@@ -131,6 +161,13 @@ def cmd_run(args):
         from sim.bench import Bench
 
         Bench(args.bench, fw.hw.line("RELAY_PERMIT"), hold_ms=max(3 * fw.period_us // 1000, 20)).attach(fw.hw)
+    fwd = None
+    if args.broker or fw_cfg_uplink(args):
+        try:
+            fwd = start_forwarder(fw, args)
+        except (EdgefwError, OSError, ValueError) as e:
+            print("edgefw: uplink: %s" % e, file=sys.stderr)
+            return 2
     until = sc["duration_us"] if (sc and args.cycles is None) else None
     status = Status(sys.stderr) if not args.json else None
     interrupted = None
@@ -147,6 +184,9 @@ def cmd_run(args):
     except Terminated:
         interrupted = "SIGTERM"
     wall = time.perf_counter() - t0
+    if fwd is not None:
+        # what the loop recorded last goes out before the process does
+        fwd.stop(drain_s=args.drain_s)
     fw.journal.close()
     if status:
         status.done()
@@ -155,6 +195,9 @@ def cmd_run(args):
     s["board"] = fw.hw.board.NAME
     s["wall_s"] = round(wall, 3)
     s["cycles_per_s"] = round(fw.cycles / wall, 1) if wall > 0 else None
+    if fwd is not None:
+        s["uplink"] = fwd.up.stats()
+        s["journal_pending"] = fw.journal.pending()
     if interrupted:
         s["interrupted"] = interrupted
         print("edgefw: stopped by %s; permit off" % interrupted, file=sys.stderr)
@@ -182,6 +225,8 @@ def make_parser():
     r.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
     r.add_argument("--speed", type=float, help="virtual time per wall second on the sim board; 0 = as fast as possible")
     r.add_argument("--target", choices=("cpython", "micropython"), default="cpython", help="interpreter to run the firmware in")
+    r.add_argument("--broker", metavar="HOST:PORT", help="forward the journal to this MQTT broker (the config's uplink section, enabled)")
+    r.add_argument("--drain-s", type=float, default=2.0, help="at exit, try this long to send what is left (default 2)")
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     r.add_argument("--heap", default="256k", help="MicroPython heap size with --target micropython")
     r.set_defaults(fn=cmd_run)

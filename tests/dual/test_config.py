@@ -80,3 +80,17 @@ def test_sensor_fields_checked():
     dup = [dict(base[0]), dict(base[0])]
     p = _write({"sensors": dup})
     assert "sensors[1].name" in str(raises(ConfigError, load_config, p))
+
+
+def test_uplink_section_checked_where_the_uplink_starts():
+    from firmware.uplink import check_config
+
+    cfg = load_config(None)
+    assert check_config(cfg) == ("127.0.0.1", 1883)
+    cfg["uplink"]["broker"] = "no-port"
+    assert "uplink.broker" in str(raises(ConfigError, check_config, cfg, "site.json"))
+    cfg["uplink"]["broker"] = "h:1"
+    cfg["uplink"]["batch_records"] = 0
+    assert "uplink.batch_records" in str(raises(ConfigError, check_config, cfg, "site.json"))
+    p = _write({"uplink": {"brokr": "x"}})
+    assert "uplink.brokr" in str(raises(ConfigError, load_config, p))
