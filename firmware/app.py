@@ -30,30 +30,61 @@ def default_scenario_path():
     return sim.__file__.rsplit("/", 1)[0] + "/scenarios/default.json"
 
 
+PRECHECKED = "prechecked.json"
+
+
+def _load_prechecked():
+    """The config and scenario ``edgefw mpy-build`` checked on the host
+    (``firmware/prechecked.json`` beside this module), or None. A device
+    built that way starts without loading the checkers."""
+    import firmware
+
+    try:
+        f = open(firmware.__file__.rsplit("/", 1)[0] + "/" + PRECHECKED)
+    except OSError:
+        return None
+    try:
+        doc = json.load(f)
+    finally:
+        f.close()
+    return doc["config"], doc["scenario"]
+
+
 def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
     """Load config and scenario, open the board, and build the firmware.
     Returns (firmware, scenario or None)."""
     import boards
-    from firmware.config import load_config
     from hal.backend import choose_board, open_board
 
-    cfg = load_config(config, overrides)
     name = choose_board(board)
-    sc = None
-    if boards.get(name).FAMILY == "sim":
-        from sim.scenario import load_scenario
+    is_sim = boards.get(name).FAMILY == "sim"
+    pre = None if (config or scenario or overrides) else _load_prechecked()
+    if pre is not None:
+        cfg, sc = pre
+        if not is_sim:
+            sc = None
+    else:
+        from firmware.config import load_config
 
-        sc = load_scenario(scenario or default_scenario_path())
-        del load_scenario
-    del load_config
-    _unload("firmware.config", "sim.scenario")
+        cfg = load_config(config, overrides)
+        sc = None
+        if is_sim:
+            from sim.scenario import load_scenario
+
+            sc = load_scenario(scenario or default_scenario_path())
+            del load_scenario
+        del load_config
+        _unload("firmware.config", "sim.scenario")
+    from firmware.interlock import Interlock
+
+    il = Interlock.from_config(cfg)
+    _unload("firmware.interlock_setup")
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
     del choose_board, open_board
     _unload("hal.backend")
     j = open_journal(cfg, journal)
     _unload("firmware.journal_open")
-    fw = Firmware(hw, cfg, j, inference)
-    _unload("firmware.interlock_setup")
+    fw = Firmware(hw, cfg, j, inference, il)
     return fw, sc
 
 

@@ -231,4 +231,3 @@ def load_config(path=None, overrides=None):
     if overrides:
         cfg = _merge(cfg, overrides)
     return check(cfg, src)
-

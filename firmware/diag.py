@@ -6,7 +6,13 @@ Diagnostic codes: 0x1000 + 16*channel + n (channel causes), 0x2000 +
 (voting groups).
 """
 
-from firmware.interlock import CHANNEL_CAUSES, EV_CAP, EVENT_NAMES, GLOBAL_CAUSES, SENSOR_CAUSES
+from firmware.interlock import EV_CAP
+
+# bit n of each cause mask, named; event kinds 1..4 as the interlock's ring holds them
+CHANNEL_CAUSES = ("high", "low", "rate", "implausible")
+SENSOR_CAUSES = ("bus", "stale")
+GLOBAL_CAUSES = ("estop", "deadline", "stall", "readback", "inference")
+EVENT_NAMES = {1: "trip", 2: "reset", 3: "reset_refused", 4: "cause"}
 
 
 def names(il, g, v, smasks, sbase, cmasks, cbase):

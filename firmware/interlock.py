@@ -39,34 +39,30 @@ from hal.clock import ticks_diff
 from hal.compat import const
 
 # channel causes
-C_HIGH = const(1)
-C_LOW = const(2)
-C_ROC = const(4)
-C_IMPLAUSIBLE = const(8)
-CHANNEL_CAUSES = ("high", "low", "rate", "implausible")
+_C_HIGH = const(1)
+_C_LOW = const(2)
+_C_ROC = const(4)
+_C_IMPLAUSIBLE = const(8)
 # sensor causes
-S_BUS = const(1)
-S_STALE = const(2)
-SENSOR_CAUSES = ("bus", "stale")
+_S_BUS = const(1)
+_S_STALE = const(2)
 # global causes
-G_ESTOP = const(1)
-G_DEADLINE = const(2)
-G_STALL = const(4)
-G_READBACK = const(8)
-G_INFERENCE = const(16)
-GLOBAL_CAUSES = ("estop", "deadline", "stall", "readback", "inference")
+_G_ESTOP = const(1)
+_G_DEADLINE = const(2)
+_G_STALL = const(4)
+_G_READBACK = const(8)
+_G_INFERENCE = const(16)
 
 # sensor status as reported by the sense stage
-NO_DATA = const(0)
-FRESH = const(1)
-BUS_ERROR = const(2)
+_NO_DATA = const(0)
+_FRESH = const(1)
+_BUS_ERROR = const(2)
 
 # event kinds
-EV_TRIP = const(1)
-EV_RESET = const(2)
-EV_RESET_REFUSED = const(3)
-EV_CAUSE = const(4)
-EVENT_NAMES = {EV_TRIP: "trip", EV_RESET: "reset", EV_RESET_REFUSED: "reset_refused", EV_CAUSE: "cause"}
+_EV_TRIP = const(1)
+_EV_RESET = const(2)
+_EV_RESET_REFUSED = const(3)
+_EV_CAUSE = const(4)
 EV_CAP = const(16)
 
 EN_HIGH = const(1)
@@ -149,7 +145,7 @@ class Interlock:
     # ------------------------------------------------------------------
     def step(self, now, values, status, estop, reset, readback, deadline, stall, ml):
         """One evaluation. ``now``: ticks_us; ``values``: channel values in
-        thousandths; ``status[s]``: NO_DATA / FRESH / BUS_ERROR per sensor;
+        thousandths; ``status[s]``: _NO_DATA / _FRESH / _BUS_ERROR per sensor;
         the rest are 0/1 levels or flags. Returns the permit (0 or 1)."""
         if not self._started:
             self._started = 1
@@ -165,9 +161,9 @@ class Interlock:
             if st == 1:
                 self.last_fresh[s] = now
             elif st == 2:
-                act = S_BUS
+                act = _S_BUS
             if ticks_diff(now, self.last_fresh[s]) > self.stale_us[s]:
-                act |= S_STALE
+                act |= _S_STALE
             self.sact[s] = act
             s += 1
         # channels: rules advance only on a fresh sample
@@ -180,13 +176,13 @@ class Interlock:
         # global
         g = 0
         if self.use_estop and estop:
-            g |= G_ESTOP
+            g |= _G_ESTOP
         if deadline:
-            g |= G_DEADLINE
+            g |= _G_DEADLINE
         if stall:
-            g |= G_STALL
+            g |= _G_STALL
         if ml:
-            g |= G_INFERENCE
+            g |= _G_INFERENCE
         if self.use_readback:
             commanded = 0 if self.tripped else 1
             if readback != commanded:
@@ -194,7 +190,7 @@ class Interlock:
                     self._mismatch = 1
                     self._mismatch_since = now
                 elif ticks_diff(now, self._mismatch_since) >= self.grace_us:
-                    g |= G_READBACK
+                    g |= _G_READBACK
             else:
                 self._mismatch = 0
         self.gact = g
@@ -235,19 +231,19 @@ class Interlock:
         if self.tripped and edge:
             if active:
                 self.refused += 1
-                self._event(EV_RESET_REFUSED)
+                self._event(_EV_RESET_REFUSED)
             else:
                 self.tripped = 0
                 self.resets += 1
                 # the relay is now commanded on: its contact gets its grace
                 self._mismatch = 0
-                self._event(EV_RESET)
+                self._event(_EV_RESET)
         if active and not self.tripped:
             self.tripped = 1
             self.trips += 1
-            self._event(EV_TRIP)
+            self._event(_EV_TRIP)
         elif new and self.tripped:
-            self._event(EV_CAUSE)
+            self._event(_EV_CAUSE)
         self.gprev = g
         self.vprev = v
         i = 0
@@ -266,29 +262,29 @@ class Interlock:
             if v > self.hi[i]:
                 c = self.hcnt[i] + 1
                 if c >= self.ondelay[i]:
-                    act |= C_HIGH
+                    act |= _C_HIGH
                     c = self.ondelay[i]
                 self.hcnt[i] = c
             else:
                 self.hcnt[i] = 0
                 if v <= self.hi[i] - self.hyst[i]:
-                    act &= ~C_HIGH
+                    act &= ~_C_HIGH
         if en & EN_LOW:
             if v < self.lo[i]:
                 c = self.lcnt[i] + 1
                 if c >= self.ondelay[i]:
-                    act |= C_LOW
+                    act |= _C_LOW
                     c = self.ondelay[i]
                 self.lcnt[i] = c
             else:
                 self.lcnt[i] = 0
                 if v >= self.lo[i] + self.hyst[i]:
-                    act &= ~C_LOW
+                    act &= ~_C_LOW
         if en & EN_PLAUS:
             if v < self.plo[i] or v > self.phi[i]:
-                act |= C_IMPLAUSIBLE
+                act |= _C_IMPLAUSIBLE
             else:
-                act &= ~C_IMPLAUSIBLE
+                act &= ~_C_IMPLAUSIBLE
         if en & EN_ROC:
             if self.has_last[i]:
                 dt = ticks_diff(now, self.lastt[i])
@@ -297,9 +293,9 @@ class Interlock:
                     dv = -dv
                 # |dv|/dt > roc, without division: both in thousandths, dt in us
                 if dt > 0 and dv * 1000000 > self.roc[i] * dt:
-                    act |= C_ROC
+                    act |= _C_ROC
                 else:
-                    act &= ~C_ROC
+                    act &= ~_C_ROC
             self.has_last[i] = 1
             self.lastv[i] = v
             self.lastt[i] = now

@@ -16,6 +16,8 @@ from firmware.channels import SENSOR_TYPES, channel_names
 from firmware.interlock import Interlock
 from firmware.record import Recorder
 from hal.clock import ticks_add, ticks_diff
+from hal.drivers.adxl345 import ADXL345
+from hal.drivers.bme280 import BME280
 
 try:
     import asyncio
@@ -26,16 +28,12 @@ except ImportError:  # pragma: no cover
 def build_driver(hw, spec):
     bus = hw.i2c(spec["bus"])
     if spec["type"] == "bme280":
-        from hal.drivers.bme280 import BME280
-
         return BME280(bus, spec["address"])
-    from hal.drivers.adxl345 import ADXL345
-
     return ADXL345(bus, spec["address"], range_g=spec["range_g"], rate_hz=spec["rate_hz"])
 
 
 class Firmware:
-    def __init__(self, hw, cfg, journal=None, inference=None):
+    def __init__(self, hw, cfg, journal=None, inference=None, interlock=None):
         self.hw = hw
         self.clock = hw.clock
         # outputs safe before anything else can fail
@@ -61,7 +59,9 @@ class Firmware:
         self.ns = len(self.drivers)
         self.values = array.array("i", [0] * len(self.channels))
         self.status = bytearray(self.ns)
-        self.interlock = Interlock.from_config(cfg)
+        # built before everything else by firmware.app on small heaps: its
+        # tables then sit in one piece at the bottom of the heap
+        self.interlock = interlock if interlock is not None else Interlock.from_config(cfg)
         self.recorder = Recorder(journal, self.channels, sensor_of, self.period_us, cfg["record"]["window_ms"] * 1000)
         self.journal = journal
         self.inference = inference

