@@ -241,7 +241,19 @@ class Journal:
             self.refused += 1
             del record["seq"]
             return 0
-        q = priority
+        f = self._write_frame(priority, seq, fr)
+        self.appended += 1
+        self._unsynced += 1
+        if self.durability == "fsync":
+            fsync(f)
+            self._unsynced = 0
+        elif self.durability == "group":
+            self.tick()
+        return seq
+
+    def _write_frame(self, q, seq, fr):
+        """Write one frame to queue ``q``'s current segment (rolling to a new
+        one when full). Returns the file it went to."""
         segs = self._segs[q]
         if not segs or segs[-1].size + len(fr) > self.segment_bytes:
             self._roll(q, seq)
@@ -266,14 +278,7 @@ class Journal:
         seg.n += 1
         seg.last = seq
         self.next_seq = seq + 1
-        self.appended += 1
-        self._unsynced += 1
-        if self.durability == "fsync":
-            fsync(f)
-            self._unsynced = 0
-        elif self.durability == "group":
-            self.tick()
-        return seq
+        return f
 
     def tick(self):
         """Group commit: sync when enough records or time have gathered.

@@ -8,16 +8,12 @@ import threading
 
 import paho.mqtt.client as mqtt
 
+from firmware.mqtt import ClientBase
 
-class Client:
-    def __init__(self, host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
-        self.host = host
-        self.port = port
-        self.client_id = client_id
-        self.username = username
-        self.password = password
-        self.tls = tls
-        self.timeout_s = timeout_ms / 1000
+
+class Client(ClientBase):
+    def __init__(self, *args, **kw):
+        ClientBase.__init__(self, *args, **kw)
         self._c = None
         self._lost = threading.Event()
 

@@ -19,6 +19,8 @@ import sys
 
 from umqtt.simple import MQTTClient
 
+from firmware.mqtt import ClientBase
+
 _IPPROTO_TCP = 6
 _TCP_NODELAY = 1
 
@@ -30,15 +32,9 @@ class _Fixed(MQTTClient):
         return MQTTClient.publish(self, topic, msg, retain, qos)
 
 
-class Client:
-    def __init__(self, host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
-        self.host = host
-        self.port = port
-        self.client_id = client_id
-        self.username = username
-        self.password = password
-        self.tls = tls
-        self.timeout_s = timeout_ms / 1000
+class Client(ClientBase):
+    def __init__(self, *args, **kw):
+        ClientBase.__init__(self, *args, **kw)
         self._c = None
 
     def connect(self):

@@ -117,21 +117,10 @@ def _fill(journal_path, n, progress):
 
 
 def _append_raw(j, seq, payload, frame):
+    # the record is already encoded: only the frame is written
     from firmware.journal import PRIO_TELEMETRY
 
-    fr = frame(seq, payload, j.now())
-    segs = j._segs[PRIO_TELEMETRY]
-    if not segs or segs[-1].size + len(fr) > j.segment_bytes:
-        j._roll(PRIO_TELEMETRY, seq)
-    seg = j._segs[PRIO_TELEMETRY][-1]
-    f = j._f.get(PRIO_TELEMETRY)
-    if f is None:
-        f = j._f[PRIO_TELEMETRY] = open(seg.path, "ab", 0)
-    f.write(fr)
-    seg.size += len(fr)
-    seg.n += 1
-    seg.last = seq
-    j.next_seq = seq + 1
+    j._write_frame(PRIO_TELEMETRY, seq, frame(seq, payload, j.now()))
 
 
 def _ingest_worker(port, db, keys):
@@ -151,13 +140,13 @@ def _ingest_worker(port, db, keys):
     return ing, c
 
 
-def _ours(port, tmp, n, progress, key=b"k" * 32):
+def _ours(port, tmp, n, progress, tag, key=b"k" * 32):
     from firmware.journal import Journal
     from firmware.uplink import Uplink, make_client
 
-    path = str(tmp / ("ours-%d" % n))
+    path = str(tmp / ("journal-" + tag))
     _fill(path, n, progress)
-    ing, c = _ingest_worker(port, str(tmp / ("ours-%d.sqlite" % n)), {"bench": key})
+    ing, c = _ingest_worker(port, str(tmp / ("ingest-%s.sqlite" % tag)), {"bench": key})
     j = Journal(path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
     up = Uplink(j, make_client("127.0.0.1", port, "bench"), "bench", key=key, batch_records=2000, batch_bytes=1 << 20, window=8)
     t0 = time.perf_counter()
@@ -222,13 +211,13 @@ def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print):
     try:
         with Mosquitto(tmp) as b:
             progress("ours: journal -> uplink -> mosquitto -> ingest, %d records" % n)
-            ours, _dt, _ = _ours(b.port, tmp, n, None)
+            ours, _dt, _ = _ours(b.port, tmp, n, None, "throughput")
             progress("paho: one QoS 1 message per record -> subscriber -> SQLite, %d records" % n_paho)
             paho = _paho_per_record(b.port, tmp, n_paho)
             res = {"end_to_end_records_per_s": {"ours": round(ours, 1), "paho_per_record": round(paho, 1)}}
             if backlog:
                 progress("backlog: filling %d records..." % backlog)
-                _r, dt, got = _ours(b.port, tmp, backlog, progress)
+                _r, dt, got = _ours(b.port, tmp, backlog, progress, "backlog")
                 res["backlog_records"] = got
                 res["backlog_1m_drain_s"] = round(dt * 1000000 / max(got, 1), 2)
     finally:

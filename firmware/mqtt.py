@@ -1,0 +1,14 @@
+"""What the two MQTT clients of the uplink share: their settings.
+``firmware.mqtt_paho`` (CPython) and ``firmware.mqtt_umqtt`` (MicroPython)
+add ``connect``, ``publish``, ``wait`` and ``disconnect``."""
+
+
+class ClientBase:
+    def __init__(self, host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.timeout_s = timeout_ms / 1000
