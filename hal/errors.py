@@ -60,6 +60,10 @@ class CBORError(_Value):
     decoding raises."""
 
 
+class ModelError(_Value):
+    """A model file that is malformed or uses what the interpreter lacks."""
+
+
 class BackendUnavailable(_Runtime):
     """The hardware backend for a board cannot be loaded here."""
 
@@ -73,4 +77,4 @@ class JournalError(_OS):
 
 
 if sys.implementation.name == "micropython":
-    EdgefwError = (ConfigError, BoardError, CBORError, BackendUnavailable, SensorError, JournalError)
+    EdgefwError = (ConfigError, BoardError, CBORError, ModelError, BackendUnavailable, SensorError, JournalError)

@@ -1,0 +1,132 @@
+"""The micro interpreter: runs an int8 ``.tflite`` model op by op.
+
+    it = Interpreter(model_bytes)
+    it.input(0)[:] = int8 values       # an array('b')
+    it.invoke()
+    it.output(0)                       # array('b')
+
+Tensors live in an arena planned at load: one array per tensor, allocated
+once, so ``invoke`` allocates nothing for tensors. ``arena_bytes`` says how
+big it is. Operators without a kernel here are refused at load, by name.
+"""
+
+import array
+import struct
+
+from firmware.nn import kernels
+from firmware.nn.model import INT8, INT32, Model
+from hal.errors import ModelError
+
+KERNELS = ("FULLY_CONNECTED", "RESHAPE")
+# CPython's struct.error is no ValueError; MicroPython raises ValueError
+_STRUCT_ERROR = getattr(struct, "error", ValueError)
+
+
+def _int8(data):
+    return array.array("b", bytes(data))
+
+
+def _int32(data):
+    if len(data) % 4:
+        raise ModelError("malformed model: int32 buffer of %d bytes" % len(data))
+    n = len(data) // 4
+    return array.array("i", struct.unpack("<%di" % n, bytes(data)))
+
+
+class Interpreter:
+    def __init__(self, data):
+        try:
+            self._load(data)
+        except ModelError:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError, _STRUCT_ERROR) as e:
+            # whatever else a damaged file provokes is reported the same way
+            raise ModelError("malformed model: %s" % (e,))
+
+    def _load(self, data):
+        self.model = m = Model(data)
+        for k, (name, _i, _o, _opts) in enumerate(m.operators):
+            if name not in KERNELS:
+                raise ModelError("operator %d (%s) has no kernel in the micro interpreter yet (available: %s)" % (k, name, ", ".join(KERNELS)))
+        self.arena_bytes = 0
+        self.t = []
+        for t in m.tensors:
+            if t.type == INT8:
+                a = _int8(t.data) if t.data else array.array("b", bytes(t.size()))
+                self.arena_bytes += len(a)
+            elif t.type == INT32:
+                a = _int32(t.data) if t.data else array.array("i", bytes(4 * t.size()))
+                self.arena_bytes += 4 * len(a)
+            else:
+                raise ModelError("tensor %r is of type %d; the micro interpreter runs int8 models (int32 bias)" % (t.name, t.type))
+            if t.data and len(a) != t.size():
+                raise ModelError("tensor %r: %d values in its buffer for shape %r" % (t.name, len(a), t.shape))
+            self.t.append(a)
+        self.plan = [self._prepare(op) for op in m.operators]
+
+    def _prepare(self, op):
+        name, ins, outs, opts = op
+        m = self.model
+        if name == "RESHAPE":
+            if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
+                raise ModelError("RESHAPE: input and output must hold the same number of values")
+            return (name, ins[0], outs[0])
+        if len(ins) < 2 or len(outs) != 1 or min(ins[:2]) < 0:
+            raise ModelError("FULLY_CONNECTED needs input, weights (and bias) and one output, got inputs %r outputs %r" % (ins, outs))
+        ti, tw, tb = ins[0], ins[1], ins[2] if len(ins) > 2 else -1
+        tin, tw_, tout = m.tensors[ti], m.tensors[tw], m.tensors[outs[0]]
+        if len(tw_.shape) != 2 or min(tw_.shape) <= 0:
+            raise ModelError("FULLY_CONNECTED weights %r: shape %r, expected [units, inputs]" % (tw_.name, tw_.shape))
+        n_out, n_in = tw_.shape[0], tw_.shape[1]
+        t = self.t
+        if len(t[tw]) != n_out * n_in or len(t[ti]) % n_in or len(t[outs[0]]) != len(t[ti]) // n_in * n_out:
+            sizes = (tout.name, len(t[ti]), len(t[tw]), len(t[outs[0]]))
+            raise ModelError("FULLY_CONNECTED %r: tensor sizes disagree (input %d, weights %d, output %d)" % sizes)
+        if tb >= 0 and len(t[tb]) != n_out:
+            raise ModelError("FULLY_CONNECTED %r: bias has %d values for %d units" % (tout.name, len(t[tb]), n_out))
+        if not tin.scale or not tout.scale or not tw_.scale or not tin.zero_point or not tout.zero_point or len(tw_.scale) not in (1, n_out):
+            raise ModelError("FULLY_CONNECTED %r: input, weights and output must be quantized (scale and zero point)" % (tout.name,))
+        if not -128 <= tin.zero_point[0] <= 127 or not -128 <= tout.zero_point[0] <= 127 or tin.scale[0] <= 0 or tout.scale[0] <= 0 or min(tw_.scale) <= 0:
+            raise ModelError("FULLY_CONNECTED %r: scales must be positive and zero points int8" % (tout.name,))
+        mults, shifts = [], []
+        for s in tw_.scale:
+            q, sh = kernels.quantize_multiplier(tin.scale[0] * s / tout.scale[0])
+            mults.append(q)
+            shifts.append(sh)
+        try:
+            lo, hi = kernels.activation_range(opts.get("activation", 0), tout.scale[0], tout.zero_point[0])
+        except (ValueError, OverflowError) as e:
+            raise ModelError("FULLY_CONNECTED %r: %s" % (tout.name, e))
+        return (
+            name,
+            ti,
+            tw,
+            tb,
+            outs[0],
+            tin.zero_point[0],
+            tw_.zero_point[0] if tw_.zero_point else 0,
+            tout.zero_point[0],
+            mults,
+            shifts,
+            n_in,
+            n_out,
+            lo,
+            hi,
+        )
+
+    def input(self, k=0):
+        return self.t[self.model.inputs[k]]
+
+    def output(self, k=0):
+        return self.t[self.model.outputs[k]]
+
+    def invoke(self):
+        t = self.t
+        for p in self.plan:
+            if p[0] == "RESHAPE":
+                src, dst = t[p[1]], t[p[2]]
+                for i in range(len(dst)):
+                    dst[i] = src[i]
+            else:
+                _n, ti, tw, tb, to, izp, wzp, ozp, mults, shifts, n_in, n_out, lo, hi = p
+                kernels.fully_connected(t[ti], izp, t[tw], wzp, t[tb] if tb >= 0 else None, t[to], ozp, mults, shifts, n_in, n_out, lo, hi)

@@ -1,0 +1,100 @@
+"""Integer kernels, following TensorFlow Lite Micro's reference kernels.
+
+Requantization is the reference path (not TFLITE_SINGLE_ROUNDING): the
+real multiplier input_scale * filter_scale / output_scale is turned into a
+Q31 fixed-point multiplier and a shift the way TFLite's
+``QuantizeMultiplier`` does, and applied with
+``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``, each
+rounding once: the "double rounding" of the reference kernels.
+"""
+
+import math
+
+_INT32_MIN = -(1 << 31)
+_INT32_MAX = (1 << 31) - 1
+
+
+def quantize_multiplier(real):
+    """(q31 multiplier, shift) for a positive real multiplier."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    # std::round: half away from zero (q > 0 here)
+    qf = math.floor(q * (1 << 31) + 0.5)
+    if qf == 1 << 31:
+        qf //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return qf, shift
+
+
+def _wrap32(x):
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def srdhm(a, b):
+    """SaturatingRoundingDoublingHighMul for int32 a, b."""
+    if a == _INT32_MIN and b == _INT32_MIN:
+        return _INT32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else (1 - (1 << 30))
+    v = ab + nudge
+    # C integer division truncates toward zero
+    q = v >> 31 if v >= 0 else -((-v) >> 31)
+    return q
+
+
+def rdbpot(x, exponent):
+    """RoundingDivideByPOT: x / 2**exponent, rounding half away from zero."""
+    if exponent == 0:
+        return x
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def mbqm(x, qm, shift):
+    """MultiplyByQuantizedMultiplier (reference, double rounding)."""
+    left = shift if shift > 0 else 0
+    right = 0 if shift > 0 else -shift
+    return rdbpot(srdhm(_wrap32(x * (1 << left)), qm), right)
+
+
+def activation_range(act, scale, zero_point):
+    """Clamp bounds in the output's int8 domain for a fused activation
+    (0 none, 1 RELU, 3 RELU6), as TFLite computes them."""
+    lo, hi = -128, 127
+    if act == 1:
+        lo = max(lo, zero_point)
+    elif act == 3:
+        lo = max(lo, zero_point)
+        hi = min(hi, zero_point + int(math.floor(6.0 / scale + 0.5)))
+    elif act != 0:
+        raise ValueError("fused activation %d is not supported" % act)
+    return lo, hi
+
+
+def fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in, n_out, lo, hi):
+    """out[b*n_out + o] for every batch row b; ``mults``/``shifts`` hold one
+    entry (per tensor) or one per output channel."""
+    per_channel = len(mults) > 1
+    batches = len(inp) // n_in
+    for bt in range(batches):
+        base = bt * n_in
+        for o in range(n_out):
+            acc = 0
+            wb = o * n_in
+            for i in range(n_in):
+                acc += (inp[base + i] - in_zp) * (w[wb + i] - w_zp)
+            if bias is not None:
+                acc += bias[o]
+            k = o if per_channel else 0
+            acc = mbqm(acc, mults[k], shifts[k]) + out_zp
+            if acc < lo:
+                acc = lo
+            elif acc > hi:
+                acc = hi
+            out[bt * n_out + o] = acc

@@ -1,0 +1,122 @@
+"""The micro interpreter against TensorFlow Lite Micro (PyPI tflite-micro,
+pinned to one nightly): the same output bytes for the same int8 inputs.
+
+Models are written here with tools/tflite_build.py (numpy + flatbuffers,
+no TensorFlow): FULLY_CONNECTED, per-tensor and per-channel weights, no
+activation, RELU and RELU6, batch 1 and 4.
+"""
+
+import array
+import random
+
+import numpy as np
+import pytest
+
+from firmware.nn.interp import Interpreter
+from hal.errors import ModelError
+from tests.conftest import run_micropython
+from tools.tflite_build import dense_model
+
+runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install tflite-micro (the test extra)")
+
+CASES = [
+    # (n_in, n_out, per_channel, activation, batch)
+    (16, 8, False, 0, 1),
+    (16, 8, True, 0, 1),
+    (64, 10, False, 1, 1),
+    (64, 10, True, 3, 1),
+    (7, 3, True, 1, 4),
+]
+
+
+def make(case, seed):
+    n_in, n_out, per_channel, act, batch = case
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
+    b = rng.integers(-3000, 3000, n_out)
+    in_scale = float(rng.uniform(0.005, 0.05))
+    w_scales = [float(x) for x in rng.uniform(0.001, 0.02, n_out if per_channel else 1)]
+    # an output scale that puts about three standard deviations of the
+    # accumulator inside int8, so few results clip
+    out_scale = float(in_scale * max(w_scales) * 74 * 74 * n_in**0.5 * 3 / 127)
+    return dense_model(w, b, in_scale, int(rng.integers(-20, 20)), w_scales, out_scale, int(rng.integers(-10, 10)), act, batch)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bit_exact_with_tflite_micro(case):
+    data = make(case, hash(case) & 0xFFFF)
+    ours = Interpreter(data)
+    ref = runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(7)
+    shape = ref.get_input_details(0)["shape"]
+    clipped = total = 0
+    for _ in range(1000):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        ref.set_input(x, 0)
+        ref.invoke()
+        want = ref.get_output(0).tobytes()
+        ours.input(0)[:] = array.array("b", x.tobytes())
+        ours.invoke()
+        assert bytes(ours.output(0)) == want
+        v = np.frombuffer(want, dtype=np.int8)
+        clipped += int(((v == 127) | (v == -128)).sum())
+        total += v.size
+    # the comparison meant something: the results were not mostly clipped
+    assert clipped < total * 0.1, (clipped, total)
+
+
+def test_micropython_matches_tflite_micro(tmp_path):
+    data = make(CASES[3], 99)
+    (tmp_path / "m.tflite").write_bytes(data)
+    ref = runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(3)
+    xs = rng.integers(-128, 128, (50, 64)).astype(np.int8)
+    want = b""
+    for x in xs:
+        ref.set_input(x.reshape(1, 64), 0)
+        ref.invoke()
+        want += ref.get_output(0).tobytes()
+    (tmp_path / "in.bin").write_bytes(xs.tobytes())
+    code = (
+        "import array\nfrom firmware.nn.interp import Interpreter\n"
+        "it = Interpreter(open('%s','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
+        "for k in range(50):\n    it.input(0)[:] = array.array('b', xs[k*64:(k+1)*64])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
+        "open('%s','wb').write(out)\nprint('arena', it.arena_bytes)\n" % (tmp_path / "m.tflite", tmp_path / "in.bin", tmp_path / "out.bin")
+    )
+    p = run_micropython(["-c", code])
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out.bin").read_bytes() == want
+
+
+def test_truncated_and_mutated_models_raise_only_modelerror():
+    data = make(CASES[1], 5)
+    rnd = random.Random(1)
+    for cut in list(range(0, len(data), 7)):
+        try:
+            Interpreter(data[:cut])
+        except ModelError:
+            pass
+    for _ in range(2000):
+        b = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            b[rnd.randrange(len(b))] = rnd.randrange(256)
+        try:
+            it = Interpreter(bytes(b))
+            it.invoke()
+        except ModelError:
+            pass
+
+
+def test_unsupported_operator_is_named_at_load():
+    from tflite_micro.python.tflite_micro.runtime import schema_fb as s
+
+    data = bytearray(make(CASES[0], 1))
+    m = s.ModelT.InitFromPackedBuf(bytes(data), 0)
+    m.operatorCodes[0].builtinCode = s.BuiltinOperator.LSTM
+    m.operatorCodes[0].deprecatedBuiltinCode = s.BuiltinOperator.LSTM
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(ModelError, match="builtin code 16"):
+        Interpreter(bytes(b.Output()))
