@@ -120,3 +120,52 @@ def test_unsupported_operator_is_named_at_load():
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     with pytest.raises(ModelError, match="builtin code 16"):
         Interpreter(bytes(b.Output()))
+
+
+def _check(data, n, seed=0, max_clipped=0.35):
+    from firmware.nn.interp import Interpreter as Ours
+
+    ours = Ours(data)
+    ref = runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(seed)
+    shape = ref.get_input_details(0)["shape"]
+    clipped = total = 0
+    for _ in range(n):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        ref.set_input(x, 0)
+        ref.invoke()
+        want = ref.get_output(0).tobytes()
+        ours.input(0)[:] = array.array("b", x.tobytes())
+        ours.invoke()
+        assert bytes(ours.output(0)) == want
+        v = np.frombuffer(want, dtype=np.int8)
+        clipped += int(((v == 127) | (v == -128)).sum())
+        total += v.size
+    assert clipped < total * max_clipped, (clipped, total)
+
+
+CONV_CASES = [(k, p, st, act) for k in ("CONV_2D", "DEPTHWISE_CONV_2D") for p in ("SAME", "VALID") for st in ((1, 1), (2, 1)) for act in (0, 3)]
+
+
+@pytest.mark.parametrize("kind,pad,stride,act", CONV_CASES)
+def test_conv_ops_bit_exact(kind, pad, stride, act):
+    from tools.tflite_build import conv_model
+
+    rng = np.random.default_rng(len(kind) + 7 * stride[0] + act)
+    c = 3
+    conv = kind == "CONV_2D"
+    filt = rng.integers(-127, 128, (4, 3, 3, c) if conv else (1, 3, 3, 2 * c)).astype(np.int8)
+    oc = 4 if conv else 6
+    per_channel = [float(x) for x in rng.uniform(0.004, 0.02, oc)]
+    w_scales = per_channel if act == 0 else per_channel[:1]  # per-channel and per-tensor
+    out_scale = 0.02 * 0.02 * 74 * 74 * (27 if conv else 9) ** 0.5 * 3 / 127
+    data = conv_model(kind, [1, 8, 7, c], filt, rng.integers(-500, 500, oc), (0.02, -3), w_scales, (out_scale, 2), stride, pad, act, depth_multiplier=2)
+    _check(data, 150)
+
+
+@pytest.mark.parametrize("kind", ["MAX_POOL_2D", "AVERAGE_POOL_2D"])
+@pytest.mark.parametrize("pad", ["SAME", "VALID"])
+def test_pool_ops_bit_exact(kind, pad):
+    from tools.tflite_build import pool_model
+
+    _check(pool_model(kind, [1, 7, 9, 3], (0.05, 4), (3, 3), (2, 2), pad, 0), 300, max_clipped=0.6)

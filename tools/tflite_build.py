@@ -70,3 +70,93 @@ def dense_model(weights, bias, in_scale, in_zp, w_scales, out_scale, out_zp, act
     b = flatbuffers.Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def single_op_model(op_code, tensors, inputs, outputs, options_type=0, options=None, version=1):
+    """A model of one operator. ``tensors``: list of dicts with shape,
+    type ("int8" | "int32"), name, optional data (numpy), scales, zps, qdim.
+    ``inputs``/``outputs``: tensor indices of the operator; the model's
+    inputs are the operator's inputs that carry no data."""
+    types = {"int8": s.TensorType.INT8, "int32": s.TensorType.INT32}
+    m = s.ModelT()
+    m.version = 3
+    oc = s.OperatorCodeT()
+    oc.builtinCode = op_code
+    oc.deprecatedBuiltinCode = min(op_code, 127)
+    oc.version = version
+    m.operatorCodes = [oc]
+    m.buffers = [_buffer()]
+    sg = s.SubGraphT()
+    sg.tensors = []
+    for t in tensors:
+        data = t.get("data")
+        m.buffers.append(_buffer(None if data is None else data.astype(np.int8 if t["type"] == "int8" else "<i4")))
+        sg.tensors.append(_tensor(t["shape"], types[t["type"]], len(m.buffers) - 1, t["name"], t.get("scales"), t.get("zps"), t.get("qdim", 0)))
+    op = s.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs = list(inputs)
+    op.outputs = list(outputs)
+    if options is not None:
+        op.builtinOptionsType = options_type
+        op.builtinOptions = options
+    sg.operators = [op]
+    sg.inputs = [i for i in inputs if i >= 0 and tensors[i].get("data") is None]
+    sg.outputs = list(outputs)
+    m.subgraphs = [sg]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def conv_model(kind, in_shape, filt, bias, in_q, w_scales, out_q, stride=(1, 1), padding="SAME", activation=0, depth_multiplier=1):
+    """CONV_2D (``filt`` [out_c, fh, fw, in_c]) or DEPTHWISE_CONV_2D
+    (``filt`` [1, fh, fw, in_c * depth_multiplier]) with int8 NHWC input.
+    ``in_q``/``out_q``: (scale, zero point). Per-channel when ``w_scales``
+    has one scale per output channel."""
+    n, h, w, c = in_shape
+    oc = filt.shape[0] if kind == "CONV_2D" else filt.shape[3]
+    fh, fw = filt.shape[1], filt.shape[2]
+    sh, sw = stride
+    if padding == "SAME":
+        oh, ow = -(-h // sh), -(-w // sw)
+    else:
+        oh, ow = (h - fh + sh) // sh, (w - fw + sw) // sw
+    qdim = 0 if kind == "CONV_2D" else 3
+    tensors = [
+        {"shape": in_shape, "type": "int8", "name": "input", "scales": [in_q[0]], "zps": [in_q[1]]},
+        {"shape": list(filt.shape), "type": "int8", "name": "filter", "data": filt, "scales": w_scales, "zps": [0] * len(w_scales), "qdim": qdim},
+        {"shape": [oc], "type": "int32", "name": "bias", "data": bias, "scales": [in_q[0] * x for x in w_scales], "zps": [0] * len(w_scales)},
+        {"shape": [n, oh, ow, oc], "type": "int8", "name": "output", "scales": [out_q[0]], "zps": [out_q[1]]},
+    ]
+    pad = s.Padding.SAME if padding == "SAME" else s.Padding.VALID
+    if kind == "CONV_2D":
+        o = s.Conv2DOptionsT()
+        o.padding, o.strideW, o.strideH, o.fusedActivationFunction = pad, sw, sh, activation
+        o.dilationWFactor = o.dilationHFactor = 1
+        return single_op_model(s.BuiltinOperator.CONV_2D, tensors, [0, 1, 2], [3], s.BuiltinOptions.Conv2DOptions, o, 3)
+    o = s.DepthwiseConv2DOptionsT()
+    o.padding, o.strideW, o.strideH, o.fusedActivationFunction = pad, sw, sh, activation
+    o.depthMultiplier = depth_multiplier
+    o.dilationWFactor = o.dilationHFactor = 1
+    return single_op_model(s.BuiltinOperator.DEPTHWISE_CONV_2D, tensors, [0, 1, 2], [3], s.BuiltinOptions.DepthwiseConv2DOptions, o, 3)
+
+
+def pool_model(kind, in_shape, in_q, filt=(2, 2), stride=(2, 2), padding="VALID", activation=0):
+    """MAX_POOL_2D or AVERAGE_POOL_2D, int8 NHWC; output quantized like
+    the input (as TFLite requires)."""
+    n, h, w, c = in_shape
+    fh, fw = filt
+    sh, sw = stride
+    if padding == "SAME":
+        oh, ow = -(-h // sh), -(-w // sw)
+    else:
+        oh, ow = (h - fh + sh) // sh, (w - fw + sw) // sw
+    tensors = [
+        {"shape": in_shape, "type": "int8", "name": "input", "scales": [in_q[0]], "zps": [in_q[1]]},
+        {"shape": [n, oh, ow, c], "type": "int8", "name": "output", "scales": [in_q[0]], "zps": [in_q[1]]},
+    ]
+    o = s.Pool2DOptionsT()
+    o.padding = s.Padding.SAME if padding == "SAME" else s.Padding.VALID
+    o.strideW, o.strideH, o.filterWidth, o.filterHeight, o.fusedActivationFunction = sw, sh, fw, fh, activation
+    code = s.BuiltinOperator.MAX_POOL_2D if kind == "MAX_POOL_2D" else s.BuiltinOperator.AVERAGE_POOL_2D
+    return single_op_model(code, tensors, [0], [1], s.BuiltinOptions.Pool2DOptions, o, 2)

@@ -17,7 +17,7 @@ from firmware.nn import kernels
 from firmware.nn.model import INT8, INT32, Model
 from hal.errors import ModelError
 
-KERNELS = ("FULLY_CONNECTED", "RESHAPE")
+KERNELS = ("FULLY_CONNECTED", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D")
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
 
@@ -67,6 +67,10 @@ class Interpreter:
     def _prepare(self, op):
         name, ins, outs, opts = op
         m = self.model
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            return self._prepare_conv(name, ins, outs, opts)
+        if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            return self._prepare_pool(name, ins, outs, opts)
         if name == "RESHAPE":
             if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
                 raise ModelError("RESHAPE: input and output must hold the same number of values")
@@ -114,6 +118,87 @@ class Interpreter:
             hi,
         )
 
+    def _q(self, ti, what):
+        tt = self.model.tensors[ti]
+        if not tt.scale or not tt.zero_point or tt.scale[0] <= 0 or not -128 <= tt.zero_point[0] <= 127:
+            raise ModelError("%s: tensor %r must be int8-quantized (scale > 0, zero point in int8)" % (what, tt.name))
+        return tt
+
+    def _prepare_conv(self, name, ins, outs, o):
+        m = self.model
+        if len(ins) < 2 or len(outs) != 1:
+            raise ModelError("%s needs input, filter (and bias) and one output" % name)
+        tin, tf, tout = self._q(ins[0], name), m.tensors[ins[1]], self._q(outs[0], name)
+        tb = ins[2] if len(ins) > 2 else -1
+        if len(tin.shape) != 4 or len(tf.shape) != 4 or len(tout.shape) != 4:
+            raise ModelError("%s %r: input, filter and output must be 4-D (NHWC)" % (name, tout.name))
+        dw = name == "DEPTHWISE_CONV_2D"
+        oc = tout.shape[3]
+        if (tf.shape[3] if dw else tf.shape[0]) != oc or (not dw and tf.shape[3] != tin.shape[3]):
+            raise ModelError("%s %r: filter shape %r does not fit input %r and output %r" % (name, tout.name, tf.shape, tin.shape, tout.shape))
+        dm = o.get("depth_multiplier", 1) if dw else 1
+        if dw and (dm < 1 or tin.shape[3] * dm != oc):
+            raise ModelError("%s %r: depth multiplier %d does not fit %d -> %d channels" % (name, tout.name, dm, tin.shape[3], oc))
+        sh, sw = o["stride_h"], o["stride_w"]
+        dh, dwl = o["dilation_h"], o["dilation_w"]
+        if min(sh, sw, dh, dwl) < 1:
+            raise ModelError("%s %r: strides and dilations must be >= 1" % (name, tout.name))
+        same = o["padding"] == 0
+        oh, ph = kernels.padding(tin.shape[1], tf.shape[1], sh, dh, same)
+        ow, pw = kernels.padding(tin.shape[2], tf.shape[2], sw, dwl, same)
+        if [tin.shape[0], oh, ow, oc] != list(tout.shape):
+            raise ModelError("%s %r: output shape %r, expected %r" % (name, tout.name, tout.shape, [tin.shape[0], oh, ow, oc]))
+        if len(tf.scale) not in (1, oc) or min(tf.scale) <= 0 or (tb >= 0 and len(self.t[tb]) != oc):
+            raise ModelError("%s %r: filter scales or bias do not match %d output channels" % (name, tout.name, oc))
+        mults, shifts = [], []
+        for sc in tf.scale:
+            q, s_ = kernels.quantize_multiplier(tin.scale[0] * sc / tout.scale[0])
+            mults.append(q)
+            shifts.append(s_)
+        lo, hi = self._act(o.get("activation", 0), tout, name)
+        return (
+            name,
+            ins[0],
+            tin.shape,
+            ins[1],
+            tf.shape,
+            tb,
+            outs[0],
+            tout.shape,
+            tin.zero_point[0],
+            tout.zero_point[0],
+            mults,
+            shifts,
+            (sh, sw),
+            (dh, dwl),
+            (ph, pw),
+            lo,
+            hi,
+            dw,
+            dm,
+        )
+
+    def _prepare_pool(self, name, ins, outs, o):
+        if len(ins) != 1 or len(outs) != 1:
+            raise ModelError("%s needs one input and one output" % name)
+        tin, tout = self._q(ins[0], name), self._q(outs[0], name)
+        fh, fw, sh, sw = o["filter_h"], o["filter_w"], o["stride_h"], o["stride_w"]
+        if min(fh, fw, sh, sw) < 1 or len(tin.shape) != 4:
+            raise ModelError("%s %r: filter and strides must be >= 1 on a 4-D input" % (name, tout.name))
+        same = o["padding"] == 0
+        oh, ph = kernels.padding(tin.shape[1], fh, sh, 1, same)
+        ow, pw = kernels.padding(tin.shape[2], fw, sw, 1, same)
+        if [tin.shape[0], oh, ow, tin.shape[3]] != list(tout.shape):
+            raise ModelError("%s %r: output shape %r, expected %r" % (name, tout.name, tout.shape, [tin.shape[0], oh, ow, tin.shape[3]]))
+        lo, hi = self._act(o.get("activation", 0), tout, name)
+        return (name, ins[0], tin.shape, outs[0], tout.shape, (fh, fw), (sh, sw), (ph, pw), lo, hi)
+
+    def _act(self, act, tout, name):
+        try:
+            return kernels.activation_range(act, tout.scale[0], tout.zero_point[0])
+        except (ValueError, OverflowError) as e:
+            raise ModelError("%s %r: %s" % (name, tout.name, e))
+
     def input(self, k=0):
         return self.t[self.model.inputs[k]]
 
@@ -123,7 +208,13 @@ class Interpreter:
     def invoke(self):
         t = self.t
         for p in self.plan:
-            if p[0] == "RESHAPE":
+            if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                name, ti, ishp, tf, fshp, tb, to, oshp, izp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm = p
+                kernels.conv2d(t[ti], izp, ishp, t[tf], fshp, t[tb] if tb >= 0 else None, t[to], oshp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm)
+            elif p[0] in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+                name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
+                kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
+            elif p[0] == "RESHAPE":
                 src, dst = t[p[1]], t[p[2]]
                 for i in range(len(dst)):
                     dst[i] = src[i]

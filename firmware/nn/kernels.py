@@ -98,3 +98,95 @@ def fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in,
             elif acc > hi:
                 acc = hi
             out[bt * n_out + o] = acc
+
+
+def padding(in_size, filt, stride, dilation, same):
+    """(output size, padding before) as TFLite computes them."""
+    eff = (filt - 1) * dilation + 1
+    if same:
+        out = (in_size + stride - 1) // stride
+    else:
+        out = (in_size - eff + stride) // stride
+    total = (out - 1) * stride + eff - in_size
+    return out, (total // 2 if total > 0 else 0)
+
+
+def conv2d(inp, in_zp, shp, filt, fshp, bias, out, oshp, out_zp, mults, shifts, stride, dil, pad, lo, hi, depthwise, dm):
+    """CONV_2D / DEPTHWISE_CONV_2D, NHWC, per-channel requantization
+    (TFLM's ConvPerChannel / DepthwiseConvPerChannel)."""
+    n, ih, iw, ic = shp
+    _n, oh, ow, oc = oshp
+    fh, fw = fshp[1], fshp[2]
+    sh, sw = stride
+    dh, dw = dil
+    ph, pw = pad
+    fc = fshp[3]
+    for b in range(n):
+        for oy in range(oh):
+            y0 = oy * sh - ph
+            for ox in range(ow):
+                x0 = ox * sw - pw
+                obase = ((b * oh + oy) * ow + ox) * oc
+                for o in range(oc):
+                    acc = 0
+                    for ky in range(fh):
+                        y = y0 + dh * ky
+                        if y < 0 or y >= ih:
+                            continue
+                        for kx in range(fw):
+                            x = x0 + dw * kx
+                            if x < 0 or x >= iw:
+                                continue
+                            ib = ((b * ih + y) * iw + x) * ic
+                            if depthwise:
+                                acc += filt[(ky * fw + kx) * fc + o] * (inp[ib + o // dm] - in_zp)
+                            else:
+                                fb = ((o * fh + ky) * fw + kx) * fc
+                                for c in range(ic):
+                                    acc += filt[fb + c] * (inp[ib + c] - in_zp)
+                    if bias is not None:
+                        acc += bias[o]
+                    k = o if len(mults) > 1 else 0
+                    acc = mbqm(acc, mults[k], shifts[k]) + out_zp
+                    out[obase + o] = lo if acc < lo else (hi if acc > hi else acc)
+
+
+def pool2d(inp, shp, out, oshp, filt, stride, pad, lo, hi, average):
+    """MAX_POOL_2D / AVERAGE_POOL_2D on int8 NHWC (TFLM reference)."""
+    n, ih, iw, c = shp
+    _n, oh, ow, _c = oshp
+    fh, fw = filt
+    sh, sw = stride
+    ph, pw = pad
+    for b in range(n):
+        for oy in range(oh):
+            y0 = oy * sh - ph
+            ys = max(0, -y0)
+            ye = min(fh, ih - y0)
+            for ox in range(ow):
+                x0 = ox * sw - pw
+                xs = max(0, -x0)
+                xe = min(fw, iw - x0)
+                for ch in range(c):
+                    if average:
+                        acc = 0
+                        cnt = 0
+                        for ky in range(ys, ye):
+                            for kx in range(xs, xe):
+                                acc += inp[((b * ih + y0 + ky) * iw + x0 + kx) * c + ch]
+                                cnt += 1
+                        if cnt == 0:
+                            v = 0
+                        elif acc > 0:
+                            v = (acc + cnt // 2) // cnt
+                        else:
+                            # C division truncates toward zero
+                            v = -((-(acc - cnt // 2)) // cnt)
+                    else:
+                        v = -128
+                        for ky in range(ys, ye):
+                            for kx in range(xs, xe):
+                                x = inp[((b * ih + y0 + ky) * iw + x0 + kx) * c + ch]
+                                if x > v:
+                                    v = x
+                    out[((b * oh + oy) * ow + ox) * c + ch] = lo if v < lo else (hi if v > hi else v)

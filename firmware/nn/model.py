@@ -228,7 +228,32 @@ class Model:
             if o is not None and name == "FULLY_CONNECTED":
                 opts["activation"] = b.scalar(o, 0, "b", 0)
                 opts["keep_num_dims"] = b.scalar(o, 2, "B", 0)
+            elif name == "CONV_2D":
+                opts = _conv_opts(b, o, (0, 1, 2, 3, 4, 5), None)
+            elif name == "DEPTHWISE_CONV_2D":
+                opts = _conv_opts(b, o, (0, 1, 2, 4, 5, 6), 3)
+            elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+                opts = _conv_opts(b, o, (0, 1, 2, 5, None, None), None)
+                opts["filter_w"] = b.scalar(o, 3, "i", 0) if o else 0
+                opts["filter_h"] = b.scalar(o, 4, "i", 0) if o else 0
             self.operators.append((name, ins, outs, opts))
+
+
+def _conv_opts(b, o, fields, dm_field):
+    """padding, strides, activation, dilations (+ depth multiplier) from
+    a Conv2D / DepthwiseConv2D / Pool2D options table."""
+    pad, sw, sh, act, dw, dh = fields
+    if o is None:
+        return {"padding": 0, "stride_w": 0, "stride_h": 0, "activation": 0, "dilation_w": 1, "dilation_h": 1, "depth_multiplier": 1}
+    return {
+        "padding": b.scalar(o, pad, "b", 0),
+        "stride_w": b.scalar(o, sw, "i", 0),
+        "stride_h": b.scalar(o, sh, "i", 0),
+        "activation": b.scalar(o, act, "b", 0),
+        "dilation_w": b.scalar(o, dw, "i", 1) if dw is not None else 1,
+        "dilation_h": b.scalar(o, dh, "i", 1) if dh is not None else 1,
+        "depth_multiplier": b.scalar(o, dm_field, "i", 1) if dm_field is not None else 1,
+    }
 
 
 def load(path):
