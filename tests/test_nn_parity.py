@@ -169,3 +169,30 @@ def test_pool_ops_bit_exact(kind, pad):
     from tools.tflite_build import pool_model
 
     _check(pool_model(kind, [1, 7, 9, 3], (0.05, 4), (3, 3), (2, 2), pad, 0), 300, max_clipped=0.6)
+
+
+def test_edgefw_infer_compares_backends(tmp_path):
+    import subprocess
+
+    from tests.test_cli import edgefw
+
+    (tmp_path / "m.tflite").write_bytes(make(CASES[2], 11))
+    xs = np.random.default_rng(0).integers(-128, 128, (20, 1, 64)).astype(np.int8)
+    np.save(tmp_path / "in.npy", xs)
+    outs = {}
+    for b in ("micro", "tflm"):
+        p = subprocess.run(
+            [edgefw(), "infer", str(tmp_path / "m.tflite"), "--backend", b, "--inputs", str(tmp_path / "in.npy"), "--out", str(tmp_path / (b + ".npy"))],
+            capture_output=True,
+            text=True,
+        )
+        assert p.returncode == 0, p.stderr
+        outs[b] = np.load(tmp_path / (b + ".npy"))
+    assert outs["micro"].shape == (20, 1, 10)
+    assert outs["micro"].tobytes() == outs["tflm"].tobytes()
+    p = subprocess.run(
+        [edgefw(), "infer", str(tmp_path / "m.tflite"), "--backend", "tflite", "--inputs", str(tmp_path / "in.npy"), "--out", str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 2 and "pip install" in p.stderr

@@ -238,6 +238,9 @@ def make_parser():
     sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
     d = sub.add_parser("mp-deps", help="fetch the MicroPython libraries (umqtt.simple) into .mp-lib/")
     d.set_defaults(fn=lambda a: __import__("tools.mpdeps", None, None, ["x"]).install())
+    from tools.infer import add_parser as add_infer
+
+    add_infer(sub)
     from tools.ingest import add_parser as add_ingest
 
     add_ingest(sub)
