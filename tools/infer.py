@@ -34,11 +34,12 @@ def _runner(name, data):
         from firmware.nn.interp import Interpreter
 
         it = Interpreter(data)
+        shape = it.model.tensors[it.model.outputs[0]].shape
 
         def run(x):
             it.input(0)[:] = array.array("b", x.astype(np.int8).tobytes())
             it.invoke()
-            return np.frombuffer(bytes(it.output(0)), dtype=np.int8)
+            return np.frombuffer(bytes(it.output(0)), dtype=np.int8).reshape(shape)
 
         return run
     try:
