@@ -196,3 +196,26 @@ def test_edgefw_infer_compares_backends(tmp_path):
         text=True,
     )
     assert p.returncode == 2 and "pip install" in p.stderr
+
+
+@pytest.mark.parametrize("kind", ["ADD", "MUL"])
+@pytest.mark.parametrize("act", [0, 1, 3])
+def test_elementwise_ops_bit_exact(kind, act):
+    from firmware.nn.interp import Interpreter as Ours
+    from tools.tflite_build import elementwise_model
+
+    qo = (0.06, 3) if kind == "ADD" else (0.02, -4)
+    data = elementwise_model(kind, [1, 5, 4], (0.03, -2), (0.05, 7), qo, act)
+    ours = Ours(data)
+    ref = runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(act)
+    for _ in range(500):
+        a = rng.integers(-128, 128, (1, 5, 4)).astype(np.int8)
+        b = rng.integers(-128, 128, (1, 5, 4)).astype(np.int8)
+        ref.set_input(a, 0)
+        ref.set_input(b, 1)
+        ref.invoke()
+        ours.input(0)[:] = array.array("b", a.tobytes())
+        ours.input(1)[:] = array.array("b", b.tobytes())
+        ours.invoke()
+        assert bytes(ours.output(0)) == ref.get_output(0).tobytes()

@@ -160,3 +160,19 @@ def pool_model(kind, in_shape, in_q, filt=(2, 2), stride=(2, 2), padding="VALID"
     o.strideW, o.strideH, o.filterWidth, o.filterHeight, o.fusedActivationFunction = sw, sh, fw, fh, activation
     code = s.BuiltinOperator.MAX_POOL_2D if kind == "MAX_POOL_2D" else s.BuiltinOperator.AVERAGE_POOL_2D
     return single_op_model(code, tensors, [0], [1], s.BuiltinOptions.Pool2DOptions, o, 2)
+
+
+def elementwise_model(kind, shape, q1, q2, qo, activation=0):
+    """ADD or MUL of two int8 tensors of the same shape (both model inputs)."""
+    tensors = [
+        {"shape": shape, "type": "int8", "name": "a", "scales": [q1[0]], "zps": [q1[1]]},
+        {"shape": shape, "type": "int8", "name": "b", "scales": [q2[0]], "zps": [q2[1]]},
+        {"shape": shape, "type": "int8", "name": "out", "scales": [qo[0]], "zps": [qo[1]]},
+    ]
+    if kind == "ADD":
+        o = s.AddOptionsT()
+        o.fusedActivationFunction = activation
+        return single_op_model(s.BuiltinOperator.ADD, tensors, [0, 1], [2], s.BuiltinOptions.AddOptions, o, 2)
+    o = s.MulOptionsT()
+    o.fusedActivationFunction = activation
+    return single_op_model(s.BuiltinOperator.MUL, tensors, [0, 1], [2], s.BuiltinOptions.MulOptions, o, 2)

@@ -17,7 +17,7 @@ from firmware.nn import kernels
 from firmware.nn.model import INT8, INT32, Model
 from hal.errors import ModelError
 
-KERNELS = ("FULLY_CONNECTED", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D")
+KERNELS = ("FULLY_CONNECTED", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL")
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
 
@@ -71,6 +71,8 @@ class Interpreter:
             return self._prepare_conv(name, ins, outs, opts)
         if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             return self._prepare_pool(name, ins, outs, opts)
+        if name in ("ADD", "MUL"):
+            return self._prepare_elementwise(name, ins, outs, opts)
         if name == "RESHAPE":
             if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
                 raise ModelError("RESHAPE: input and output must hold the same number of values")
@@ -193,6 +195,22 @@ class Interpreter:
         lo, hi = self._act(o.get("activation", 0), tout, name)
         return (name, ins[0], tin.shape, outs[0], tout.shape, (fh, fw), (sh, sw), (ph, pw), lo, hi)
 
+    def _prepare_elementwise(self, name, ins, outs, o):
+        if len(ins) != 2 or len(outs) != 1 or min(ins) < 0:
+            raise ModelError("%s needs two inputs and one output" % name)
+        ta, tb, tout = self._q(ins[0], name), self._q(ins[1], name), self._q(outs[0], name)
+        if not (len(self.t[ins[0]]) == len(self.t[ins[1]]) == len(self.t[outs[0]])):
+            raise ModelError("%s %r: inputs of shapes %r and %r: broadcasting is not supported yet" % (name, tout.name, ta.shape, tb.shape))
+        lo, hi = self._act(o.get("activation", 0), tout, name)
+        if name == "ADD":
+            twice = 2 * max(ta.scale[0], tb.scale[0])
+            am, ash = kernels.quantize_multiplier(ta.scale[0] / twice)
+            bm, bsh = kernels.quantize_multiplier(tb.scale[0] / twice)
+            om, osh = kernels.quantize_multiplier(twice / ((1 << 20) * tout.scale[0]))
+            return (name, ins[0], -ta.zero_point[0], am, ash, ins[1], -tb.zero_point[0], bm, bsh, outs[0], om, osh, tout.zero_point[0], lo, hi)
+        m_, sh = kernels.quantize_multiplier(ta.scale[0] * tb.scale[0] / tout.scale[0])
+        return (name, ins[0], -ta.zero_point[0], ins[1], -tb.zero_point[0], outs[0], m_, sh, tout.zero_point[0], lo, hi)
+
     def _act(self, act, tout, name):
         try:
             return kernels.activation_range(act, tout.scale[0], tout.zero_point[0])
@@ -214,6 +232,12 @@ class Interpreter:
             elif p[0] in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
                 name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
                 kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
+            elif p[0] == "ADD":
+                _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi = p
+                kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi)
+            elif p[0] == "MUL":
+                _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi = p
+                kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi)
             elif p[0] == "RESHAPE":
                 src, dst = t[p[1]], t[p[2]]
                 for i in range(len(dst)):

@@ -190,3 +190,19 @@ def pool2d(inp, shp, out, oshp, filt, stride, pad, lo, hi, average):
                                 if x > v:
                                     v = x
                     out[((b * oh + oy) * ow + ox) * c + ch] = lo if v < lo else (hi if v > hi else v)
+
+
+def add(a, a_off, am, ash, b, b_off, bm, bsh, out, om, osh, out_zp, lo, hi):
+    """ADD, TFLite reference: both inputs rescaled to twice the larger
+    input scale with 20 bits of headroom, summed, then rescaled."""
+    for i in range(len(out)):
+        x = mbqm((a[i] + a_off) << 20, am, ash)
+        y = mbqm((b[i] + b_off) << 20, bm, bsh)
+        v = mbqm(x + y, om, osh) + out_zp
+        out[i] = lo if v < lo else (hi if v > hi else v)
+
+
+def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi):
+    for i in range(len(out)):
+        v = mbqm((a[i] + a_off) * (b[i] + b_off), m, sh) + out_zp
+        out[i] = lo if v < lo else (hi if v > hi else v)

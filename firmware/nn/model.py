@@ -228,6 +228,8 @@ class Model:
             if o is not None and name == "FULLY_CONNECTED":
                 opts["activation"] = b.scalar(o, 0, "b", 0)
                 opts["keep_num_dims"] = b.scalar(o, 2, "B", 0)
+            elif name in ("ADD", "MUL"):
+                opts["activation"] = b.scalar(o, 0, "b", 0) if o else 0
             elif name == "CONV_2D":
                 opts = _conv_opts(b, o, (0, 1, 2, 3, 4, 5), None)
             elif name == "DEPTHWISE_CONV_2D":
