@@ -35,7 +35,7 @@ READBACK_FIELDS = ("enabled", "grace_ms")
 RECORD_FIELDS = ("window_ms", "journal", "durability", "segment_bytes", "cap_bytes", "full_policy", "ttl_s", "group_records", "group_ms")
 TTL_FIELDS = ("events", "telemetry")
 FULL_POLICIES = ("drop_oldest", "pause")
-INFERENCE_FIELDS = ("enabled",)
+INFERENCE_FIELDS = ("enabled", "model", "channel", "window", "hop", "threshold", "k")
 
 
 def default_path():
@@ -215,6 +215,13 @@ def check(cfg, src="<config>"):
     inf = c.obj("inference", cfg["inference"], INFERENCE_FIELDS)
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])
+    c.text("inference.model", inf["model"])
+    if inf["enabled"] and inf["channel"] not in channels:
+        c.fail("inference.channel", "a channel name from: " + ", ".join(channels), inf["channel"])
+    c.num("inference.window", inf["window"], 8, 1024, integer=True)
+    c.num("inference.hop", inf["hop"], 1, inf["window"], integer=True)
+    c.num("inference.threshold", inf["threshold"])
+    c.num("inference.k", inf["k"], 1, 1000, integer=True)
     return cfg
 
 

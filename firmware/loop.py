@@ -198,6 +198,9 @@ class Firmware:
             "tripped": bool(self.interlock.tripped),
             "permit": self.permit,
             "t_us": self.slot * self.period_us,
+            "inference": None
+            if self.inference is None
+            else {"windows": self.inference.windows, "score": self.inference.score, "dropped": self.inference.dropped, "errors": self.inference.errors},
         }
 
     def status_line(self):
@@ -207,4 +210,6 @@ class Firmware:
             parts.append("%s=%.2f" % (ch, v[i] / 1000))
         state = "TRIPPED" if self.interlock.tripped else "permit"
         causes = ",".join(n for _c, n in self.interlock.active_causes())
+        if self.inference is not None and self.inference.score is not None:
+            parts.insert(0, "anomaly=%.2f" % self.inference.score)
         return parts, state, causes

@@ -219,3 +219,35 @@ def test_elementwise_ops_bit_exact(kind, act):
         ours.input(1)[:] = array.array("b", b.tobytes())
         ours.invoke()
         assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+
+
+def test_shipped_models_bit_exact_on_1000_inputs():
+    from tests.conftest import ROOT
+
+    models = sorted((ROOT / "tools" / "models").glob("*.tflite"))
+    assert models, "no shipped models"
+    for path in models:
+        _check(path.read_bytes(), 1000, seed=5, max_clipped=0.9)
+
+
+def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path):
+    from tests.conftest import ROOT
+
+    data = (ROOT / "tools" / "models" / "vib_dense.tflite").read_bytes()
+    ref = runtime.Interpreter.from_bytes(data)
+    xs = np.random.default_rng(9).integers(-128, 128, (200, 6)).astype(np.int8)
+    want = b""
+    for x in xs:
+        ref.set_input(x.reshape(1, 6), 0)
+        ref.invoke()
+        want += ref.get_output(0).tobytes()
+    (tmp_path / "in.bin").write_bytes(xs.tobytes())
+    code = (
+        "import array\nfrom firmware.nn.interp import Interpreter\n"
+        "it = Interpreter(open('tools/models/vib_dense.tflite','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
+        "for k in range(200):\n    it.input(0)[:] = array.array('b', xs[k*6:(k+1)*6])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
+        "open('%s','wb').write(out)\n" % (tmp_path / "in.bin", tmp_path / "out.bin")
+    )
+    p = run_micropython(["-c", code])
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out.bin").read_bytes() == want

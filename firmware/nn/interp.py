@@ -224,8 +224,16 @@ class Interpreter:
         return self.t[self.model.outputs[k]]
 
     def invoke(self):
+        for _ in self.steps():
+            pass
+
+    def steps(self):
+        """Run the model one operator at a time, yielding after each: a
+        cooperative caller (MicroPython's inference task) lets the loop run
+        between layers."""
         t = self.t
         for p in self.plan:
+            yield
             if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 name, ti, ishp, tf, fshp, tb, to, oshp, izp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm = p
                 kernels.conv2d(t[ti], izp, ishp, t[tf], fshp, t[tb] if tb >= 0 else None, t[to], oshp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm)
