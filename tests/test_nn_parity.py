@@ -44,25 +44,7 @@ def make(case, seed):
 
 @pytest.mark.parametrize("case", CASES)
 def test_bit_exact_with_tflite_micro(case):
-    data = make(case, hash(case) & 0xFFFF)
-    ours = Interpreter(data)
-    ref = runtime.Interpreter.from_bytes(data)
-    rng = np.random.default_rng(7)
-    shape = ref.get_input_details(0)["shape"]
-    clipped = total = 0
-    for _ in range(1000):
-        x = rng.integers(-128, 128, shape).astype(np.int8)
-        ref.set_input(x, 0)
-        ref.invoke()
-        want = ref.get_output(0).tobytes()
-        ours.input(0)[:] = array.array("b", x.tobytes())
-        ours.invoke()
-        assert bytes(ours.output(0)) == want
-        v = np.frombuffer(want, dtype=np.int8)
-        clipped += int(((v == 127) | (v == -128)).sum())
-        total += v.size
-    # the comparison meant something: the results were not mostly clipped
-    assert clipped < total * 0.1, (clipped, total)
+    _check(make(case, hash(case) & 0xFFFF), 1000, seed=7, max_clipped=0.1)
 
 
 def test_micropython_matches_tflite_micro(tmp_path):
