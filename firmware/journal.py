@@ -406,9 +406,3 @@ def _count_after(seg, acked):
     with open(seg.path, "rb") as f:
         data = f.read()
     return sum(1 for _o, seq, _c, _p in scan(data) if seq > acked)
-
-
-def _elapsed_ms(t0):
-    if hasattr(time, "ticks_diff"):
-        return time.ticks_diff(time.ticks_ms(), t0)
-    return _ms() - t0

@@ -94,6 +94,7 @@ def main(argv):
         from tools.bench_store import bench_store
 
         res = bench_store(a.records, a.sync_records, progress=say)
+        print("group commit: fsync every %d records or %d ms" % (res["group_commit"]["records"], res["group_commit"]["ms"]))
         for k, v in res["records_per_s"].items():
             print("%-24s %12.1f records/s" % (k, v))
         for k, v in res["ratios"].items():
