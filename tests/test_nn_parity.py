@@ -233,3 +233,27 @@ def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path):
     p = run_micropython(["-c", code])
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "out.bin").read_bytes() == want
+
+
+@pytest.mark.parametrize("q", [(0.05, 3), (0.0137, -20), (1.7, 0)])
+def test_quantize_and_dequantize_bit_exact(q):
+    from firmware.nn.interp import Interpreter as Ours
+    from tools.tflite_build import convert_model
+
+    rng = np.random.default_rng(11)
+    for kind in ("QUANTIZE", "DEQUANTIZE"):
+        data = convert_model(kind, [1, 50], q)
+        ours, ref = Ours(data), runtime.Interpreter.from_bytes(data)
+        for _ in range(300):
+            if kind == "QUANTIZE":
+                x = rng.uniform(-200 * q[0], 200 * q[0], (1, 50)).astype(np.float32)
+                x[0, :6] = ((np.arange(6) - 3) + 0.5) * np.float32(q[0])  # halfway cases
+                code = "f"
+            else:
+                x = rng.integers(-128, 128, (1, 50)).astype(np.int8)
+                code = "b"
+            ref.set_input(x, 0)
+            ref.invoke()
+            ours.input(0)[:] = array.array(code, x.tobytes())
+            ours.invoke()
+            assert bytes(ours.output(0)) == ref.get_output(0).tobytes(), kind

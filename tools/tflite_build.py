@@ -77,7 +77,7 @@ def single_op_model(op_code, tensors, inputs, outputs, options_type=0, options=N
     type ("int8" | "int32"), name, optional data (numpy), scales, zps, qdim.
     ``inputs``/``outputs``: tensor indices of the operator; the model's
     inputs are the operator's inputs that carry no data."""
-    types = {"int8": s.TensorType.INT8, "int32": s.TensorType.INT32}
+    types = {"int8": s.TensorType.INT8, "int32": s.TensorType.INT32, "float32": s.TensorType.FLOAT32}
     m = s.ModelT()
     m.version = 3
     oc = s.OperatorCodeT()
@@ -176,3 +176,12 @@ def elementwise_model(kind, shape, q1, q2, qo, activation=0):
     o = s.MulOptionsT()
     o.fusedActivationFunction = activation
     return single_op_model(s.BuiltinOperator.MUL, tensors, [0, 1], [2], s.BuiltinOptions.MulOptions, o, 2)
+
+
+def convert_model(kind, shape, q):
+    """QUANTIZE (float32 -> int8) or DEQUANTIZE (int8 -> float32)."""
+    f = {"shape": shape, "type": "float32", "name": "real"}
+    i = {"shape": shape, "type": "int8", "name": "quantized", "scales": [q[0]], "zps": [q[1]]}
+    if kind == "QUANTIZE":
+        return single_op_model(s.BuiltinOperator.QUANTIZE, [f, i], [0], [1], version=1)
+    return single_op_model(s.BuiltinOperator.DEQUANTIZE, [i, f], [0], [1], version=2)

@@ -14,10 +14,10 @@ import array
 import struct
 
 from firmware.nn import kernels
-from firmware.nn.model import INT8, INT32, Model
+from firmware.nn.model import FLOAT32, INT8, INT32, Model
 from hal.errors import ModelError
 
-KERNELS = ("FULLY_CONNECTED", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL")
+KERNELS = ("FULLY_CONNECTED", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL", "QUANTIZE", "DEQUANTIZE")
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
 
@@ -57,6 +57,10 @@ class Interpreter:
             elif t.type == INT32:
                 a = _int32(t.data) if t.data else array.array("i", bytes(4 * t.size()))
                 self.arena_bytes += 4 * len(a)
+            elif t.type == FLOAT32 and not t.data:
+                # float only at the edges: QUANTIZE in, DEQUANTIZE out
+                a = array.array("f", bytes(4 * t.size()))
+                self.arena_bytes += 4 * len(a)
             else:
                 raise ModelError("tensor %r is of type %d; the micro interpreter runs int8 models (int32 bias)" % (t.name, t.type))
             if t.data and len(a) != t.size():
@@ -73,6 +77,15 @@ class Interpreter:
             return self._prepare_pool(name, ins, outs, opts)
         if name in ("ADD", "MUL"):
             return self._prepare_elementwise(name, ins, outs, opts)
+        if name in ("QUANTIZE", "DEQUANTIZE"):
+            if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
+                raise ModelError("%s needs one input and one output of the same size" % name)
+            src, dst = m.tensors[ins[0]], m.tensors[outs[0]]
+            want = (FLOAT32, INT8) if name == "QUANTIZE" else (INT8, FLOAT32)
+            if (src.type, dst.type) != want:
+                raise ModelError("%s %r: only float32 <-> int8 is supported" % (name, dst.name))
+            q = self._q(outs[0] if name == "QUANTIZE" else ins[0], name)
+            return (name, ins[0], outs[0], q.scale[0], q.zero_point[0])
         if name == "RESHAPE":
             if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
                 raise ModelError("RESHAPE: input and output must hold the same number of values")
@@ -246,6 +259,10 @@ class Interpreter:
             elif p[0] == "MUL":
                 _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi = p
                 kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi)
+            elif p[0] == "QUANTIZE":
+                kernels.quantize(t[p[1]], t[p[2]], p[3], p[4])
+            elif p[0] == "DEQUANTIZE":
+                kernels.dequantize(t[p[1]], t[p[2]], p[3], p[4])
             elif p[0] == "RESHAPE":
                 src, dst = t[p[1]], t[p[2]]
                 for i in range(len(dst)):

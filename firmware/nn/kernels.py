@@ -206,3 +206,29 @@ def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi):
     for i in range(len(out)):
         v = mbqm((a[i] + a_off) * (b[i] + b_off), m, sh) + out_zp
         out[i] = lo if v < lo else (hi if v > hi else v)
+
+
+def quantize(src, out, scale, zp):
+    """QUANTIZE float32 -> int8 as TFLM's AffineQuantize: round half away
+    from zero of value / scale (a float32 division: the double division
+    here, rounded to float32 by the caller's array, is the same number),
+    plus the zero point, clamped."""
+    for i in range(len(out)):
+        q = src[i] / scale
+        q = _f32(q)
+        r = math.floor(q + 0.5) if q >= 0 else -math.floor(-q + 0.5)
+        v = int(r) + zp
+        out[i] = -128 if v < -128 else (127 if v > 127 else v)
+
+
+def dequantize(src, out, scale, zp):
+    """DEQUANTIZE int8 -> float32: (q - zero point) * scale, one float32
+    rounding (the array does it)."""
+    for i in range(len(out)):
+        out[i] = (src[i] - zp) * scale
+
+
+def _f32(x):
+    import struct
+
+    return struct.unpack("<f", struct.pack("<f", x))[0]
