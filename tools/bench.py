@@ -2,6 +2,9 @@
 each is compared with. Not tests: the numbers depend on the machine.
 
     edgefw bench interlock [--trials N] [--json]
+    edgefw bench store [--json]
+    edgefw bench forward [--backlog N] [--json]
+    edgefw bench infer [--json]
 """
 
 import json
@@ -88,8 +91,27 @@ def main(argv):
     fw.add_argument("--paho-records", type=int, default=5000)
     fw.add_argument("--backlog", type=int, default=1000000)
     fw.add_argument("--json", action="store_true")
+    inf = sub.add_parser("infer", help="median invoke time per model and backend; the stage's overhead around invoke")
+    inf.add_argument("--n", type=int, default=200)
+    inf.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if a.what == "infer":
+        from tools.bench_infer import bench_infer
+
+        res = bench_infer(a.n, progress=say)
+        for model, row in res["models"].items():
+            print(model)
+            for k, v in row.items():
+                if k == "overhead_vs_bare_invoke":
+                    print("  %-24s %8.3fx (target <= 1.3)" % (k, v))
+                elif "error" in v:
+                    print("  %-24s %s" % (k, v["error"][:100]))
+                else:
+                    print("  %-24s %12.1f us median invoke" % (k, v["median_us"]))
+        if a.json:
+            print(json.dumps(res))
+        return 0
     if a.what == "store":
         from tools.bench_store import bench_store
 
