@@ -257,3 +257,18 @@ def test_quantize_and_dequantize_bit_exact(q):
             ours.input(0)[:] = array.array(code, x.tobytes())
             ours.invoke()
             assert bytes(ours.output(0)) == ref.get_output(0).tobytes(), kind
+
+
+@pytest.mark.parametrize("q", [(0.05, 3), (0.1, -10), (0.02, 0), (0.2, 5), (0.0078, -128)])
+def test_logistic_bit_exact_on_every_int8_value(q):
+    from firmware.nn.interp import Interpreter as Ours
+    from tools.tflite_build import logistic_model
+
+    data = logistic_model([1, 256], q)
+    ours, ref = Ours(data), runtime.Interpreter.from_bytes(data)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    ref.set_input(x, 0)
+    ref.invoke()
+    ours.input(0)[:] = array.array("b", x.tobytes())
+    ours.invoke()
+    assert bytes(ours.output(0)) == ref.get_output(0).tobytes()

@@ -185,3 +185,12 @@ def convert_model(kind, shape, q):
     if kind == "QUANTIZE":
         return single_op_model(s.BuiltinOperator.QUANTIZE, [f, i], [0], [1], version=1)
     return single_op_model(s.BuiltinOperator.DEQUANTIZE, [i, f], [0], [1], version=2)
+
+
+def logistic_model(shape, in_q):
+    """LOGISTIC on int8; the output quantization TFLite requires (1/256, -128)."""
+    tensors = [
+        {"shape": shape, "type": "int8", "name": "x", "scales": [in_q[0]], "zps": [in_q[1]]},
+        {"shape": shape, "type": "int8", "name": "y", "scales": [1.0 / 256], "zps": [-128]},
+    ]
+    return single_op_model(s.BuiltinOperator.LOGISTIC, tensors, [0], [1], version=2)

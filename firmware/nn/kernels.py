@@ -232,3 +232,28 @@ def _f32(x):
     import struct
 
     return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def logistic_params(scale):
+    """(multiplier, left shift, input range radius) as TFLM computes them
+    for an int8 LOGISTIC (4 integer bits of input)."""
+    real = scale * (1 << 27)
+    q, shift = math.frexp(real)
+    mult = math.floor(q * (1 << 31) + 0.5)
+    radius = math.floor(15.0 * (1 << 27) / (1 << shift))
+    return mult, shift, radius
+
+
+def logistic(src, out, in_zp, mult, shift, radius):
+    from firmware.nn import fixedpoint
+
+    for i in range(len(out)):
+        x = src[i] - in_zp
+        if x <= -radius:
+            out[i] = -128
+        elif x >= radius:
+            out[i] = 127
+        else:
+            q4 = mbqm(x, mult, shift)
+            v = rdbpot(fixedpoint.logistic(q4, 4), 23) - 128
+            out[i] = -128 if v < -128 else (127 if v > 127 else v)
