@@ -272,3 +272,46 @@ def test_logistic_bit_exact_on_every_int8_value(q):
     ours.input(0)[:] = array.array("b", x.tobytes())
     ours.invoke()
     assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+
+
+@pytest.mark.parametrize("q", [(0.05, 3), (0.1, -10), (0.5, 0)])
+@pytest.mark.parametrize("depth", [4, 10])
+def test_softmax_bit_exact(q, depth):
+    from firmware.nn.interp import Interpreter as Ours
+    from tools.tflite_build import softmax_model
+
+    data = softmax_model([3, depth], q)
+    ours, ref = Ours(data), runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(depth)
+    for _ in range(300):
+        x = rng.integers(-128, 128, (3, depth)).astype(np.int8)
+        ref.set_input(x, 0)
+        ref.invoke()
+        ours.input(0)[:] = array.array("b", x.tobytes())
+        ours.invoke()
+        assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+
+
+def test_softmax_and_logistic_on_micropython(tmp_path):
+    from tools.tflite_build import logistic_model, softmax_model
+
+    for name, data, shape in (("sm", softmax_model([3, 10], (0.1, -10)), (3, 10)), ("lg", logistic_model([1, 256], (0.05, 3)), (1, 256))):
+        ref = runtime.Interpreter.from_bytes(data)
+        xs = np.random.default_rng(1).integers(-128, 128, (20,) + shape).astype(np.int8)
+        want = b""
+        for x in xs:
+            ref.set_input(x, 0)
+            ref.invoke()
+            want += ref.get_output(0).tobytes()
+        (tmp_path / (name + ".tflite")).write_bytes(data)
+        (tmp_path / (name + ".in")).write_bytes(xs.tobytes())
+        n = int(np.prod(shape))
+        code = (
+            "import array\nfrom firmware.nn.interp import Interpreter\n"
+            "it = Interpreter(open('%s','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
+            "for k in range(20):\n    it.input(0)[:] = array.array('b', xs[k*%d:(k+1)*%d])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
+            "open('%s','wb').write(out)\n" % (tmp_path / (name + ".tflite"), tmp_path / (name + ".in"), n, n, tmp_path / (name + ".out"))
+        )
+        p = run_micropython(["-c", code])
+        assert p.returncode == 0, p.stderr
+        assert (tmp_path / (name + ".out")).read_bytes() == want, name

@@ -194,3 +194,13 @@ def logistic_model(shape, in_q):
         {"shape": shape, "type": "int8", "name": "y", "scales": [1.0 / 256], "zps": [-128]},
     ]
     return single_op_model(s.BuiltinOperator.LOGISTIC, tensors, [0], [1], version=2)
+
+
+def softmax_model(shape, in_q, beta=1.0):
+    tensors = [
+        {"shape": shape, "type": "int8", "name": "logits", "scales": [in_q[0]], "zps": [in_q[1]]},
+        {"shape": shape, "type": "int8", "name": "probs", "scales": [1.0 / 256], "zps": [-128]},
+    ]
+    o = s.SoftmaxOptionsT()
+    o.beta = beta
+    return single_op_model(s.BuiltinOperator.SOFTMAX, tensors, [0], [1], s.BuiltinOptions.SoftmaxOptions, o, 2)

@@ -17,7 +17,20 @@ from firmware.nn import kernels
 from firmware.nn.model import FLOAT32, INT8, INT32, Model
 from hal.errors import ModelError
 
-KERNELS = ("FULLY_CONNECTED", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "LOGISTIC")
+KERNELS = (
+    "FULLY_CONNECTED",
+    "RESHAPE",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "MAX_POOL_2D",
+    "AVERAGE_POOL_2D",
+    "ADD",
+    "MUL",
+    "QUANTIZE",
+    "DEQUANTIZE",
+    "LOGISTIC",
+    "SOFTMAX",
+)
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
 
@@ -77,6 +90,16 @@ class Interpreter:
             return self._prepare_pool(name, ins, outs, opts)
         if name in ("ADD", "MUL"):
             return self._prepare_elementwise(name, ins, outs, opts)
+        if name == "SOFTMAX":
+            if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
+                raise ModelError("SOFTMAX needs one input and one output of the same size")
+            tin, tout = self._q(ins[0], name), self._q(outs[0], name)
+            if tout.zero_point[0] != -128 or abs(tout.scale[0] * 256 - 1) > 1e-6:
+                raise ModelError("SOFTMAX %r: int8 output must be quantized with scale 1/256 and zero point -128" % tout.name)
+            if not tin.shape or opts.get("beta", 0) <= 0:
+                raise ModelError("SOFTMAX %r: needs a shape and beta > 0" % tout.name)
+            mult, shift, diff_min = kernels.softmax_params(opts["beta"], tin.scale[0])
+            return (name, ins[0], outs[0], tin.shape[-1], mult, shift, diff_min)
         if name == "LOGISTIC":
             if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
                 raise ModelError("LOGISTIC needs one input and one output of the same size")
@@ -267,6 +290,8 @@ class Interpreter:
             elif p[0] == "MUL":
                 _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi = p
                 kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi)
+            elif p[0] == "SOFTMAX":
+                kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
             elif p[0] == "LOGISTIC":
                 kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
             elif p[0] == "QUANTIZE":

@@ -257,3 +257,46 @@ def logistic(src, out, in_zp, mult, shift, radius):
             q4 = mbqm(x, mult, shift)
             v = rdbpot(fixedpoint.logistic(q4, 4), 23) - 128
             out[i] = -128 if v < -128 else (127 if v > 127 else v)
+
+
+def softmax_params(beta, scale):
+    """(multiplier, left shift, diff_min) as TFLM's SoftmaxPrepare computes
+    them for int8 (5 integer bits for the scaled differences)."""
+    real = min(beta * scale * (1 << 26), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real)
+    diff_min = -math.floor(31.0 * (1 << 26) / (1 << shift))
+    return mult, shift, diff_min
+
+
+def _clz32(x):
+    n = 0
+    while n < 32 and not x & (1 << (31 - n)):
+        n += 1
+    return n
+
+
+def softmax(src, out, depth, mult, shift, diff_min):
+    """int8 -> int8 softmax over the last dimension (TFLM reference)."""
+    from firmware.nn import fixedpoint as fp
+
+    for base in range(0, len(out), depth):
+        mx = max(src[base : base + depth])
+        total = 0
+        for c in range(depth):
+            d = src[base + c] - mx
+            if d >= diff_min:
+                e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
+                total = fp._w(total + fp.rescale(e, 0, 12))
+        ux = total & 0xFFFFFFFF
+        headroom = _clz32(ux)
+        bits_over_unit = 12 - headroom
+        shifted = fp._w(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
+        scale = fp.one_over_one_plus_x(shifted)
+        for c in range(depth):
+            d = src[base + c] - mx
+            if d >= diff_min:
+                e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
+                v = rdbpot(srdhm(scale, e), bits_over_unit + 31 - 8) - 128
+                out[base + c] = -128 if v < -128 else (127 if v > 127 else v)
+            else:
+                out[base + c] = -128

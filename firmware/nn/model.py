@@ -228,6 +228,9 @@ class Model:
             if o is not None and name == "FULLY_CONNECTED":
                 opts["activation"] = b.scalar(o, 0, "b", 0)
                 opts["keep_num_dims"] = b.scalar(o, 2, "B", 0)
+            elif name == "SOFTMAX":
+                f = b.field(o, 0) if o is not None else None
+                opts["beta"] = struct.unpack_from("<f", data, f)[0] if f is not None else 0.0
             elif name in ("ADD", "MUL"):
                 opts["activation"] = b.scalar(o, 0, "b", 0) if o else 0
             elif name == "CONV_2D":
