@@ -4,7 +4,6 @@ import os
 import sys
 
 import boards
-from firmware.app import build as _build
 from sim.scenario import parse_scenario
 
 IS_MP = sys.implementation.name == "micropython"
@@ -57,4 +56,4 @@ def run(fw, cycles=None, until_us=None):
 
 RESET_AT_0_1 = {"at_s": 0.1, "press": "RESET", "for_s": 0.05}
 
-__all__ = ("IS_MP", "tmp_path", "raises", "firmware", "run", "RESET_AT_0_1", "_build")
+__all__ = ("IS_MP", "tmp_path", "raises", "firmware", "run", "RESET_AT_0_1")
