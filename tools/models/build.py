@@ -7,6 +7,10 @@ firmware.features (6 values) -> FULLY_CONNECTED 6x12 RELU ->
 FULLY_CONNECTED 12x1 -> an anomaly logit (int8). Trained with plain
 gradient descent on windows of quiet operation (gravity, sensor noise,
 slow drift) against windows with a vibration burst (5-45 Hz, 0.2-3 g).
+
+``vib_autoencoder``: the same 6 features -> 3 -> 6, fitted to quiet
+windows only (linear: their principal subspace); the reconstruction error
+scores how unlike quiet operation a window is.
 """
 
 import sys
@@ -72,13 +76,23 @@ def _qparams(lo, hi):
 
 
 def build_dense(w1, b1, w2, b2, calib):
-    """The two-layer model as an int8 .tflite (per-tensor weights)."""
-    h = np.maximum(0, calib @ w1 + b1)
-    z = h @ w2 + b2
-    qi = _qparams(calib.min(), calib.max())
-    qh = _qparams(0.0, h.max())
-    qo = _qparams(z.min(), z.max())
-    layers = [(w1.T, b1, qi, qh, 1), (w2.T, b2, qh, qo, 0)]
+    """The two-layer classifier as an int8 .tflite (per-tensor weights)."""
+    return build_layers([(w1, b1, 1), (w2, b2, 0)], calib)
+
+
+def build_layers(spec, calib):
+    """FULLY_CONNECTED layers [(w [in, out], b, activation 0|1), ...] as an
+    int8 .tflite; activation ranges calibrated on ``calib``."""
+    qs = [_qparams(calib.min(), calib.max())]
+    a = calib
+    for w, b, act in spec:
+        a = a @ w + b
+        if act:
+            a = np.maximum(0, a)
+        qs.append(_qparams(a.min(), a.max()))
+    layers = [(w.T, b, qs[k], qs[k + 1], act) for k, (w, b, act) in enumerate(spec)]
+    w1 = spec[0][0]
+    qi = qs[0]
     m = s.ModelT()
     m.version = 3
     oc = s.OperatorCodeT()
@@ -99,7 +113,7 @@ def build_dense(w1, b1, w2, b2, calib):
         sg.tensors += [
             _tensor(list(wq.shape), s.TensorType.INT8, nb - 3, "w%d" % k, [ws], [0]),
             _tensor([wq.shape[0]], s.TensorType.INT32, nb - 2, "b%d" % k, [qin[0] * ws], [0]),
-            _tensor([1, wq.shape[0]], s.TensorType.INT8, nb - 1, "h%d" % k if k == 0 else "score", [qout[0]], [qout[1]]),
+            _tensor([1, wq.shape[0]], s.TensorType.INT8, nb - 1, "h%d" % k if k < len(layers) - 1 else "out", [qout[0]], [qout[1]]),
         ]
         nt = len(sg.tensors)
         op = s.OperatorT()
@@ -130,6 +144,17 @@ def main():
     data = build_dense(w1, b1, w2, b2, x)
     (MODELS / "vib_dense.tflite").write_bytes(data)
     print("vib_dense.tflite: %d bytes; float accuracy train %.3f, held-out %.3f" % (len(data), acc, acc_t), file=sys.stderr)
+    # autoencoder: learns quiet windows only (a linear one: the principal
+    # subspace of their features); reconstruction error is the score
+    quiet = x[y < 0.5]
+    mu = quiet.mean(0)
+    _u, _sv, vt = np.linalg.svd(quiet - mu, full_matrices=False)
+    enc = vt[:3].T
+    ae = build_layers([(enc, -mu @ enc, 0), (enc.T, mu, 0)], quiet)
+    (MODELS / "vib_autoencoder.tflite").write_bytes(ae)
+    err = lambda f: ((f - ((f - mu) @ enc @ enc.T + mu)) ** 2).sum(1)  # noqa: E731
+    sep = (err(xt[yt > 0.5]) > np.percentile(err(quiet), 99)).mean()
+    print("vib_autoencoder.tflite: %d bytes; held-out bursts above the quiet 99th-percentile error: %.3f" % (len(ae), sep), file=sys.stderr)
     return 0
 
 
