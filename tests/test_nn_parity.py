@@ -29,6 +29,33 @@ CASES = [
 ]
 
 
+def mp_outputs(tmp_path, model, xs):
+    """Run ``model`` (bytes) under the real MicroPython on each row of the
+    int8 array ``xs``; returns the outputs concatenated."""
+    (tmp_path / "mp.tflite").write_bytes(model)
+    (tmp_path / "mp.in").write_bytes(xs.tobytes())
+    n = xs[0].size
+    code = (
+        "import array\nfrom firmware.nn.interp import Interpreter\n"
+        "it = Interpreter(open('%s','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
+        "for k in range(%d):\n    it.input(0)[:] = array.array('b', xs[k*%d:(k+1)*%d])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
+        "open('%s','wb').write(out)\n" % (tmp_path / "mp.tflite", tmp_path / "mp.in", len(xs), n, n, tmp_path / "mp.out")
+    )
+    p = run_micropython(["-c", code])
+    assert p.returncode == 0, p.stderr
+    return (tmp_path / "mp.out").read_bytes()
+
+
+def tflm_outputs(model, xs):
+    ref = runtime.Interpreter.from_bytes(model)
+    out = b""
+    for x in xs:
+        ref.set_input(x, 0)
+        ref.invoke()
+        out += ref.get_output(0).tobytes()
+    return out
+
+
 def make(case, seed):
     n_in, n_out, per_channel, act, batch = case
     rng = np.random.default_rng(seed)
@@ -49,25 +76,8 @@ def test_bit_exact_with_tflite_micro(case):
 
 def test_micropython_matches_tflite_micro(tmp_path):
     data = make(CASES[3], 99)
-    (tmp_path / "m.tflite").write_bytes(data)
-    ref = runtime.Interpreter.from_bytes(data)
-    rng = np.random.default_rng(3)
-    xs = rng.integers(-128, 128, (50, 64)).astype(np.int8)
-    want = b""
-    for x in xs:
-        ref.set_input(x.reshape(1, 64), 0)
-        ref.invoke()
-        want += ref.get_output(0).tobytes()
-    (tmp_path / "in.bin").write_bytes(xs.tobytes())
-    code = (
-        "import array\nfrom firmware.nn.interp import Interpreter\n"
-        "it = Interpreter(open('%s','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
-        "for k in range(50):\n    it.input(0)[:] = array.array('b', xs[k*64:(k+1)*64])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
-        "open('%s','wb').write(out)\nprint('arena', it.arena_bytes)\n" % (tmp_path / "m.tflite", tmp_path / "in.bin", tmp_path / "out.bin")
-    )
-    p = run_micropython(["-c", code])
-    assert p.returncode == 0, p.stderr
-    assert (tmp_path / "out.bin").read_bytes() == want
+    xs = np.random.default_rng(3).integers(-128, 128, (50, 1, 64)).astype(np.int8)
+    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
 
 
 def test_truncated_and_mutated_models_raise_only_modelerror():
@@ -216,23 +226,8 @@ def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path):
     from tests.conftest import ROOT
 
     data = (ROOT / "tools" / "models" / "vib_dense.tflite").read_bytes()
-    ref = runtime.Interpreter.from_bytes(data)
-    xs = np.random.default_rng(9).integers(-128, 128, (200, 6)).astype(np.int8)
-    want = b""
-    for x in xs:
-        ref.set_input(x.reshape(1, 6), 0)
-        ref.invoke()
-        want += ref.get_output(0).tobytes()
-    (tmp_path / "in.bin").write_bytes(xs.tobytes())
-    code = (
-        "import array\nfrom firmware.nn.interp import Interpreter\n"
-        "it = Interpreter(open('tools/models/vib_dense.tflite','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
-        "for k in range(200):\n    it.input(0)[:] = array.array('b', xs[k*6:(k+1)*6])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
-        "open('%s','wb').write(out)\n" % (tmp_path / "in.bin", tmp_path / "out.bin")
-    )
-    p = run_micropython(["-c", code])
-    assert p.returncode == 0, p.stderr
-    assert (tmp_path / "out.bin").read_bytes() == want
+    xs = np.random.default_rng(9).integers(-128, 128, (200, 1, 6)).astype(np.int8)
+    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
 
 
 @pytest.mark.parametrize("q", [(0.05, 3), (0.0137, -20), (1.7, 0)])
@@ -295,23 +290,6 @@ def test_softmax_bit_exact(q, depth):
 def test_softmax_and_logistic_on_micropython(tmp_path):
     from tools.tflite_build import logistic_model, softmax_model
 
-    for name, data, shape in (("sm", softmax_model([3, 10], (0.1, -10)), (3, 10)), ("lg", logistic_model([1, 256], (0.05, 3)), (1, 256))):
-        ref = runtime.Interpreter.from_bytes(data)
+    for data, shape in ((softmax_model([3, 10], (0.1, -10)), (3, 10)), (logistic_model([1, 256], (0.05, 3)), (1, 256))):
         xs = np.random.default_rng(1).integers(-128, 128, (20,) + shape).astype(np.int8)
-        want = b""
-        for x in xs:
-            ref.set_input(x, 0)
-            ref.invoke()
-            want += ref.get_output(0).tobytes()
-        (tmp_path / (name + ".tflite")).write_bytes(data)
-        (tmp_path / (name + ".in")).write_bytes(xs.tobytes())
-        n = int(np.prod(shape))
-        code = (
-            "import array\nfrom firmware.nn.interp import Interpreter\n"
-            "it = Interpreter(open('%s','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
-            "for k in range(20):\n    it.input(0)[:] = array.array('b', xs[k*%d:(k+1)*%d])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
-            "open('%s','wb').write(out)\n" % (tmp_path / (name + ".tflite"), tmp_path / (name + ".in"), n, n, tmp_path / (name + ".out"))
-        )
-        p = run_micropython(["-c", code])
-        assert p.returncode == 0, p.stderr
-        assert (tmp_path / (name + ".out")).read_bytes() == want, name
+        assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)

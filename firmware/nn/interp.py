@@ -91,21 +91,13 @@ class Interpreter:
         if name in ("ADD", "MUL"):
             return self._prepare_elementwise(name, ins, outs, opts)
         if name == "SOFTMAX":
-            if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
-                raise ModelError("SOFTMAX needs one input and one output of the same size")
-            tin, tout = self._q(ins[0], name), self._q(outs[0], name)
-            if tout.zero_point[0] != -128 or abs(tout.scale[0] * 256 - 1) > 1e-6:
-                raise ModelError("SOFTMAX %r: int8 output must be quantized with scale 1/256 and zero point -128" % tout.name)
+            tin, tout = self._probabilities(name, ins, outs)
             if not tin.shape or opts.get("beta", 0) <= 0:
                 raise ModelError("SOFTMAX %r: needs a shape and beta > 0" % tout.name)
             mult, shift, diff_min = kernels.softmax_params(opts["beta"], tin.scale[0])
             return (name, ins[0], outs[0], tin.shape[-1], mult, shift, diff_min)
         if name == "LOGISTIC":
-            if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
-                raise ModelError("LOGISTIC needs one input and one output of the same size")
-            tin, tout = self._q(ins[0], name), self._q(outs[0], name)
-            if tout.zero_point[0] != -128 or abs(tout.scale[0] * 256 - 1) > 1e-6:
-                raise ModelError("LOGISTIC %r: int8 output must be quantized with scale 1/256 and zero point -128" % tout.name)
+            tin, tout = self._probabilities(name, ins, outs)
             mult, shift, radius = kernels.logistic_params(tin.scale[0])
             return (name, ins[0], outs[0], tin.zero_point[0], mult, shift, radius)
         if name in ("QUANTIZE", "DEQUANTIZE"):
@@ -163,6 +155,16 @@ class Interpreter:
             lo,
             hi,
         )
+
+    def _probabilities(self, name, ins, outs):
+        """Input and output of an op whose int8 output is a probability:
+        TFLite fixes its quantization at scale 1/256, zero point -128."""
+        if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
+            raise ModelError("%s needs one input and one output of the same size" % name)
+        tin, tout = self._q(ins[0], name), self._q(outs[0], name)
+        if tout.zero_point[0] != -128 or abs(tout.scale[0] * 256 - 1) > 1e-6:
+            raise ModelError("%s %r: int8 output must be quantized with scale 1/256 and zero point -128" % (name, tout.name))
+        return tin, tout
 
     def _q(self, ti, what):
         tt = self.model.tensors[ti]
