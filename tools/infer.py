@@ -12,8 +12,6 @@ Backends, chosen by name or in this order by ``auto``:
 
 import sys
 
-import numpy as np
-
 BACKENDS = ("micro", "tflm", "litert", "tflite")
 INSTALL = {
     "tflm": "pip install tflite-micro",
@@ -28,6 +26,8 @@ class BackendMissing(Exception):
 
 def _runner(name, data):
     """A function int8 array (one sample, model input shape) -> int8 array."""
+    import numpy as np
+
     if name == "micro":
         import array
 
@@ -84,6 +84,8 @@ def choose(name, data):
 
 
 def run(args):
+    import numpy as np
+
     try:
         with open(args.model, "rb") as f:
             data = f.read()
