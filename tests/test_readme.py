@@ -22,7 +22,7 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_run_command_installs_and_runs():
     readme = (ROOT / "README.md").read_text()
     run_cmd = _sh_blocks(readme.split("## Run it", 1)[1])[0].strip()
-    assert run_cmd == "pip install . && edgefw run"
+    assert run_cmd == "python3 -m venv .venv && . .venv/bin/activate && pip install . && edgefw run"
 
 
 def test_config_doc_names_every_field():
