@@ -204,3 +204,44 @@ def softmax_model(shape, in_q, beta=1.0):
     o = s.SoftmaxOptionsT()
     o.beta = beta
     return single_op_model(s.BuiltinOperator.SOFTMAX, tensors, [0], [1], s.BuiltinOptions.SoftmaxOptions, o, 2)
+
+
+def graph_model(tensors, ops, inputs, outputs):
+    """A model of several operators. ``tensors`` as in ``single_op_model``;
+    ``ops``: (builtin code, inputs, outputs, options type, options,
+    version) in execution order."""
+    types = {"int8": s.TensorType.INT8, "int32": s.TensorType.INT32, "float32": s.TensorType.FLOAT32}
+    m = s.ModelT()
+    m.version = 3
+    codes = []
+    m.operatorCodes = []
+    m.buffers = [_buffer()]
+    sg = s.SubGraphT()
+    sg.tensors = []
+    for t in tensors:
+        data = t.get("data")
+        m.buffers.append(_buffer(None if data is None else data.astype(np.int8 if t["type"] == "int8" else "<i4")))
+        sg.tensors.append(_tensor(t["shape"], types[t["type"]], len(m.buffers) - 1, t["name"], t.get("scales"), t.get("zps"), t.get("qdim", 0)))
+    sg.operators = []
+    for code, ins, outs, otype, opts, version in ops:
+        if code not in codes:
+            codes.append(code)
+            oc = s.OperatorCodeT()
+            oc.builtinCode = code
+            oc.deprecatedBuiltinCode = min(code, 127)
+            oc.version = version
+            m.operatorCodes.append(oc)
+        op = s.OperatorT()
+        op.opcodeIndex = codes.index(code)
+        op.inputs = list(ins)
+        op.outputs = list(outs)
+        if opts is not None:
+            op.builtinOptionsType = otype
+            op.builtinOptions = opts
+        sg.operators.append(op)
+    sg.inputs = list(inputs)
+    sg.outputs = list(outputs)
+    m.subgraphs = [sg]
+    b = flatbuffers.Builder(4096)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())

@@ -134,6 +134,91 @@ def build_layers(spec, calib):
     return bytes(b.Output())
 
 
+def raw_windows(n, rng):
+    """Raw windows (g) and labels, as ``windows`` generates them."""
+    xs, ys = [], []
+    t = np.arange(WINDOW) / RATE
+    for k in range(n):
+        base = rng.normal(0, rng.uniform(5, 30), WINDOW) + rng.uniform(-50, 50) * t
+        label = k % 2
+        if label:
+            start = rng.integers(0, WINDOW // 2)
+            burst = np.zeros(WINDOW)
+            burst[start:] = rng.uniform(200, 3000) * np.sin(2 * np.pi * rng.uniform(5, 45) * t[start:] + rng.uniform(0, 6.28))
+            base = base + burst
+        xs.append((base - base.mean()) / 1000.0)
+        ys.append(label)
+    return np.array(xs), np.array(ys, dtype=float)
+
+
+def fir_bank(taps=9):
+    """Four band-pass FIR filters (windowed sinc) over 0-50 Hz at 100 Hz."""
+    n = np.arange(taps) - (taps - 1) / 2
+    win = np.hamming(taps)
+    out = []
+    for lo, hi in ((2, 12), (12, 25), (25, 37), (37, 49)):
+        h = 2 * hi / RATE * np.sinc(2 * hi / RATE * n) - 2 * lo / RATE * np.sinc(2 * lo / RATE * n)
+        out.append(h * win)
+    return np.array(out)
+
+
+def build_conv1d(rng):
+    """A 1-D conv model on raw windows: CONV_2D (4 band-pass FIR filters,
+    1x9, RELU) -> AVERAGE_POOL_2D over time -> FULLY_CONNECTED 4 -> 1,
+    the last layer trained by logistic regression."""
+    x, y = raw_windows(2000, rng)
+    bank = fir_bank()
+    taps = bank.shape[1]
+    conv = np.maximum(0, np.stack([np.stack([np.convolve(w, f[::-1], "valid") for f in bank], -1) for w in x]))
+    pooled = conv.mean(1)
+    w = np.zeros(4)
+    b = 0.0
+    for _ in range(3000):
+        p = 1 / (1 + np.exp(-(pooled @ w + b)))
+        g = p - y
+        w -= 0.5 * pooled.T @ g / len(y) * 20
+        b -= 0.5 * g.mean() * 20
+    logits = pooled @ w + b
+    acc = ((logits > 0) == (y > 0.5)).mean()
+    qin = (float(np.abs(x).max() / 127), 0)
+    ws = float(np.abs(bank).max() / 127)
+    qconv = _qparams(0.0, conv.max())
+    fw = float(np.abs(w).max() / 127) or 1.0
+    qout = _qparams(logits.min(), logits.max())
+    steps = WINDOW - taps + 1
+    tensors = [
+        {"shape": [1, 1, WINDOW, 1], "type": "int8", "name": "window", "scales": [qin[0]], "zps": [qin[1]]},
+        {
+            "shape": [4, 1, taps, 1],
+            "type": "int8",
+            "name": "fir",
+            "data": np.clip(np.round(bank / ws), -127, 127).reshape(4, 1, taps, 1),
+            "scales": [ws] * 4,
+            "zps": [0] * 4,
+        },
+        {"shape": [4], "type": "int32", "name": "fir_bias", "data": np.zeros(4), "scales": [qin[0] * ws] * 4, "zps": [0] * 4},
+        {"shape": [1, 1, steps, 4], "type": "int8", "name": "bands", "scales": [qconv[0]], "zps": [qconv[1]]},
+        {"shape": [1, 1, 1, 4], "type": "int8", "name": "energy", "scales": [qconv[0]], "zps": [qconv[1]]},
+        {"shape": [1, 4], "type": "int8", "name": "w", "data": np.clip(np.round(w / fw), -127, 127).reshape(1, 4), "scales": [fw], "zps": [0]},
+        {"shape": [1], "type": "int32", "name": "b", "data": np.array([round(b / (qconv[0] * fw))]), "scales": [qconv[0] * fw], "zps": [0]},
+        {"shape": [1, 1], "type": "int8", "name": "out", "scales": [qout[0]], "zps": [qout[1]]},
+    ]
+    co = s.Conv2DOptionsT()
+    co.padding, co.strideW, co.strideH, co.fusedActivationFunction = s.Padding.VALID, 1, 1, 1
+    co.dilationWFactor = co.dilationHFactor = 1
+    po = s.Pool2DOptionsT()
+    po.padding, po.strideW, po.strideH, po.filterWidth, po.filterHeight = s.Padding.VALID, 1, 1, steps, 1
+    fo = s.FullyConnectedOptionsT()
+    ops = [
+        (s.BuiltinOperator.CONV_2D, [0, 1, 2], [3], s.BuiltinOptions.Conv2DOptions, co, 3),
+        (s.BuiltinOperator.AVERAGE_POOL_2D, [3], [4], s.BuiltinOptions.Pool2DOptions, po, 2),
+        (s.BuiltinOperator.FULLY_CONNECTED, [4, 5, 6], [7], s.BuiltinOptions.FullyConnectedOptions, fo, 4),
+    ]
+    from tools.tflite_build import graph_model
+
+    return graph_model(tensors, ops, [0], [7]), acc
+
+
 def main():
     rng = np.random.default_rng(2026)
     x, y = windows(2000, rng)
@@ -155,6 +240,9 @@ def main():
     err = lambda f: ((f - ((f - mu) @ enc @ enc.T + mu)) ** 2).sum(1)  # noqa: E731
     sep = (err(xt[yt > 0.5]) > np.percentile(err(quiet), 99)).mean()
     print("vib_autoencoder.tflite: %d bytes; held-out bursts above the quiet 99th-percentile error: %.3f" % (len(ae), sep), file=sys.stderr)
+    conv, acc_c = build_conv1d(np.random.default_rng(11))
+    (MODELS / "vib_conv1d.tflite").write_bytes(conv)
+    print("vib_conv1d.tflite: %d bytes; float training accuracy %.3f" % (len(conv), acc_c), file=sys.stderr)
     return 0
 
 
