@@ -74,38 +74,12 @@ def dense_model(weights, bias, in_scale, in_zp, w_scales, out_scale, out_zp, act
 
 def single_op_model(op_code, tensors, inputs, outputs, options_type=0, options=None, version=1):
     """A model of one operator. ``tensors``: list of dicts with shape,
-    type ("int8" | "int32"), name, optional data (numpy), scales, zps, qdim.
-    ``inputs``/``outputs``: tensor indices of the operator; the model's
-    inputs are the operator's inputs that carry no data."""
-    types = {"int8": s.TensorType.INT8, "int32": s.TensorType.INT32, "float32": s.TensorType.FLOAT32}
-    m = s.ModelT()
-    m.version = 3
-    oc = s.OperatorCodeT()
-    oc.builtinCode = op_code
-    oc.deprecatedBuiltinCode = min(op_code, 127)
-    oc.version = version
-    m.operatorCodes = [oc]
-    m.buffers = [_buffer()]
-    sg = s.SubGraphT()
-    sg.tensors = []
-    for t in tensors:
-        data = t.get("data")
-        m.buffers.append(_buffer(None if data is None else data.astype(np.int8 if t["type"] == "int8" else "<i4")))
-        sg.tensors.append(_tensor(t["shape"], types[t["type"]], len(m.buffers) - 1, t["name"], t.get("scales"), t.get("zps"), t.get("qdim", 0)))
-    op = s.OperatorT()
-    op.opcodeIndex = 0
-    op.inputs = list(inputs)
-    op.outputs = list(outputs)
-    if options is not None:
-        op.builtinOptionsType = options_type
-        op.builtinOptions = options
-    sg.operators = [op]
-    sg.inputs = [i for i in inputs if i >= 0 and tensors[i].get("data") is None]
-    sg.outputs = list(outputs)
-    m.subgraphs = [sg]
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
+    type ("int8" | "int32" | "float32"), name, optional data (numpy),
+    scales, zps, qdim. ``inputs``/``outputs``: tensor indices of the
+    operator; the model's inputs are the operator's inputs that carry no
+    data."""
+    model_inputs = [i for i in inputs if i >= 0 and tensors[i].get("data") is None]
+    return graph_model(tensors, [(op_code, inputs, outputs, options_type, options, version)], model_inputs, outputs)
 
 
 def conv_model(kind, in_shape, filt, bias, in_q, w_scales, out_q, stride=(1, 1), padding="SAME", activation=0, depth_multiplier=1):

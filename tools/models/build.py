@@ -28,8 +28,9 @@ WINDOW = 64
 RATE = 100
 
 
-def windows(n, rng):
-    """(features, label) for n generated windows, half with vibration."""
+def generate(n, rng):
+    """n windows of one axis in milli-g and their labels, half with a
+    vibration burst."""
     xs, ys = [], []
     t = np.arange(WINDOW) / RATE
     for k in range(n):
@@ -42,9 +43,15 @@ def windows(n, rng):
             burst = np.zeros(WINDOW)
             burst[start:] = amp * np.sin(2 * np.pi * f * t[start:] + rng.uniform(0, 6.28))
             base = base + burst
-        xs.append(features([int(v) for v in base], RATE))
+        xs.append(base)
         ys.append(label)
-    return np.array(xs), np.array(ys, dtype=float)
+    return xs, np.array(ys, dtype=float)
+
+
+def windows(n, rng):
+    """(features, label) for n generated windows."""
+    xs, ys = generate(n, rng)
+    return np.array([features([int(v) for v in w], RATE) for w in xs]), ys
 
 
 def train(x, y, hidden=12, steps=3000, lr=0.05, seed=0):
@@ -135,20 +142,9 @@ def build_layers(spec, calib):
 
 
 def raw_windows(n, rng):
-    """Raw windows (g) and labels, as ``windows`` generates them."""
-    xs, ys = [], []
-    t = np.arange(WINDOW) / RATE
-    for k in range(n):
-        base = rng.normal(0, rng.uniform(5, 30), WINDOW) + rng.uniform(-50, 50) * t
-        label = k % 2
-        if label:
-            start = rng.integers(0, WINDOW // 2)
-            burst = np.zeros(WINDOW)
-            burst[start:] = rng.uniform(200, 3000) * np.sin(2 * np.pi * rng.uniform(5, 45) * t[start:] + rng.uniform(0, 6.28))
-            base = base + burst
-        xs.append((base - base.mean()) / 1000.0)
-        ys.append(label)
-    return np.array(xs), np.array(ys, dtype=float)
+    """Generated windows in g with the mean taken out, and labels."""
+    xs, ys = generate(n, rng)
+    return np.array([(w - w.mean()) / 1000.0 for w in xs]), ys
 
 
 def fir_bank(taps=9):
