@@ -173,11 +173,6 @@ except ImportError:
     dumps = dumps_py
 
 
-def dump_into(out, obj):
-    """Append the encoding of ``obj`` to the bytearray ``out``."""
-    _enc(out, obj, 0)
-
-
 def loads(data):
     """Decode exactly one CBOR item occupying all of ``data``."""
     # the decoder lives apart so a device that only writes never loads it

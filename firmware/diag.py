@@ -44,15 +44,3 @@ def pop_events(il):
         il.ev_head = (k + 1) % EV_CAP
         il.ev_count -= 1
     return out
-
-
-def cause_name(code, channels, sensors, votes=()):
-    """The name of a diagnostic code."""
-    kind, rest = code >> 12, code & 0xFFF
-    if kind == 4:
-        return "vote:" + votes[rest]
-    if kind == 3:
-        return GLOBAL_CAUSES[rest]
-    if kind == 2:
-        return sensors[rest >> 4] + ":" + SENSOR_CAUSES[rest & 15]
-    return channels[rest >> 4] + ":" + CHANNEL_CAUSES[rest & 15]

@@ -11,7 +11,7 @@ locked. Its result is the permit: 1 = energize, 0 = tripped. Outputs are
 de-energize-to-trip, so every failure that removes power, drive or the
 process leaves the load off.
 
-Causes (each has one diagnostic code, see ``cause_name``):
+Causes (each has one diagnostic code, listed in docs/records.md):
 
 * per channel: HIGH / LOW limit (hysteresis, on-delay in samples), ROC
   (rate of change), IMPLAUSIBLE (outside the plausible range: the sensor,
