@@ -2,8 +2,8 @@
 pinned to one nightly): the same output bytes for the same int8 inputs.
 
 Models are written here with tools/tflite_build.py (numpy + flatbuffers,
-no TensorFlow): FULLY_CONNECTED, per-tensor and per-channel weights, no
-activation, RELU and RELU6, batch 1 and 4.
+no TensorFlow), one operator at a time over its parameters, plus the
+shipped models; a subset also runs under the real MicroPython.
 """
 
 import array
@@ -211,6 +211,96 @@ def test_elementwise_ops_bit_exact(kind, act):
         ours.input(1)[:] = array.array("b", b.tobytes())
         ours.invoke()
         assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+
+
+BROADCASTS = [([1, 5, 4], [1, 1, 4]), ([2, 3, 4], [4]), ([1, 6], [1, 1]), ([3, 1, 5], [1, 4, 1])]
+
+
+@pytest.mark.parametrize("kind", ["ADD", "MUL"])
+@pytest.mark.parametrize("shapes", BROADCASTS)
+def test_broadcasting_elementwise_bit_exact(kind, shapes):
+    from tools.tflite_build import elementwise_model
+
+    sa, sb = shapes
+    data = elementwise_model(kind, sa, (0.04, 5), (0.02, -9), (0.05, 1) if kind == "ADD" else (0.01, 2), 0, sb)
+    ours = Interpreter(data)
+    ref = runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(len(sa) * 10 + len(sb))
+    for _ in range(300):
+        a = rng.integers(-128, 128, sa).astype(np.int8)
+        b = rng.integers(-128, 128, sb).astype(np.int8)
+        ref.set_input(a, 0)
+        ref.set_input(b, 1)
+        ref.invoke()
+        ours.input(0)[:] = array.array("b", a.tobytes())
+        ours.input(1)[:] = array.array("b", b.tobytes())
+        ours.invoke()
+        assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+
+
+def test_shapes_that_do_not_broadcast_are_refused_at_load():
+    from tools.tflite_build import elementwise_model
+
+    data = bytearray(elementwise_model("ADD", [1, 5, 4], (0.04, 5), (0.02, -9), (0.05, 1), 0, [1, 1, 4]))
+    from tflite_micro.python.tflite_micro.runtime import schema_fb as s
+
+    m = s.ModelT.InitFromPackedBuf(bytes(data), 0)
+    m.subgraphs[0].tensors[1].shape = [1, 3, 4]
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(ModelError, match=r"ADD 'out': input shape \[1, 3, 4\] does not broadcast"):
+        Interpreter(bytes(b.Output()))
+
+
+MEAN_CASES = [
+    ([1, 4, 5, 3], [1, 2], True, (0.05, 3), (0.02, -5)),
+    ([1, 4, 5, 3], [2, 1], False, (0.05, 3), (0.05, 3)),
+    ([2, 6, 4], [1], False, (0.1, -7), (0.03, 10)),
+    ([1, 8, 8, 2], [1, 2], True, (0.07, 0), (0.07, 0)),
+    ([3, 10], [-1], True, (0.013, -128), (0.011, 12)),
+    ([2, 3, 4, 5], [0, 3], False, (0.02, 1), (0.004, -3)),
+    ([1, 64, 1, 8], [1], True, (0.1, -4), (0.9, -4)),
+]
+
+
+@pytest.mark.parametrize("case", MEAN_CASES)
+def test_mean_bit_exact(case):
+    from tools.tflite_build import mean_model
+
+    shape, axes, keep, qi, qo = case
+    data = mean_model(shape, axes, keep, qi, qo)
+    ours, ref = Interpreter(data), runtime.Interpreter.from_bytes(data)
+    rng = np.random.default_rng(len(shape) + len(axes))
+    for _ in range(300):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        ref.set_input(x, 0)
+        ref.invoke()
+        ours.input(0)[:] = array.array("b", x.tobytes())
+        ours.invoke()
+        assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+
+
+def test_mean_and_broadcast_on_micropython(tmp_path):
+    from tools.tflite_build import elementwise_model, mean_model
+
+    data = mean_model([1, 4, 5, 3], [1, 2], True, (0.05, 3), (0.02, -5))
+    xs = np.random.default_rng(4).integers(-128, 128, (30, 1, 4, 5, 3)).astype(np.int8)
+    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    # broadcasting against a constant: the second operand baked into the model
+    from tflite_micro.python.tflite_micro.runtime import schema_fb as s
+
+    m = s.ModelT.InitFromPackedBuf(elementwise_model("MUL", [1, 5, 4], (0.04, 5), (0.02, -9), (0.01, 2), 0, [4]), 0)
+    m.buffers[2].data = np.array([7, -100, 127, -128], dtype=np.int8).view(np.uint8)
+    m.subgraphs[0].inputs = [0]
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    data = bytes(b.Output())
+    xs = np.random.default_rng(5).integers(-128, 128, (30, 1, 5, 4)).astype(np.int8)
+    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
 
 
 def test_shipped_models_bit_exact_on_1000_inputs():

@@ -136,12 +136,15 @@ def pool_model(kind, in_shape, in_q, filt=(2, 2), stride=(2, 2), padding="VALID"
     return single_op_model(code, tensors, [0], [1], s.BuiltinOptions.Pool2DOptions, o, 2)
 
 
-def elementwise_model(kind, shape, q1, q2, qo, activation=0):
-    """ADD or MUL of two int8 tensors of the same shape (both model inputs)."""
+def elementwise_model(kind, shape, q1, q2, qo, activation=0, shape_b=None):
+    """ADD or MUL of two int8 tensors (both model inputs). ``shape_b``:
+    the second input's shape when it broadcasts (numpy's rules) to the
+    first's."""
+    out_shape = list(np.broadcast_shapes(tuple(shape), tuple(shape_b or shape)))
     tensors = [
         {"shape": shape, "type": "int8", "name": "a", "scales": [q1[0]], "zps": [q1[1]]},
-        {"shape": shape, "type": "int8", "name": "b", "scales": [q2[0]], "zps": [q2[1]]},
-        {"shape": shape, "type": "int8", "name": "out", "scales": [qo[0]], "zps": [qo[1]]},
+        {"shape": shape_b or shape, "type": "int8", "name": "b", "scales": [q2[0]], "zps": [q2[1]]},
+        {"shape": out_shape, "type": "int8", "name": "out", "scales": [qo[0]], "zps": [qo[1]]},
     ]
     if kind == "ADD":
         o = s.AddOptionsT()
@@ -150,6 +153,22 @@ def elementwise_model(kind, shape, q1, q2, qo, activation=0):
     o = s.MulOptionsT()
     o.fusedActivationFunction = activation
     return single_op_model(s.BuiltinOperator.MUL, tensors, [0, 1], [2], s.BuiltinOptions.MulOptions, o, 2)
+
+
+def mean_model(shape, axes, keep_dims, in_q, out_q):
+    """MEAN of an int8 tensor over ``axes`` (a constant int32 tensor;
+    negative axes count from the end)."""
+    nd = len(shape)
+    red = {a % nd for a in axes}
+    out_shape = [1 if d in red else n for d, n in enumerate(shape)] if keep_dims else [n for d, n in enumerate(shape) if d not in red]
+    tensors = [
+        {"shape": shape, "type": "int8", "name": "x", "scales": [in_q[0]], "zps": [in_q[1]]},
+        {"shape": [len(axes)], "type": "int32", "name": "axes", "data": np.array(axes, dtype=np.int32)},
+        {"shape": out_shape, "type": "int8", "name": "mean", "scales": [out_q[0]], "zps": [out_q[1]]},
+    ]
+    o = s.ReducerOptionsT()
+    o.keepDims = keep_dims
+    return single_op_model(s.BuiltinOperator.MEAN, tensors, [0, 1], [2], s.BuiltinOptions.ReducerOptions, o, 2)
 
 
 def convert_model(kind, shape, q):

@@ -30,6 +30,7 @@ KERNELS = (
     "DEQUANTIZE",
     "LOGISTIC",
     "SOFTMAX",
+    "MEAN",
 )
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
@@ -90,6 +91,8 @@ class Interpreter:
             return self._prepare_pool(name, ins, outs, opts)
         if name in ("ADD", "MUL"):
             return self._prepare_elementwise(name, ins, outs, opts)
+        if name == "MEAN":
+            return self._prepare_mean(ins, outs)
         if name == "SOFTMAX":
             tin, tout = self._probabilities(name, ins, outs)
             if not tin.shape or opts.get("beta", 0) <= 0:
@@ -245,17 +248,89 @@ class Interpreter:
         if len(ins) != 2 or len(outs) != 1 or min(ins) < 0:
             raise ModelError("%s needs two inputs and one output" % name)
         ta, tb, tout = self._q(ins[0], name), self._q(ins[1], name), self._q(outs[0], name)
-        if not (len(self.t[ins[0]]) == len(self.t[ins[1]]) == len(self.t[outs[0]])):
-            raise ModelError("%s %r: inputs of shapes %r and %r: broadcasting is not supported yet" % (name, tout.name, ta.shape, tb.shape))
+        amap, bmap = self._broadcast(name, ins[0], tout), self._broadcast(name, ins[1], tout)
         lo, hi = self._act(o.get("activation", 0), tout, name)
         if name == "ADD":
             twice = 2 * max(ta.scale[0], tb.scale[0])
             am, ash = kernels.quantize_multiplier(ta.scale[0] / twice)
             bm, bsh = kernels.quantize_multiplier(tb.scale[0] / twice)
             om, osh = kernels.quantize_multiplier(twice / ((1 << 20) * tout.scale[0]))
-            return (name, ins[0], -ta.zero_point[0], am, ash, ins[1], -tb.zero_point[0], bm, bsh, outs[0], om, osh, tout.zero_point[0], lo, hi)
+            return (name, ins[0], -ta.zero_point[0], am, ash, ins[1], -tb.zero_point[0], bm, bsh, outs[0], om, osh, tout.zero_point[0], lo, hi, amap, bmap)
         m_, sh = kernels.quantize_multiplier(ta.scale[0] * tb.scale[0] / tout.scale[0])
-        return (name, ins[0], -ta.zero_point[0], ins[1], -tb.zero_point[0], outs[0], m_, sh, tout.zero_point[0], lo, hi)
+        return (name, ins[0], -ta.zero_point[0], ins[1], -tb.zero_point[0], outs[0], m_, sh, tout.zero_point[0], lo, hi, amap, bmap)
+
+    def _prepare_mean(self, ins, outs):
+        m = self.model
+        if len(ins) != 2 or len(outs) != 1 or min(ins) < 0 or not m.tensors[ins[1]].data or m.tensors[ins[1]].type != INT32:
+            raise ModelError("MEAN needs an input, a constant int32 axis tensor and one output")
+        tin, tout = self._q(ins[0], "MEAN"), self._q(outs[0], "MEAN")
+        shape = tin.shape
+        nd = len(shape)
+        axes = []
+        for a in self.t[ins[1]]:
+            r = a + nd if a < 0 else a
+            if not 0 <= r < nd:
+                raise ModelError("MEAN %r: axis %d is outside a %d-D input" % (tout.name, a, nd))
+            if r not in axes:
+                axes.append(r)
+        n = 1
+        for a in axes:
+            n *= shape[a]
+        if len(self.t[outs[0]]) * n != len(self.t[ins[0]]):
+            raise ModelError("MEAN %r: output shape %r does not fit input %r reduced over %r" % (tout.name, tout.shape, shape, axes))
+        # where each input position lands in the output (0 along a reduced axis)
+        ostr = array.array("i", bytes(4 * nd))
+        step = 1
+        for d in range(nd - 1, -1, -1):
+            if d not in axes:
+                ostr[d] = step
+                step *= shape[d]
+        # TFLM folds the 1/n of the mean into the rescaling multiplier
+        mult, sh = kernels.quantize_multiplier(tin.scale[0] / tout.scale[0])
+        k = min(len(bin(n)) - 3, 32, 31 + sh)
+        mult = (mult << k) // n
+        sh -= k
+        acc = array.array("i", bytes(4 * len(self.t[outs[0]])))
+        idx = array.array("i", bytes(4 * nd))
+        self.arena_bytes += 4 * (len(acc) + 2 * nd)
+        return ("MEAN", ins[0], array.array("i", shape), ostr, idx, acc, outs[0], tin.zero_point[0] * n, mult, sh, tout.zero_point[0])
+
+    def _broadcast(self, name, ti, tout):
+        """Index of ``ti``'s value for each output position (numpy's rules:
+        shapes aligned at the right, a dimension of 1 repeats), or None
+        when the shapes are the same."""
+        shp, oshp = self.model.tensors[ti].shape, tout.shape
+        if list(shp) == list(oshp):
+            return None
+        nd = len(oshp)
+        full = [1] * (nd - len(shp)) + list(shp)
+        if len(shp) > nd or any(full[d] != oshp[d] and full[d] != 1 for d in range(nd)):
+            raise ModelError("%s %r: input shape %r does not broadcast to the output's %r" % (name, tout.name, shp, oshp))
+        strides = [0] * nd
+        step = 1
+        for d in range(nd - 1, -1, -1):
+            if full[d] != 1:
+                strides[d] = step
+            step *= full[d]
+        n = 1
+        for d in oshp:
+            n *= d
+        imap = array.array("i", bytes(4 * n))
+        idx = [0] * nd
+        off = 0
+        for i in range(n):
+            imap[i] = off
+            d = nd - 1
+            while d >= 0:
+                idx[d] += 1
+                off += strides[d]
+                if idx[d] < oshp[d]:
+                    break
+                off -= strides[d] * oshp[d]
+                idx[d] = 0
+                d -= 1
+        self.arena_bytes += 4 * n
+        return imap
 
     def _act(self, act, tout, name):
         try:
@@ -287,11 +362,14 @@ class Interpreter:
                 name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
                 kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
             elif p[0] == "ADD":
-                _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi = p
-                kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi)
+                _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi, amap, bmap = p
+                kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi, amap, bmap)
             elif p[0] == "MUL":
-                _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi = p
-                kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi)
+                _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi, amap, bmap = p
+                kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi, amap, bmap)
+            elif p[0] == "MEAN":
+                _n, ti, shp, ostr, idx, acc, to, zpn, m_, sh, ozp = p
+                kernels.mean(t[ti], shp, ostr, idx, acc, t[to], zpn, m_, sh, ozp)
             elif p[0] == "SOFTMAX":
                 kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
             elif p[0] == "LOGISTIC":

@@ -192,20 +192,48 @@ def pool2d(inp, shp, out, oshp, filt, stride, pad, lo, hi, average):
                     out[((b * oh + oy) * ow + ox) * c + ch] = lo if v < lo else (hi if v > hi else v)
 
 
-def add(a, a_off, am, ash, b, b_off, bm, bsh, out, om, osh, out_zp, lo, hi):
+def add(a, a_off, am, ash, b, b_off, bm, bsh, out, om, osh, out_zp, lo, hi, amap=None, bmap=None):
     """ADD, TFLite reference: both inputs rescaled to twice the larger
-    input scale with 20 bits of headroom, summed, then rescaled."""
+    input scale with 20 bits of headroom, summed, then rescaled.
+    ``amap``/``bmap``: broadcast index maps (None: same shape as out)."""
     for i in range(len(out)):
-        x = mbqm((a[i] + a_off) << 20, am, ash)
-        y = mbqm((b[i] + b_off) << 20, bm, bsh)
+        x = mbqm((a[amap[i] if amap else i] + a_off) << 20, am, ash)
+        y = mbqm((b[bmap[i] if bmap else i] + b_off) << 20, bm, bsh)
         v = mbqm(x + y, om, osh) + out_zp
         out[i] = lo if v < lo else (hi if v > hi else v)
 
 
-def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi):
+def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi, amap=None, bmap=None):
     for i in range(len(out)):
-        v = mbqm((a[i] + a_off) * (b[i] + b_off), m, sh) + out_zp
+        v = mbqm((a[amap[i] if amap else i] + a_off) * (b[bmap[i] if bmap else i] + b_off), m, sh) + out_zp
         out[i] = lo if v < lo else (hi if v > hi else v)
+
+
+def mean(src, shape, ostr, idx, acc, out, in_zp_n, m, sh, out_zp):
+    """MEAN over some axes (TFLM reference): int32 sums per output, the
+    input zero point taken out, one rescale that includes 1/count.
+    ``ostr``: output stride of each input axis (0 where reduced);
+    ``idx``/``acc``: scratch planned at load."""
+    nd = len(shape)
+    for j in range(len(acc)):
+        acc[j] = 0
+    for d in range(nd):
+        idx[d] = 0
+    o = 0
+    for i in range(len(src)):
+        acc[o] += src[i]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            o += ostr[d]
+            if idx[d] < shape[d]:
+                break
+            o -= ostr[d] * shape[d]
+            idx[d] = 0
+            d -= 1
+    for j in range(len(out)):
+        v = mbqm(acc[j] - in_zp_n, m, sh) + out_zp
+        out[j] = -128 if v < -128 else (127 if v > 127 else v)
 
 
 def quantize(src, out, scale, zp):
