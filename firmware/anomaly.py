@@ -1,23 +1,26 @@
 """The vibration anomaly score: features of an accelerometer window, run
 through an int8 model, dequantized.
 
-    a = Anomaly(model_bytes)
+    a = Anomaly(model_bytes, backend="auto")
     a.score(window)                  # CPython (the child process calls this)
     await a.score_async(window)      # MicroPython: yields between steps
 
-Which interpreter runs the model: the micro interpreter (firmware.nn) on
-MicroPython and wherever nothing else is installed; LiteRT or
-tflite-runtime can stand in on Linux through ``edgefw infer``'s backends.
+Which runtime runs the model is firmware.nn.backend's choice: the micro
+interpreter on MicroPython; on Linux LiteRT or tflite-runtime when
+installed, else the micro interpreter (config ``inference.backend``).
 """
 
+import sys
+
 from firmware.features import features, quantize
-from firmware.nn.interp import Interpreter
+from firmware.nn.backend import open_model
 from hal.errors import ModelError
 
 
 class Anomaly:
-    def __init__(self, model_bytes, rate_hz=100):
-        self.it = Interpreter(model_bytes)
+    def __init__(self, model_bytes, rate_hz=100, backend="auto"):
+        self.it = open_model(model_bytes, backend)
+        self.backend = self.it.backend
         m = self.it.model
         tin = m.tensors[m.inputs[0]]
         tout = m.tensors[m.outputs[0]]
@@ -49,3 +52,31 @@ class Anomaly:
         for _ in self.it.steps():
             await asyncio.sleep(0)
         return self._result()
+
+
+def model_path(path):
+    """A model path as given, or else relative to the checkout/install
+    (where the shipped models are)."""
+    import os
+
+    try:
+        os.stat(path)
+        return path
+    except OSError:
+        import firmware
+
+        return firmware.__file__.rsplit("/", 2)[0] + "/" + path
+
+
+def stage_from_config(cfg):
+    """The anomaly model in the inference stage, as the config says."""
+    from firmware.channels import channel_names
+    from firmware.inference import InferenceStage
+
+    inf = cfg["inference"]
+    with open(model_path(inf["model"]), "rb") as f:
+        a = Anomaly(f.read(), 1000 // cfg["period_ms"], inf["backend"])
+    fn = a.score_async if sys.implementation.name == "micropython" else a.score
+    stage = InferenceStage(channel_names(cfg), [inf["channel"]], inf["window"], inf["hop"], fn, inf["threshold"], inf["k"])
+    stage.backend = a.backend
+    return stage

@@ -85,36 +85,11 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     j = open_journal(cfg, journal)
     _unload("firmware.journal_open")
     if inference is None and cfg["inference"]["enabled"]:
-        inference = make_inference(cfg)
+        from firmware.anomaly import stage_from_config
+
+        inference = stage_from_config(cfg)
     fw = Firmware(hw, cfg, j, inference, il)
     return fw, sc
-
-
-def model_path(path):
-    """A model path as given, or else relative to the checkout/install
-    (where the shipped models are)."""
-    import os
-
-    try:
-        os.stat(path)
-        return path
-    except OSError:
-        import firmware
-
-        return firmware.__file__.rsplit("/", 2)[0] + "/" + path
-
-
-def make_inference(cfg):
-    """The anomaly model in the inference stage, as the config says."""
-    from firmware.anomaly import Anomaly
-    from firmware.channels import channel_names
-    from firmware.inference import InferenceStage
-
-    inf = cfg["inference"]
-    with open(model_path(inf["model"]), "rb") as f:
-        a = Anomaly(f.read(), 1000 // cfg["period_ms"])
-    fn = a.score_async if sys.implementation.name == "micropython" else a.score
-    return InferenceStage(channel_names(cfg), [inf["channel"]], inf["window"], inf["hop"], fn, inf["threshold"], inf["k"])
 
 
 def open_journal(cfg, path=None):

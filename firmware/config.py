@@ -35,7 +35,8 @@ READBACK_FIELDS = ("enabled", "grace_ms")
 RECORD_FIELDS = ("window_ms", "journal", "durability", "segment_bytes", "cap_bytes", "full_policy", "ttl_s", "group_records", "group_ms")
 TTL_FIELDS = ("events", "telemetry")
 FULL_POLICIES = ("drop_oldest", "pause")
-INFERENCE_FIELDS = ("enabled", "model", "channel", "window", "hop", "threshold", "k")
+INFERENCE_FIELDS = ("enabled", "model", "backend", "channel", "window", "hop", "threshold", "k")
+INFERENCE_BACKENDS = ("auto", "micro", "litert", "tflite")
 
 
 def default_path():
@@ -216,6 +217,8 @@ def check(cfg, src="<config>"):
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])
     c.text("inference.model", inf["model"])
+    if inf["backend"] not in INFERENCE_BACKENDS:
+        c.fail("inference.backend", "one of " + ", ".join(INFERENCE_BACKENDS), inf["backend"])
     if inf["enabled"] and inf["channel"] not in channels:
         c.fail("inference.channel", "a channel name from: " + ", ".join(channels), inf["channel"])
     c.num("inference.window", inf["window"], 8, 1024, integer=True)

@@ -52,6 +52,7 @@ class InferenceStage:
         self.errors = 0
         self.last_error = None
         self._runner = None
+        self.backend = None
         self.mode = "process" if _CPYTHON else "task"
 
     # --- loop side: never blocks ------------------------------------------

@@ -200,7 +200,13 @@ class Firmware:
             "t_us": self.slot * self.period_us,
             "inference": None
             if self.inference is None
-            else {"windows": self.inference.windows, "score": self.inference.score, "dropped": self.inference.dropped, "errors": self.inference.errors},
+            else {
+                "backend": self.inference.backend,
+                "windows": self.inference.windows,
+                "score": self.inference.score,
+                "dropped": self.inference.dropped,
+                "errors": self.inference.errors,
+            },
         }
 
     def status_line(self):

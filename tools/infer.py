@@ -2,82 +2,75 @@
 run an int8 model on a batch (first axis) with one backend, so anyone can
 compare backends on their own model.
 
-Backends, chosen by name or in this order by ``auto``:
+Backends (``auto`` tries litert, tflite, then micro, as the firmware's
+inference stage does; tflm only when named):
     micro    edgefw's pure-Python interpreter (firmware/nn), runs anywhere
-    tflm     TensorFlow Lite Micro's Python binding (pip install tflite-micro)
     litert   LiteRT (pip install 'edgefw[litert]', ai-edge-litert)
     tflite   tflite-runtime 2.14 (pip install 'edgefw[tflite]'; numpy < 2,
              Python <= 3.11)
+    tflm     TensorFlow Lite Micro's Python binding (pip install tflite-micro)
 """
 
+import array
 import sys
 
-BACKENDS = ("micro", "tflm", "litert", "tflite")
-INSTALL = {
-    "tflm": "pip install tflite-micro",
-    "litert": "pip install 'edgefw[litert]'  (ai-edge-litert)",
-    "tflite": "pip install 'edgefw[tflite]'  (tflite-runtime 2.14, needs numpy<2 and Python<=3.11)",
-}
+from firmware.nn.backend import BACKENDS as _FIRMWARE_BACKENDS
+from firmware.nn.backend import INSTALL, open_model
+from hal.errors import BackendUnavailable
+
+BACKENDS = _FIRMWARE_BACKENDS + ("tflm",)
+AUTO_ORDER = ("litert", "tflite", "micro")
 
 
 class BackendMissing(Exception):
     pass
 
 
-def _runner(name, data):
-    """A function int8 array (one sample, model input shape) -> int8 array."""
+def _runner(name, data, reference=False):
+    """A function int8 array (one sample, model input shape) -> int8 array.
+    ``reference``: LiteRT / tflite-runtime with their BUILTIN_REF kernels."""
     import numpy as np
 
-    if name == "micro":
-        import array
-
-        from firmware.nn.interp import Interpreter
-
-        it = Interpreter(data)
-        shape = it.model.tensors[it.model.outputs[0]].shape
-
-        def run(x):
-            it.input(0)[:] = array.array("b", x.astype(np.int8).tobytes())
-            it.invoke()
-            return np.frombuffer(bytes(it.output(0)), dtype=np.int8).reshape(shape)
-
-        return run
-    try:
-        if name == "tflm":
+    if name == "tflm":
+        try:
             from tflite_micro.python.tflite_micro import runtime
+        except ImportError as e:
+            raise BackendMissing("backend 'tflm' is not installed (%s): pip install tflite-micro" % e)
+        ref = runtime.Interpreter.from_bytes(data)
 
-            it = runtime.Interpreter.from_bytes(data)
+        def run_tflm(x):
+            ref.set_input(x, 0)
+            ref.invoke()
+            return ref.get_output(0).copy()
 
-            def run(x):
-                it.set_input(x, 0)
-                it.invoke()
-                return it.get_output(0).copy()
-
-            return run
-        if name == "litert":
-            from ai_edge_litert.interpreter import Interpreter
+        return run_tflm
+    try:
+        if name == "micro" or not reference:
+            it = open_model(data, name)
         else:
-            from tflite_runtime.interpreter import Interpreter
-    except ImportError as e:
-        raise BackendMissing("backend %r is not installed (%s): %s" % (name, e, INSTALL[name]))
-    it = Interpreter(model_content=data)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+            from firmware.nn.backend import LinuxRuntime
+
+            it = LinuxRuntime(data, name, reference=True)
+    except (BackendUnavailable, ImportError) as e:
+        raise BackendMissing("backend %r is not installed (%s): %s" % (name, e, INSTALL.get(name, "")))
+    m = it.model
+    shape = m.tensors[m.outputs[0]].shape
 
     def run(x):
-        it.set_tensor(inp, x)
+        x = np.ascontiguousarray(x, dtype=np.int8).reshape(-1)
+        it.input(0)[:] = array.array("b", x.tobytes()) if name == "micro" else x
         it.invoke()
-        return it.get_tensor(out).copy()
+        return np.array(it.output(0), dtype=np.int8).reshape(shape)
 
     return run
 
 
-def choose(name, data):
+def choose(name, data, reference=False):
     if name != "auto":
-        return name, _runner(name, data)
-    for n in ("litert", "tflite", "micro"):
+        return name, _runner(name, data, reference)
+    for n in AUTO_ORDER:
         try:
-            return n, _runner(n, data)
+            return n, _runner(n, data, reference)
         except BackendMissing as e:
             print("edgefw infer: %s; trying the next backend" % e, file=sys.stderr)
     raise BackendMissing("no backend could load the model")
@@ -104,7 +97,7 @@ def run(args):
         )
         return 2
     try:
-        name, fn = choose(args.backend, data)
+        name, fn = choose(args.backend, data, args.reference)
     except BackendMissing as e:
         print("edgefw infer: %s" % e, file=sys.stderr)
         return 2
@@ -129,5 +122,6 @@ def add_parser(sub):
     p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS)
     p.add_argument("--inputs", required=True, help=".npy of int8 inputs: first axis = batch, each item the model's input shape")
     p.add_argument("--out", required=True, help=".npy to write the outputs to")
+    p.add_argument("--reference", action="store_true", help="litert/tflite: use the runtime's reference kernels (BUILTIN_REF) instead of its optimised ones")
     p.set_defaults(fn=run)
     return p

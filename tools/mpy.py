@@ -4,7 +4,8 @@
 
 writes OUT/firmware, OUT/hal, ... as .mpy with their data files, and
 ``firmware/prechecked.json``: the config and scenario checked here, so the
-device starts without the checkers.
+device starts without the checkers (a switched-off inference or uplink
+section is shipped as ``{"enabled": false}``).
 
 On a device the modules are frozen into the firmware image or copied as
 .mpy; either way no source is compiled on the chip, which is what lets the
@@ -37,7 +38,12 @@ def precheck(out, config=None, scenario=None):
     from firmware.config import load_config
     from sim.scenario import load_scenario
 
-    doc = {"config": load_config(config), "scenario": load_scenario(scenario or default_scenario_path())}
+    cfg = load_config(config)
+    for section in ("inference", "uplink"):
+        # a switched-off stage's settings would only take heap at start-up
+        if not cfg[section]["enabled"]:
+            cfg[section] = {"enabled": False}
+    doc = {"config": cfg, "scenario": load_scenario(scenario or default_scenario_path())}
     (Path(out) / "firmware" / PRECHECKED).write_text(json.dumps(doc, separators=(",", ":")))
 
 

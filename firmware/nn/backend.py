@@ -1,0 +1,149 @@
+"""Which runtime runs an int8 ``.tflite`` model: chosen here, in one place.
+
+    it = open_model(model_bytes, "auto")     # or "micro", "litert", "tflite"
+    it.backend                               # the name that was chosen
+    it.input(0)[i] = q; it.invoke(); it.output(0)[0]
+
+``micro`` is edgefw's own interpreter (firmware.nn.interp): the only one
+on MicroPython, and bit-exact with TensorFlow Lite Micro. On Linux,
+``litert`` (ai-edge-litert) and ``tflite`` (tflite-runtime 2.14) run the
+same file with their optimised kernels. ``auto`` takes the first of
+``AUTO_ORDER`` that is installed; a backend asked for by name that is not
+installed raises BackendUnavailable with the command that installs it.
+
+Every backend answers the micro interpreter's questions the same way:
+``model.tensors[model.inputs[0]]`` has ``shape``, ``scale``,
+``zero_point`` and ``size()``, and ``steps()`` yields between layers (the
+Linux runtimes run the whole model in one step).
+"""
+
+import sys
+
+from hal.errors import BackendUnavailable
+
+BACKENDS = ("micro", "litert", "tflite")
+AUTO_ORDER = ("litert", "tflite", "micro")
+INSTALL = {
+    "litert": "pip install 'edgefw[litert]'  (ai-edge-litert)",
+    "tflite": "pip install 'edgefw[tflite]'  (tflite-runtime 2.14: numpy<2, Python<=3.11)",
+}
+
+
+def open_model(data, name="auto"):
+    if name not in ("auto",) + BACKENDS:
+        raise BackendUnavailable("inference backend %r is unknown: use auto, %s" % (name, ", ".join(BACKENDS)))
+    order = AUTO_ORDER if name == "auto" else (name,)
+    if sys.implementation.name == "micropython":
+        if name not in ("auto", "micro"):
+            raise BackendUnavailable("inference backend %r does not exist on MicroPython: use micro (or auto)" % name)
+        order = ("micro",)
+    missing = []
+    for n in order:
+        if n == "micro":
+            from firmware.nn.interp import Interpreter
+
+            it = Interpreter(data)
+            it.backend = "micro"
+            return it
+        try:
+            return LinuxRuntime(data, n)
+        except ImportError as e:
+            missing.append("%s (%s): %s" % (n, e, INSTALL[n]))
+    raise BackendUnavailable("inference backend not installed: " + "; ".join(missing))
+
+
+class _Tensor:
+    def __init__(self, detail):
+        self.shape = [int(d) for d in detail["shape"]]
+        scale, zp = detail["quantization"]
+        self.scale = [float(scale)]
+        self.zero_point = [int(zp)]
+        self.name = detail["name"]
+
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+class _Model:
+    def __init__(self, ins, outs):
+        self.tensors = [_Tensor(d) for d in ins + outs]
+        self.inputs = list(range(len(ins)))
+        self.outputs = list(range(len(ins), len(ins) + len(outs)))
+
+
+class LinuxRuntime:
+    """LiteRT or tflite-runtime behind the micro interpreter's interface.
+
+    The runtime's interpreter is made once here, to refuse a bad model at
+    start-up, and again on first use in the process that invokes it: the
+    inference stage forks its worker, and a runtime's thread pool does not
+    survive a fork."""
+
+    def __init__(self, data, name, reference=False):
+        self.backend = name
+        self._data = data
+        # BUILTIN_REF: the runtime's reference kernels instead of its optimised ones
+        self._reference = reference
+        self._cls = self._interpreter_class(name)
+        it = self._make(reference)
+        ins, outs = it.get_input_details(), it.get_output_details()
+        for d in ins + outs:
+            if d["dtype"].__name__ not in ("int8", "float32"):
+                from hal.errors import ModelError
+
+                raise ModelError("tensor %r is %s; edgefw runs int8 models" % (d["name"], d["dtype"].__name__))
+        self.model = _Model(ins, outs)
+        import numpy as np
+
+        self._in = [np.zeros(d["shape"], dtype=d["dtype"]) for d in ins]
+        self._out = [np.zeros(d["shape"], dtype=d["dtype"]) for d in outs]
+        self._flat_in = [a.reshape(-1) for a in self._in]
+        self._flat_out = [a.reshape(-1) for a in self._out]
+        self._in_idx = [d["index"] for d in ins]
+        self._out_idx = [d["index"] for d in outs]
+        self._it = None
+        self.arena_bytes = sum(a.nbytes for a in self._in + self._out)
+
+    @staticmethod
+    def _interpreter_class(name):
+        if name == "litert":
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            from tflite_runtime.interpreter import Interpreter
+        return Interpreter
+
+    def _make(self, reference=False):
+        from hal.errors import ModelError
+
+        kw = {}
+        if reference:
+            kw["experimental_op_resolver_type"] = sys.modules[self._cls.__module__].OpResolverType.BUILTIN_REF
+        try:
+            it = self._cls(model_content=self._data, num_threads=1, **kw)
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError("%s cannot load the model: %s" % (self.backend, e))
+        return it
+
+    def input(self, k=0):
+        return self._flat_in[k]
+
+    def output(self, k=0):
+        return self._flat_out[k]
+
+    def invoke(self):
+        it = self._it
+        if it is None:
+            it = self._it = self._make(self._reference)
+        for k, idx in enumerate(self._in_idx):
+            it.set_tensor(idx, self._in[k])
+        it.invoke()
+        for k, idx in enumerate(self._out_idx):
+            self._out[k][...] = it.get_tensor(idx)
+
+    def steps(self):
+        yield
+        self.invoke()
