@@ -129,3 +129,16 @@ def test_ingest_refuses_a_bad_keys_file(tmp_path):
     (tmp_path / "keys.json").write_text(json.dumps({"d": "zz"}))
     p = run("ingest", "--keys", str(tmp_path / "keys.json"), "--idle-exit", "0.1")
     assert p.returncode != 0 and "hex string" in p.stderr
+
+
+@pytest.mark.slow
+def test_bench_infer_json_names_every_model_and_backend():
+    # the benchmark's shape, not its timings: these machines are shared
+    p = subprocess.run([edgefw(), "bench", "infer", "--n", "4", "--json"], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert {"vib_dense", "vib_conv1d", "vib_autoencoder"} <= set(res["models"])
+    for row in res["models"].values():
+        assert row["micro_scalar"]["median_us"] > 0 and row["micro_numpy"]["median_us"] > 0
+        assert row["micro_micropython"]["median_us"] > 0
+        assert row["overhead_vs_bare_invoke"]["micro"]["ratio"] > 0

@@ -19,6 +19,17 @@ from tools.tflite_build import dense_model
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install tflite-micro (the test extra)")
 
+
+@pytest.fixture(autouse=True, params=["numpy", "scalar"])
+def kernels(request, monkeypatch):
+    """Every test here runs with the numpy kernels and with the scalar
+    ones MicroPython uses."""
+    import firmware.nn.interp
+
+    monkeypatch.setattr(firmware.nn.interp, "VECTORISE", request.param == "numpy")
+    return request.param
+
+
 CASES = [
     # (n_in, n_out, per_channel, activation, batch)
     (16, 8, False, 0, 1),
@@ -78,6 +89,14 @@ def test_micropython_matches_tflite_micro(tmp_path):
     data = make(CASES[3], 99)
     xs = np.random.default_rng(3).integers(-128, 128, (50, 1, 64)).astype(np.int8)
     assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+
+
+def test_the_fixture_really_switches_kernels(kernels):
+    from firmware.nn import kernels as scalar
+    from firmware.nn import kernels_np
+
+    it = Interpreter(make(CASES[0], 1))
+    assert it.k is (kernels_np if kernels == "numpy" else scalar)
 
 
 def test_truncated_and_mutated_models_raise_only_modelerror():

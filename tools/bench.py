@@ -104,7 +104,15 @@ def main(argv):
             print(model)
             for k, v in row.items():
                 if k == "overhead_vs_bare_invoke":
-                    print("  %-24s %8.3fx (target <= 1.3)" % (k, v))
+                    for b, o in v.items():
+                        print(
+                            "  overhead around invoke, %-7s %8.2f us vs bare %8.2f us = %.3fx%s"
+                            % (b, o["wrapped_us"], o["bare_us"], o["ratio"], " (target <= 1.3)" if b == "micro" else "")
+                        )
+                elif k == "micro_kernels":
+                    print("  micro interpreter's own choice of kernels: %s" % v)
+                elif k == "overhead_vs_bare_invoke_ratio":
+                    continue
                 elif "error" in v:
                     print("  %-24s %s" % (k, v["error"][:100]))
                 else:

@@ -51,7 +51,9 @@ def _runner(name, data, reference=False):
             from firmware.nn.backend import LinuxRuntime
 
             it = LinuxRuntime(data, name, reference=True)
-    except (BackendUnavailable, ImportError) as e:
+    except BackendUnavailable as e:
+        raise BackendMissing(str(e))
+    except ImportError as e:
         raise BackendMissing("backend %r is not installed (%s): %s" % (name, e, INSTALL.get(name, "")))
     m = it.model
     shape = m.tensors[m.outputs[0]].shape

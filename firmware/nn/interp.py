@@ -12,6 +12,7 @@ big it is. Operators without a kernel here are refused at load, by name.
 
 import array
 import struct
+import sys
 
 from firmware.nn import kernels
 from firmware.nn.model import FLOAT32, INT8, INT32, Model
@@ -34,6 +35,12 @@ KERNELS = (
 )
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
+# Interpreter(vectorise=None) follows this: None = numpy kernels on CPython
+# for models big enough to gain from them; the parity tests force each way
+VECTORISE = None
+# multiply-accumulates per invoke below which numpy's per-call overhead
+# (tens of microseconds) costs more than it saves
+VECTORISE_MIN_MACS = 1000
 
 
 def _int8(data):
@@ -47,8 +54,23 @@ def _int32(data):
     return array.array("i", struct.unpack("<%di" % n, bytes(data)))
 
 
+def _macs(p, op, t):
+    """Rough multiply-accumulates of one planned operator."""
+    if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        fshp = p[4]
+        return len(t[p[6]]) * fshp[1] * fshp[2] * (1 if p[17] else fshp[3])
+    if p[0] == "FULLY_CONNECTED":
+        return len(t[p[1]]) * p[11]
+    return len(t[op[1][0]]) if p[0] != "RESHAPE" else 0
+
+
 class Interpreter:
-    def __init__(self, data):
+    def __init__(self, data, vectorise=None):
+        """``vectorise``: True runs the numpy kernels (CPython, numpy
+        installed), False the scalar ones (what MicroPython runs); None
+        chooses numpy on CPython when the model has at least
+        VECTORISE_MIN_MACS multiply-accumulates."""
+        self.k = kernels
         try:
             self._load(data)
         except ModelError:
@@ -56,6 +78,17 @@ class Interpreter:
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, _STRUCT_ERROR) as e:
             # whatever else a damaged file provokes is reported the same way
             raise ModelError("malformed model: %s" % (e,))
+        if vectorise is None:
+            vectorise = VECTORISE
+        if vectorise is None:
+            vectorise = sys.implementation.name != "micropython" and self.macs >= VECTORISE_MIN_MACS
+        if vectorise:
+            try:
+                from firmware.nn import kernels_np
+
+                self.k = kernels_np
+            except ImportError:
+                pass
 
     def _load(self, data):
         self.model = m = Model(data)
@@ -81,6 +114,9 @@ class Interpreter:
                 raise ModelError("tensor %r: %d values in its buffer for shape %r" % (t.name, len(a), t.shape))
             self.t.append(a)
         self.plan = [self._prepare(op) for op in m.operators]
+        self.macs = 0
+        for k, p in enumerate(self.plan):
+            self.macs += _macs(p, m.operators[k], self.t)
 
     def _prepare(self, op):
         name, ins, outs, opts = op
@@ -353,6 +389,7 @@ class Interpreter:
         cooperative caller (MicroPython's inference task) lets the loop run
         between layers."""
         t = self.t
+        kernels = self.k
         for p in self.plan:
             yield
             if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
