@@ -79,4 +79,5 @@ def stage_from_config(cfg):
     fn = a.score_async if sys.implementation.name == "micropython" else a.score
     stage = InferenceStage(channel_names(cfg), [inf["channel"]], inf["window"], inf["hop"], fn, inf["threshold"], inf["k"])
     stage.backend = a.backend
+    stage.arena_bytes = a.it.arena_bytes
     return stage

@@ -53,6 +53,7 @@ class InferenceStage:
         self.last_error = None
         self._runner = None
         self.backend = None
+        self.arena_bytes = None
         self.mode = "process" if _CPYTHON else "task"
 
     # --- loop side: never blocks ------------------------------------------
@@ -74,6 +75,16 @@ class InferenceStage:
             self._mail = w
         if self._runner is not None:
             self._runner.wake()
+
+    def summary(self):
+        return {
+            "backend": self.backend,
+            "arena_bytes": self.arena_bytes,
+            "windows": self.windows,
+            "score": self.score,
+            "dropped": self.dropped,
+            "errors": self.errors,
+        }
 
     # --- model side ---------------------------------------------------------
     def take(self):

@@ -198,15 +198,7 @@ class Firmware:
             "tripped": bool(self.interlock.tripped),
             "permit": self.permit,
             "t_us": self.slot * self.period_us,
-            "inference": None
-            if self.inference is None
-            else {
-                "backend": self.inference.backend,
-                "windows": self.inference.windows,
-                "score": self.inference.score,
-                "dropped": self.inference.dropped,
-                "errors": self.inference.errors,
-            },
+            "inference": None if self.inference is None else self.inference.summary(),
         }
 
     def status_line(self):

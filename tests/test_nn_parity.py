@@ -402,3 +402,43 @@ def test_softmax_and_logistic_on_micropython(tmp_path):
     for data, shape in ((softmax_model([3, 10], (0.1, -10)), (3, 10)), (logistic_model([1, 256], (0.05, 3)), (1, 256))):
         xs = np.random.default_rng(1).integers(-128, 128, (20,) + shape).astype(np.int8)
         assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+
+
+def test_arena_shares_bytes_between_tensors_never_alive_together():
+    from tests.conftest import ROOT
+
+    it = Interpreter((ROOT / "tools" / "models" / "vib_autoencoder.tflite").read_bytes())
+    activations = [t.size() for t in it.model.tensors if t.type == 9 and not t.data]
+    assert len(activations) >= 3 and it.arena_bytes < sum(activations)
+
+
+def test_invoke_allocates_nothing_on_micropython(tmp_path):
+    """Every integer operator and shipped model, invoked under
+    micropython.heap_lock(): any allocation raises MemoryError."""
+    from tests.conftest import ROOT
+    from tests.test_runtimes import _single_op_models
+
+    models = dict(_single_op_models())
+    from tools.tflite_build import elementwise_model, logistic_model
+
+    models["logistic"] = logistic_model([1, 16], (0.05, 3))
+    models["mul_broadcast"] = elementwise_model("MUL", [2, 3, 4], (0.04, 5), (0.02, -9), (0.01, 2), 0, [3, 1])
+    for p in (ROOT / "tools" / "models").glob("*.tflite"):
+        models[p.stem] = p.read_bytes()
+    names = sorted(models)
+    for n in names:
+        (tmp_path / (n + ".tflite")).write_bytes(models[n])
+    (tmp_path / "names").write_text("\n".join(names))
+    code = (
+        "import gc, micropython\nfrom firmware.nn.interp import Interpreter\n"
+        "for n in open('%s/names').read().split():\n"
+        "    it = Interpreter(open('%s/' + n + '.tflite', 'rb').read())\n"
+        "    it.invoke()\n    gc.collect()\n    micropython.heap_lock()\n"
+        "    try:\n        it.invoke()\n        ok = 1\n    except MemoryError:\n        ok = 0\n"
+        "    micropython.heap_unlock()\n    print(n, ok, it.arena_bytes)\n" % (tmp_path, tmp_path)
+    )
+    p = run_micropython(["-c", code])
+    assert p.returncode == 0, p.stderr
+    rows = [line.split() for line in p.stdout.strip().splitlines()]
+    assert [r[0] for r in rows] == names
+    assert [r[0] for r in rows if r[1] != "1"] == []

@@ -111,6 +111,8 @@ def main(argv):
                         )
                 elif k == "micro_kernels":
                     print("  micro interpreter's own choice of kernels: %s" % v)
+                elif k == "micro_arena_bytes":
+                    print("  micro interpreter's arena: %d bytes" % v)
                 elif k == "overhead_vs_bare_invoke_ratio":
                     continue
                 elif "error" in v:

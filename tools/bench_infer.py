@@ -193,5 +193,6 @@ def bench_infer(n=200, progress=print):
             ov["litert"] = _overhead(lr, bare, n * 10)
         row["overhead_vs_bare_invoke_ratio"] = ov["micro"]["ratio"]
         row["micro_kernels"] = "numpy" if it.k.__name__.endswith("_np") else "scalar"
+        row["micro_arena_bytes"] = it.arena_bytes
         res[name] = row
     return {"models": res, "targets": {"overhead_vs_bare_invoke_ratio": 1.3}}

@@ -5,9 +5,13 @@
     it.invoke()
     it.output(0)                       # array('b')
 
-Tensors live in an arena planned at load: one array per tensor, allocated
-once, so ``invoke`` allocates nothing for tensors. ``arena_bytes`` says how
-big it is. Operators without a kernel here are refused at load, by name.
+The int8 activations live in one arena planned at load, tensors that are
+never alive together sharing bytes; weights stay in their own arrays.
+``invoke`` allocates nothing (checked under MicroPython's heap lock for
+every integer operator; QUANTIZE and DEQUANTIZE make float objects, which
+MicroPython allocates). ``arena_bytes`` is the activation arena plus
+scratch, ``weights_bytes`` the constants. Operators without a kernel here
+are refused at load, by name.
 """
 
 import array
@@ -96,27 +100,80 @@ class Interpreter:
             if name not in KERNELS:
                 raise ModelError("operator %d (%s) has no kernel in the micro interpreter yet (available: %s)" % (k, name, ", ".join(KERNELS)))
         self.arena_bytes = 0
+        self.weights_bytes = 0
         self.t = []
         for t in m.tensors:
             if t.type == INT8:
-                a = _int8(t.data) if t.data else array.array("b", bytes(t.size()))
-                self.arena_bytes += len(a)
+                # activations get their place in the shared arena below
+                a = _int8(t.data) if t.data else None
             elif t.type == INT32:
                 a = _int32(t.data) if t.data else array.array("i", bytes(4 * t.size()))
-                self.arena_bytes += 4 * len(a)
             elif t.type == FLOAT32 and not t.data:
                 # float only at the edges: QUANTIZE in, DEQUANTIZE out
                 a = array.array("f", bytes(4 * t.size()))
                 self.arena_bytes += 4 * len(a)
             else:
                 raise ModelError("tensor %r is of type %d; the micro interpreter runs int8 models (int32 bias)" % (t.name, t.type))
-            if t.data and len(a) != t.size():
-                raise ModelError("tensor %r: %d values in its buffer for shape %r" % (t.name, len(a), t.shape))
+            if t.data:
+                if len(a) != t.size():
+                    raise ModelError("tensor %r: %d values in its buffer for shape %r" % (t.name, len(a), t.shape))
+                self.weights_bytes += len(a) * (4 if t.type == INT32 else 1)
+            elif t.type == INT32:
+                self.arena_bytes += 4 * len(a)
             self.t.append(a)
+        self._plan_arena()
         self.plan = [self._prepare(op) for op in m.operators]
         self.macs = 0
         for k, p in enumerate(self.plan):
             self.macs += _macs(p, m.operators[k], self.t)
+
+    def _plan_arena(self):
+        """Place every int8 activation in one array, sharing bytes between
+        tensors that are never alive at the same time (greedy, largest
+        first, as TFLM's planner does). A tensor is alive from the operator
+        that writes it (or the start, for model inputs) to the last one that
+        reads it (or the end, for model outputs)."""
+        m = self.model
+        n_ops = len(m.operators)
+        first, last = {}, {}
+        for k, (_n, ins, outs, _o) in enumerate(m.operators):
+            for ti in ins + outs:
+                if ti >= 0 and self.t[ti] is None:
+                    first.setdefault(ti, k)
+                    last[ti] = k
+        for ti in m.inputs:
+            first[ti] = -1
+            last.setdefault(ti, -1)
+        for ti in m.outputs:
+            first.setdefault(ti, n_ops)
+            last[ti] = n_ops
+        acts = [ti for ti in range(len(self.t)) if self.t[ti] is None]
+        for ti in acts:
+            if ti not in first:
+                first[ti] = last[ti] = -2  # used by no operator: any place does
+        acts.sort(key=lambda ti: -m.tensors[ti].size())
+        placed = []  # (offset, size, first, last)
+        offsets = {}
+        for ti in acts:
+            size = m.tensors[ti].size()
+            off = 0
+            clash = True
+            while clash:
+                clash = False
+                for o, sz, f, la in placed:
+                    if f <= last[ti] and first[ti] <= la and o < off + size and off < o + sz:
+                        off = o + sz
+                        clash = True
+            placed.append((off, size, first[ti], last[ti]))
+            offsets[ti] = off
+        total = 0
+        for o, sz, _f, _l in placed:
+            total = max(total, o + sz)
+        self.arena = array.array("b", bytes(total))
+        self.arena_bytes += total
+        view = memoryview(self.arena)
+        for ti in acts:
+            self.t[ti] = view[offsets[ti] : offsets[ti] + m.tensors[ti].size()]
 
     def _prepare(self, op):
         name, ins, outs, opts = op
@@ -381,44 +438,48 @@ class Interpreter:
         return self.t[self.model.outputs[k]]
 
     def invoke(self):
-        for _ in self.steps():
-            pass
+        # no generator here: creating one allocates, and invoke must not
+        for p in self.plan:
+            self._run(p)
 
     def steps(self):
         """Run the model one operator at a time, yielding after each: a
         cooperative caller (MicroPython's inference task) lets the loop run
         between layers."""
-        t = self.t
-        kernels = self.k
         for p in self.plan:
             yield
-            if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                name, ti, ishp, tf, fshp, tb, to, oshp, izp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm = p
-                kernels.conv2d(t[ti], izp, ishp, t[tf], fshp, t[tb] if tb >= 0 else None, t[to], oshp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm)
-            elif p[0] in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-                name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
-                kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
-            elif p[0] == "ADD":
-                _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi, amap, bmap = p
-                kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi, amap, bmap)
-            elif p[0] == "MUL":
-                _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi, amap, bmap = p
-                kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi, amap, bmap)
-            elif p[0] == "MEAN":
-                _n, ti, shp, ostr, idx, acc, to, zpn, m_, sh, ozp = p
-                kernels.mean(t[ti], shp, ostr, idx, acc, t[to], zpn, m_, sh, ozp)
-            elif p[0] == "SOFTMAX":
-                kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
-            elif p[0] == "LOGISTIC":
-                kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
-            elif p[0] == "QUANTIZE":
-                kernels.quantize(t[p[1]], t[p[2]], p[3], p[4])
-            elif p[0] == "DEQUANTIZE":
-                kernels.dequantize(t[p[1]], t[p[2]], p[3], p[4])
-            elif p[0] == "RESHAPE":
-                src, dst = t[p[1]], t[p[2]]
-                for i in range(len(dst)):
-                    dst[i] = src[i]
-            else:
-                _n, ti, tw, tb, to, izp, wzp, ozp, mults, shifts, n_in, n_out, lo, hi = p
-                kernels.fully_connected(t[ti], izp, t[tw], wzp, t[tb] if tb >= 0 else None, t[to], ozp, mults, shifts, n_in, n_out, lo, hi)
+            self._run(p)
+
+    def _run(self, p):
+        t = self.t
+        kernels = self.k
+        if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            name, ti, ishp, tf, fshp, tb, to, oshp, izp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm = p
+            kernels.conv2d(t[ti], izp, ishp, t[tf], fshp, t[tb] if tb >= 0 else None, t[to], oshp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm)
+        elif p[0] in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
+            kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
+        elif p[0] == "ADD":
+            _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi, amap, bmap = p
+            kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi, amap, bmap)
+        elif p[0] == "MUL":
+            _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi, amap, bmap = p
+            kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi, amap, bmap)
+        elif p[0] == "MEAN":
+            _n, ti, shp, ostr, idx, acc, to, zpn, m_, sh, ozp = p
+            kernels.mean(t[ti], shp, ostr, idx, acc, t[to], zpn, m_, sh, ozp)
+        elif p[0] == "SOFTMAX":
+            kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
+        elif p[0] == "LOGISTIC":
+            kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
+        elif p[0] == "QUANTIZE":
+            kernels.quantize(t[p[1]], t[p[2]], p[3], p[4])
+        elif p[0] == "DEQUANTIZE":
+            kernels.dequantize(t[p[1]], t[p[2]], p[3], p[4])
+        elif p[0] == "RESHAPE":
+            src, dst = t[p[1]], t[p[2]]
+            for i in range(len(dst)):
+                dst[i] = src[i]
+        else:
+            _n, ti, tw, tb, to, izp, wzp, ozp, mults, shifts, n_in, n_out, lo, hi = p
+            kernels.fully_connected(t[ti], izp, t[tw], wzp, t[tb] if tb >= 0 else None, t[to], ozp, mults, shifts, n_in, n_out, lo, hi)

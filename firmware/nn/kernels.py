@@ -265,6 +265,7 @@ def _f32(x):
 def logistic_params(scale):
     """(multiplier, left shift, input range radius) as TFLM computes them
     for an int8 LOGISTIC (4 integer bits of input)."""
+    _fixedpoint()
     real = scale * (1 << 27)
     q, shift = math.frexp(real)
     mult = math.floor(q * (1 << 31) + 0.5)
@@ -272,9 +273,22 @@ def logistic_params(scale):
     return mult, shift, radius
 
 
-def logistic(src, out, in_zp, mult, shift, radius):
-    from firmware.nn import fixedpoint
+_fp = None
 
+
+def _fixedpoint():
+    """firmware.nn.fixedpoint, imported at load rather than in a kernel:
+    it imports this module, and an import statement allocates."""
+    global _fp
+    if _fp is None:
+        from firmware.nn import fixedpoint
+
+        _fp = fixedpoint
+    return _fp
+
+
+def logistic(src, out, in_zp, mult, shift, radius):
+    fixedpoint = _fp
     for i in range(len(out)):
         x = src[i] - in_zp
         if x <= -radius:
@@ -290,6 +304,7 @@ def logistic(src, out, in_zp, mult, shift, radius):
 def softmax_params(beta, scale):
     """(multiplier, left shift, diff_min) as TFLM's SoftmaxPrepare computes
     them for int8 (5 integer bits for the scaled differences)."""
+    _fixedpoint()
     real = min(beta * scale * (1 << 26), (1 << 31) - 1.0)
     mult, shift = quantize_multiplier(real)
     diff_min = -math.floor(31.0 * (1 << 26) / (1 << shift))
@@ -305,10 +320,14 @@ def _clz32(x):
 
 def softmax(src, out, depth, mult, shift, diff_min):
     """int8 -> int8 softmax over the last dimension (TFLM reference)."""
-    from firmware.nn import fixedpoint as fp
-
-    for base in range(0, len(out), depth):
-        mx = max(src[base : base + depth])
+    fp = _fp
+    # a while loop: range() with a variable step is an object, allocated
+    base = 0
+    while base < len(out):
+        mx = -128
+        for c in range(depth):
+            if src[base + c] > mx:
+                mx = src[base + c]
         total = 0
         for c in range(depth):
             d = src[base + c] - mx
@@ -328,3 +347,4 @@ def softmax(src, out, depth, mult, shift, diff_min):
                 out[base + c] = -128 if v < -128 else (127 if v > 127 else v)
             else:
                 out[base + c] = -128
+        base += depth
