@@ -442,3 +442,23 @@ def test_invoke_allocates_nothing_on_micropython(tmp_path):
     rows = [line.split() for line in p.stdout.strip().splitlines()]
     assert [r[0] for r in rows] == names
     assert [r[0] for r in rows if r[1] != "1"] == []
+
+
+@pytest.mark.parametrize("with_shape_tensor", [True, False])
+def test_reshape_bit_exact(with_shape_tensor):
+    from tflite_micro.python.tflite_micro.runtime import schema_fb as s
+
+    from tools.tflite_build import single_op_model
+
+    tensors = [
+        {"shape": [1, 2, 3, 4], "type": "int8", "name": "x", "scales": [0.05], "zps": [3]},
+        {"shape": [1, 24], "type": "int8", "name": "y", "scales": [0.05], "zps": [3]},
+    ]
+    ins = [0]
+    if with_shape_tensor:
+        tensors.append({"shape": [2], "type": "int32", "name": "shape", "data": np.array([1, 24], dtype=np.int32)})
+        ins = [0, 2]
+    o = s.ReshapeOptionsT()
+    o.newShape = [1, 24]
+    data = single_op_model(s.BuiltinOperator.RESHAPE, tensors, ins, [1], s.BuiltinOptions.ReshapeOptions, o, 1)
+    _check(data, 100, seed=2, max_clipped=1.0)
