@@ -1,6 +1,7 @@
 """The ``edgefw`` command as a user runs it."""
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -142,3 +143,21 @@ def test_bench_infer_json_names_every_model_and_backend():
         assert row["micro_scalar"]["median_us"] > 0 and row["micro_numpy"]["median_us"] > 0
         assert row["micro_micropython"]["median_us"] > 0
         assert row["overhead_vs_bare_invoke"]["micro"]["ratio"] > 0
+
+
+@pytest.mark.parametrize("target", ["cpython", "micropython"])
+def test_run_shows_the_anomaly_score_of_the_shipped_model(tmp_path, target):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"inference": {"enabled": True, "backend": "micro"}}))
+    p = subprocess.run(
+        [edgefw(), "run", "--config", str(cfg), "--cycles", "500", "--target", target, "--journal", str(tmp_path / "j")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"anomaly score (-?[0-9.]+) after (\d+) windows \(micro backend, arena (\d+) B", p.stdout)
+    assert m, p.stdout
+    # the default scenario shakes the accelerometer from 3 s: the score is high and trips
+    assert float(m.group(1)) > 0 and int(m.group(2)) >= 10
+    assert "trip at t=3." in p.stdout and ": inference" in p.stdout

@@ -108,6 +108,14 @@ def _print_summary(s, as_json):
         "cycles %d, overruns %d, records %d (%d B journal), permit %s"
         % (s["cycles"], s["overruns"], s["records"], s["journal_bytes"], "on" if s["permit"] else "off")
     )
+    inf = s.get("inference")
+    if inf:
+        score = "none yet" if inf["score"] is None else "%.2f" % inf["score"]
+        arena = "" if inf.get("arena_bytes") is None else ", arena %d B" % inf["arena_bytes"]
+        print(
+            "anomaly score %s after %d windows (%s backend%s; %d dropped, %d errors)"
+            % (score, inf["windows"], inf["backend"], arena, inf["dropped"], inf["errors"])
+        )
     for t in s["trips"]:
         print("  trip at t=%.3f s: %s" % (t["t_us"] / 1e6, t["cause"]))
 
