@@ -1,8 +1,8 @@
 """The ``edgefw`` command as a user runs it."""
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
