@@ -40,6 +40,8 @@ class Forwarder:
     def stop(self, drain_s=0):
         """Stop; with ``drain_s`` first try that long to send what is left."""
         if drain_s:
+            with self.j.lock:
+                self.j.flush()
             t0 = time.monotonic()
             while time.monotonic() - t0 < drain_s:
                 with self.j.lock:

@@ -23,9 +23,19 @@ to the next frame whose CRC holds, and counted (``corrupt_skipped``),
 never delivered. The ack file is replaced atomically (write, sync,
 rename). A record is deleted only when its whole segment is acknowledged.
 
-Durability (``durability``): ``fsync`` syncs every record; ``group``
-syncs every ``group_records`` records or ``group_ms`` milliseconds,
-whichever comes first; ``none`` leaves it to the OS. On the MicroPython
+Durability (``durability``): ``fsync`` writes and syncs every record.
+``group`` writes and syncs records together every ``group_records``
+records or ``group_ms`` milliseconds, whichever comes first (``tick``
+checks the clock; the loop calls it every cycle). CPython holds the group
+in memory (firmware/journal_group.py writes it: one write per run, one
+sync), so a crash or a power cut loses at most that group, and a write
+that fails takes the rest of its group with it, counted in ``lost_io``;
+MicroPython writes each record at once and syncs per group (a held group
+could take more heap than a small device has). ``none`` writes every
+record at once and leaves syncing to the OS. Readers stop at
+``synced_seq``, the newest record whose sync has returned: with ``fsync``
+and ``group`` nothing is sent that a power cut could take back (its
+sequence number would otherwise be given to the next record). On the MicroPython
 unix port a sync is a ``flush`` (there is no ``os.fsync``): data survive a
 killed process, not a power cut. On a LittleFS flash filesystem ``flush``
 commits the file, which is what makes it power-safe there.
@@ -44,7 +54,7 @@ import struct
 import time
 
 from firmware import cbor
-from hal.compat import fsync
+from hal.compat import IS_MICROPYTHON, fsync
 from hal.errors import JournalError
 
 
@@ -189,6 +199,11 @@ class Journal:
         self._acked = {}
         self._f = {}
         self._unsynced = 0
+        self._pend = []
+        self._pend_bytes = 0
+        # CPython holds a group in memory; a small heap writes at once
+        self._hold = durability == "group" and not IS_MICROPYTHON
+        self.lost_io = 0
         self._last_sync = _ms()
         self._cache = (None, 0, None)
         self._size_hint = 0
@@ -202,6 +217,8 @@ class Journal:
         for q in PRIORITIES:
             journal_open.open_queue(self, q)
         self._size_hint = self.size
+        # the newest record whose sync has returned: readers stop there
+        self.synced_seq = self.next_seq - 1
 
     # --- opening ------------------------------------------------------------
     def _qdir(self, q):
@@ -216,7 +233,7 @@ class Journal:
         # the common case without walking the segments
         if self._size_hint + need <= self.cap_bytes:
             return True
-        self._size_hint = self.size
+        self._size_hint = self.size + self._pend_bytes
         return self._size_hint + need <= self.cap_bytes
 
     @property
@@ -235,20 +252,34 @@ class Journal:
         seq = self.next_seq
         record["seq"] = seq
         fr = frame(seq, cbor.dumps(record), self.now())
-        if len(fr) > self.segment_bytes:
-            raise JournalError("record of %d bytes exceeds segment_bytes %d" % (len(fr), self.segment_bytes))
-        if not self._fits(len(fr)) and not self._make_room(len(fr)):
+        n = len(fr)
+        if n > self.segment_bytes:
+            raise JournalError("record of %d bytes exceeds segment_bytes %d" % (n, self.segment_bytes))
+        if not self._fits(n) and not self._make_room(n):
             self.refused += 1
             del record["seq"]
             return 0
-        f = self._write_frame(priority, seq, fr)
         self.appended += 1
+        if self._hold:
+            # held until the group is written and synced together: one
+            # write per run of a queue and one sync per group
+            self._pend.append((priority, seq, fr))
+            self._pend_bytes += n
+            self._size_hint += n
+            self.next_seq = seq + 1
+            if len(self._pend) >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms:
+                self._commit()
+            return seq
+        f = self._write_frame(priority, seq, fr)
         self._unsynced += 1
         if self.durability == "fsync":
             fsync(f)
             self._unsynced = 0
+            self.synced_seq = seq
         elif self.durability == "group":
             self.tick()
+        else:
+            self.synced_seq = seq
         return seq
 
     def _write_frame(self, q, seq, fr):
@@ -257,38 +288,57 @@ class Journal:
         segs = self._segs[q]
         if not segs or segs[-1].size + len(fr) > self.segment_bytes:
             self._roll(q, seq)
+        f = self._write(q, fr, 1, seq)
+        self._size_hint += len(fr)
+        self.next_seq = seq + 1
+        return f
+
+    def _write(self, q, data, n_frames, last_seq):
+        """Append ``data`` (whole frames) to queue ``q``'s current segment."""
         seg = self._segs[q][-1]
         f = self._f.get(q)
         if f is None:
             # unbuffered: a full disk fails this write, not a later flush
             f = self._f[q] = open(seg.path, "ab", 0)
         try:
-            n = f.write(fr)
-            if n is not None and n != len(fr):
-                raise OSError(28, "short write (%d of %d bytes)" % (n, len(fr)))
+            n = f.write(data)
+            if n is not None and n != len(data):
+                raise OSError(28, "short write (%d of %d bytes)" % (n, len(data)))
         except OSError as e:
-            # ENOSPC or EFBIG: cut what may be half written, keep going
+            # ENOSPC or EFBIG: cut back to before this write (all of its
+            # frames go, even whole ones: they are counted lost), keep going
             self._f.pop(q).close()
-            from firmware import journal_open
+            if hasattr(os, "truncate"):
+                os.truncate(seg.path, seg.size)
+            else:
+                from firmware import journal_open
 
-            journal_open.repair_tail(seg)
+                journal_open.repair_tail(seg)
             raise JournalError("journal write failed (%s); the record was not stored" % (e,))
-        seg.size += len(fr)
-        self._size_hint += len(fr)
-        seg.n += 1
-        seg.last = seq
-        self.next_seq = seq + 1
+        seg.size += len(data)
+        seg.n += n_frames
+        seg.last = last_seq
         return f
 
+    def _commit(self):
+        # CPython only: MicroPython never holds records
+        from firmware import journal_group
+
+        journal_group.commit(self)
+
     def tick(self):
-        """Group commit: sync when enough records or time have gathered.
-        Call it now and then (the loop does, every cycle)."""
-        if self._unsynced and (self._unsynced >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms):
+        """Group commit: write and sync when enough records or time have
+        gathered. Call it now and then (the loop does, every cycle)."""
+        if self._pend:
+            if len(self._pend) >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms:
+                self._commit()
+        elif self._unsynced and (self._unsynced >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms):
             self._sync()
 
     def _sync(self):
         for f in self._f.values():
             fsync(f)
+        self.synced_seq = self.next_seq - 1
         self._unsynced = 0
         self._last_sync = _ms()
 
@@ -303,7 +353,7 @@ class Journal:
             pass
 
     def _make_room(self, need):
-        total = self.size
+        total = self.size + self._pend_bytes
         while total + need > self.cap_bytes:
             if self.full_policy == "pause":
                 return False
@@ -320,7 +370,7 @@ class Journal:
             self._delete(victim, seg)
             if seg.last > self._acked[victim]:
                 self._write_ack(victim, seg.last)
-            total = self.size
+            total = self.size + self._pend_bytes
         self._size_hint = total
         return True
 
@@ -392,9 +442,14 @@ class Journal:
         return outbox.stats(self)
 
     def flush(self):
-        self._sync()
+        if self._pend:
+            self._commit()
+        else:
+            self._sync()
 
     def close(self):
+        if self._pend:
+            self._commit()
         if self._f:
             self._sync()
             for f in self._f.values():

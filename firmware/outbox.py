@@ -39,6 +39,10 @@ def read_batch(j, max_records, max_bytes, after=None):
             for seq, created, payload in _frames(j, seg):
                 if seq <= acked:
                     continue
+                if seq > j.synced_seq:
+                    # not yet synced: a power cut could still take it back
+                    full = True
+                    break
                 if ttl is not None and now - created > ttl:
                     if not out:
                         skipped_to = seq
@@ -98,6 +102,8 @@ def stats(j):
         "dropped_cap": j.dropped_cap,
         "dropped_ttl": j.dropped_ttl,
         "refused": j.refused,
+        "lost_io": j.lost_io,
+        "unsynced": len(j._pend),
         "corrupt_skipped": j.corrupt_skipped,
         "recovered_bytes": j.recovered_bytes,
     }

@@ -203,6 +203,9 @@ class Uplink:
     def pump(self, max_batches=64):
         """Send what is due and collect acknowledgements; returns the number
         of records acknowledged in this call."""
+        # a group of held records that is due goes to disk before reading
+        # (the caller holds the journal's lock, as for everything here)
+        self.j.tick()
         if not self._ensure_connected():
             return 0
         acked = 0
@@ -246,6 +249,8 @@ class Uplink:
         """Pump until nothing is pending or the time is up; True when the
         journal is fully acknowledged."""
         t0 = _ms()
+        # whatever the journal still holds is written and synced first
+        self.j.flush()
         saved = self.batch_ms
         self.batch_ms = 0
         try:

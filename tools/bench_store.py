@@ -22,15 +22,17 @@ import threading
 import time
 from pathlib import Path
 
+# a window record as firmware/record.py builds it: keys already in CBOR's
+# canonical order (which the encoder then need not sort)
 RECORD = {
     "k": "win",
     "t": 123000000,
-    "dt": 1000000,
     "ch": {
-        "env.temperature_c": [100, 21950, 22000, 22050],
         "env.humidity_pct": [100, 45000, 45006, 45010],
         "env.pressure_hpa": [100, 1013200, 1013250, 1013300],
+        "env.temperature_c": [100, 21950, 22000, 22050],
     },
+    "dt": 1000000,
 }
 
 
