@@ -22,6 +22,9 @@ class Recorder:
         self.min_ = array.array("i", [0] * n)
         self.max_ = array.array("i", [0] * n)
         self.sum_ = array.array("q", [0] * n)
+        # channels in CBOR's canonical key order (length, then bytes): the
+        # encoder then has nothing to sort
+        self.order = sorted(range(n), key=lambda i: (len(channels[i]), channels[i]))
         self.win_start = 0
         self.appended = 0
         self.lost = 0
@@ -49,13 +52,13 @@ class Recorder:
 
     def close_window(self, slot):
         ch = {}
-        for i, name in enumerate(self.channels):
+        for i in self.order:
             k = self.n_[i]
             if k:
-                ch[name] = [k, self.min_[i], self.sum_[i] // k, self.max_[i]]
+                ch[self.channels[i]] = [k, self.min_[i], self.sum_[i] // k, self.max_[i]]
             self.n_[i] = 0
             self.sum_[i] = 0
-        rec = {"k": "win", "t": self.win_start * self.period_us, "dt": (slot - self.win_start) * self.period_us, "ch": ch}
+        rec = {"k": "win", "t": self.win_start * self.period_us, "ch": ch, "dt": (slot - self.win_start) * self.period_us}
         self.win_start = slot
         self._append(rec, PRIO_TELEMETRY)
 
