@@ -185,9 +185,11 @@ try:
         t = type(obj)
         if t is dict:
             ks = tuple(obj)
-            order = _canonical_order(ks)
+            order = _ORDER.get(ks)
             if order is None:
-                return None
+                order = _canonical_order(ks)
+                if order is None:
+                    return None
             if order == ks:
                 for v in obj.values():
                     tv = type(v)

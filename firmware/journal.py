@@ -83,9 +83,10 @@ def _crc(frame_wo_crc_head, rest):
 
 
 def frame(seq, payload, created=0):
-    lb = struct.pack("<I", len(payload))
-    rest = struct.pack("<QI", seq, created) + payload
-    return lb + struct.pack("<I", _crc(lb, rest)) + rest
+    n = len(payload)
+    # the CRC covers length, seq, created and payload: all but itself
+    crc = binascii.crc32(payload, binascii.crc32(struct.pack("<IQI", n, seq, created))) & 0xFFFFFFFF
+    return struct.pack("<IIQI", n, crc, seq, created) + payload
 
 
 def _frame_at(data, i, n):

@@ -52,35 +52,57 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
     res = {}
     try:
-        for mode, n in (("fsync", n_sync), ("group", n_fast), ("none", n_fast)):
-            progress("journal, durability %s: %d records" % (mode, n))
-            # group commit: one fsync per 1,024 records or 200 ms, whichever
-            # comes first (printed with the results)
-            j = Journal(str(tmp / ("j-" + mode)), mode, group_records=GROUP_RECORDS, group_ms=GROUP_MS)
-            t0 = time.perf_counter()
-            for _ in range(n):
-                j.append(dict(RECORD))
-            j.close()
-            res["journal_" + mode] = _rate(n, time.perf_counter() - t0)
-
-        progress("raw append + fsync per record: %d records" % n_sync)
-        fd = os.open(tmp / "raw.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        t0 = time.perf_counter()
-        for _ in range(n_sync):
-            os.write(fd, payload)
-            os.fsync(fd)
-        os.close(fd)
-        res["raw_fsync_each"] = _rate(n_sync, time.perf_counter() - t0)
-
+        # each pair compared in alternating rounds, so a change in what else
+        # the machine is doing lands on both sides alike
+        rounds = 10
         from persistqueue import SQLiteAckQueue
 
-        n_pq = n_sync
-        progress("persist-queue SQLiteAckQueue(auto_commit=True): %d records" % n_pq)
+        progress("journal fsync-each vs raw append + fsync: %d records each, %d rounds" % (n_sync, rounds))
+        j = Journal(str(tmp / "j-fsync"), "fsync")
+        fd = os.open(tmp / "raw.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        t_j = t_raw = 0.0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(n_sync // rounds):
+                j.append(dict(RECORD))
+            t_j += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _ in range(n_sync // rounds):
+                os.write(fd, payload)
+                os.fsync(fd)
+            t_raw += time.perf_counter() - t0
+        j.close()
+        os.close(fd)
+        res["journal_fsync"] = _rate(n_sync, t_j)
+        res["raw_fsync_each"] = _rate(n_sync, t_raw)
+
+        # group commit: one fsync per 1,024 records or 200 ms, whichever
+        # comes first (printed with the results)
+        progress("journal group commit (%d records) vs persist-queue SQLiteAckQueue(auto_commit=True) (%d), %d rounds" % (n_fast, n_sync, rounds))
+        j = Journal(str(tmp / "j-group"), "group", group_records=GROUP_RECORDS, group_ms=GROUP_MS)
         q = SQLiteAckQueue(str(tmp / "pq"), auto_commit=True)
+        t_j = t_pq = 0.0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(n_fast // rounds):
+                j.append(dict(RECORD))
+            j.flush()
+            t_j += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _ in range(n_sync // rounds):
+                q.put(payload)
+            t_pq += time.perf_counter() - t0
+        j.close()
+        res["journal_group"] = _rate(n_fast, t_j)
+        res["persist_queue"] = _rate(n_sync, t_pq)
+
+        progress("journal, durability none: %d records" % n_fast)
+        j = Journal(str(tmp / "j-none"), "none")
         t0 = time.perf_counter()
-        for _ in range(n_pq):
-            q.put(payload)
-        res["persist_queue"] = _rate(n_pq, time.perf_counter() - t0)
+        for _ in range(n_fast):
+            j.append(dict(RECORD))
+        j.close()
+        res["journal_none"] = _rate(n_fast, time.perf_counter() - t0)
 
         import litequeue
 
