@@ -44,7 +44,9 @@ class Client(ClientBase):
         c.loop_start()
         if not connected.wait(self.timeout_s) or "rc" not in result or result["rc"].is_failure:
             c.loop_stop()
-            raise OSError("MQTT connect to %s:%d failed: %s" % (self.host, self.port, result.get("rc", "timeout")))
+            rc = result.get("rc", "timeout")
+            hint = " (check uplink.username and uplink.password)" if str(rc) in ("Not authorized", "Bad user name or password") else ""
+            raise OSError("MQTT connect to %s:%d failed: %s%s" % (self.host, self.port, rc, hint))
         self._c = c
 
     def publish(self, topic, payload):

@@ -8,7 +8,10 @@ known problems handled.
   publish packs 65536 into 16 bits and fails. Wrapped to 1 here (0 is not a
   valid packet id).
 - TLS: ``ssl=True`` imports ``ussl``, which MicroPython 1.2x no longer has;
-  ``ssl`` is registered under that name before connecting.
+  ``ssl`` is registered under that name before connecting. The broker's
+  certificate is checked against the configured CA (``tls["ca"]``, PEM or
+  DER; mbedtls here takes DER, so PEM is decoded first) and the broker's
+  host name or address.
 
 umqtt.simple's ``publish`` returns only after the PUBACK, so a handle is
 complete when ``publish`` returns; a broker that does not answer raises
@@ -38,10 +41,13 @@ class Client(ClientBase):
         self._c = None
 
     def connect(self):
-        if self.tls is not None and "ussl" not in sys.modules:
+        params = {}
+        if self.tls is not None:
             import ssl
 
-            sys.modules["ussl"] = ssl
+            if "ussl" not in sys.modules:
+                sys.modules["ussl"] = ssl
+            params = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": self.host, "cadata": _der(self.tls["ca"])}
         c = _Fixed(
             self.client_id,
             self.host,
@@ -50,7 +56,7 @@ class Client(ClientBase):
             password=self.password,
             keepalive=30,
             ssl=self.tls is not None,
-            ssl_params=self.tls or {},
+            ssl_params=params,
         )
         try:
             c.connect()
@@ -84,3 +90,15 @@ class Client(ClientBase):
                 c.disconnect()
             except Exception:
                 c.sock.close()
+
+
+def _der(path):
+    """A CA certificate file as DER (the first certificate of a PEM file)."""
+    import binascii
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"-----BEGIN" not in data:
+        return data
+    body = data.split(b"-----BEGIN", 1)[1].split(b"\n", 1)[1].split(b"-----END", 1)[0]
+    return binascii.a2b_base64(body.replace(b"\n", b"").replace(b"\r", b""))

@@ -3,6 +3,9 @@ benchmarks.
 
 with Mosquitto(tmp_path) as b:
     b.port; b.stop(); b.start()    # an outage, same port
+
+with Mosquitto(tmp_path, tls_users={"dev": "secret"}) as b:
+    b.tls_port, b.ca_pem, b.ca_der  # a second listener: TLS, passwords
 """
 
 import os
@@ -20,8 +23,46 @@ def free_port():
     return port
 
 
+def make_ca_and_server_cert(workdir, host="127.0.0.1"):
+    """A throwaway CA and a server certificate for ``host`` (as an IP
+    subjectAltName), made with the openssl command. Returns the paths
+    (ca.pem, ca.der, server.pem, server.key)."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise RuntimeError("openssl not found: apt-get install openssl")
+    w = str(workdir)
+
+    def run(*args):
+        subprocess.run([exe, *args], check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *ec, "-keyout", w + "/ca.key", "-out", w + "/ca.pem", "-days", "2", "-subj", "/CN=edgefw test CA")
+    run("x509", "-in", w + "/ca.pem", "-outform", "der", "-out", w + "/ca.der")
+    run("req", *ec, "-keyout", w + "/server.key", "-out", w + "/server.csr", "-subj", "/CN=" + host)
+    with open(w + "/ext.cnf", "w") as f:
+        f.write("subjectAltName=IP:%s\nbasicConstraints=CA:FALSE\n" % host)
+    run(
+        "x509",
+        "-req",
+        "-in",
+        w + "/server.csr",
+        "-CA",
+        w + "/ca.pem",
+        "-CAkey",
+        w + "/ca.key",
+        "-CAcreateserial",
+        "-out",
+        w + "/server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        w + "/ext.cnf",
+    )
+    return w + "/ca.pem", w + "/ca.der", w + "/server.pem", w + "/server.key"
+
+
 class Mosquitto:
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, tls_users=None):
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not shutil.which(self.exe):
             raise RuntimeError("mosquitto not found: apt-get install mosquitto (the README's test command does)")
@@ -29,8 +70,27 @@ class Mosquitto:
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
+        tls = ""
+        self.tls_port = None
+        if tls_users:
+            # a second listener as a device on the internet would meet it:
+            # TLS with a server certificate, and a user name and password
+            self.tls_port = free_port()
+            self.ca_pem, self.ca_der, cert, key = make_ca_and_server_cert(workdir)
+            pw = workdir / "passwd"
+            pw.write_text("")
+            for user, secret in tls_users.items():
+                subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(pw), user, secret], check=True, capture_output=True)
+            tls = "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous false\npassword_file %s\n" % (
+                self.tls_port,
+                self.ca_pem,
+                cert,
+                key,
+                pw,
+            )
         self.conf.write_text(
-            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 64\n"
+            ("per_listener_settings true\n" + tls if tls else "")
+            + "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 64\n"
             # persistent sessions survive a broker restart: what the broker
             # acknowledged to a device reaches a subscriber that was away
             "persistence true\npersistence_location %s/\nautosave_interval 1\n"
