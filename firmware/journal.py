@@ -247,12 +247,15 @@ class Journal:
 
         return outbox.pending(self, q)
 
-    def append(self, record, priority=PRIO_TELEMETRY):
+    def append(self, record, priority=PRIO_TELEMETRY, ordered=False):
         """Assign the next sequence number, append, and return it; 0 when
-        the journal is full and the policy is ``pause``."""
+        the journal is full and the policy is ``pause``. ``ordered``: the
+        caller built ``record`` in canonical CBOR form (every map's keys in
+        canonical order, "seq" falling last, no floats), so the CPython
+        encoder need not check it (see cbor.dumps_ordered)."""
         seq = self.next_seq
         record["seq"] = seq
-        fr = frame(seq, cbor.dumps(record), self.now())
+        fr = frame(seq, cbor.dumps_ordered(record) if ordered else cbor.dumps(record), self.now())
         n = len(fr)
         if n > self.segment_bytes:
             raise JournalError("record of %d bytes exceeds segment_bytes %d" % (n, self.segment_bytes))

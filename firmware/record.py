@@ -60,19 +60,19 @@ class Recorder:
             self.sum_[i] = 0
         rec = {"k": "win", "t": self.win_start * self.period_us, "ch": ch, "dt": (slot - self.win_start) * self.period_us}
         self.win_start = slot
-        self._append(rec, PRIO_TELEMETRY)
+        self._append(rec, PRIO_TELEMETRY, True)
 
     def event(self, kind, slot, causes):
         rec = {"k": kind, "t": slot * self.period_us, "causes": [[c, name] for c, name in causes]}
         self._append(rec, PRIO_EVENT)
         return rec
 
-    def _append(self, rec, prio):
+    def _append(self, rec, prio, ordered=False):
         self.last = rec
         if self.journal is not None:
             try:
                 with self.journal.lock:
-                    seq = self.journal.append(rec, prio)
+                    seq = self.journal.append(rec, prio, ordered)
                 if seq:
                     self.appended += 1
             except OSError as e:

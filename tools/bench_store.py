@@ -22,8 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-# a window record as firmware/record.py builds it: keys already in CBOR's
-# canonical order (which the encoder then need not sort)
+# a window record as firmware/record.py builds and appends it: keys already
+# in CBOR's canonical order, appended as ``ordered`` (the encoder neither
+# sorts nor checks)
 RECORD = {
     "k": "win",
     "t": 123000000,
@@ -46,7 +47,7 @@ def _rate(n, dt):
 
 def bench_store(n_fast=20000, n_sync=1000, progress=print):
     from firmware import cbor
-    from firmware.journal import Journal
+    from firmware.journal import PRIO_TELEMETRY, Journal
 
     payload = cbor.dumps(dict(RECORD, seq=1))
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
@@ -64,7 +65,7 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
         for _ in range(rounds):
             t0 = time.perf_counter()
             for _ in range(n_sync // rounds):
-                j.append(dict(RECORD))
+                j.append(dict(RECORD), PRIO_TELEMETRY, True)
             t_j += time.perf_counter() - t0
             t0 = time.perf_counter()
             for _ in range(n_sync // rounds):
@@ -85,7 +86,7 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
         for _ in range(rounds):
             t0 = time.perf_counter()
             for _ in range(n_fast // rounds):
-                j.append(dict(RECORD))
+                j.append(dict(RECORD), PRIO_TELEMETRY, True)
             j.flush()
             t_j += time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -100,7 +101,7 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
         j = Journal(str(tmp / "j-none"), "none")
         t0 = time.perf_counter()
         for _ in range(n_fast):
-            j.append(dict(RECORD))
+            j.append(dict(RECORD), PRIO_TELEMETRY, True)
         j.close()
         res["journal_none"] = _rate(n_fast, time.perf_counter() - t0)
 
