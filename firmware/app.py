@@ -83,7 +83,7 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     del choose_board, open_board
     _unload("hal.backend")
     j = open_journal(cfg, journal)
-    _unload("firmware.journal_open")
+    _unload("firmware.journal_open", "firmware.journal_scan")
     if inference is None and cfg["inference"]["enabled"]:
         from firmware.anomaly import stage_from_config
 

@@ -78,57 +78,11 @@ PRIO_TELEMETRY = 1
 PRIORITIES = (PRIO_EVENT, PRIO_TELEMETRY)
 
 
-def _crc(frame_wo_crc_head, rest):
-    return binascii.crc32(rest, binascii.crc32(frame_wo_crc_head)) & 0xFFFFFFFF
-
-
 def frame(seq, payload, created=0):
     n = len(payload)
     # the CRC covers length, seq, created and payload: all but itself
     crc = binascii.crc32(payload, binascii.crc32(struct.pack("<IQI", n, seq, created))) & 0xFFFFFFFF
     return struct.pack("<IIQI", n, crc, seq, created) + payload
-
-
-def _frame_at(data, i, n):
-    """The frame at offset i as (length, seq, created), or None."""
-    if i + HDR > n:
-        return None
-    length, crc, seq, created = struct.unpack("<IIQI", data[i : i + HDR])
-    if length > MAX_RECORD or i + HDR + length > n:
-        return None
-    if _crc(data[i : i + 4], data[i + 8 : i + HDR + length]) != crc:
-        return None
-    return length, seq, created
-
-
-def scan(data, stats=None):
-    """Yield (offset, seq, created, payload) for every intact frame. A
-    damaged region is skipped up to the next intact frame; its size goes
-    to ``stats["skipped"]``, and ``stats["end"]`` is where the last intact
-    frame ends (anything after it is a torn tail)."""
-    i = 0
-    n = len(data)
-    end = 0
-    skipped = 0
-    while i + HDR <= n:
-        f = _frame_at(data, i, n)
-        if f is None:
-            # resynchronise: the next offset where a whole frame checks out
-            j = i + 1
-            while j + HDR <= n and _frame_at(data, j, n) is None:
-                j += 1
-            if j + HDR > n:
-                break
-            skipped += j - i
-            i = j
-            continue
-        length, seq, created = f
-        yield i, seq, created, data[i + HDR : i + HDR + length]
-        i += HDR + length
-        end = i
-    if stats is not None:
-        stats["skipped"] = skipped
-        stats["end"] = end
 
 
 def _wall_s():
@@ -198,6 +152,8 @@ class Journal:
         self.appended = 0
         self._segs = {}
         self._acked = {}
+        # queue -> [start, acked]: records from start on go first (outbox.py)
+        self._live = {}
         self._f = {}
         self._unsynced = 0
         self._pend = []
@@ -369,7 +325,12 @@ class Journal:
             if victim is None:
                 return False
             seg = self._segs[victim][0]
-            unacked = seg.n if seg.first > self._acked[victim] else _count_after(seg, self._acked[victim])
+            if seg.first > self._acked[victim]:
+                unacked = seg.n
+            else:
+                from firmware.journal_scan import count_after
+
+                unacked = count_after(seg, self._acked[victim])
             self.dropped_cap += unacked
             self._delete(victim, seg)
             if seg.last > self._acked[victim]:
@@ -408,7 +369,12 @@ class Journal:
         return outbox.read_batch(self, max_records, max_bytes, after)
 
     def ack(self, q, seq):
-        """The broker has every record of queue ``q`` up to ``seq``."""
+        """The broker has every record of queue ``q`` up to ``seq`` (of the
+        range ``seq`` is in, when live records go first: outbox.py)."""
+        if q in self._live:
+            from firmware import outbox
+
+            return outbox.ack_live(self, q, seq)
         if seq <= self._acked[q]:
             return
         self._write_ack(q, seq)
@@ -417,8 +383,10 @@ class Journal:
     def _write_ack(self, q, seq):
         d = self._qdir(q)
         tmp = d + "/ack.tmp"
+        live = self._live.get(q)
         with open(tmp, "w") as f:
-            f.write("%d\n" % seq)
+            # "acked" or, while live records go first, "acked start live_acked"
+            f.write("%d\n" % seq if live is None else "%d %d %d\n" % (seq, live[0], live[1]))
             fsync(f)
         os.rename(tmp, d + "/ack")
         self._acked[q] = seq
@@ -429,8 +397,9 @@ class Journal:
     def _gc(self, q):
         segs = self._segs[q]
         # every segment wholly acknowledged goes, except the one being written
+        live = self._live.get(q)
         for seg in list(segs[:-1]):
-            if seg.last <= self._acked[q]:
+            if seg.last <= self._acked[q] or (live is not None and live[0] <= seg.first and seg.last <= live[1]):
                 self._delete(q, seg)
 
     def records(self, q=None):
@@ -459,9 +428,3 @@ class Journal:
             for f in self._f.values():
                 f.close()
             self._f = {}
-
-
-def _count_after(seg, acked):
-    with open(seg.path, "rb") as f:
-        data = f.read()
-    return sum(1 for _o, seq, _c, _p in scan(data) if seq > acked)

@@ -4,7 +4,8 @@ append path, so a small heap can drop it afterwards."""
 
 import os
 
-from firmware.journal import _Segment, scan
+from firmware.journal import _Segment
+from firmware.journal_scan import scan
 from hal.compat import fsync
 from hal.errors import JournalError
 
@@ -40,7 +41,13 @@ def open_queue(self, q):
     acked = 0
     try:
         with open(join(d, "ack")) as f:
-            acked = int(f.read().strip() or "0")
+            nums = [int(x) for x in f.read().split()]
+        acked = nums[0] if nums else 0
+        if len(nums) == 3:
+            # live records were going first: their own range and cursor
+            self._live[q] = [nums[1], nums[2]]
+            if nums[2] >= self.next_seq:
+                self.next_seq = nums[2] + 1
     except (OSError, ValueError):
         acked = 0
     self._acked[q] = acked

@@ -3,7 +3,8 @@ statistics. Kept apart so a device that only records never loads it;
 ``Journal.read_batch``, ``records``, ``stats`` and ``pending`` call here."""
 
 from firmware import cbor
-from firmware.journal import PRIORITIES, scan
+from firmware.journal import PRIORITIES
+from firmware.journal_scan import scan
 
 
 def _frames(j, seg):
@@ -21,50 +22,102 @@ def _frames(j, seg):
 
 def read_batch(j, max_records, max_bytes, after=None):
     """Records after the ack cursor, or after ``after[q]`` (what is already
-    in flight) when that is further on."""
-    now = j.now()
+    in flight) when that is further on. While a queue has a live range
+    (``start_live``), its records from ``start`` on go before the backlog;
+    ``after[q + 2]`` is what of them is in flight."""
+    after = after or {}
     for q in PRIORITIES:
-        ttl = j.ttl_s.get(q)
-        floor = j._acked[q]
-        if after and after.get(q, 0) > floor:
-            floor = after[q]
-        acked = floor
-        out = []
-        nbytes = 0
-        skipped_to = 0
-        full = False
-        for seg in j._segs[q]:
-            if seg.last <= acked:
-                continue
-            for seq, created, payload in _frames(j, seg):
-                if seq <= acked:
-                    continue
-                if seq > j.synced_seq:
-                    # not yet synced: a power cut could still take it back
-                    full = True
-                    break
-                if ttl is not None and now - created > ttl:
-                    if not out:
-                        skipped_to = seq
-                        j.dropped_ttl += 1
-                        continue
-                    # an expired record after live ones: the next batch
-                    # starts with it and skips it
-                    full = True
-                    break
-                if out and (len(out) >= max_records or nbytes + len(payload) > max_bytes):
-                    full = True
-                    break
-                out.append((seq, payload))
-                nbytes += len(payload)
-            if full:
-                break
-        if skipped_to and floor == j._acked[q]:
-            # nothing in flight before them: the expired records are done
-            j.ack(q, skipped_to)
+        live = j._live.get(q)
+        if live is not None:
+            out = _collect(j, q, max(live[1], after.get(q + 2, 0)), None, max_records, max_bytes)
+            if out:
+                return q, out
+            floor = max(j._acked[q], after.get(q, 0))
+            out = _collect(j, q, floor, live[0], max_records, max_bytes)
+        else:
+            floor = max(j._acked[q], after.get(q, 0), after.get(q + 2, 0))
+            out = _collect(j, q, floor, None, max_records, max_bytes)
         if out:
             return q, out
     return None, []
+
+
+def _collect(j, q, floor, below, max_records, max_bytes):
+    """Synced records of queue ``q`` after ``floor`` (and before ``below``)."""
+    now = j.now()
+    ttl = j.ttl_s.get(q)
+    out = []
+    nbytes = 0
+    skipped_to = 0
+    full = False
+    for seg in j._segs[q]:
+        if seg.last <= floor:
+            continue
+        for seq, created, payload in _frames(j, seg):
+            if seq <= floor:
+                continue
+            if seq > j.synced_seq or (below is not None and seq >= below):
+                # not yet synced (a power cut could still take it back),
+                # or past the backlog into the live range
+                full = True
+                break
+            if ttl is not None and now - created > ttl:
+                if not out:
+                    skipped_to = seq
+                    j.dropped_ttl += 1
+                    continue
+                # an expired record after live ones: the next batch
+                # starts with it and skips it
+                full = True
+                break
+            if out and (len(out) >= max_records or nbytes + len(payload) > max_bytes):
+                full = True
+                break
+            out.append((seq, payload))
+            nbytes += len(payload)
+        if full:
+            break
+    if skipped_to and floor == j._acked[q]:
+        # nothing in flight before them: the expired records are done
+        j.ack(q, skipped_to)
+    return out
+
+
+def start_live(j):
+    """Live before backlog: for every queue with records waiting, the
+    records appended from now on are sent before that backlog (Azure IoT
+    Edge users asked for this: iotedge #2486). Each range keeps its own
+    cursor; when the backlog catches up, the two become one again."""
+    for q in PRIORITIES:
+        if q not in j._live and pending(j, q):
+            j._live[q] = [j.next_seq, j.next_seq - 1]
+            j._write_ack(q, j._acked[q])
+
+
+def ack_live(j, q, seq):
+    start, hi = j._live[q]
+    lo = j._acked[q]
+    if seq >= start:
+        j._live[q][1] = max(hi, seq)
+    elif seq > lo:
+        lo = seq
+    if not _backlog_left(j, q, lo, start):
+        # the backlog has caught up: one range again
+        lo = max(lo, j._live[q][1])
+        del j._live[q]
+    j._write_ack(q, lo)
+    j._gc(q)
+
+
+def _backlog_left(j, q, lo, start):
+    # sequence numbers are per device, not per queue: the backlog is done
+    # when no record of this queue lies between the cursor and the start
+    for seg in j._segs[q]:
+        if seg.last > lo and seg.first < start:
+            for s, _c, _p in _frames(j, seg):
+                if lo < s < start:
+                    return True
+    return False
 
 
 def records(j, q=None):
@@ -84,8 +137,11 @@ def pending(j, q=None):
     n = 0
     for qq in qs:
         acked = j._acked[qq]
+        live = j._live.get(qq)
         for seg in j._segs[qq]:
-            if seg.first > acked:
+            if live is not None:
+                n += sum(1 for s, _c, _p in _frames(j, seg) if s > acked and not live[0] <= s <= live[1])
+            elif seg.first > acked:
                 n += seg.n
             elif seg.last > acked:
                 n += sum(1 for s, _c, _p in _frames(j, seg) if s > acked)
@@ -99,6 +155,7 @@ def stats(j):
         "pending": pending(j),
         "next_seq": j.next_seq,
         "acked": [j._acked[q] for q in PRIORITIES],
+        "live": [j._live.get(q) for q in PRIORITIES],
         "dropped_cap": j.dropped_cap,
         "dropped_ttl": j.dropped_ttl,
         "refused": j.refused,

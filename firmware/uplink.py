@@ -77,6 +77,8 @@ def check_config(cfg, src="<config>"):
     c.num("uplink.batch_records", up["batch_records"], 1, 100000, integer=True)
     c.num("uplink.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
     c.num("uplink.rate_bytes_s", up["rate_bytes_s"], 0, integer=True)
+    if not isinstance(up["live_first"], bool):
+        c.fail("uplink.live_first", "true or false", up["live_first"])
     return host, int(port)
 
 
@@ -100,8 +102,10 @@ class Uplink:
         backoff_ms=200,
         backoff_max_ms=30000,
         ack_timeout_ms=10000,
+        live_first=False,
     ):
         self.j = journal
+        self.live_first = live_first
         self.client = client
         self.device = device_id
         self.topic = topic or topic_for(device_id)
@@ -165,6 +169,11 @@ class Uplink:
             return False
         if self._attempt:
             self.reconnects += 1
+        if self.live_first:
+            # a backlog waiting now: what is appended from here on goes first
+            from firmware import outbox
+
+            outbox.start_live(self.j)
         self.connected = True
         self._attempt = 0
         self._retry_at = None
@@ -220,7 +229,9 @@ class Uplink:
                     break
                 h = self.client.publish(self.topic, body)
                 self._inflight.append((h, q, last, n, len(body), _ms()))
-                self._sent_to[q] = last
+                live = self.j._live.get(q)
+                # a live range's records are in flight on a lane of their own
+                self._sent_to[q + 2 if live is not None and first >= live[0] else q] = last
                 sent += 1
             acked += self._collect(block=len(self._inflight) >= self.window)
         except Exception as e:

@@ -1,6 +1,7 @@
 """End to end with real parts: journal -> uplink -> mosquitto -> ingest."""
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -47,9 +48,9 @@ class IngestWorker:
         self.c.loop_stop()
 
 
-def device(journal, port, count, cap=64 << 20, drain_s=60):
+def device(journal, port, count, cap=64 << 20, drain_s=60, env=None):
     args = [sys.executable, "-m", "tests.helpers.device", str(journal), str(port), DEV, KEY.hex(), str(count), str(cap), str(drain_s)]
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
 
 
 def _bodies(ing):
@@ -60,16 +61,16 @@ def _bodies(ing):
     return [(seq, cbor.loads(body)) for seq, body in rows]
 
 
-def _kill_cycles(tmp_path, broker, kills, count, seed):
+def _kill_cycles(tmp_path, broker, kills, count, seed, env=None):
     rng = random.Random(seed)
     worker = IngestWorker(broker.port, tmp_path / "ingest.sqlite")
     journal = tmp_path / "journal"
     for _ in range(kills):
-        p = device(journal, broker.port, count)
+        p = device(journal, broker.port, count, env=env)
         time.sleep(rng.uniform(0.05, 0.4))
         p.send_signal(signal.SIGKILL)
         p.wait()
-    p = device(journal, broker.port, count)
+    p = device(journal, broker.port, count, env=env)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     stats = json.loads(out.strip().splitlines()[-1])
@@ -92,6 +93,16 @@ def test_sigkill_during_append_and_forward_loses_nothing(tmp_path, broker):
     assert set(ns) == set(range(1, 3001))
     assert len(ns) - len(set(ns)) <= 50
     assert all(r["seq"] == s for s, r in rows)
+    assert counts["tampered"] == 0 and counts["malformed"] == 0
+
+
+def test_sigkill_with_live_first_loses_nothing(tmp_path, broker):
+    # each restart finds a backlog and opens a live range: two ack cursors
+    # in the ack file, killed at random moments
+    rows, stats, counts = _kill_cycles(tmp_path, broker, kills=25, count=2000, seed=5, env={"EDGEFW_TEST_LIVE_FIRST": "1"})
+    assert [s for s, _r in rows] == list(range(1, stats["next_seq"]))
+    assert set(r["n"] for _s, r in rows) == set(range(1, 2001))
+    assert stats["live"] == [None, None]
     assert counts["tampered"] == 0 and counts["malformed"] == 0
 
 
@@ -121,6 +132,28 @@ def test_broker_outage_everything_delivered_in_order(tmp_path, broker):
     for q in (0, 1):
         qs = [s for qq, s in order if qq == q]
         assert qs == sorted(qs)
+
+
+def test_live_first_sends_new_records_before_the_backlog(tmp_path, broker):
+    worker = IngestWorker(broker.port, tmp_path / "ingest.sqlite", client_id="ingest-live")
+    p = device(tmp_path / "journal", broker.port, 3000, env={"EDGEFW_TEST_LIVE_FIRST": "1", "EDGEFW_TEST_APPEND_S": "0.001"})
+    time.sleep(0.5)
+    broker.stop()
+    time.sleep(1.5)  # a backlog builds up
+    broker.start()
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert worker.wait_for(stats["next_seq"] - 1, 60)
+    rows = _bodies(worker.ing)
+    # everything exactly once, and the two ranges merged again
+    assert [s for s, _r in rows] == list(range(1, stats["next_seq"]))
+    assert stats["live"] == [None, None] and stats["pending"] == 0
+    with worker.ing.lock:
+        order = [s for (s,) in worker.ing.db.execute("SELECT seq FROM records WHERE device=? AND queue=1 ORDER BY received, seq", (DEV,))]
+    worker.close()
+    # records appended after reconnecting arrived while older ones still waited
+    assert order != sorted(order)
 
 
 def test_byte_cap_held_and_drops_counted(tmp_path, broker):

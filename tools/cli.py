@@ -144,7 +144,16 @@ def start_forwarder(fw, args):
             key = bytes.fromhex(f.read().strip())
     tls = {"ca": u["tls_ca"]} if u["tls_ca"] else None
     client = make_client(host, port, cfg["device_id"], u["username"], u["password"], tls)
-    up = Uplink(fw.journal, client, cfg["device_id"], key=key, batch_records=u["batch_records"], batch_ms=u["batch_ms"], rate_bytes_s=u["rate_bytes_s"])
+    up = Uplink(
+        fw.journal,
+        client,
+        cfg["device_id"],
+        key=key,
+        batch_records=u["batch_records"],
+        batch_ms=u["batch_ms"],
+        rate_bytes_s=u["rate_bytes_s"],
+        live_first=u["live_first"],
+    )
     fwd = Forwarder(fw.journal, up)
     fwd.start()
     return fwd

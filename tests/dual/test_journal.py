@@ -4,7 +4,8 @@ TTL and acknowledgement; the CBOR codec."""
 import os
 
 from firmware import cbor
-from firmware.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal, frame, scan
+from firmware.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal, frame
+from firmware.journal_scan import scan
 from hal.errors import CBORError, JournalError
 from tests.dual._util import raises, tmp_path
 
@@ -57,6 +58,41 @@ def test_group_durability_sends_only_synced_records():
     # close writes and syncs what was held; reopening finds all of it
     j = Journal(p, "group")
     assert [r["n"] for _s, r in j.records()] == list(range(7)) and j.next_seq == 8
+    j.close()
+
+
+def test_live_records_go_before_the_backlog_and_the_ranges_merge():
+    from firmware import outbox
+
+    p = tmp_path("live")
+    j = Journal(p, "fsync", segment_bytes=256)
+    for n in range(20):
+        j.append({"k": "win", "n": n})
+    outbox.start_live(j)
+    for n in range(20, 23):
+        j.append({"k": "win", "n": n})
+    q, b = j.read_batch(max_records=5)
+    assert [s for s, _p in b] == [21, 22, 23]
+    j.ack(q, 23)
+    q, b = j.read_batch(max_records=5)
+    assert [s for s, _p in b] == [1, 2, 3, 4, 5]
+    j.ack(q, 5)
+    assert j.pending() == 15
+    j.close()
+    # both cursors survive a restart
+    j = Journal(p, "fsync", segment_bytes=256)
+    assert j.acked(1) == 5 and j.pending() == 15
+    q, b = j.read_batch(max_records=100)
+    assert [s for s, _p in b] == list(range(6, 21))
+    j.ack(q, 20)
+    # caught up: one range again, one number in the ack file
+    assert j.acked(1) == 23 and j.pending() == 0
+    with open(p + "/q1/ack") as f:
+        assert f.read().split() == ["23"]
+    # and every wholly acknowledged segment went
+    assert len([n for n in os.listdir(p + "/q1") if n.endswith(".seg")]) == 1
+    assert j.append({"k": "win", "n": 23}) == 24
+    assert [s for s, _p in j.read_batch()[1]] == [24]
     j.close()
 
 

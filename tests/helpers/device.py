@@ -4,11 +4,14 @@ steady pace and forwards them, in one thread, until killed or done.
     python -m tests.helpers.device JOURNAL PORT DEVICE KEYHEX COUNT [cap_bytes [drain_s]]
 
 Every record carries ``n``, its position in the stream, so the test can
-tell what was dropped. Prints one JSON line of journal stats at the end.
+tell what was dropped. EDGEFW_TEST_LIVE_FIRST=1 sends live records before
+a backlog; EDGEFW_TEST_APPEND_S paces the appends. Prints one JSON line of journal stats at the end.
 """
 
 import json
+import os
 import sys
+import time
 
 from firmware.journal import PRIO_EVENT, Journal
 from firmware.uplink import Uplink, make_client
@@ -28,13 +31,17 @@ def main(argv):
         batch_ms=20,
         backoff_ms=20,
         backoff_max_ms=200,
+        live_first=os.environ.get("EDGEFW_TEST_LIVE_FIRST") == "1",
     )
     # resume the stream where the journal left it
     done = 0
     for _s, r in j.records():
         done = max(done, r.get("n", 0))
     n = done
+    pace = float(os.environ.get("EDGEFW_TEST_APPEND_S", "0"))
     while n < int(count):
+        if pace:
+            time.sleep(pace)
         n += 1
         j.append({"k": "trip" if n % 50 == 0 else "win", "n": n, "pad": "x" * 40}, PRIO_EVENT if n % 50 == 0 else 1)
         up.pump()
