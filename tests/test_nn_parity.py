@@ -99,23 +99,49 @@ def test_the_fixture_really_switches_kernels(kernels):
     assert it.k is (kernels_np if kernels == "numpy" else scalar)
 
 
-def test_truncated_and_mutated_models_raise_only_modelerror():
-    data = make(CASES[1], 5)
-    rnd = random.Random(1)
+def _mutation_cases():
+    from tests.conftest import ROOT
+    from tools.tflite_build import elementwise_model, mean_model
+
+    cases = {"dense": make(CASES[1], 5)}
+    for p in sorted((ROOT / "tools" / "models").glob("*.tflite")):
+        cases[p.stem] = p.read_bytes()
+    cases["mean"] = mean_model([1, 4, 5, 3], [1, 2], True, (0.05, 3), (0.02, -5))
+    cases["add_broadcast"] = elementwise_model("ADD", [2, 3, 4], (0.04, 5), (0.02, -9), (0.05, 1), 1, [4])
+    return cases
+
+
+@pytest.mark.parametrize("name", ["dense", "vib_conv1d", "vib_autoencoder", "mean", "add_broadcast"])
+def test_truncated_and_mutated_models_raise_only_modelerror(name):
+    _mutate(_mutation_cases()[name], 1000, seed=1)
+
+
+@pytest.mark.slow
+def test_many_mutations_raise_only_modelerror():
+    for k, data in enumerate(_mutation_cases().values()):
+        _mutate(data, 10000, seed=100 + k)
+
+
+def _mutate(data, n, seed):
+    rnd = random.Random(seed)
     for cut in list(range(0, len(data), 7)):
         try:
             Interpreter(data[:cut])
         except ModelError:
             pass
-    for _ in range(2000):
+    loaded = 0
+    for _ in range(n):
         b = bytearray(data)
         for _ in range(rnd.randint(1, 4)):
             b[rnd.randrange(len(b))] = rnd.randrange(256)
         try:
             it = Interpreter(bytes(b))
             it.invoke()
+            loaded += 1
         except ModelError:
             pass
+    # many mutations only touch weights: those models must still run
+    assert loaded > n // 20
 
 
 def test_unsupported_operator_is_named_at_load():

@@ -19,7 +19,7 @@ import struct
 import sys
 
 from firmware.nn import kernels
-from firmware.nn.model import FLOAT32, INT8, INT32, Model
+from firmware.nn.model import FLOAT32, INT8, INT32, TYPE_NAMES, Model
 from hal.errors import ModelError
 
 KERNELS = (
@@ -206,13 +206,14 @@ class Interpreter:
             q = self._q(outs[0] if name == "QUANTIZE" else ins[0], name)
             return (name, ins[0], outs[0], q.scale[0], q.zero_point[0])
         if name == "RESHAPE":
-            if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
+            if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]) or m.tensors[ins[0]].type != m.tensors[outs[0]].type:
                 raise ModelError("RESHAPE: input and output must hold the same number of values")
             return (name, ins[0], outs[0])
         if len(ins) < 2 or len(outs) != 1 or min(ins[:2]) < 0:
             raise ModelError("FULLY_CONNECTED needs input, weights (and bias) and one output, got inputs %r outputs %r" % (ins, outs))
         ti, tw, tb = ins[0], ins[1], ins[2] if len(ins) > 2 else -1
-        tin, tw_, tout = m.tensors[ti], m.tensors[tw], m.tensors[outs[0]]
+        tin, tw_, tout = self._q(ti, name), m.tensors[tw], self._q(outs[0], name)
+        self._weights(name, tw, tb)
         if len(tw_.shape) != 2 or min(tw_.shape) <= 0:
             raise ModelError("FULLY_CONNECTED weights %r: shape %r, expected [units, inputs]" % (tw_.name, tw_.shape))
         n_out, n_in = tw_.shape[0], tw_.shape[1]
@@ -252,6 +253,12 @@ class Interpreter:
             hi,
         )
 
+    def _weights(self, name, tw, tb):
+        """Weights int8 and bias int32, as the int8 kernels read them."""
+        t = self.model.tensors
+        if t[tw].type != INT8 or (tb >= 0 and t[tb].type != INT32):
+            raise ModelError("%s: weights %r must be int8 and bias int32" % (name, t[tw].name))
+
     def _probabilities(self, name, ins, outs):
         """Input and output of an op whose int8 output is a probability:
         TFLite fixes its quantization at scale 1/256, zero point -128."""
@@ -264,6 +271,8 @@ class Interpreter:
 
     def _q(self, ti, what):
         tt = self.model.tensors[ti]
+        if tt.type != INT8:
+            raise ModelError("%s: tensor %r is %s, expected int8" % (what, tt.name, TYPE_NAMES.get(tt.type, tt.type)))
         if not tt.scale or not tt.zero_point or tt.scale[0] <= 0 or not -128 <= tt.zero_point[0] <= 127:
             raise ModelError("%s: tensor %r must be int8-quantized (scale > 0, zero point in int8)" % (what, tt.name))
         return tt
@@ -274,6 +283,7 @@ class Interpreter:
             raise ModelError("%s needs input, filter (and bias) and one output" % name)
         tin, tf, tout = self._q(ins[0], name), m.tensors[ins[1]], self._q(outs[0], name)
         tb = ins[2] if len(ins) > 2 else -1
+        self._weights(name, ins[1], tb)
         if len(tin.shape) != 4 or len(tf.shape) != 4 or len(tout.shape) != 4:
             raise ModelError("%s %r: input, filter and output must be 4-D (NHWC)" % (name, tout.name))
         dw = name == "DEPTHWISE_CONV_2D"
