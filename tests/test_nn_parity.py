@@ -159,7 +159,8 @@ def test_unsupported_operator_is_named_at_load():
         Interpreter(bytes(b.Output()))
 
 
-def _check(data, n, seed=0, max_clipped=0.35):
+def _check(data, n, seed=0, max_clipped=0.35, inputs=None):
+    """``n`` random int8 inputs (or the given ``inputs``) through both."""
     from firmware.nn.interp import Interpreter as Ours
 
     ours = Ours(data)
@@ -167,8 +168,8 @@ def _check(data, n, seed=0, max_clipped=0.35):
     rng = np.random.default_rng(seed)
     shape = ref.get_input_details(0)["shape"]
     clipped = total = 0
-    for _ in range(n):
-        x = rng.integers(-128, 128, shape).astype(np.int8)
+    for k in range(n):
+        x = rng.integers(-128, 128, shape).astype(np.int8) if inputs is None else inputs[k].reshape(shape)
         ref.set_input(x, 0)
         ref.invoke()
         want = ref.get_output(0).tobytes()
@@ -355,6 +356,31 @@ def test_shipped_models_bit_exact_on_1000_inputs():
     assert models, "no shipped models"
     for path in models:
         _check(path.read_bytes(), 1000, seed=5, max_clipped=0.9)
+
+
+def test_models_from_tensorflows_converter_bit_exact_on_1000_inputs():
+    from tests.conftest import ROOT
+
+    from tools.models.build import raw_windows
+
+    d = ROOT / "tests" / "data" / "tf"
+    _check((d / "tf_dense.tflite").read_bytes(), 1000, seed=8, max_clipped=0.9)
+    # the conv model on windows like those it was trained on (half with a
+    # vibration burst), in its input quantization: random bytes are all
+    # "vibration" to it and pin the sigmoid
+    data = (d / "tf_conv.tflite").read_bytes()
+    q = runtime.Interpreter.from_bytes(data).get_input_details(0)["quantization_parameters"]
+    w, _y = raw_windows(1000, np.random.default_rng(12))
+    xs = np.clip(np.round(w / q["scales"][0]) + q["zero_points"][0], -128, 127).astype(np.int8)
+    _check(data, 1000, max_clipped=0.6, inputs=xs)
+
+
+def test_converter_model_on_micropython_matches_tflite_micro(tmp_path):
+    from tests.conftest import ROOT
+
+    data = (ROOT / "tests" / "data" / "tf" / "tf_conv.tflite").read_bytes()
+    xs = np.random.default_rng(10).integers(-128, 128, (40, 1, 1, 64, 1)).astype(np.int8)
+    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
 
 
 def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path):

@@ -24,6 +24,8 @@ from tests.conftest import ROOT
 from tools.infer import BackendMissing, _runner
 
 MODELS = sorted((ROOT / "tools" / "models").glob("*.tflite"))
+# as TensorFlow's converter writes them (tests/data/tf/README.md)
+CONVERTED = sorted((ROOT / "tests" / "data" / "tf").glob("*.tflite"))
 
 
 def _single_op_models():
@@ -66,12 +68,12 @@ def _tflite_python():
 @pytest.mark.slow
 def test_tflite_runtime_reference_kernels_equal_the_micro_interpreter(tmp_path):
     py = _tflite_python()
-    cases = {p.stem: p.read_bytes() for p in MODELS}
+    cases = {p.stem: p.read_bytes() for p in MODELS + CONVERTED}
     cases.update(_single_op_models())
     for k, (name, data) in enumerate(cases.items()):
         model = tmp_path / (name + ".tflite")
         model.write_bytes(data)
-        xs = _inputs(data, 1000 if name.startswith("vib") else 300, k)
+        xs = _inputs(data, 1000 if name.startswith(("vib", "tf_")) else 300, k)
         np.save(tmp_path / "in.npy", xs)
         # the venv has only tflite-runtime and numpy < 2; edgefw's own tools run from the checkout
         p = subprocess.run(
@@ -104,7 +106,7 @@ def test_litert_differences_in_lsb_are_reported():
     pytest.importorskip("ai_edge_litert", reason="pip install 'edgefw[litert]'")
     print()
     print("%-28s %-12s %10s %10s %8s" % ("model", "litert", "outputs", "differ", "max LSB"))
-    for path in MODELS:
+    for path in MODELS + CONVERTED:
         data = path.read_bytes()
         xs = _inputs(data, 1000, 1)
         ours = _micro(data, xs).astype(int)
