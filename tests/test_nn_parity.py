@@ -360,7 +360,6 @@ def test_shipped_models_bit_exact_on_1000_inputs():
 
 def test_models_from_tensorflows_converter_bit_exact_on_1000_inputs():
     from tests.conftest import ROOT
-
     from tools.models.build import raw_windows
 
     d = ROOT / "tests" / "data" / "tf"
