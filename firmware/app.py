@@ -79,11 +79,13 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
 
     il = Interlock.from_config(cfg)
     _unload("firmware.interlock_setup")
+    # the journal before the board: its recovery code comes and goes
+    # while the heap is still small
+    j = open_journal(cfg, journal)
+    _unload("firmware.journal_open", "firmware.journal_scan")
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
     del choose_board, open_board
     _unload("hal.backend")
-    j = open_journal(cfg, journal)
-    _unload("firmware.journal_open", "firmware.journal_scan")
     if inference is None and cfg["inference"]["enabled"]:
         from firmware.anomaly import stage_from_config
 

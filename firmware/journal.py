@@ -313,31 +313,10 @@ class Journal:
             pass
 
     def _make_room(self, need):
-        total = self.size + self._pend_bytes
-        while total + need > self.cap_bytes:
-            if self.full_policy == "pause":
-                return False
-            victim = None
-            for q in (PRIO_TELEMETRY, PRIO_EVENT):
-                if self._segs[q]:
-                    victim = q
-                    break
-            if victim is None:
-                return False
-            seg = self._segs[victim][0]
-            if seg.first > self._acked[victim]:
-                unacked = seg.n
-            else:
-                from firmware.journal_scan import count_after
+        # only when full: its code stays off the heap until then
+        from firmware.journal_scan import make_room
 
-                unacked = count_after(seg, self._acked[victim])
-            self.dropped_cap += unacked
-            self._delete(victim, seg)
-            if seg.last > self._acked[victim]:
-                self._write_ack(victim, seg.last)
-            total = self.size + self._pend_bytes
-        self._size_hint = total
-        return True
+        return make_room(self, need)
 
     def _delete(self, q, seg):
         if self._segs[q] and self._segs[q][-1] is seg:

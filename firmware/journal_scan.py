@@ -1,13 +1,14 @@
-"""Reading frames back out of a journal segment: recovery at open
-(firmware/journal_open.py), the uplink's reads (firmware/outbox.py) and
-counting what a full journal drops. Apart from firmware/journal.py so that
-a device that only appends does not keep this code loaded.
+"""The journal's less frequent work: reading frames back out of a segment
+(recovery at open in firmware/journal_open.py, the uplink's reads in
+firmware/outbox.py) and making room when the journal is full. Apart from
+firmware/journal.py so that a device that only appends does not keep this
+code on its heap.
 """
 
 import binascii
 import struct
 
-from firmware.journal import HDR, MAX_RECORD
+from firmware.journal import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
 
 
 def _crc(frame_wo_crc_head, rest):
@@ -60,3 +61,31 @@ def count_after(seg, acked):
     with open(seg.path, "rb") as f:
         data = f.read()
     return sum(1 for _o, seq, _c, _p in scan(data) if seq > acked)
+
+
+def make_room(j, need):
+    """Drop the oldest records (telemetry first) until ``need`` bytes fit,
+    counting the unacknowledged ones; False under the pause policy."""
+    total = j.size + j._pend_bytes
+    while total + need > j.cap_bytes:
+        if j.full_policy == "pause":
+            return False
+        victim = None
+        for q in (PRIO_TELEMETRY, PRIO_EVENT):
+            if j._segs[q]:
+                victim = q
+                break
+        if victim is None:
+            return False
+        seg = j._segs[victim][0]
+        if seg.first > j._acked[victim]:
+            unacked = seg.n
+        else:
+            unacked = count_after(seg, j._acked[victim])
+        j.dropped_cap += unacked
+        j._delete(victim, seg)
+        if seg.last > j._acked[victim]:
+            j._write_ack(victim, seg.last)
+        total = j.size + j._pend_bytes
+    j._size_hint = total
+    return True
