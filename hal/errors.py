@@ -65,7 +65,8 @@ class ModelError(_Value):
 
 
 class BackendUnavailable(_Runtime):
-    """The hardware backend for a board cannot be loaded here."""
+    """A backend cannot be loaded here: a board's hardware, or an inference
+    runtime that is not installed."""
 
 
 class SensorError(_OS):
