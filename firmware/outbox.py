@@ -29,21 +29,21 @@ def read_batch(j, max_records, max_bytes, after=None):
     for q in PRIORITIES:
         live = j._live.get(q)
         if live is not None:
-            out = _collect(j, q, max(live[1], after.get(q + 2, 0)), None, max_records, max_bytes)
+            out = _collect(j, q, live[1], after.get(q + 2, 0), None, max_records, max_bytes)
             if out:
                 return q, out
-            floor = max(j._acked[q], after.get(q, 0))
-            out = _collect(j, q, floor, live[0], max_records, max_bytes)
+            out = _collect(j, q, j._acked[q], after.get(q, 0), live[0], max_records, max_bytes)
         else:
-            floor = max(j._acked[q], after.get(q, 0), after.get(q + 2, 0))
-            out = _collect(j, q, floor, None, max_records, max_bytes)
+            out = _collect(j, q, j._acked[q], max(after.get(q, 0), after.get(q + 2, 0)), None, max_records, max_bytes)
         if out:
             return q, out
     return None, []
 
 
-def _collect(j, q, floor, below, max_records, max_bytes):
-    """Synced records of queue ``q`` after ``floor`` (and before ``below``)."""
+def _collect(j, q, acked, in_flight, below, max_records, max_bytes):
+    """Synced records of queue ``q`` after the range's cursor ``acked`` and
+    what is ``in_flight`` (and before ``below``)."""
+    floor = max(acked, in_flight)
     now = j.now()
     ttl = j.ttl_s.get(q)
     out = []
@@ -77,7 +77,7 @@ def _collect(j, q, floor, below, max_records, max_bytes):
             nbytes += len(payload)
         if full:
             break
-    if skipped_to and floor == j._acked[q]:
+    if skipped_to and floor == acked:
         # nothing in flight before them: the expired records are done
         j.ack(q, skipped_to)
     return out

@@ -96,6 +96,30 @@ def test_live_records_go_before_the_backlog_and_the_ranges_merge():
     j.close()
 
 
+def test_expired_records_in_a_live_range_are_dropped_once():
+    from firmware import outbox
+
+    t = [1000]
+    j = Journal(tmp_path("livettl"), "fsync", ttl_s={1: 10}, now=lambda: t[0])
+    for n in range(3):
+        j.append({"n": n})  # the backlog
+    outbox.start_live(j)
+    for n in range(3, 5):
+        j.append({"n": n})  # live, soon expired
+    t[0] = 1005
+    j.append({"n": 5})
+    t[0] = 1012
+    q, b = j.read_batch()
+    assert [s for s, _p in b] == [6] and j.dropped_ttl == 2
+    q, b = j.read_batch()
+    assert [s for s, _p in b] == [6] and j.dropped_ttl == 2  # not counted twice
+    j.ack(q, 6)
+    # the backlog expired too: dropped, counted, and the ranges are one again
+    assert j.read_batch() == (None, [])
+    assert j.dropped_ttl == 5 and j.pending() == 0 and j.acked(1) == 6
+    j.close()
+
+
 def test_sequence_continues_across_reopen_even_when_all_was_acked():
     p = tmp_path("j")
     j = Journal(p, segment_bytes=1024, cap_bytes=1 << 20)
