@@ -1,0 +1,200 @@
+"""Property tests: single-operator models with parameters drawn by
+hypothesis (shapes, strides, padding, dilation, activations, per-tensor
+and per-channel scales, zero points, broadcast shapes, reduction axes),
+each run by the micro interpreter (numpy and scalar kernels) and by
+tflite-micro on the same random inputs: the outputs must be the same
+bytes."""
+
+import array
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from firmware.nn.interp import Interpreter
+
+runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install tflite-micro (the test extra)")
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scales = st.floats(0.002, 0.2)
+zero_points = st.integers(-30, 30)
+
+
+def _same(data, inputs, seed):
+    """Run both interpreters on a few random inputs; return the outputs."""
+    ref = runtime.Interpreter.from_bytes(data)
+    ours = [Interpreter(data, vectorise=v) for v in (False, True)]
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        xs = [rng.integers(-128, 128, shape).astype(np.int8) for shape in inputs]
+        for k, x in enumerate(xs):
+            ref.set_input(x, k)
+        ref.invoke()
+        want = ref.get_output(0).tobytes()
+        for it in ours:
+            for k, x in enumerate(xs):
+                it.input(k)[:] = array.array("b", x.tobytes())
+            it.invoke()
+            assert bytes(it.output(0)) == want, "numpy" if it.k.__name__.endswith("_np") else "scalar"
+
+
+def _out_size(n, f, stride, dil, same):
+    eff = (f - 1) * dil + 1
+    return (n + stride - 1) // stride if same else (n - eff + stride) // stride
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["CONV_2D", "DEPTHWISE_CONV_2D"]),
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.booleans(),
+    st.sampled_from([0, 1, 3]),
+    st.booleans(),
+    st.integers(1, 4),
+    st.integers(0, 2**16),
+    scales,
+    zero_points,
+    zero_points,
+)
+def test_conv(kind, h, w, fh, fw, sh, sw, dh, dw, same, act, per_channel, ch, seed, s_in, z_in, z_out):
+    from tflite_micro.python.tflite_micro.runtime import schema_fb as s
+
+    from tools.tflite_build import single_op_model
+
+    dm = 1 + (seed % 2 if kind == "DEPTHWISE_CONV_2D" else 0)
+    oc = ch * dm if kind == "DEPTHWISE_CONV_2D" else (seed % 4) + 1
+    oh, ow = _out_size(h, fh, sh, dh, same), _out_size(w, fw, sw, dw, same)
+    assume(oh >= 1 and ow >= 1)
+    rng = np.random.default_rng(seed)
+    fshape = [oc, fh, fw, ch] if kind == "CONV_2D" else [1, fh, fw, ch * dm]
+    filt = rng.integers(-127, 128, fshape).astype(np.int8)
+    w_scales = [float(x) for x in rng.uniform(0.002, 0.02, oc if per_channel else 1)]
+    bias = rng.integers(-2000, 2000, oc)
+    taps = fh * fw * (ch if kind == "CONV_2D" else 1)
+    s_out = s_in * max(w_scales) * 60 * taps**0.5 / 127
+    tensors = [
+        {"shape": [1, h, w, ch], "type": "int8", "name": "x", "scales": [s_in], "zps": [z_in]},
+        {"shape": fshape, "type": "int8", "name": "f", "data": filt, "scales": w_scales, "zps": [0] * len(w_scales), "qdim": 0 if kind == "CONV_2D" else 3},
+        {"shape": [oc], "type": "int32", "name": "b", "data": bias, "scales": [s_in * x for x in w_scales], "zps": [0] * len(w_scales)},
+        {"shape": [1, oh, ow, oc], "type": "int8", "name": "y", "scales": [s_out], "zps": [z_out]},
+    ]
+    pad = s.Padding.SAME if same else s.Padding.VALID
+    if kind == "CONV_2D":
+        o = s.Conv2DOptionsT()
+        otype, version = s.BuiltinOptions.Conv2DOptions, 3
+    else:
+        o = s.DepthwiseConv2DOptionsT()
+        o.depthMultiplier = dm
+        otype, version = s.BuiltinOptions.DepthwiseConv2DOptions, 3
+    o.padding, o.strideW, o.strideH, o.fusedActivationFunction = pad, sw, sh, act
+    o.dilationWFactor, o.dilationHFactor = dw, dh
+    code = s.BuiltinOperator.CONV_2D if kind == "CONV_2D" else s.BuiltinOperator.DEPTHWISE_CONV_2D
+    _same(single_op_model(code, tensors, [0, 1, 2], [3], otype, o, version), [(1, h, w, ch)], seed)
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["MAX_POOL_2D", "AVERAGE_POOL_2D"]),
+    st.integers(1, 8),
+    st.integers(1, 8),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.booleans(),
+    st.sampled_from([0, 1, 3]),
+    st.integers(1, 3),
+    st.integers(0, 2**16),
+    scales,
+    zero_points,
+)
+def test_pool(kind, h, w, fh, fw, sh, sw, same, act, ch, seed, s_in, z_in):
+    from tools.tflite_build import pool_model
+
+    assume(_out_size(h, fh, sh, 1, same) >= 1 and _out_size(w, fw, sw, 1, same) >= 1)
+    data = pool_model(kind, [1, h, w, ch], (s_in, z_in), (fh, fw), (sh, sw), "SAME" if same else "VALID", act)
+    _same(data, [(1, h, w, ch)], seed)
+
+
+@SETTINGS
+@given(
+    st.integers(1, 40),
+    st.integers(1, 12),
+    st.integers(1, 3),
+    st.booleans(),
+    st.sampled_from([0, 1, 3]),
+    st.integers(0, 2**16),
+    scales,
+    zero_points,
+    zero_points,
+)
+def test_fully_connected(n_in, n_out, batch, per_channel, act, seed, s_in, z_in, z_out):
+    from tools.tflite_build import dense_model
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
+    w_scales = [float(x) for x in rng.uniform(0.002, 0.02, n_out if per_channel else 1)]
+    s_out = s_in * max(w_scales) * 60 * n_in**0.5 / 127
+    data = dense_model(w, rng.integers(-3000, 3000, n_out), s_in, z_in, w_scales, s_out, z_out, act, batch)
+    _same(data, [(batch, n_in)], seed)
+
+
+@st.composite
+def broadcast_pair(draw):
+    rank = draw(st.integers(1, 4))
+    out = [draw(st.integers(1, 4)) for _ in range(rank)]
+    a = [d if draw(st.booleans()) else 1 for d in out]
+    b = [d if draw(st.booleans()) else 1 for d in out]
+    # either side may repeat along an axis; the second may also drop
+    # leading axes (numpy's rules, as TFLite broadcasts)
+    b = b[draw(st.integers(0, rank - 1)) :]
+    return a, b
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["ADD", "MUL"]), broadcast_pair(), st.sampled_from([0, 1, 3]), st.integers(0, 2**16), scales, zero_points, scales, zero_points, zero_points
+)
+def test_add_and_mul(kind, shapes, act, seed, s_a, z_a, s_b, z_b, z_out):
+    from tools.tflite_build import elementwise_model
+
+    a, b = shapes
+    s_out = (s_a + s_b) * 1.5 if kind == "ADD" else s_a * s_b * 128
+    data = elementwise_model(kind, a, (s_a, z_a), (s_b, z_b), (s_out, z_out), act, b)
+    _same(data, [tuple(a), tuple(b)], seed)
+
+
+@st.composite
+def mean_case(draw):
+    rank = draw(st.integers(1, 4))
+    shape = [draw(st.integers(1, 6)) for _ in range(rank)]
+    axes = draw(st.lists(st.integers(-rank, rank - 1), min_size=1, max_size=rank, unique=True))
+    return shape, axes
+
+
+@SETTINGS
+@given(mean_case(), st.booleans(), st.integers(0, 2**16), scales, zero_points, scales, zero_points)
+def test_mean(case, keep, seed, s_in, z_in, s_out, z_out):
+    from tools.tflite_build import mean_model
+
+    shape, axes = case
+    assume(len({a % len(shape) for a in axes}) == len(axes))  # not one axis twice (-1 and rank-1)
+    data = mean_model(shape, axes, keep, (s_in, z_in), (s_out, z_out))
+    _same(data, [tuple(shape)], seed)
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(2, 20), st.integers(0, 2**16), st.floats(0.005, 0.5), zero_points, st.floats(0.3, 2.0))
+def test_softmax(rows, depth, seed, s_in, z_in, beta):
+    from tools.tflite_build import softmax_model
+
+    _same(softmax_model([rows, depth], (s_in, z_in), beta), [(rows, depth)], seed)
