@@ -198,3 +198,45 @@ def test_softmax(rows, depth, seed, s_in, z_in, beta):
     from tools.tflite_build import softmax_model
 
     _same(softmax_model([rows, depth], (s_in, z_in), beta), [(rows, depth)], seed)
+
+
+@SETTINGS
+@given(st.integers(0, 2**16), st.floats(0.0005, 5.0), zero_points)
+def test_logistic_every_input(seed, s_in, z_in):
+    from tools.tflite_build import logistic_model
+
+    data = logistic_model([1, 256], (s_in, z_in))
+    ref = runtime.Interpreter.from_bytes(data)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    ref.set_input(x, 0)
+    ref.invoke()
+    for v in (False, True):
+        it = Interpreter(data, vectorise=v)
+        it.input(0)[:] = array.array("b", x.tobytes())
+        it.invoke()
+        assert bytes(it.output(0)) == ref.get_output(0).tobytes()
+
+
+@SETTINGS
+@given(st.integers(0, 2**16), st.floats(0.001, 2.0), zero_points)
+def test_quantize_and_dequantize(seed, scale, zp):
+    from tools.tflite_build import convert_model
+
+    rng = np.random.default_rng(seed)
+    for kind in ("QUANTIZE", "DEQUANTIZE"):
+        data = convert_model(kind, [1, 40], (scale, zp))
+        ref = runtime.Interpreter.from_bytes(data)
+        if kind == "QUANTIZE":
+            x = rng.uniform(-160 * scale, 160 * scale, (1, 40)).astype(np.float32)
+            x[0, :8] = ((np.arange(8) - 4) + 0.5) * np.float32(scale)  # halfway cases
+            code = "f"
+        else:
+            x = rng.integers(-128, 128, (1, 40)).astype(np.int8)
+            code = "b"
+        ref.set_input(x, 0)
+        ref.invoke()
+        for v in (False, True):
+            it = Interpreter(data, vectorise=v)
+            it.input(0)[:] = array.array(code, x.tobytes())
+            it.invoke()
+            assert bytes(it.output(0)) == ref.get_output(0).tobytes(), kind
