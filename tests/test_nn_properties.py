@@ -240,3 +240,109 @@ def test_quantize_and_dequantize(seed, scale, zp):
             it.input(0)[:] = array.array(code, x.tobytes())
             it.invoke()
             assert bytes(it.output(0)) == ref.get_output(0).tobytes(), kind
+
+
+def _random_models(rng, n):
+    """n single-op models with random parameters: (bytes, input shapes)."""
+    from tools.tflite_build import conv_model, dense_model, elementwise_model, mean_model, pool_model, softmax_model
+
+    out = []
+    for k in range(n):
+        kind = k % 6
+        alt = (k // 6) % 2  # the variant of that kind, alternating
+        if kind == 0:
+            h, w, ch, oc = (int(v) for v in rng.integers(2, 7, 4))
+            filt = rng.integers(-127, 128, (oc, 3, 3, ch)).astype(np.int8)
+            ws = [float(v) for v in rng.uniform(0.002, 0.02, oc)]
+            data = conv_model(
+                "CONV_2D",
+                [1, h, w, ch],
+                filt,
+                rng.integers(-900, 900, oc),
+                (0.03, int(rng.integers(-9, 9))),
+                ws,
+                (0.3, 3),
+                (int(rng.integers(1, 3)), 1),
+                "SAME",
+                3,
+            )
+            out.append((data, [(1, h, w, ch)]))
+        elif kind == 1:
+            h, w, ch = (int(v) for v in rng.integers(2, 7, 3))
+            filt = rng.integers(-127, 128, (1, 3, 2, ch)).astype(np.int8)
+            data = conv_model(
+                "DEPTHWISE_CONV_2D",
+                [1, h, w, ch],
+                filt,
+                rng.integers(-900, 900, ch),
+                (0.03, 2),
+                [0.01] * ch,
+                (0.2, -4),
+                (1, 2),
+                "VALID" if h > 2 else "SAME",
+                1,
+            )
+            out.append((data, [(1, h, w, ch)]))
+        elif kind == 2:
+            h, w, ch = (int(v) for v in rng.integers(2, 8, 3))
+            data = pool_model(["MAX_POOL_2D", "AVERAGE_POOL_2D"][alt], [1, h, w, ch], (0.05, 3), (2, 2), (2, 1), "SAME")
+            out.append((data, [(1, h, w, ch)]))
+        elif kind == 3:
+            a = [int(v) for v in rng.integers(1, 4, 3)]
+            b = [1 if rng.random() < 0.5 else d for d in a][1:]
+            data = elementwise_model(["ADD", "MUL"][alt], a, (0.04, 5), (0.02, -9), (0.05, 1) if alt == 0 else (0.01, 2), 0, b)
+            out.append((data, [tuple(a), tuple(b)]))
+        elif kind == 4:
+            shape = [int(v) for v in rng.integers(1, 5, 4)]
+            data = mean_model(shape, [1, 2], bool(alt), (0.05, 3), (0.02, -5))
+            out.append((data, [tuple(shape)]))
+        else:
+            n_in, n_out = int(rng.integers(2, 20)), int(rng.integers(2, 8))
+            if alt:
+                data = softmax_model([2, n_out], (0.1, -10))
+                out.append((data, [(2, n_out)]))
+            else:
+                w = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
+                data = dense_model(w, rng.integers(-3000, 3000, n_out), 0.02, 3, [float(v) for v in rng.uniform(0.002, 0.02, n_out)], 0.5, -2, 1)
+                out.append((data, [(1, n_in)]))
+    return out
+
+
+def test_random_single_op_models_on_micropython(tmp_path):
+    """Forty random single-op models, three inputs each, under the real
+    MicroPython: the same bytes as tflite-micro."""
+    from tests.conftest import run_micropython
+
+    rng = np.random.default_rng(2024)
+    models = _random_models(rng, 40)
+    want = bytearray()
+    for k, (data, shapes) in enumerate(models):
+        (tmp_path / ("m%d.tflite" % k)).write_bytes(data)
+        ref = runtime.Interpreter.from_bytes(data)
+        blob = bytearray()
+        for _ in range(3):
+            xs = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
+            for i, x in enumerate(xs):
+                ref.set_input(x, i)
+                blob += x.tobytes()
+            ref.invoke()
+            want += ref.get_output(0).tobytes()
+        (tmp_path / ("m%d.in" % k)).write_bytes(bytes(blob))
+    code = (
+        "import array\nfrom firmware.nn.interp import Interpreter\nout = bytearray()\n"
+        "for k in range(%d):\n"
+        "    it = Interpreter(open('%s/m%%d.tflite' %% k, 'rb').read())\n"
+        "    blob = open('%s/m%%d.in' %% k, 'rb').read()\n"
+        "    sizes = [len(it.input(i)) for i in range(len(it.model.inputs))]\n"
+        "    pos = 0\n"
+        "    for _ in range(3):\n"
+        "        for i, n in enumerate(sizes):\n"
+        "            it.input(i)[:] = array.array('b', blob[pos:pos + n])\n"
+        "            pos += n\n"
+        "        it.invoke()\n"
+        "        out.extend(bytes(it.output(0)))\n"
+        "open('%s/mp.out', 'wb').write(out)\n" % (len(models), tmp_path, tmp_path, tmp_path)
+    )
+    p = run_micropython(["-c", code])
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "mp.out").read_bytes() == bytes(want)
