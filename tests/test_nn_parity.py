@@ -45,12 +45,13 @@ def mp_outputs(tmp_path, model, xs):
     int8 array ``xs``; returns the outputs concatenated."""
     (tmp_path / "mp.tflite").write_bytes(model)
     (tmp_path / "mp.in").write_bytes(xs.tobytes())
-    n = xs[0].size
+    n = xs[0].nbytes
+    tc = "f" if xs.dtype == np.float32 else "b"
     code = (
         "import array\nfrom firmware.nn.interp import Interpreter\n"
         "it = Interpreter(open('%s','rb').read())\nxs = open('%s','rb').read()\nout = bytearray()\n"
-        "for k in range(%d):\n    it.input(0)[:] = array.array('b', xs[k*%d:(k+1)*%d])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
-        "open('%s','wb').write(out)\n" % (tmp_path / "mp.tflite", tmp_path / "mp.in", len(xs), n, n, tmp_path / "mp.out")
+        "for k in range(%d):\n    it.input(0)[:] = array.array('%s', xs[k*%d:(k+1)*%d])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
+        "open('%s','wb').write(out)\n" % (tmp_path / "mp.tflite", tmp_path / "mp.in", len(xs), tc, n, n, tmp_path / "mp.out")
     )
     p = run_micropython(["-c", code])
     assert p.returncode == 0, p.stderr
@@ -167,19 +168,34 @@ def _check(data, n, seed=0, max_clipped=0.35, inputs=None):
     ref = runtime.Interpreter.from_bytes(data)
     rng = np.random.default_rng(seed)
     shape = ref.get_input_details(0)["shape"]
+    # int8 models, or float at the edges (QUANTIZE in, DEQUANTIZE out)
+    real_in = ref.get_input_details(0)["dtype"] == np.float32
+    real_out = ref.get_output_details(0)["dtype"] == np.float32
     clipped = total = 0
+    seen = set()
     for k in range(n):
-        x = rng.integers(-128, 128, shape).astype(np.int8) if inputs is None else inputs[k].reshape(shape)
+        if inputs is not None:
+            x = inputs[k].reshape(shape)
+        elif real_in:
+            x = rng.normal(0, 3, shape).astype(np.float32)
+        else:
+            x = rng.integers(-128, 128, shape).astype(np.int8)
         ref.set_input(x, 0)
         ref.invoke()
         want = ref.get_output(0).tobytes()
-        ours.input(0)[:] = array.array("b", x.tobytes())
+        ours.input(0)[:] = array.array("f" if real_in else "b", x.tobytes())
         ours.invoke()
         assert bytes(ours.output(0)) == want
+        if real_out:
+            seen.add(want)
+            continue
         v = np.frombuffer(want, dtype=np.int8)
         clipped += int(((v == 127) | (v == -128)).sum())
         total += v.size
-    assert clipped < total * max_clipped, (clipped, total)
+    if real_out:
+        assert len(seen) > 10, len(seen)  # not one saturated answer
+    else:
+        assert clipped < total * max_clipped, (clipped, total)
 
 
 CONV_CASES = [(k, p, st, act) for k in ("CONV_2D", "DEPTHWISE_CONV_2D") for p in ("SAME", "VALID") for st in ((1, 1), (2, 1)) for act in (0, 3)]
@@ -364,6 +380,8 @@ def test_models_from_tensorflows_converter_bit_exact_on_1000_inputs():
 
     d = ROOT / "tests" / "data" / "tf"
     _check((d / "tf_dense.tflite").read_bytes(), 1000, seed=8, max_clipped=0.9)
+    # float in and out: QUANTIZE and DEQUANTIZE as the converter places them
+    _check((d / "tf_float_io.tflite").read_bytes(), 1000, seed=9)
     # the conv model on windows like those it was trained on (half with a
     # vibration burst), in its input quantization: random bytes are all
     # "vibration" to it and pin the sigmoid
@@ -379,6 +397,10 @@ def test_converter_model_on_micropython_matches_tflite_micro(tmp_path):
 
     data = (ROOT / "tests" / "data" / "tf" / "tf_conv.tflite").read_bytes()
     xs = np.random.default_rng(10).integers(-128, 128, (40, 1, 1, 64, 1)).astype(np.int8)
+    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    # float in and out: QUANTIZE and DEQUANTIZE in MicroPython's floats
+    data = (ROOT / "tests" / "data" / "tf" / "tf_float_io.tflite").read_bytes()
+    xs = np.random.default_rng(11).normal(0, 3, (40, 1, 6)).astype(np.float32)
     assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
 
 

@@ -43,6 +43,7 @@ def _runner(name, data, reference=False):
             ref.invoke()
             return ref.get_output(0).copy()
 
+        run_tflm.dtype = np.dtype(ref.get_input_details(0)["dtype"])
         return run_tflm
     try:
         if name == "micro" or not reference:
@@ -57,14 +58,27 @@ def _runner(name, data, reference=False):
         raise BackendMissing("backend %r is not installed (%s): %s" % (name, e, INSTALL.get(name, "")))
     m = it.model
     shape = m.tensors[m.outputs[0]].shape
+    # int8 models, or float at the edges (QUANTIZE in, DEQUANTIZE out)
+    dtype_in = np.dtype(np.float32 if _is_float(it, m.inputs[0]) else np.int8)
+    dtype_out = np.dtype(np.float32 if _is_float(it, m.outputs[0]) else np.int8)
 
     def run(x):
-        x = np.ascontiguousarray(x, dtype=np.int8).reshape(-1)
-        it.input(0)[:] = array.array("b", x.tobytes()) if name == "micro" else x
+        x = np.ascontiguousarray(x, dtype=dtype_in).reshape(-1)
+        it.input(0)[:] = array.array(dtype_in.char if dtype_in.char == "f" else "b", x.tobytes()) if name == "micro" else x
         it.invoke()
-        return np.array(it.output(0), dtype=np.int8).reshape(shape)
+        return np.array(it.output(0), dtype=dtype_out).reshape(shape)
 
+    run.dtype = dtype_in
     return run
+
+
+def _is_float(it, ti):
+    t = it.model.tensors[ti]
+    if hasattr(t, "type"):
+        from firmware.nn.model import FLOAT32
+
+        return t.type == FLOAT32
+    return t.dtype == "float32"
 
 
 def choose(name, data, reference=False):
@@ -92,12 +106,6 @@ def run(args):
     except (OSError, ValueError) as e:
         print("edgefw infer: %s: not a readable .npy file (%s)" % (args.inputs, e), file=sys.stderr)
         return 2
-    if xs.dtype != np.int8:
-        print(
-            "edgefw infer: %s: inputs are %s; the models are int8: quantize them with the model's input scale and zero point first" % (args.inputs, xs.dtype),
-            file=sys.stderr,
-        )
-        return 2
     try:
         name, fn = choose(args.backend, data, args.reference)
     except BackendMissing as e:
@@ -105,6 +113,10 @@ def run(args):
         return 2
     except ValueError as e:  # ModelError from the micro interpreter
         print("edgefw infer: %s: %s" % (args.model, e), file=sys.stderr)
+        return 2
+    if xs.dtype != fn.dtype:
+        hint = "quantize them with the model's input scale and zero point first" if fn.dtype == np.int8 else "this model quantizes its own input"
+        print("edgefw infer: %s: inputs are %s; the model takes %s: %s" % (args.inputs, xs.dtype, fn.dtype, hint), file=sys.stderr)
         return 2
     outs = []
     for i, x in enumerate(xs):

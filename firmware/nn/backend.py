@@ -54,6 +54,7 @@ def open_model(data, name="auto"):
 
 class _Tensor:
     def __init__(self, detail):
+        self.dtype = detail["dtype"].__name__
         self.shape = [int(d) for d in detail["shape"]]
         scale, zp = detail["quantization"]
         self.scale = [float(scale)]

@@ -6,9 +6,12 @@ representative dataset): the optional ``edgefw[tf]`` path.
     python -m tools.models.build_tf OUT_DIR
 
 writes ``OUT_DIR/tf_dense.tflite`` (the 6 window features -> Dense 12
-RELU -> Dense 1) and ``OUT_DIR/tf_conv.tflite`` (raw windows -> Conv2D
-1x9, 4 filters, RELU -> global average pool -> Dense 1 -> sigmoid), on the
-data tools/models/build.py generates. What the converter emits (its op
+RELU -> Dense 1), ``OUT_DIR/tf_conv.tflite`` (raw windows -> Conv2D 1x9,
+4 filters, RELU -> global average pool -> Dense 1 -> sigmoid), both with
+int8 input and output, and ``OUT_DIR/tf_float_io.tflite`` (features ->
+Dense 8 RELU -> Dense 2 -> softmax, float input and output as the
+converter leaves them by default), on the data tools/models/build.py
+generates. What the converter emits (its op
 versions, per-channel scales, MEAN for the pool, LOGISTIC at the end) is
 what the micro interpreter has to read; tests/data/tf/ keeps one
 conversion of each so the parity tests run them without TensorFlow.
@@ -22,7 +25,7 @@ import numpy as np
 from tools.models.build import WINDOW, raw_windows, windows
 
 
-def _convert(tf, model, calib):
+def _convert(tf, model, calib, int8_io=True):
     def representative():
         for row in calib[:300]:
             yield [row[None].astype(np.float32)]
@@ -31,8 +34,9 @@ def _convert(tf, model, calib):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    if int8_io:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
     return conv.convert()
 
 
@@ -66,7 +70,22 @@ def build(out_dir, seed=0):
     conv.fit(r, y2, epochs=20, batch_size=64, verbose=0)
     acc_conv = conv.evaluate(r, y2, verbose=0)[1]
     (out / "tf_conv.tflite").write_bytes(_convert(tf, conv, r))
-    return {"tf_dense_accuracy": round(float(acc_dense), 3), "tf_conv_accuracy": round(float(acc_conv), 3), "tensorflow": tf.__version__}
+
+    # the converter's default: float in and out, QUANTIZE and DEQUANTIZE
+    # at the edges of an int8 body
+    probs = tf.keras.Sequential(
+        [tf.keras.Input((x.shape[1],)), tf.keras.layers.Dense(8, activation="relu"), tf.keras.layers.Dense(2), tf.keras.layers.Softmax()]
+    )
+    probs.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    probs.fit(x, y, epochs=20, batch_size=64, verbose=0)
+    acc_probs = probs.evaluate(x, y, verbose=0)[1]
+    (out / "tf_float_io.tflite").write_bytes(_convert(tf, probs, x, int8_io=False))
+    return {
+        "tf_dense_accuracy": round(float(acc_dense), 3),
+        "tf_conv_accuracy": round(float(acc_conv), 3),
+        "tf_float_io_accuracy": round(float(acc_probs), 3),
+        "tensorflow": tf.__version__,
+    }
 
 
 def main(argv=None):
