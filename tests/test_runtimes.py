@@ -63,8 +63,11 @@ def _micro(data, xs):
 
 def _tflite_python():
     exe = os.environ.get("EDGEFW_TFLITE_PYTHON") or str(ROOT / ".venv-tflite" / "bin" / "python")
+    how = "python3 -m venv .venv-tflite && .venv-tflite/bin/pip install tflite-runtime==2.14.0 'numpy<2' (Python <= 3.11)"
     if not os.path.exists(exe):
-        pytest.skip("tflite-runtime venv missing: python3 -m venv .venv-tflite && .venv-tflite/bin/pip install tflite-runtime==2.14.0 'numpy<2'")
+        pytest.skip("tflite-runtime venv missing: " + how)
+    if subprocess.run([exe, "-c", "import tflite_runtime"], capture_output=True).returncode != 0:
+        pytest.skip("tflite-runtime is not installed in %s: %s" % (exe, how))
     return exe
 
 
