@@ -381,22 +381,22 @@ class Interpreter:
             n *= shape[a]
         if len(self.t[outs[0]]) * n != len(self.t[ins[0]]):
             raise ModelError("MEAN %r: output shape %r does not fit input %r reduced over %r" % (tout.name, tout.shape, shape, axes))
-        # where each input position lands in the output (0 along a reduced axis)
-        ostr = array.array("i", bytes(4 * nd))
+        # where each input position lands in the output (stride 0 along a reduced axis)
+        ostr = [0] * nd
         step = 1
         for d in range(nd - 1, -1, -1):
             if d not in axes:
                 ostr[d] = step
                 step *= shape[d]
+        omap = self._index_map(shape, ostr)
         # TFLM folds the 1/n of the mean into the rescaling multiplier
         mult, sh = kernels.quantize_multiplier(tin.scale[0] / tout.scale[0])
         k = min(len(bin(n)) - 3, 32, 31 + sh)
         mult = (mult << k) // n
         sh -= k
         acc = array.array("i", bytes(4 * len(self.t[outs[0]])))
-        idx = array.array("i", bytes(4 * nd))
-        self.arena_bytes += 4 * (len(acc) + 2 * nd)
-        return ("MEAN", ins[0], array.array("i", shape), ostr, idx, acc, outs[0], tin.zero_point[0] * n, mult, sh, tout.zero_point[0])
+        self.arena_bytes += 4 * len(acc)
+        return ("MEAN", ins[0], omap, acc, outs[0], tin.zero_point[0] * n, mult, sh, tout.zero_point[0])
 
     def _broadcast(self, name, ti, tout):
         """Index of ``ti``'s value for each output position (numpy's rules:
@@ -415,9 +415,17 @@ class Interpreter:
             if full[d] != 1:
                 strides[d] = step
             step *= full[d]
+        return self._index_map(oshp, strides)
+
+    def _index_map(self, shape, strides):
+        """For every position of ``shape`` in row-major order, the offset
+        ``strides`` give it in another tensor (stride 0 along an axis that
+        tensor repeats or that is summed into one place): built once at
+        load, so the kernels only look offsets up."""
         n = 1
-        for d in oshp:
+        for d in shape:
             n *= d
+        nd = len(shape)
         imap = array.array("i", bytes(4 * n))
         idx = [0] * nd
         off = 0
@@ -427,9 +435,9 @@ class Interpreter:
             while d >= 0:
                 idx[d] += 1
                 off += strides[d]
-                if idx[d] < oshp[d]:
+                if idx[d] < shape[d]:
                     break
-                off -= strides[d] * oshp[d]
+                off -= strides[d] * shape[d]
                 idx[d] = 0
                 d -= 1
         self.arena_bytes += 4 * n
@@ -476,8 +484,8 @@ class Interpreter:
             _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi, amap, bmap = p
             kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi, amap, bmap)
         elif p[0] == "MEAN":
-            _n, ti, shp, ostr, idx, acc, to, zpn, m_, sh, ozp = p
-            kernels.mean(t[ti], shp, ostr, idx, acc, t[to], zpn, m_, sh, ozp)
+            _n, ti, omap, acc, to, zpn, m_, sh, ozp = p
+            kernels.mean(t[ti], omap, acc, t[to], zpn, m_, sh, ozp)
         elif p[0] == "SOFTMAX":
             kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
         elif p[0] == "LOGISTIC":

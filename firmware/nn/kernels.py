@@ -209,28 +209,15 @@ def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi, amap=None, bmap=None):
         out[i] = lo if v < lo else (hi if v > hi else v)
 
 
-def mean(src, shape, ostr, idx, acc, out, in_zp_n, m, sh, out_zp):
+def mean(src, omap, acc, out, in_zp_n, m, sh, out_zp):
     """MEAN over some axes (TFLM reference): int32 sums per output, the
     input zero point taken out, one rescale that includes 1/count.
-    ``ostr``: output stride of each input axis (0 where reduced);
-    ``idx``/``acc``: scratch planned at load."""
-    nd = len(shape)
+    ``omap``: the output index of every input position; ``acc``: scratch
+    planned at load."""
     for j in range(len(acc)):
         acc[j] = 0
-    for d in range(nd):
-        idx[d] = 0
-    o = 0
     for i in range(len(src)):
-        acc[o] += src[i]
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            o += ostr[d]
-            if idx[d] < shape[d]:
-                break
-            o -= ostr[d] * shape[d]
-            idx[d] = 0
-            d -= 1
+        acc[omap[i]] += src[i]
     for j in range(len(out)):
         v = mbqm(acc[j] - in_zp_n, m, sh) + out_zp
         out[j] = -128 if v < -128 else (127 if v > 127 else v)

@@ -170,15 +170,9 @@ def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi, amap=None, bmap=None):
     _clamp_into(out, v, lo, hi)
 
 
-def mean(src, shape, ostr, idx, acc, out, in_zp_n, m, sh, out_zp):
-    key = ("m", tuple(shape), tuple(ostr))
-    dst = _cache.get(key)
-    if dst is None:
-        grids = np.indices(tuple(shape)).reshape(len(shape), -1)
-        dst = (np.asarray(ostr, dtype=np.int64)[:, None] * grids).sum(axis=0)
-        _cache[key] = dst
+def mean(src, omap, acc, out, in_zp_n, m, sh, out_zp):
     sums = np.zeros(len(out), dtype=np.int64)
-    np.add.at(sums, dst, _v(src).astype(np.int64))
+    np.add.at(sums, _vi(omap), _v(src).astype(np.int64))
     v = mbqm(sums - in_zp_n, m, sh) + out_zp
     _clamp_into(out, v, -128, 127)
 
