@@ -73,12 +73,9 @@ def _runner(name, data, reference=False):
 
 
 def _is_float(it, ti):
-    t = it.model.tensors[ti]
-    if hasattr(t, "type"):
-        from firmware.nn.model import FLOAT32
+    from firmware.nn.model import FLOAT32
 
-        return t.type == FLOAT32
-    return t.dtype == "float32"
+    return it.model.tensors[ti].type == FLOAT32
 
 
 def choose(name, data, reference=False):

@@ -12,7 +12,7 @@ same file with their optimised kernels. ``auto`` takes the first of
 installed raises BackendUnavailable with the command that installs it.
 
 Every backend answers the micro interpreter's questions the same way:
-``model.tensors[model.inputs[0]]`` has ``shape``, ``scale``,
+``model.tensors[model.inputs[0]]`` has ``type``, ``shape``, ``scale``,
 ``zero_point`` and ``size()``, and ``steps()`` yields between layers (the
 Linux runtimes run the whole model in one step).
 """
@@ -42,9 +42,7 @@ def open_model(data, name="auto"):
         if n == "micro":
             from firmware.nn.interp import Interpreter
 
-            it = Interpreter(data)
-            it.backend = "micro"
-            return it
+            return Interpreter(data)
         try:
             return LinuxRuntime(data, n)
         except ImportError as e:
@@ -54,7 +52,10 @@ def open_model(data, name="auto"):
 
 class _Tensor:
     def __init__(self, detail):
-        self.dtype = detail["dtype"].__name__
+        from firmware.nn.model import FLOAT32, INT8
+
+        # the schema's type codes, as firmware.nn.model gives them
+        self.type = FLOAT32 if detail["dtype"].__name__ == "float32" else INT8
         self.shape = [int(d) for d in detail["shape"]]
         scale, zp = detail["quantization"]
         self.scale = [float(scale)]

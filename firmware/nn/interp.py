@@ -69,6 +69,9 @@ def _macs(p, op, t):
 
 
 class Interpreter:
+    # firmware.nn.backend's name for it
+    backend = "micro"
+
     def __init__(self, data, vectorise=None):
         """``vectorise``: True runs the numpy kernels (CPython, numpy
         installed), False the scalar ones (what MicroPython runs); None
