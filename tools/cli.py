@@ -245,7 +245,9 @@ def make_parser():
     r.add_argument("--broker", metavar="HOST:PORT", help="forward the journal to this MQTT broker (the config's uplink section, enabled)")
     r.add_argument("--drain-s", type=float, default=2.0, help="at exit, try this long to send what is left (default 2)")
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
-    r.add_argument("--heap", default="256k", help="MicroPython heap size with --target micropython")
+    # from source: compiling the inference modules alone takes most of 256k;
+    # precompiled (edgefw mpy-build) the loop runs in 128k
+    r.add_argument("--heap", default="512k", help="MicroPython heap size with --target micropython (default 512k: it runs from source)")
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
     m.add_argument("out")
