@@ -112,17 +112,25 @@ def test_sigkill_many_times(tmp_path, broker):
     assert [s for s, _r in rows] == list(range(1, stats["next_seq"]))
 
 
-def test_broker_outage_everything_delivered_in_order(tmp_path, broker):
-    worker = IngestWorker(broker.port, tmp_path / "ingest.sqlite", client_id="ingest-outage")
-    p = device(tmp_path / "journal", broker.port, 4000)
-    time.sleep(0.3)
+def _through_an_outage(tmp_path, broker, worker, count, up_s, down_s, env=None):
+    """A device appending ``count`` records while the broker goes away for
+    ``down_s`` after ``up_s``; its stats once it is done and the ingest
+    has everything."""
+    p = device(tmp_path / "journal", broker.port, count, env=env)
+    time.sleep(up_s)
     broker.stop()
-    time.sleep(1.0)
+    time.sleep(down_s)
     broker.start()
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     stats = json.loads(out.strip().splitlines()[-1])
     assert worker.wait_for(stats["next_seq"] - 1, 60)
+    return stats
+
+
+def test_broker_outage_everything_delivered_in_order(tmp_path, broker):
+    worker = IngestWorker(broker.port, tmp_path / "ingest.sqlite", client_id="ingest-outage")
+    stats = _through_an_outage(tmp_path, broker, worker, 4000, 0.3, 1.0)
     rows = _bodies(worker.ing)
     worker.close()
     assert [s for s, _r in rows] == list(range(1, stats["next_seq"]))
@@ -136,15 +144,8 @@ def test_broker_outage_everything_delivered_in_order(tmp_path, broker):
 
 def test_live_first_sends_new_records_before_the_backlog(tmp_path, broker):
     worker = IngestWorker(broker.port, tmp_path / "ingest.sqlite", client_id="ingest-live")
-    p = device(tmp_path / "journal", broker.port, 3000, env={"EDGEFW_TEST_LIVE_FIRST": "1", "EDGEFW_TEST_APPEND_S": "0.001"})
-    time.sleep(0.5)
-    broker.stop()
-    time.sleep(1.5)  # a backlog builds up
-    broker.start()
-    out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-    stats = json.loads(out.strip().splitlines()[-1])
-    assert worker.wait_for(stats["next_seq"] - 1, 60)
+    # down long enough for a backlog, with appends still coming after it
+    stats = _through_an_outage(tmp_path, broker, worker, 3000, 0.5, 1.5, {"EDGEFW_TEST_LIVE_FIRST": "1", "EDGEFW_TEST_APPEND_S": "0.001"})
     rows = _bodies(worker.ing)
     # everything exactly once, and the two ranges merged again
     assert [s for s, _r in rows] == list(range(1, stats["next_seq"]))
