@@ -227,8 +227,8 @@ class Journal:
             self._pend_bytes += n
             self._size_hint += n
             self.next_seq = seq + 1
-            if len(self._pend) >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms:
-                self._commit()
+            self._unsynced += 1
+            self.tick()
             return seq
         f = self._write_frame(priority, seq, fr)
         self._unsynced += 1
@@ -268,12 +268,9 @@ class Journal:
             # ENOSPC or EFBIG: cut back to before this write (all of its
             # frames go, even whole ones: they are counted lost), keep going
             self._f.pop(q).close()
-            if hasattr(os, "truncate"):
-                os.truncate(seg.path, seg.size)
-            else:
-                from firmware import journal_open
+            from firmware import journal_open
 
-                journal_open.repair_tail(seg)
+            journal_open.cut_back(seg)
             raise JournalError("journal write failed (%s); the record was not stored" % (e,))
         seg.size += len(data)
         seg.n += n_frames
@@ -289,11 +286,11 @@ class Journal:
     def tick(self):
         """Group commit: write and sync when enough records or time have
         gathered. Call it now and then (the loop does, every cycle)."""
-        if self._pend:
-            if len(self._pend) >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms:
+        if self._unsynced and (self._unsynced >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms):
+            if self._pend:
                 self._commit()
-        elif self._unsynced and (self._unsynced >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms):
-            self._sync()
+            else:
+                self._sync()
 
     def _sync(self):
         for f in self._f.values():

@@ -34,5 +34,7 @@ def commit(journal):
         for p in pend[i:]:
             journal._size_hint -= len(p[2])
         journal.lost_io += len(pend) - i
+        # the held group is gone: the next one starts from nothing
+        journal._unsynced = 0
         raise
     journal._sync()

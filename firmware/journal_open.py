@@ -83,14 +83,14 @@ def open_queue(self, q):
     self._gc(q)
 
 
-def repair_tail(seg):
-    with open(seg.path, "rb") as f:
-        data = f.read()
-    st = {}
-    for _ in scan(data, st):
-        pass
-    if st["end"] < len(data):
-        truncate(seg.path, data, st["end"])
+def cut_back(seg):
+    """Cut a segment's file back to ``seg.size``, what it held before a
+    write that failed part way (ENOSPC, EFBIG)."""
+    data = None
+    if not hasattr(os, "truncate"):
+        with open(seg.path, "rb") as f:
+            data = f.read()
+    truncate(seg.path, data, seg.size)
 
 
 def truncate(path, data, good):
