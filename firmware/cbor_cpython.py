@@ -13,15 +13,15 @@ _PLAIN = frozenset((int, str, bytes, bool, type(None)))
 
 
 def _canonical_order(ks):
-    order = _ORDER.get(ks)
-    if order is None:
-        for k in ks:
-            if type(k) is not str:
-                return None
-        # length first, then bytewise (a text key's header grows with its length)
-        order = tuple(sorted(ks, key=lambda k: (len(k.encode()), k.encode())))
-        if len(_ORDER) < 4096:
-            _ORDER[ks] = order
+    """The canonical order of a key set not seen before (then kept in
+    _ORDER, which _plain_form looks in first), or None for non-text keys."""
+    for k in ks:
+        if type(k) is not str:
+            return None
+    # length first, then bytewise (a text key's header grows with its length)
+    order = tuple(sorted(ks, key=lambda k: (len(k.encode()), k.encode())))
+    if len(_ORDER) < 4096:
+        _ORDER[ks] = order
     return order
 
 
