@@ -150,22 +150,23 @@ def pool2d(inp, shp, out, oshp, filt, stride, pad, lo, hi, average):
     _clamp_into(out, v.reshape(-1), lo, hi)
 
 
-def _index(n, imap):
-    return np.arange(n) if imap is None else _vi(imap)
+def _operand(a, imap):
+    """An elementwise input as int64, spread to the output's shape by its
+    broadcast index map (None: already that shape)."""
+    x = _v(a).astype(np.int64)
+    return x if imap is None else x[_vi(imap)]
 
 
 def add(a, a_off, am, ash, b, b_off, bm, bsh, out, om, osh, out_zp, lo, hi, amap=None, bmap=None):
-    n = len(out)
-    x = mbqm((_v(a).astype(np.int64)[_index(n, amap)] + a_off) << 20, am, ash)
-    y = mbqm((_v(b).astype(np.int64)[_index(n, bmap)] + b_off) << 20, bm, bsh)
+    x = mbqm((_operand(a, amap) + a_off) << 20, am, ash)
+    y = mbqm((_operand(b, bmap) + b_off) << 20, bm, bsh)
     v = mbqm(x + y, om, osh) + out_zp
     _clamp_into(out, v, lo, hi)
 
 
 def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi, amap=None, bmap=None):
-    n = len(out)
-    x = _v(a).astype(np.int64)[_index(n, amap)] + a_off
-    y = _v(b).astype(np.int64)[_index(n, bmap)] + b_off
+    x = _operand(a, amap) + a_off
+    y = _operand(b, bmap) + b_off
     v = mbqm(x * y, m, sh) + out_zp
     _clamp_into(out, v, lo, hi)
 
