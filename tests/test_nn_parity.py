@@ -255,24 +255,11 @@ def test_edgefw_infer_compares_backends(tmp_path):
 @pytest.mark.parametrize("kind", ["ADD", "MUL"])
 @pytest.mark.parametrize("act", [0, 1, 3])
 def test_elementwise_ops_bit_exact(kind, act):
-    from firmware.nn.interp import Interpreter as Ours
     from tools.tflite_build import elementwise_model
 
     qo = (0.06, 3) if kind == "ADD" else (0.02, -4)
     data = elementwise_model(kind, [1, 5, 4], (0.03, -2), (0.05, 7), qo, act)
-    ours = Ours(data)
-    ref = runtime.Interpreter.from_bytes(data)
-    rng = np.random.default_rng(act)
-    for _ in range(500):
-        a = rng.integers(-128, 128, (1, 5, 4)).astype(np.int8)
-        b = rng.integers(-128, 128, (1, 5, 4)).astype(np.int8)
-        ref.set_input(a, 0)
-        ref.set_input(b, 1)
-        ref.invoke()
-        ours.input(0)[:] = array.array("b", a.tobytes())
-        ours.input(1)[:] = array.array("b", b.tobytes())
-        ours.invoke()
-        assert bytes(ours.output(0)) == ref.get_output(0).tobytes()
+    _check_two(data, (1, 5, 4), (1, 5, 4), 500, seed=act)
 
 
 BROADCASTS = [([1, 5, 4], [1, 1, 4]), ([2, 3, 4], [4]), ([1, 6], [1, 1]), ([3, 1, 5], [1, 4, 1])]
@@ -285,12 +272,17 @@ def test_broadcasting_elementwise_bit_exact(kind, shapes):
 
     sa, sb = shapes
     data = elementwise_model(kind, sa, (0.04, 5), (0.02, -9), (0.05, 1) if kind == "ADD" else (0.01, 2), 0, sb)
+    _check_two(data, sa, sb, 300, seed=len(sa) * 10 + len(sb))
+
+
+def _check_two(data, shape_a, shape_b, n, seed):
+    """A two-input model through both interpreters on ``n`` random pairs."""
     ours = Interpreter(data)
     ref = runtime.Interpreter.from_bytes(data)
-    rng = np.random.default_rng(len(sa) * 10 + len(sb))
-    for _ in range(300):
-        a = rng.integers(-128, 128, sa).astype(np.int8)
-        b = rng.integers(-128, 128, sb).astype(np.int8)
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        a = rng.integers(-128, 128, shape_a).astype(np.int8)
+        b = rng.integers(-128, 128, shape_b).astype(np.int8)
         ref.set_input(a, 0)
         ref.set_input(b, 1)
         ref.invoke()

@@ -50,28 +50,18 @@ def open_model(data, name="auto"):
     raise BackendUnavailable("inference backend not installed: " + "; ".join(missing))
 
 
-class _Tensor:
-    def __init__(self, detail):
-        from firmware.nn.model import FLOAT32, INT8
+def _tensor(detail):
+    """A runtime's tensor details as firmware.nn.model describes a tensor."""
+    from firmware.nn.model import FLOAT32, INT8, Tensor
 
-        # the schema's type codes, as firmware.nn.model gives them
-        self.type = FLOAT32 if detail["dtype"].__name__ == "float32" else INT8
-        self.shape = [int(d) for d in detail["shape"]]
-        scale, zp = detail["quantization"]
-        self.scale = [float(scale)]
-        self.zero_point = [int(zp)]
-        self.name = detail["name"]
-
-    def size(self):
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+    scale, zp = detail["quantization"]
+    ttype = FLOAT32 if detail["dtype"].__name__ == "float32" else INT8
+    return Tensor([int(d) for d in detail["shape"]], ttype, b"", [float(scale)], [int(zp)], 0, detail["name"])
 
 
 class _Model:
     def __init__(self, ins, outs):
-        self.tensors = [_Tensor(d) for d in ins + outs]
+        self.tensors = [_tensor(d) for d in ins + outs]
         self.inputs = list(range(len(ins)))
         self.outputs = list(range(len(ins), len(ins) + len(outs)))
 
