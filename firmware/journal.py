@@ -149,6 +149,7 @@ class Journal:
         self.dropped_cap = 0
         self.dropped_ttl = 0
         self.refused = 0
+        self.ack_repaired = 0
         self.appended = 0
         self._segs = {}
         self._acked = {}
@@ -162,7 +163,7 @@ class Journal:
         self._hold = durability == "group" and not IS_MICROPYTHON
         self.lost_io = 0
         self._last_sync = _ms()
-        self._cache = (None, 0, None)
+        self._cache = {}  # segment path -> (size, frames): outbox.py
         self._size_hint = 0
         # taken around every append, read and acknowledgement; a real lock
         # once a second thread shares the journal (firmware.forwarder)
@@ -174,8 +175,10 @@ class Journal:
         for q in PRIORITIES:
             journal_open.open_queue(self, q)
         self._size_hint = self.size
-        # the newest record whose sync has returned: readers stop there
+        # the newest record whose sync has returned (open synced what it
+        # kept): readers stop there
         self.synced_seq = self.next_seq - 1
+        journal_open.report_repairs(self)
 
     # --- opening ------------------------------------------------------------
     def _qdir(self, q):
@@ -321,8 +324,7 @@ class Journal:
             if f is not None:
                 f.close()
         self._segs[q].remove(seg)
-        if self._cache[0] == seg.path:
-            self._cache = (None, 0, None)
+        self._cache.pop(seg.path, None)
         try:
             os.remove(seg.path)
         except OSError:

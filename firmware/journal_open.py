@@ -35,22 +35,34 @@ def makedirs(p):
                 raise JournalError("cannot create journal directory %s: %s" % (cur, e))
 
 
+# the largest cursor an ack file may hold: frames carry u64 sequence numbers
+_SEQ_MAX = (1 << 63) - 1
+
+
+def read_ack(path):
+    """The numbers of an ack file: [acked] or [acked, start, live_acked];
+    [] when there is none, None when it holds anything else."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(64)
+    except OSError:
+        return []
+    try:
+        nums = [int(x) for x in raw.decode().split()]
+    except (ValueError, UnicodeError):
+        return None
+    if len(nums) not in (1, 3):
+        return None
+    for n in nums:
+        if not 0 <= n <= _SEQ_MAX:
+            return None
+    return nums
+
+
 def open_queue(self, q):
     d = self._qdir(q)
     makedirs(d)
-    acked = 0
-    try:
-        with open(join(d, "ack")) as f:
-            nums = [int(x) for x in f.read().split()]
-        acked = nums[0] if nums else 0
-        if len(nums) == 3:
-            # live records were going first: their own range and cursor
-            self._live[q] = [nums[1], nums[2]]
-            if nums[2] >= self.next_seq:
-                self.next_seq = nums[2] + 1
-    except (OSError, ValueError):
-        acked = 0
-    self._acked[q] = acked
+    nums = read_ack(join(d, "ack"))
     names = sorted(n for n in os.listdir(d) if n.endswith(".seg"))
     segs = []
     for k, name in enumerate(names):
@@ -58,7 +70,11 @@ def open_queue(self, q):
         with open(p, "rb") as f:
             data = f.read()
         st = {}
-        seg = _Segment(int(name[:-4]), p)
+        try:
+            first = int(name[:-4])
+        except ValueError:
+            first = 0
+        seg = _Segment(first, p)
         for _off, seq, _c, _pl in scan(data, st):
             seg.n += 1
             seg.last = seq
@@ -71,16 +87,64 @@ def open_queue(self, q):
             else:
                 self.corrupt_skipped += len(data) - st["end"]
         seg.size = st["end"] if k == len(names) - 1 else len(data)
+        data = None
         if seg.n == 0 and k < len(names) - 1:
             os.remove(p)
             continue
+        if seg.n:
+            # what the last run wrote may still sit in the OS's cache: on
+            # disk before any of it is sent (or its numbers could come again)
+            with open(p, "ab") as f:
+                fsync(f)
         segs.append(seg)
         if seg.last >= self.next_seq:
             self.next_seq = seg.last + 1
+    self._segs[q] = segs
+    top = 0
+    for seg in segs:
+        top = max(top, seg.last)
+    if nums is None or (nums and not _ack_fits(nums, top)):
+        # nonsense: send everything on disk again (the receiver drops
+        # duplicates) rather than trust it and lose records
+        self.ack_repaired += 1
+        if nums:
+            # well-formed, only past the records: numbers stay above it
+            self.next_seq = max(self.next_seq, max(nums) + 1)
+        nums = [0]
+    acked = nums[0] if nums else 0
+    if len(nums) == 3:
+        # live records were going first: their own range and cursor
+        self._live[q] = [nums[1], nums[2]]
+        if nums[2] >= self.next_seq:
+            self.next_seq = nums[2] + 1
+    self._acked[q] = acked
     if acked >= self.next_seq:
         self.next_seq = acked + 1
-    self._segs[q] = segs
     self._gc(q)
+
+
+def _ack_fits(nums, top):
+    """An ack cursor names records this queue has had: none past its
+    newest record on disk, and a live range inside [cursor, newest]."""
+    if nums[0] > top:
+        return False
+    if len(nums) == 3:
+        start, live_acked = nums[1], nums[2]
+        return nums[0] < start <= live_acked + 1 and live_acked <= top
+    return True
+
+
+def report_repairs(j):
+    """One event record when opening repaired anything (a torn tail, a
+    damaged frame, an ack file that made no sense), so the receiver
+    learns of it."""
+    if j.recovered_bytes or j.corrupt_skipped or j.ack_repaired:
+        from firmware.journal import PRIO_EVENT
+
+        j.append(
+            {"k": "repair", "recovered_bytes": j.recovered_bytes, "corrupt_skipped": j.corrupt_skipped, "ack_reset": j.ack_repaired},
+            PRIO_EVENT,
+        )
 
 
 def cut_back(seg):

@@ -1,6 +1,7 @@
 """What the two MQTT clients of the uplink share: their settings.
 ``firmware.mqtt_paho`` (CPython) and ``firmware.mqtt_umqtt`` (MicroPython)
-add ``connect``, ``publish``, ``wait`` and ``disconnect``."""
+add ``connect``, ``publish``, ``wait``, ``receipts`` and ``disconnect``.
+``receipt_topic``, when the uplink sets it, is subscribed at connect."""
 
 
 class ClientBase:
@@ -12,3 +13,4 @@ class ClientBase:
         self.password = password
         self.tls = tls
         self.timeout_s = timeout_ms / 1000
+        self.receipt_topic = None

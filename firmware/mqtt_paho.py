@@ -4,6 +4,7 @@ CPython only (paho runs a network thread). ``publish`` returns at once;
 ``wait`` asks whether the PUBACK has arrived.
 """
 
+import collections
 import threading
 
 import paho.mqtt.client as mqtt
@@ -16,6 +17,8 @@ class Client(ClientBase):
         ClientBase.__init__(self, *args, **kw)
         self._c = None
         self._lost = threading.Event()
+        self._inbox = collections.deque()
+        self._arrived = threading.Event()
 
     def connect(self):
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311, clean_session=True)
@@ -37,8 +40,16 @@ class Client(ClientBase):
             self._lost.set()
             connected.set()
 
+        subscribed = threading.Event()
+
+        def on_message(client, userdata, msg):
+            self._inbox.append(msg.payload)
+            self._arrived.set()
+
         c.on_connect = on_connect
         c.on_disconnect = on_disconnect
+        c.on_message = on_message
+        c.on_subscribe = lambda *a: subscribed.set()
         self._lost.clear()
         c.connect(self.host, self.port, keepalive=30)
         c.loop_start()
@@ -47,6 +58,12 @@ class Client(ClientBase):
             rc = result.get("rc", "timeout")
             hint = " (check uplink.username and uplink.password)" if str(rc) in ("Not authorized", "Bad user name or password") else ""
             raise OSError("MQTT connect to %s:%d failed: %s%s" % (self.host, self.port, rc, hint))
+        if self.receipt_topic is not None:
+            # subscribed before the first batch goes, or its receipt is lost
+            c.subscribe(self.receipt_topic, qos=1)
+            if not subscribed.wait(self.timeout_s) or self._lost.is_set():
+                c.loop_stop()
+                raise OSError("MQTT subscribe to %s at %s:%d failed or timed out" % (self.receipt_topic, self.host, self.port))
         self._c = c
 
     def publish(self, topic, payload):
@@ -68,6 +85,16 @@ class Client(ClientBase):
             except (RuntimeError, ValueError) as e:
                 raise OSError(str(e))
         return handle.is_published()
+
+    def receipts(self, timeout_ms=0):
+        if not self._inbox and timeout_ms:
+            self._arrived.wait(timeout_ms / 1000)
+        self._arrived.clear()
+        # cleared before taking: a message arriving now sets it again
+        out = []
+        while self._inbox:
+            out.append(self._inbox.popleft())
+        return out
 
     def disconnect(self):
         c, self._c = self._c, None

@@ -13,9 +13,15 @@ known problems handled.
   DER; mbedtls here takes DER, so PEM is decoded first) and the broker's
   host name or address.
 
+- Timeouts: umqtt.simple's ``wait_msg`` calls ``setblocking(True)`` on
+  every packet, which on MicroPython drops the socket's timeout, so a
+  broker that stops answering would block the next read for ever. The
+  socket is wrapped so that "blocking" means "with the timeout".
+
 umqtt.simple's ``publish`` returns only after the PUBACK, so a handle is
 complete when ``publish`` returns; a broker that does not answer raises
-``OSError`` from the socket timeout.
+``OSError`` from the socket timeout. Receipts arrive through umqtt's
+callback, during a publish or from ``check_msg``.
 """
 
 import sys
@@ -35,10 +41,30 @@ class _Fixed(MQTTClient):
         return MQTTClient.publish(self, topic, msg, retain, qos)
 
 
+class _TimedSock:
+    """The socket with umqtt's ``setblocking(True)`` made a timeout."""
+
+    def __init__(self, sock, timeout_s):
+        self.s = sock
+        self.timeout_s = timeout_s
+        self.read = sock.read
+        self.write = sock.write
+
+    def setblocking(self, flag):
+        if flag:
+            self.s.settimeout(self.timeout_s)
+        else:
+            self.s.setblocking(False)
+
+    def close(self):
+        self.s.close()
+
+
 class Client(ClientBase):
     def __init__(self, *args, **kw):
         ClientBase.__init__(self, *args, **kw)
         self._c = None
+        self._inbox = []
 
     def connect(self):
         params = {}
@@ -69,7 +95,18 @@ class Client(ClientBase):
             pass  # a TLS socket may not pass options through
         if hasattr(sock, "settimeout"):
             sock.settimeout(self.timeout_s)
+            c.sock = _TimedSock(sock, self.timeout_s)
         self._c = c
+        if self.receipt_topic is not None:
+            c.set_callback(self._on_msg)
+            try:
+                c.subscribe(self.receipt_topic, 1)
+            except Exception as e:
+                self.disconnect()
+                raise OSError("MQTT subscribe to %s failed: %r" % (self.receipt_topic, e))
+
+    def _on_msg(self, topic, msg):
+        self._inbox.append(msg)
 
     def publish(self, topic, payload):
         if self._c is None:
@@ -82,6 +119,20 @@ class Client(ClientBase):
 
     def wait(self, handle, timeout_ms):
         return handle
+
+    def receipts(self, timeout_ms=0):
+        if self._c is None:
+            raise OSError("not connected to the broker")
+        try:
+            # what has arrived, without waiting: at most a window's worth
+            for _ in range(16):
+                n = len(self._inbox)
+                if self._c.check_msg() is None and len(self._inbox) == n:
+                    break
+        except Exception as e:
+            raise OSError("receive failed: %r" % (e,))
+        out, self._inbox = self._inbox, []
+        return out
 
     def disconnect(self):
         c, self._c = self._c, None

@@ -5,18 +5,35 @@ statistics. Kept apart so a device that only records never loads it;
 from firmware import cbor
 from firmware.journal import PRIORITIES
 from firmware.journal_scan import scan
+from hal.compat import IS_MICROPYTHON
+
+
+# segments whose frames are kept (the newest of each queue, mostly); one
+# on a small heap
+_KEEP = 1 if IS_MICROPYTHON else 4
 
 
 def _frames(j, seg):
-    c = j._cache
-    if c[0] == seg.path and c[1] == seg.size:
-        return c[2]
+    """The segment's frames as (seq, created, payload). The newest segment
+    grows while it is read: only what was written since the last read is
+    read and checked, so a read under the journal's lock stays short."""
+    c = j._cache.get(seg.path)
+    if c is not None and c[0] == seg.size:
+        return c[1]
     for f in j._f.values():
         f.flush()
+    start, frames = 0, []
+    if c is not None and c[0] < seg.size:
+        # whole frames only are ever appended: c[0] is a frame boundary
+        start, frames = c
     with open(seg.path, "rb") as f:
-        data = f.read()
-    frames = [(seq, created, payload) for _o, seq, created, payload in scan(data)]
-    j._cache = (seg.path, seg.size, frames)
+        if start:
+            f.seek(start)
+        data = f.read(seg.size - start)
+    frames.extend((seq, created, payload) for _o, seq, created, payload in scan(data))
+    if c is None and len(j._cache) >= _KEEP:
+        del j._cache[next(iter(j._cache))]
+    j._cache[seg.path] = (seg.size, frames)
     return frames
 
 
@@ -163,4 +180,5 @@ def stats(j):
         "unsynced": len(j._pend),
         "corrupt_skipped": j.corrupt_skipped,
         "recovered_bytes": j.recovered_bytes,
+        "ack_repaired": j.ack_repaired,
     }

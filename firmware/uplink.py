@@ -1,17 +1,20 @@
-"""Store-and-forward: journal batches to MQTT (QoS 1), acknowledged only
-after the broker's PUBACK.
+"""Store-and-forward: journal batches to MQTT (QoS 1), deleted only after
+the receiver's receipt (or, with ``receipts`` off, the broker's PUBACK).
 
     up = Uplink(journal, client, "sim-0001", key=device_key)
     while True:
         up.pump()                 # never raises for a broker problem
 
 A batch is one MQTT message on ``edgefw/<device>/up``: the CBOR map
-``{"dev", "q", "first", "last", "recs": [record CBOR bytes, ...]}``,
+``{"dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms",
+"recs": [record CBOR bytes, ...]}`` (``id``: 8 random bytes the receipt
+names; ``boot``: this run's id; ``utc_ms``: the device's UTC clock, null
+while it is not set; ``mono_ms``: its millisecond tick),
 sealed (``firmware.seal``) when a key is given. It goes out when
 ``batch_records`` records or ``batch_bytes`` bytes are waiting, or the
 oldest waiting record is ``batch_ms`` old. Up to ``window`` batches may be
 in flight; the journal's ack cursor moves only over a contiguous run of
-acknowledged batches, so a PUBACK lost in a disconnect means the batch is
+receipted batches, so a receipt lost in a disconnect means the batch is
 sent again (the receiver drops duplicates by device and sequence number).
 
 Broker problems (refused connection, timeout, reset) disconnect, wait an
@@ -22,7 +25,8 @@ The client is chosen in one place (``make_client``): paho-mqtt on CPython
 (``firmware.mqtt_paho``), umqtt.simple on MicroPython
 (``firmware.mqtt_umqtt``). Both offer ``connect()``, ``publish(topic,
 payload) -> handle``, ``wait(handle, timeout_ms) -> bool``,
-``disconnect()``.
+``receipts(timeout_ms) -> [payload, ...]`` (what arrived on
+``receipt_topic``, subscribed at connect), ``disconnect()``.
 """
 
 import os
@@ -77,8 +81,10 @@ def check_config(cfg, src="<config>"):
     c.num("uplink.batch_records", up["batch_records"], 1, 100000, integer=True)
     c.num("uplink.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
     c.num("uplink.rate_bytes_s", up["rate_bytes_s"], 0, integer=True)
-    if not isinstance(up["live_first"], bool):
-        c.fail("uplink.live_first", "true or false", up["live_first"])
+    for k in ("live_first", "receipts"):
+        if not isinstance(up[k], bool):
+            c.fail("uplink." + k, "true or false", up[k])
+    c.num("uplink.receipt_timeout_ms", up["receipt_timeout_ms"], 100, 3600000, integer=True)
     return host, int(port)
 
 
@@ -86,7 +92,65 @@ def topic_for(device_id):
     return "edgefw/%s/up" % device_id
 
 
+# a clock before this (2024-01-01) has not been set
+_CLOCK_SET_S = 1704067200
+_BOOT = None
+
+
+def boot_id():
+    """Eight random bytes, new at every start: which run a record is from."""
+    global _BOOT
+    if _BOOT is None:
+        _BOOT = os.urandom(8)
+    return _BOOT
+
+
+def utc_ms():
+    """Wall-clock UTC in ms, or None while the clock is not set (no NTP
+    yet: a device's clock starts at its epoch)."""
+    t = time.time()
+    if sys.implementation.name == "micropython":
+        if time.gmtime(0)[0] == 2000:
+            # the ESP32 port counts from 2000, not 1970
+            t += 946684800
+    if t < _CLOCK_SET_S:
+        return None
+    return int(t * 1000)
+
+
+# where a batch in flight stands
+_SENT = 0  # published, no PUBACK yet
+_AT_BROKER = 1  # PUBACK: the broker has it, the receiver may not
+_DONE = 2  # receipted (or, without receipts, PUBACKed): may be deleted
+
+
+class _Batch:
+    __slots__ = ("handle", "q", "lane", "first", "last", "n", "size", "t", "id", "state")
+
+    def __init__(self, handle, q, lane, first, last, n, size, t, bid):
+        self.handle = handle
+        self.q = q
+        self.lane = lane
+        self.first = first
+        self.last = last
+        self.n = n
+        self.size = size
+        self.t = t
+        self.id = bid
+        self.state = _SENT
+
+
 class Uplink:
+    """``receipts`` (the default): a record is deleted only after the
+    receiver's receipt says it is in the database (``firmware.receipt``);
+    a batch with no receipt ``receipt_timeout_ms`` after its PUBACK is
+    sent again. Without receipts, the broker's PUBACK is enough (the
+    broker then holds the only copy until a receiver takes it).
+
+    Network calls never run under the journal's lock: it is taken only to
+    read a batch and to move the ack cursor, so a broker that hangs holds
+    up this uplink, never the loop's record stage."""
+
     def __init__(
         self,
         journal,
@@ -103,17 +167,27 @@ class Uplink:
         backoff_max_ms=30000,
         ack_timeout_ms=10000,
         live_first=False,
+        receipts=True,
+        receipt_timeout_ms=5000,
     ):
         self.j = journal
         self.live_first = live_first
         self.client = client
         self.device = device_id
         self.topic = topic or topic_for(device_id)
+        self.key = key
         self.sealer = None
         if key is not None:
             from firmware.seal import Sealer
 
             self.sealer = Sealer(key, device_id)
+        self.receipts = receipts
+        if receipts:
+            from firmware import receipt
+
+            self._receipt = receipt
+            client.receipt_topic = receipt.topic_for(device_id)
+        self.receipt_timeout_ms = receipt_timeout_ms
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
         self.batch_ms = batch_ms
@@ -125,8 +199,10 @@ class Uplink:
         self.connected = False
         self._attempt = 0
         self._retry_at = None
-        self._inflight = []  # (handle, queue, last_seq, sent_ms)
-        self._sent_to = {}  # queue -> last seq handed to the broker
+        self._pause = None  # (t0, ms): no new batches after a refusal
+        self._refusals = 0
+        self._inflight = []
+        self._sent_to = {}  # lane -> last seq handed to the broker
         self._waiting_since = None
         self._tokens = 0
         self._tok_t = _ms()
@@ -136,23 +212,35 @@ class Uplink:
         self.reconnects = 0
         self.errors = 0
         self.last_error = None
+        self.resent = 0
+        self.rejected = 0
+        self.last_rejection = None
+        self.bad_receipts = 0
+        self.pending_records = None
 
     # ------------------------------------------------------------------
+    def _backoff(self, attempt):
+        delay = min(self.backoff_max_ms, self.backoff_ms * (1 << min(attempt, 16)))
+        # full jitter in [delay/2, delay*3/2): devices that lost the broker
+        # together do not all come back in the same millisecond
+        r = int.from_bytes(os.urandom(2), "little") / 65536
+        return (_ms(), int(delay * (0.5 + r)))
+
+    def _forget_inflight(self):
+        # what had no receipt goes again: the receiver drops duplicates
+        self._inflight = []
+        self._sent_to = {}
+
     def _fail(self, e):
         self.errors += 1
-        self.last_error = repr(e)
+        self.last_error = str(e) or repr(e)
         try:
             self.client.disconnect()
         except Exception:
             pass
         self.connected = False
-        self._inflight = []
-        self._sent_to = {}
-        delay = min(self.backoff_max_ms, self.backoff_ms * (1 << min(self._attempt, 16)))
-        # full jitter in [delay/2, delay*3/2): devices that lost the broker
-        # together do not all come back in the same millisecond
-        r = int.from_bytes(os.urandom(2), "little") / 65536
-        self._retry_at = (_ms(), int(delay * (0.5 + r)))
+        self._forget_inflight()
+        self._retry_at = self._backoff(self._attempt)
         self._attempt += 1
 
     def _ensure_connected(self):
@@ -173,7 +261,8 @@ class Uplink:
             # a backlog waiting now: what is appended from here on goes first
             from firmware import outbox
 
-            outbox.start_live(self.j)
+            with self.j.lock:
+                outbox.start_live(self.j)
         self.connected = True
         self._attempt = 0
         self._retry_at = None
@@ -190,8 +279,15 @@ class Uplink:
             return True
         return False
 
+    def _read(self):
+        """The next batch's records (under the journal's lock: short)."""
+        with self.j.lock:
+            q, recs = self.j.read_batch_after(self._sent_to, self.batch_records, self.batch_bytes)
+            live = self.j._live.get(q) if recs else None
+        return q, recs, live
+
     def _batch(self):
-        q, recs = self.j.read_batch_after(self._sent_to, self.batch_records, self.batch_bytes)
+        q, recs, live = self._read()
         if not recs:
             self._waiting_since = None
             return None
@@ -204,79 +300,170 @@ class Uplink:
                 return None
         self._waiting_since = None
         first, last = recs[0][0], recs[-1][0]
-        body = cbor.dumps({"dev": self.device, "q": q, "first": first, "last": last, "recs": [p for _s, p in recs]})
+        bid = os.urandom(8)
+        m = {"dev": self.device, "q": q, "first": first, "last": last, "id": bid, "boot": boot_id(), "utc_ms": utc_ms(), "mono_ms": _ms()}
+        m["recs"] = [p for _s, p in recs]
+        body = cbor.dumps(m)
         if self.sealer is not None:
             body = self.sealer.seal(q, first, last, body)
-        return q, first, last, len(recs), body
+        # a live range's records are in flight on a lane of their own
+        lane = q + 2 if live is not None and first >= live[0] else q
+        return q, lane, first, last, len(recs), body, bid
 
     def pump(self, max_batches=64):
         """Send what is due and collect acknowledgements; returns the number
         of records acknowledged in this call."""
         # a group of held records that is due goes to disk before reading
-        # (the caller holds the journal's lock, as for everything here)
-        self.j.tick()
+        with self.j.lock:
+            self.j.tick()
         if not self._ensure_connected():
             return 0
         acked = 0
         try:
+            if self.receipts:
+                self._take_receipts(0)
             sent = 0
-            while len(self._inflight) < self.window and sent < max_batches:
+            while len(self._inflight) < self.window and sent < max_batches and not self._paused():
                 b = self._batch()
                 if b is None:
                     break
-                q, first, last, n, body = b
+                q, lane, first, last, n, body, bid = b
                 if not self._take_tokens(len(body)):
                     break
                 h = self.client.publish(self.topic, body)
-                self._inflight.append((h, q, last, n, len(body), _ms()))
-                live = self.j._live.get(q)
-                # a live range's records are in flight on a lane of their own
-                self._sent_to[q + 2 if live is not None and first >= live[0] else q] = last
+                self._inflight.append(_Batch(h, q, lane, first, last, n, len(body), _ms(), bid))
+                self._sent_to[lane] = last
                 sent += 1
             acked += self._collect(block=len(self._inflight) >= self.window)
         except Exception as e:
             self._fail(e)
         return acked
 
+    def _paused(self):
+        if self._pause is None:
+            return False
+        if _diff(_ms(), self._pause[0]) >= self._pause[1]:
+            self._pause = None
+            return False
+        return True
+
     def _collect(self, block):
-        acked = 0
-        while self._inflight:
-            h, q, last, n, size, t0 = self._inflight[0]
-            ok = self.client.wait(h, self.ack_timeout_ms if block else 0)
-            if not ok:
-                if _diff(_ms(), t0) > self.ack_timeout_ms:
+        wait_ms = self.ack_timeout_ms if block else 0
+        for b in self._inflight:
+            if b.state != _SENT:
+                continue
+            if not self.client.wait(b.handle, wait_ms):
+                if _diff(_ms(), b.t) > self.ack_timeout_ms:
                     raise OSError("no PUBACK within %d ms" % self.ack_timeout_ms)
                 break
-            self._inflight.pop(0)
-            self.j.ack(q, last)
+            wait_ms = 0
+            b.state = _AT_BROKER if self.receipts else _DONE
+            b.t = _ms()
+        if self.receipts and self._inflight:
+            if block and self._inflight[0].state == _AT_BROKER:
+                # the window is full: wait a little for the receiver
+                self._take_receipts(min(100, self.receipt_timeout_ms, self.ack_timeout_ms))
+            for b in self._inflight:
+                if b.state == _AT_BROKER and _diff(_ms(), b.t) > self.receipt_timeout_ms:
+                    self.resent += sum(x.n for x in self._inflight if x.state != _DONE)
+                    self.last_error = "no receipt within %d ms: sending again" % self.receipt_timeout_ms
+                    self._drop_from(self._inflight.index(b))
+                    break
+        acked = 0
+        while self._inflight and self._inflight[0].state == _DONE:
+            b = self._inflight.pop(0)
+            with self.j.lock:
+                self.j.ack(b.q, b.last)
             self.batches += 1
-            self.records += n
-            self.bytes += size
-            acked += n
-            block = False
+            self.records += b.n
+            self.bytes += b.size
+            acked += b.n
         return acked
+
+    def _drop_from(self, i):
+        """Forget batch ``i`` and every later one: they are read and sent
+        again. Batches before ``i`` stay."""
+        keep = self._inflight[:i]
+        self._inflight = keep
+        self._sent_to = {}
+        for b in keep:
+            self._sent_to[b.lane] = b.last
+
+    def _take_receipts(self, timeout_ms):
+        for blob in self.client.receipts(timeout_ms):
+            r = self._receipt.parse(blob, self.key)
+            if r is None:
+                self.bad_receipts += 1
+                continue
+            b = None
+            for i, x in enumerate(self._inflight):
+                if x.id == r.get("id"):
+                    b = x
+                    break
+            if r["ok"]:
+                if not r["verified"]:
+                    self.bad_receipts += 1
+                elif b is not None and b.state != _DONE:
+                    b.state = _DONE
+                continue
+            # refused by the receiver: the records stay, and say why
+            self.last_rejection = str(r.get("why"))
+            self.last_error = "receiver refused a batch: %s" % self.last_rejection
+            if b is not None:
+                self.rejected += b.n
+                self._drop_from(i)
+            self._pause = self._backoff(self._refusals)
+            self._refusals += 1
 
     def drain(self, timeout_ms=60000, idle_sleep_ms=5):
         """Pump until nothing is pending or the time is up; True when the
-        journal is fully acknowledged."""
+        journal is fully acknowledged. Every wait inside is cut to the time
+        left, so this returns within ``timeout_ms`` and a few ms."""
         t0 = _ms()
         # whatever the journal still holds is written and synced first
-        self.j.flush()
-        saved = self.batch_ms
+        with self.j.lock:
+            self.j.flush()
+        saved = self.batch_ms, self.ack_timeout_ms, self.client.timeout_s
         self.batch_ms = 0
         try:
-            while _diff(_ms(), t0) < timeout_ms:
+            while True:
+                left = timeout_ms - _diff(_ms(), t0)
+                if left <= 0:
+                    return False
+                self.ack_timeout_ms = max(1, min(saved[1], left))
+                self.client.timeout_s = max(0.001, min(saved[2], left / 1000))
                 self.pump()
-                if not self._inflight and self.j.pending() == 0:
-                    return True
-                if not self.connected or not self._inflight:
-                    _sleep_ms(idle_sleep_ms)
+                if not self._inflight:
+                    with self.j.lock:
+                        n = self.j.pending()
+                    self.pending_records = n
+                    if n == 0:
+                        return True
+                if not self.connected or not self._inflight or self._paused():
+                    _sleep_ms(min(idle_sleep_ms, max(1, left)))
         finally:
-            self.batch_ms = saved
-        return False
+            self.batch_ms, self.ack_timeout_ms, self.client.timeout_s = saved
+
+    def state(self):
+        """One line for people: connected, or when the next try is."""
+        if self.connected:
+            s = "connected"
+        elif self._retry_at is not None:
+            t0, wait = self._retry_at
+            s = "retrying in %.1f s" % (max(0, wait - _diff(_ms(), t0)) / 1000)
+        else:
+            s = "connecting"
+        if self.pending_records is not None:
+            s += ", %d pending" % self.pending_records
+        if self.last_error and not self.connected:
+            s += " (%s)" % self.last_error
+        elif self.last_rejection is not None and self._pause is not None:
+            s += " (refused: %s)" % self.last_rejection
+        return s
 
     def stats(self):
         return {
+            "state": self.state(),
             "batches": self.batches,
             "records": self.records,
             "bytes": self.bytes,
@@ -284,4 +471,10 @@ class Uplink:
             "errors": self.errors,
             "last_error": self.last_error,
             "connected": self.connected,
+            "receipts": self.receipts,
+            "resent": self.resent,
+            "rejected": self.rejected,
+            "last_rejection": self.last_rejection,
+            "bad_receipts": self.bad_receipts,
+            "pending": self.pending_records,
         }

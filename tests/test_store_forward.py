@@ -1,5 +1,6 @@
 """End to end with real parts: journal -> uplink -> mosquitto -> ingest."""
 
+import itertools
 import json
 import os
 import random
@@ -16,24 +17,25 @@ from tests.conftest import ROOT
 from tools.ingest import Ingest
 
 KEY = bytes(range(1, 33))
+_ids = itertools.count(1)
 DEV = "dev-crash"
 
 
 class IngestWorker:
-    """tools.ingest.Ingest fed by a paho subscriber in this process."""
+    """tools.ingest.Ingest behind its real MQTT receiver (receipts on), in
+    this process."""
 
-    def __init__(self, port, db, keys=None, topic="edgefw/+/up", client_id=None):
+    def __init__(self, port, db, keys=None, topic="edgefw/+/up", client_id=None, receipts=True):
+        from tools.ingest import Receiver
+
         self.ing = Ingest(str(db), keys if keys is not None else {DEV: KEY}, log=None)
-        ready = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv311, clean_session=client_id is None)
-        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(topic, qos=1)
-        c.on_subscribe = lambda *a: ready.set()
-        c.on_message = lambda cl, u, m: self.ing.handle(m.payload)
-        c.reconnect_delay_set(0.05, 0.5)
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        assert ready.wait(10)
-        self.c = c
+        share = topic.split("/")[1] if topic.startswith("$share/") else None
+        cid = client_id or "ingest-%d" % next(_ids)
+        self.r = Receiver(self.ing, "127.0.0.1", port, cid, share, receipts=receipts)
+        self.r.c.reconnect_delay_set(0.05, 0.5)
+        self.r.start()
+        assert self.r.subscribed.wait(10)
+        self.c = self.r.c
 
     def wait_for(self, n, timeout=30):
         t0 = time.monotonic()
@@ -44,8 +46,7 @@ class IngestWorker:
         return False
 
     def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
+        self.r.stop()
 
 
 def device(journal, port, count, cap=64 << 20, drain_s=60, env=None):
@@ -201,7 +202,19 @@ def test_tampered_and_replayed_batches_are_refused(tmp_path, broker):
     ing.handle(Sealer(b"w" * 32, DEV).seal(1, 1, 1, batch))
     ing.handle(Sealer(b"w" * 32, "stranger").seal(1, 1, 1, batch))
     ing.handle(b"garbage")
-    assert ing.counts == {"batches": 1, "records": 1, "duplicates": 0, "tampered": 2, "replayed": 1, "malformed": 1, "unknown_device": 1}
+    assert ing.counts == {
+        "batches": 1,
+        "records": 1,
+        "duplicates": 0,
+        "tampered": 2,
+        "replayed": 1,
+        "malformed": 1,
+        "unknown_device": 1,
+        # the stored batch and its replay are receipted; the two that fail
+        # their tag are refused to the device they name
+        "receipts": 2,
+        "refusals": 2,
+    }
     # a fresh seal of the same records (a resend after reconnect) is not a
     # replay: its records are duplicates, dropped by (device, seq)
     ing.handle(Sealer(KEY, DEV).seal(1, 1, 1, batch))

@@ -50,7 +50,7 @@ def test_records_reach_the_subscriber_sealed_and_in_order(tmp_path, broker):
     j.append({"k": "trip"}, PRIO_EVENT)
     for i in range(500):
         j.append({"k": "win", "i": i})
-    up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1"), "dev1", key=KEY, batch_records=64)
+    up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1"), "dev1", key=KEY, batch_records=64, receipts=False)
     assert up.drain(20000)
     deadline = time.monotonic() + 10
     while len(_records(sub.msgs)) < 501 and time.monotonic() < deadline:
@@ -68,7 +68,7 @@ def test_nothing_acked_while_the_broker_is_down(tmp_path, broker):
     for i in range(50):
         j.append({"i": i})
     broker.stop()
-    up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1", timeout_ms=500), "dev1", backoff_ms=20, backoff_max_ms=100)
+    up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1", timeout_ms=500), "dev1", backoff_ms=20, backoff_max_ms=100, receipts=False)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 0.5:
         up.pump()
@@ -84,7 +84,7 @@ def test_bandwidth_cap_is_held(tmp_path, broker):
     j = Journal(str(tmp_path / "j"))
     for i in range(200):
         j.append({"i": i, "pad": os.urandom(40)})
-    up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1"), "dev1", batch_records=20, rate_bytes_s=8000)
+    up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1"), "dev1", batch_records=20, rate_bytes_s=8000, receipts=False)
     t0 = time.monotonic()
     assert up.drain(30000)
     dt = time.monotonic() - t0

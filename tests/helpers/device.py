@@ -5,7 +5,8 @@ steady pace and forwards them, in one thread, until killed or done.
 
 Every record carries ``n``, its position in the stream, so the test can
 tell what was dropped. EDGEFW_TEST_LIVE_FIRST=1 sends live records before
-a backlog; EDGEFW_TEST_APPEND_S paces the appends. Prints one JSON line of journal stats at the end.
+a backlog; EDGEFW_TEST_APPEND_S paces the appends; EDGEFW_TEST_RECEIPTS=0
+forwards PUBACK-only; EDGEFW_TEST_RECEIPT_MS is the receipt timeout. Prints one JSON line of journal stats at the end.
 """
 
 import json
@@ -32,6 +33,8 @@ def main(argv):
         backoff_ms=20,
         backoff_max_ms=200,
         live_first=os.environ.get("EDGEFW_TEST_LIVE_FIRST") == "1",
+        receipts=os.environ.get("EDGEFW_TEST_RECEIPTS", "1") == "1",
+        receipt_timeout_ms=int(os.environ.get("EDGEFW_TEST_RECEIPT_MS", "1000")),
     )
     # resume the stream where the journal left it
     done = 0
@@ -47,7 +50,9 @@ def main(argv):
         up.pump()
     up.drain(int(drain_s * 1000))
     j.close()
-    print(json.dumps(j.stats()))
+    s = j.stats()
+    s["uplink"] = up.stats()
+    print(json.dumps(s))
 
 
 if __name__ == "__main__":
