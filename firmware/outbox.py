@@ -7,7 +7,6 @@ from firmware.journal import PRIORITIES
 from firmware.journal_scan import scan
 from hal.compat import IS_MICROPYTHON
 
-
 # segments whose frames are kept (the newest of each queue, mostly); one
 # on a small heap
 _KEEP = 1 if IS_MICROPYTHON else 4

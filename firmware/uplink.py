@@ -389,17 +389,20 @@ class Uplink:
         for b in keep:
             self._sent_to[b.lane] = b.last
 
+    def _find(self, bid):
+        for i in range(len(self._inflight)):
+            if self._inflight[i].id == bid:
+                return i
+        return None
+
     def _take_receipts(self, timeout_ms):
         for blob in self.client.receipts(timeout_ms):
             r = self._receipt.parse(blob, self.key)
             if r is None:
                 self.bad_receipts += 1
                 continue
-            b = None
-            for i, x in enumerate(self._inflight):
-                if x.id == r.get("id"):
-                    b = x
-                    break
+            i = self._find(r.get("id"))
+            b = self._inflight[i] if i is not None else None
             if r["ok"]:
                 if not r["verified"]:
                     self.bad_receipts += 1

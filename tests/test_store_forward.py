@@ -7,10 +7,8 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import ROOT
