@@ -51,7 +51,7 @@ class EdgePin:
         self.pin.value(v)
 
 
-def _config(period_ms):
+def _config(period_ms, window_ms=1000):
     from firmware.config import load_config
 
     return load_config(
@@ -67,7 +67,7 @@ def _config(period_ms):
                 "stall_ms": 0,
                 "max_consecutive_overruns": 1000,
             },
-            "record": {"window_ms": 1000, "journal": "-", "durability": "none"},
+            "record": {"window_ms": window_ms, "journal": "-", "durability": "none"},
         },
     )
 
@@ -122,20 +122,40 @@ def _percentile(sorted_vals, q):
     return sorted_vals[k]
 
 
-def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="stall"):
+def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="stall", journal=None, window_ms=1000, attach=None, threaded=False):
+    """``journal``: record into it (the record stage then runs every cycle
+    with ``window_ms`` = period); ``attach(fw)`` is called before the loop
+    starts and may return a function called after it ends (an uplink
+    beside the loop, say). ``p99_gap_ms`` and ``max_gap_ms``: wall time
+    between the starts of two cycles. ``threaded`` (CPython): the world
+    (onsets, resets) runs in a thread of its own, so a loop that stalls
+    meets the onset late instead of holding the world up with it."""
     import random
 
     random.seed(seed)
-    cfg = _config(period_ms)
+    cfg = _config(period_ms, window_ms)
     clock = WallClock()
     hw = SimHardware(boards.get("sim"), sensors=cfg["sensors"], clock=clock)
     chip = hw.chips["env"]
     stage = _stalled_stage(["env.temperature_c", "env.humidity_pct", "env.pressure_hpa"], period_ms, kind) if stalled else None
     if stage is not None and mode:
         stage.mode = mode
-    fw = Firmware(hw, cfg, None, stage)
+    fw = Firmware(hw, cfg, journal, stage)
     pin = EdgePin(fw.permit_pin, clock)
     fw.permit_pin = pin
+    gaps = []
+    last = [None]
+    cycle = fw.safety_cycle
+
+    def timed_cycle(now, stall):
+        t = clock._wall.ticks_us()
+        if last[0] is not None:
+            gaps.append(ticks_diff(t, last[0]))
+        last[0] = t
+        return cycle(now, stall)
+
+    fw.safety_cycle = timed_cycle
+    detach = attach(fw) if attach is not None else None
     period_us = period_ms * 1000
     lat_us = []
     missed = [0]
@@ -145,20 +165,10 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="st
         for _ in range(trials):
             # onset at a random phase of the cycle
             await asyncio.sleep((2 * period_us + random.randint(0, period_us)) / 1000000)
-            pin.fell_at = None
-            chip.set_channel("temperature_c", 75.0)
-            chip.tick(None)
-            onset = clock._wall.ticks_us()
-            t0 = onset
-            while pin.fell_at is None and ticks_diff(clock._wall.ticks_us(), t0) < 2000000:
+            onset = hot()
+            while pin.fell_at is None and ticks_diff(clock._wall.ticks_us(), onset) < 2000000:
                 await asyncio.sleep(0)
-            if pin.fell_at is None:
-                missed[0] += 1
-            else:
-                lat_us.append(ticks_diff(pin.fell_at, onset))
-            chip.set_channel("temperature_c", 20.0)
-            chip.tick(None)
-            pin.rose = False
+            cool(onset)
             await asyncio.sleep(3 * period_ms / 1000)
             hw.press("RESET", 1)
             await asyncio.sleep(3 * period_ms / 1000)
@@ -168,15 +178,66 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="st
                 await asyncio.sleep(0)
         fw_task.cancel()
 
+    def world_thread():
+        # the sensor's world on its own clock, as a real one is: a loop
+        # that stalls is seen late, not spared the onset
+        import time
+
+        time.sleep(5 * period_ms / 1000)
+        for _ in range(trials):
+            time.sleep((2 * period_us + random.randint(0, period_us)) / 1000000)
+            onset = hot()
+            while pin.fell_at is None and ticks_diff(clock._wall.ticks_us(), onset) < 10000000:
+                time.sleep(0.0001)
+            cool(onset)
+            time.sleep(3 * period_ms / 1000)
+            hw.press("RESET", 1)
+            time.sleep(3 * period_ms / 1000)
+            hw.press("RESET", 0)
+            t0 = clock._wall.ticks_us()
+            while not pin.rose and ticks_diff(clock._wall.ticks_us(), t0) < 10000000:
+                time.sleep(0.0001)
+        done[0] = True
+
+    def hot():
+        pin.fell_at = None
+        chip.set_channel("temperature_c", 75.0)
+        chip.tick(None)
+        return clock._wall.ticks_us()
+
+    def cool(onset):
+        if pin.fell_at is None:
+            missed[0] += 1
+        else:
+            lat_us.append(ticks_diff(pin.fell_at, onset))
+        chip.set_channel("temperature_c", 20.0)
+        chip.tick(None)
+        pin.rose = False
+
+    done = [False]
+
+    async def until_done():
+        while not done[0]:
+            await asyncio.sleep(0.01)
+        fw_task.cancel()
+
     async def main():
         global fw_task
         fw_task = asyncio.create_task(fw.run())
+        if threaded:
+            import threading
+
+            threading.Thread(target=world_thread, daemon=True).start()
         try:
-            await asyncio.gather(world(), fw_task)
+            await asyncio.gather(until_done() if threaded else world(), fw_task)
         except asyncio.CancelledError:
             pass
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if detach is not None:
+            detach()
     lat_us.sort()
     res = {
         "period_ms": period_ms,
@@ -189,6 +250,9 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="st
         "overruns": fw.overruns,
         "cycles": fw.cycles,
     }
+    gaps.sort()
+    res["p99_gap_ms"] = _percentile(gaps, 0.99) / 1000 if gaps else None
+    res["max_gap_ms"] = gaps[-1] / 1000 if gaps else None
     if stage is not None:
         res["inference_windows"] = stage.windows
         res["inference_errors"] = stage.errors
