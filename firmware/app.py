@@ -82,6 +82,11 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     # the journal before the board: its recovery code comes and goes
     # while the heap is still small
     j = open_journal(cfg, journal)
+    from firmware import journal_open
+    from firmware.clocks import boot_id, utc_ms
+
+    journal_open.note_start(j, boot_id(), utc_ms())
+    del journal_open
     _unload("firmware.journal_open", "firmware.journal_scan")
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
     del choose_board, open_board
@@ -160,6 +165,18 @@ def main(argv=None):
     asyncio.run(fw.run(cycles=o["cycles"], until_us=until))
     fw.journal.close()
     s = fw.summary()
+    j = fw.journal
+    # losses and repairs by name, as edgefw run's summary has them
+    s["store"] = {
+        "dropped_cap": j.dropped_cap,
+        "dropped_ttl": j.dropped_ttl,
+        "refused": j.refused,
+        "lost_io": j.lost_io,
+        "unstored": fw.recorder.lost,
+        "recovered_bytes": j.recovered_bytes,
+        "corrupt_skipped": j.corrupt_skipped,
+        "ack_repaired": j.ack_repaired,
+    }
     if o["json"]:
         print(json.dumps(s))
     else:

@@ -22,7 +22,7 @@ from hal.errors import ConfigError
 STARTUP = ("manual", "auto")
 DURABILITY = ("none", "group", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference", "uplink")
-UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first")
+UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first", "receipts", "receipt_timeout_ms")
 # _Checker is used by firmware.uplink.check_config too
 __all__ = ("load_config", "check", "channel_names", "SENSOR_TYPES", "_Checker")
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")

@@ -172,13 +172,14 @@ class Journal:
         from firmware import journal_open
 
         journal_open.makedirs(path)
+        self._ack_file = {}
         for q in PRIORITIES:
             journal_open.open_queue(self, q)
+        journal_open.check_acks(self)
         self._size_hint = self.size
         # the newest record whose sync has returned (open synced what it
         # kept): readers stop there
         self.synced_seq = self.next_seq - 1
-        journal_open.report_repairs(self)
 
     # --- opening ------------------------------------------------------------
     def _qdir(self, q):

@@ -100,32 +100,36 @@ def open_queue(self, q):
         if seg.last >= self.next_seq:
             self.next_seq = seg.last + 1
     self._segs[q] = segs
-    top = 0
-    for seg in segs:
-        top = max(top, seg.last)
-    if nums is None or (nums and not _ack_fits(nums, top)):
-        # nonsense: send everything on disk again (the receiver drops
-        # duplicates) rather than trust it and lose records
-        self.ack_repaired += 1
-        if nums:
-            # well-formed, only past the records: numbers stay above it
-            self.next_seq = max(self.next_seq, max(nums) + 1)
-        nums = [0]
-    acked = nums[0] if nums else 0
-    if len(nums) == 3:
-        # live records were going first: their own range and cursor
-        self._live[q] = [nums[1], nums[2]]
-        if nums[2] >= self.next_seq:
-            self.next_seq = nums[2] + 1
-    self._acked[q] = acked
-    if acked >= self.next_seq:
-        self.next_seq = acked + 1
-    self._gc(q)
+    self._ack_file[q] = nums
+
+
+def check_acks(self):
+    """Take each queue's ack cursor once every queue is open: sequence
+    numbers are the device's, not the queue's, so a cursor is checked
+    against the newest record of any queue."""
+    top = self.next_seq - 1
+    for q in sorted(self._ack_file):
+        nums = self._ack_file[q]
+        if nums is None or (nums and not _ack_fits(nums, top)):
+            # nonsense: send everything on disk again (the receiver drops
+            # duplicates) rather than trust it and lose records
+            self.ack_repaired += 1
+            if nums:
+                # well-formed, only past the records: numbers stay above it
+                self.next_seq = max(self.next_seq, max(nums) + 1)
+            nums = [0]
+        acked = nums[0] if nums else 0
+        if len(nums) == 3:
+            # live records were going first: their own range and cursor
+            self._live[q] = [nums[1], nums[2]]
+        self._acked[q] = acked
+        self._gc(q)
+    self._ack_file = None
 
 
 def _ack_fits(nums, top):
-    """An ack cursor names records this queue has had: none past its
-    newest record on disk, and a live range inside [cursor, newest]."""
+    """An ack cursor names records the journal has had: none past its
+    newest record on disk, and a live range after the cursor."""
     if nums[0] > top:
         return False
     if len(nums) == 3:
@@ -134,13 +138,15 @@ def _ack_fits(nums, top):
     return True
 
 
-def report_repairs(j):
-    """One event record when opening repaired anything (a torn tail, a
-    damaged frame, an ack file that made no sense), so the receiver
-    learns of it."""
-    if j.recovered_bytes or j.corrupt_skipped or j.ack_repaired:
-        from firmware.journal import PRIO_EVENT
+def note_start(j, boot, utc_ms):
+    """The first records of a run: a ``boot`` event (this run's id and
+    whether the clock is set), and a ``repair`` event when opening
+    repaired anything (a torn tail, a damaged frame, an ack file that made
+    no sense), so the receiver learns of it."""
+    from firmware.journal import PRIO_EVENT
 
+    j.append({"k": "boot", "boot": boot, "utc_ms": utc_ms}, PRIO_EVENT)
+    if j.recovered_bytes or j.corrupt_skipped or j.ack_repaired:
         j.append(
             {"k": "repair", "recovered_bytes": j.recovered_bytes, "corrupt_skipped": j.corrupt_skipped, "ack_reset": j.ack_repaired},
             PRIO_EVENT,

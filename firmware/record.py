@@ -28,6 +28,7 @@ class Recorder:
         self.win_start = 0
         self.appended = 0
         self.lost = 0
+        self.reported = 0
         self.last_error = None
         self.last = None
 
@@ -61,6 +62,12 @@ class Recorder:
         rec = {"k": "win", "t": self.win_start * self.period_us, "ch": ch, "dt": (slot - self.win_start) * self.period_us}
         self.win_start = slot
         self._append(rec, PRIO_TELEMETRY, True)
+        j = self.journal
+        if j is not None and j.dropped_cap + j.dropped_ttl + j.refused + j.lost_io + self.lost != self.reported:
+            # losses so far, as an event: the receiver learns of them too
+            self.reported = j.dropped_cap + j.dropped_ttl + j.refused + j.lost_io + self.lost
+            rec = {"k": "loss", "t": rec["t"], "cap": j.dropped_cap, "ttl": j.dropped_ttl, "refused": j.refused, "io": j.lost_io, "unstored": self.lost}
+            self._append(rec, PRIO_EVENT)
 
     def event(self, kind, slot, causes):
         rec = {"k": kind, "t": slot * self.period_us, "causes": [[c, name] for c, name in causes]}

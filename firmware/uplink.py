@@ -34,6 +34,7 @@ import sys
 import time
 
 from firmware import cbor
+from firmware.clocks import boot_id, utc_ms
 
 if hasattr(time, "ticks_ms"):
     _ms = time.ticks_ms
@@ -90,32 +91,6 @@ def check_config(cfg, src="<config>"):
 
 def topic_for(device_id):
     return "edgefw/%s/up" % device_id
-
-
-# a clock before this (2024-01-01) has not been set
-_CLOCK_SET_S = 1704067200
-_BOOT = None
-
-
-def boot_id():
-    """Eight random bytes, new at every start: which run a record is from."""
-    global _BOOT
-    if _BOOT is None:
-        _BOOT = os.urandom(8)
-    return _BOOT
-
-
-def utc_ms():
-    """Wall-clock UTC in ms, or None while the clock is not set (no NTP
-    yet: a device's clock starts at its epoch)."""
-    t = time.time()
-    if sys.implementation.name == "micropython":
-        if time.gmtime(0)[0] == 2000:
-            # the ESP32 port counts from 2000, not 1970
-            t += 946684800
-    if t < _CLOCK_SET_S:
-        return None
-    return int(t * 1000)
 
 
 # where a batch in flight stands

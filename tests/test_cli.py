@@ -116,14 +116,15 @@ def test_run_forwards_to_a_broker_and_ingest_stores_it(tmp_path, broker):
     p = run("run", "--cycles", "2000", "--json", "--config", str(cfg), "--broker", "127.0.0.1:%d" % broker.port, "--journal", str(tmp_path / "j"))
     assert p.returncode == 0, p.stderr
     s = last_json(p.stdout)
-    assert s["journal_pending"] == 0 and s["uplink"]["records"] == s["records"]
+    # the loop's records and the run's boot event, every one receipted
+    assert s["journal_pending"] == 0 and s["uplink"]["records"] == s["records"] + 1 and s["uplink"]["receipts"]
     out, err = ingest.communicate(timeout=60)
     counts = json.loads(out.strip().splitlines()[-1])
-    assert counts["records"] == s["records"] and counts["tampered"] == 0
+    assert counts["records"] == s["records"] + 1 and counts["tampered"] == 0
     import sqlite3
 
     kinds = [r[0] for r in sqlite3.connect(db).execute("SELECT kind FROM records WHERE device='sim-0001' ORDER BY seq")]
-    assert kinds.count("trip") == 1 and kinds.count("win") == 20
+    assert kinds.count("trip") == 1 and kinds.count("win") == 20 and kinds[0] == "boot"
 
 
 def test_ingest_refuses_a_bad_keys_file(tmp_path):

@@ -72,6 +72,14 @@ def test_micropython_and_cpython_agree_on_the_default_run(tmp_path):
 
     # the same records, byte for byte in CBOR (the frames differ only in
     # their wall-clock creation time)
-    mp_recs = [(s, cbor2.dumps(r, canonical=True)) for s, r in Journal(str(tmp_path / "mp.bin")).records()]
-    cp_recs = [(s, cbor2.dumps(r, canonical=True)) for s, r in Journal(str(tmp_path / "cp.bin")).records()]
+    # their wall-clock creation time), after each run's boot event, which
+    # names the run and its clock
+    mp_all = list(Journal(str(tmp_path / "mp.bin")).records())
+    cp_all = list(Journal(str(tmp_path / "cp.bin")).records())
+    for recs in (mp_all, cp_all):
+        boot = recs[0][1]
+        assert boot["k"] == "boot" and len(boot["boot"]) == 8 and boot["utc_ms"] > 1.7e12
+    assert mp_all[0][1]["boot"] != cp_all[0][1]["boot"]
+    mp_recs = [(s, cbor2.dumps(r, canonical=True)) for s, r in mp_all[1:]]
+    cp_recs = [(s, cbor2.dumps(r, canonical=True)) for s, r in cp_all[1:]]
     assert mp_recs == cp_recs and len(mp_recs) == mp["records"]

@@ -27,16 +27,46 @@ from hal.errors import EdgefwError
 from tools.cli_util import ROOT
 
 
-class Status:
-    """The live status line; refreshed at most every ``every_s`` seconds."""
+def short_labels(channels):
+    """Channel labels for the status line: the quantity alone
+    (``temperature_c``), the whole name where two sensors share one."""
+    leaves = [c.split(".", 1)[-1] for c in channels]
+    return [leaf if leaves.count(leaf) == 1 else c for c, leaf in zip(channels, leaves, strict=True)]
 
-    def __init__(self, stream, every_s=0.25):
+
+class Status:
+    """The live status line; refreshed at most every ``every_s`` seconds.
+    What matters most comes first, so a narrow terminal cuts readings,
+    never the interlock's state, the journal or the uplink."""
+
+    def __init__(self, stream, every_s=0.25, uplink=None):
         self.stream = stream
         self.tty = stream.isatty()
         self.every_s = every_s
+        self.uplink = uplink
         self.t0 = time.monotonic()
         self.last = 0.0
         self.last_cycles = 0
+        self.labels = None
+
+    def line(self, fw, rate):
+        parts, state, causes = fw.status_line()
+        if self.labels is None:
+            self.labels = short_labels(fw.channels)
+        j = fw.journal
+        head = "t=%.2fs %.0f cycles/s %s  journal %d rec %d kB" % (
+            fw.slot * fw.period_us / 1e6,
+            rate,
+            state + ("(" + causes + ")" if causes else ""),
+            fw.recorder.appended,
+            (j.size if j is not None else 0) // 1024,
+        )
+        if self.uplink is not None:
+            head += "  uplink " + self.uplink.state()
+        # parts: "anomaly=…" first when inference is on, then channel=value
+        vals = [p for p in parts if p.split("=", 1)[0] not in fw.channels]
+        vals += ["%s=%s" % (lab, p.split("=", 1)[1]) for lab, p in zip(self.labels, [p for p in parts if p.split("=", 1)[0] in fw.channels], strict=False)]
+        return head + "  " + " ".join(vals)
 
     def __call__(self, fw):
         now = time.monotonic()
@@ -44,16 +74,7 @@ class Status:
             return
         rate = (fw.cycles - self.last_cycles) / (now - self.last) if self.last else 0.0
         self.last, self.last_cycles = now, fw.cycles
-        parts, state, causes = fw.status_line()
-        j = fw.journal
-        line = "t=%7.2fs  %6.0f cycles/s  %s  %s  journal %d rec %d B" % (
-            fw.slot * fw.period_us / 1e6,
-            rate,
-            state + (" (" + causes + ")" if causes else ""),
-            "  ".join(parts[:3]) + "  " + "  ".join(p.split(".", 1)[1] for p in parts[3:]),
-            j.count,
-            j.size,
-        )
+        line = self.line(fw, rate)
         if self.tty:
             cols = shutil.get_terminal_size((120, 20)).columns
             self.stream.write("\r\x1b[K" + line[: cols - 1])
@@ -100,6 +121,27 @@ def _run_micropython(args):
     return 0
 
 
+STORE_LOSSES = (
+    ("dropped_cap", "dropped (journal full)"),
+    ("dropped_ttl", "expired (TTL)"),
+    ("refused", "refused (journal full, pause)"),
+    ("lost_io", "lost to write errors"),
+    ("unstored", "not stored (write failed)"),
+)
+STORE_REPAIRS = (
+    ("recovered_bytes", "bytes of torn tail cut at open"),
+    ("corrupt_skipped", "bytes of damaged frames skipped at open"),
+    ("ack_repaired", "ack files reset (nonsense; records sent again)"),
+)
+
+
+def store_summary(j, recorder=None):
+    """The journal's losses and repairs, by name (``--json``'s ``store``)."""
+    d = {k: getattr(j, k, 0) for k, _t in STORE_LOSSES + STORE_REPAIRS if k != "unstored"}
+    d["unstored"] = recorder.lost if recorder is not None else 0
+    return d
+
+
 def _print_summary(s, as_json):
     if as_json:
         print(json.dumps(s))
@@ -108,6 +150,7 @@ def _print_summary(s, as_json):
         "cycles %d, overruns %d, records %d (%d B journal), permit %s"
         % (s["cycles"], s["overruns"], s["records"], s["journal_bytes"], "on" if s["permit"] else "off")
     )
+    print("resets %d accepted, %d refused" % (s.get("resets", 0), s.get("refused_resets", 0)))
     inf = s.get("inference")
     if inf:
         score = "none yet" if inf["score"] is None else "%.2f" % inf["score"]
@@ -118,6 +161,27 @@ def _print_summary(s, as_json):
         )
     for t in s["trips"]:
         print("  trip at t=%.3f s: %s" % (t["t_us"] / 1e6, t["cause"]))
+    st = s.get("store") or {}
+    said = ["%d %s" % (st[k], text) for k, text in STORE_LOSSES + STORE_REPAIRS if st.get(k)]
+    if said:
+        print("journal: " + "; ".join(said))
+    up = s.get("uplink")
+    if up:
+        line = "uplink: %s; %d records %s in %d batches" % (
+            up["state"],
+            up["records"],
+            "receipted" if up.get("receipts") else "acknowledged",
+            up["batches"],
+        )
+        if up.get("resent"):
+            line += ", %d sent again" % up["resent"]
+        if up.get("rejected") or up.get("last_rejection"):
+            line += "; receiver refused %d records: %s" % (up.get("rejected", 0), up.get("last_rejection"))
+        if up.get("last_error") and not up.get("connected"):
+            line += "; last error: %s" % up["last_error"]
+        print(line)
+    if s.get("journal_pending"):
+        print("journal: %d records left pending; they are sent at the next start" % s["journal_pending"])
 
 
 def fw_cfg_uplink(args):
@@ -153,6 +217,8 @@ def start_forwarder(fw, args):
         batch_ms=u["batch_ms"],
         rate_bytes_s=u["rate_bytes_s"],
         live_first=u["live_first"],
+        receipts=u["receipts"],
+        receipt_timeout_ms=u["receipt_timeout_ms"],
     )
     fwd = Forwarder(fw.journal, up)
     fwd.start()
@@ -186,7 +252,7 @@ def cmd_run(args):
             print("edgefw: uplink: %s" % e, file=sys.stderr)
             return 2
     until = sc["duration_us"] if (sc and args.cycles is None) else None
-    status = Status(sys.stderr) if not args.json else None
+    status = Status(sys.stderr, uplink=fwd.up if fwd is not None else None) if not args.json else None
     interrupted = None
     # SIGTERM (systemd stop, kill) unwinds like Ctrl-C: through fw.run's
     # finally, which drives the permit low first; atexit covers any other
@@ -201,9 +267,11 @@ def cmd_run(args):
     except Terminated:
         interrupted = "SIGTERM"
     wall = time.perf_counter() - t0
+    pending = None
     if fwd is not None:
-        # what the loop recorded last goes out before the process does
-        fwd.stop(drain_s=args.drain_s)
+        # what the loop recorded last is synced and goes out (with its
+        # receipts) before the process does, for at most --drain-s
+        pending = fwd.stop(drain_s=args.drain_s)
     fw.journal.close()
     if status:
         status.done()
@@ -212,9 +280,10 @@ def cmd_run(args):
     s["board"] = fw.hw.board.NAME
     s["wall_s"] = round(wall, 3)
     s["cycles_per_s"] = round(fw.cycles / wall, 1) if wall > 0 else None
+    s["store"] = store_summary(fw.journal, fw.recorder)
     if fwd is not None:
         s["uplink"] = fwd.up.stats()
-        s["journal_pending"] = fw.journal.pending()
+        s["journal_pending"] = pending
     if interrupted:
         s["interrupted"] = interrupted
         print("edgefw: stopped by %s; permit off" % interrupted, file=sys.stderr)
@@ -243,7 +312,7 @@ def make_parser():
     r.add_argument("--speed", type=float, help="virtual time per wall second on the sim board; 0 = as fast as possible")
     r.add_argument("--target", choices=("cpython", "micropython"), default="cpython", help="interpreter to run the firmware in")
     r.add_argument("--broker", metavar="HOST:PORT", help="forward the journal to this MQTT broker (the config's uplink section, enabled)")
-    r.add_argument("--drain-s", type=float, default=2.0, help="at exit, try this long to send what is left (default 2)")
+    r.add_argument("--drain-s", type=float, default=2.0, help="at exit, sync the journal and try this long to send what is left and have it receipted (default 2)")
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     # from source: compiling the inference modules alone takes most of 256k;
     # precompiled (edgefw mpy-build) the loop runs in 128k

@@ -3,7 +3,8 @@
     micropython tests/mp_only/uplink_device.py PORT JOURNAL KEYHEX COUNT [PID_START] [ca=FILE user=NAME password=SECRET]
 
 PID_START puts umqtt's packet id near its 16-bit limit first, to show the
-wrap; ``ca=`` connects with TLS, checking the broker against that CA.
+wrap; ``ca=`` connects with TLS, checking the broker against that CA;
+``receipts=0`` deletes on PUBACK (no receiver needed).
 Prints the uplink and journal stats as one JSON line.
 """
 
@@ -29,7 +30,7 @@ for n in range(1, count + 1):
     j.append({"k": "trip" if n % 50 == 0 else "win", "n": n}, PRIO_EVENT if n % 50 == 0 else 1)
 tls = {"ca": opts["ca"]} if "ca" in opts else None
 client = make_client("127.0.0.1", port, "mp-dev", opts.get("user"), opts.get("password"), tls, 3000)
-up = Uplink(j, client, "mp-dev", key=binascii.unhexlify(keyhex), batch_records=8)
+up = Uplink(j, client, "mp-dev", key=binascii.unhexlify(keyhex), batch_records=8, receipts=opts.get("receipts", "1") == "1")
 if pid_start:
     client.connect()
     client._c.pid = pid_start
