@@ -3,6 +3,7 @@ steady pace and forwards them, in one thread, until killed or done.
 
     python -m tests.helpers.device JOURNAL PORT DEVICE KEYHEX COUNT [cap_bytes [drain_s]]
 
+KEYHEX ``-`` sends batches unsealed.
 Every record carries ``n``, its position in the stream, so the test can
 tell what was dropped. EDGEFW_TEST_LIVE_FIRST=1 sends live records before
 a backlog; EDGEFW_TEST_APPEND_S paces the appends; EDGEFW_TEST_RECEIPTS=0
@@ -27,7 +28,7 @@ def main(argv):
         j,
         make_client("127.0.0.1", int(port), dev, timeout_ms=2000),
         dev,
-        key=bytes.fromhex(keyhex),
+        key=bytes.fromhex(keyhex) if keyhex != "-" else None,
         batch_records=32,
         batch_ms=20,
         backoff_ms=20,
