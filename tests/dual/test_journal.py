@@ -351,3 +351,47 @@ def test_random_sends_acks_restarts_and_live_ranges_deliver_everything_once():
         assert sorted(delivered) == sorted(appended) and len(set(delivered)) == len(delivered)
         assert j.pending() == 0 and not j._live
         j.close()
+
+
+def test_a_garbled_ack_file_means_send_again_never_lose_or_crash():
+    """Whatever the ack file holds, opening does not crash, nothing on disk
+    is taken as sent unless the file makes sense, and sequence numbers go
+    on above everything seen."""
+    garbage = (
+        b"99999999999999999999\n",  # past u64: once crashed the next append
+        b"1 2\n",  # two numbers: neither form
+        b"\xff\xfe\x00\x01",  # not text
+        b"-5\n",
+        b"3 2 1\n",  # a live range before its own cursor
+        b"12 13 400\n",  # a live cursor past every record
+        b"400\n",  # past every record: would mark them all sent
+        b"",
+        b"x",
+    )
+    for k, junk in enumerate(garbage):
+        p = tmp_path("garbled%d" % k)
+        j = Journal(p, "fsync")
+        for i in range(20):
+            j.append({"k": "win", "i": i})
+        j.close()
+        _write(p + "/q1/ack", junk)
+        j = Journal(p, "fsync")
+        if junk:
+            assert j.ack_repaired == 1, junk
+        # everything is pending again, and a new record gets a new number
+        assert j.pending() == 20, junk
+        seq = j.append({"k": "win", "i": 20})
+        assert seq > 20, junk
+        q, batch = j.read_batch(100)
+        assert [s for s, _p in batch] == list(range(1, 21)) + [seq], junk
+        j.close()
+    # a well-formed cursor is still believed
+    p = tmp_path("garbled-ok")
+    j = Journal(p, "fsync")
+    for i in range(20):
+        j.append({"k": "win", "i": i})
+    j.ack(PRIO_TELEMETRY, 7)
+    j.close()
+    j = Journal(p, "fsync")
+    assert j.ack_repaired == 0 and j.pending() == 13
+    j.close()
