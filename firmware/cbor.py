@@ -79,27 +79,6 @@ def _head(out, major, n):
         raise CBORError("integer too large for CBOR: %d" % n)
 
 
-def _float(out, v):
-    if v != v:
-        out.extend(b"\xf9\x7e\x00")
-        return
-    h = struct.pack(">e", v) if -65504.0 <= v <= 65504.0 or v in (float("inf"), float("-inf")) else None
-    if h is not None and struct.unpack(">e", h)[0] == v:
-        out.append(0xF9)
-        out.extend(h)
-        return
-    try:
-        s = struct.pack(">f", v)
-    except OverflowError:
-        s = None
-    if s is not None and struct.unpack(">f", s)[0] == v:
-        out.append(0xFA)
-        out.extend(s)
-        return
-    out.append(0xFB)
-    out.extend(struct.pack(">d", v))
-
-
 def _enc(out, obj, depth):
     if depth > _MAX_DEPTH:
         raise CBORError("nesting deeper than %d" % _MAX_DEPTH)
@@ -114,8 +93,6 @@ def _enc(out, obj, depth):
             _head(out, 0, obj)
         else:
             _head(out, 1, -1 - obj)
-    elif isinstance(obj, float):
-        _float(out, obj)
     elif isinstance(obj, str):
         b = obj.encode("utf-8")
         _head(out, 3, len(b))
@@ -144,9 +121,9 @@ def _enc(out, obj, depth):
             prev = kb
             out.extend(kb)
             _enc(out, v, depth + 1)
-    elif isinstance(obj, (Tag, Simple)):
-        # rare on a device: written by a module loaded only then
-        from firmware.cbor_tags import encode
+    elif isinstance(obj, (float, Tag, Simple)):
+        # rare in a device's records: written by a module loaded only then
+        from firmware.cbor_rare import encode
 
         encode(out, obj, depth)
     else:

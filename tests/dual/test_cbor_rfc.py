@@ -215,3 +215,14 @@ def test_both_encoders_agree_on_what_can_be_encoded():
                 raises(CBORError, dumps, value)
             else:
                 assert binascii.hexlify(dumps(value)).decode() == hexed, (value, dumps)
+
+
+def test_subnormal_halves_encode_as_halves_on_both_targets():
+    # MicroPython's struct.pack(">e") gets subnormal halves wrong, so a
+    # device once wrote these as single floats, CPython as halves
+    for hexed in ("f98202", "f903ff", "f98001", "f90200", "f98000"):
+        v = cbor.loads(_hex(hexed))
+        for dumps in (cbor.dumps, cbor.dumps_py):
+            assert binascii.hexlify(dumps(v)).decode() == hexed, (hexed, v, dumps)
+    # not a multiple of 2**-24: a single float
+    assert binascii.hexlify(cbor.dumps_py(2.0**-25)).decode() == "fa33000000"
