@@ -111,10 +111,13 @@ def _fmt_shape(shape):
 
 
 def describe(data):
-    """Lines describing a model: its inputs, outputs and operators."""
-    from firmware.nn.model import TYPE_NAMES, Model
+    """Lines describing a model: its inputs, outputs and operators. The
+    model is loaded by the micro interpreter, so one it refuses is
+    refused here too (ModelError), with the reason."""
+    from firmware.nn.interp import Interpreter
+    from firmware.nn.model import TYPE_NAMES
 
-    m = Model(data)
+    m = Interpreter(data).model
     lines = []
 
     def tensor(role, k, ti):
