@@ -86,6 +86,8 @@ def _out(it, x):
 def fuzz_models(seed, per_model, infer_every=4, tmp_path=None):
     """Counts of mutated models through the loader, both kernel sets and
     (every ``infer_every``-th case) ``edgefw infer --backend micro``."""
+    import contextlib
+    import io
     import random
     import types
 
@@ -154,9 +156,10 @@ def fuzz_models(seed, per_model, infer_every=4, tmp_path=None):
                 describe=False,
             )
             try:
-                rc = infer.run(args)
-                args.describe = True
-                rc_d = infer.run(args)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    rc = infer.run(args)
+                    args.describe = True
+                    rc_d = infer.run(args)
             except Exception as e:
                 fail("tracebacks", name + " (edgefw infer)", e)
                 continue

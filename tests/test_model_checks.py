@@ -85,3 +85,30 @@ def test_an_output_no_operator_writes_and_a_tensor_written_twice_are_refused():
         ops[1].outputs = list(ops[0].outputs)
 
     _refused(_edited("vib_dense", write_twice), "operator 1 (FULLY_CONNECTED) writes tensor", "already written by operator 0")
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, float("nan"), float("inf"), 3e38])
+def test_a_scale_that_is_not_a_positive_finite_number_is_refused(scale):
+    def bad_scale(m):
+        m.subgraphs[0].tensors[m.subgraphs[0].outputs[0]].quantization.scale = [scale]
+
+    _refused(_edited("vib_dense", bad_scale), "tensor 'out': quantization scale", "positive number up to 1e36")
+
+
+@pytest.mark.parametrize("vectorise", [False, True])
+def test_quantize_saturates_huge_and_nan_inputs(vectorise):
+    import array
+
+    from firmware.nn.interp import Interpreter as Ours
+
+    data = (ROOT / "tests" / "data" / "tf" / "tf_float_io.tflite").read_bytes()
+    it = Ours(data, vectorise=vectorise)
+    ok = Ours(data, vectorise=vectorise)
+    # 3e38 / scale overflows float32; NaN has no integer: -128 and 127 as
+    # the saturated inputs -1e6 and 1e6 give
+    for x, same in ((3e38, 1e6), (-3e38, -1e6), (float("inf"), 1e6), (float("nan"), -1e6)):
+        it.input(0)[:] = array.array("f", [x] * 6)
+        it.invoke()
+        ok.input(0)[:] = array.array("f", [same] * 6)
+        ok.invoke()
+        assert bytes(it.output(0)) == bytes(ok.output(0)), x

@@ -201,6 +201,10 @@ class Model:
             scale, zp, qdim = [], [], 0
             if q is not None:
                 scale = b.vec_fmt(q, 2, "f", 4)
+                for v in scale:
+                    # NaN fails this too; past 1e36 a dequantized int8 overflows float32
+                    if not 0.0 < v <= 1e36:
+                        raise ModelError("tensor %r: quantization scale %r is not a positive number up to 1e36" % (name, v))
                 zp = b.vec_fmt(q, 3, "q", 8)
                 qdim = b.scalar(q, 6, "i", 0)
             data_ = bufs[bi] if bufs else b""
