@@ -8,16 +8,21 @@ Encoding is deterministic: shortest integer heads, map keys sorted by the
 length and then the bytes of their encoding (RFC 7049 canonical order), floats in the shortest of half/single/double that keeps the
 value exactly. Decoding accepts any well-formed CBOR of the types below and
 raises ``CBORError`` (a ``ValueError``) for anything malformed, truncated or
-unsupported, and for maps with duplicate keys (well-formed but not valid
-CBOR; accepting them would let two readers see different records), and
-nothing else.
+unsupported, for text that is not well-formed UTF-8 (each chunk of an
+indefinite-length string on its own), and for maps with duplicate keys
+(well-formed but not valid CBOR; accepting them would let two readers see
+different records), and nothing else. Keys that CBOR tells apart but
+Python takes as equal (``0`` and ``false``) are kept apart as
+``cbor_decode.Key``.
 
 On CPython ``dumps`` is cbor2's encoder in canonical mode, byte for byte
 the same as ``dumps_py`` (tests/test_cbor_cpython.py holds them to it).
 
-Types: int (to 64 bits either sign), bytes, str, list/tuple, dict, float,
-bool, None, and ``Tag(n, value)``. Indefinite-length items are decoded;
-``undefined`` and simple values decode to ``Simple(n)``.
+Types, the same for every encoder on both targets (anything else raises
+``CBORError``): int (to 64 bits either sign), bytes, str, list/tuple, dict,
+float, bool, None, ``Tag(n, value)`` (n to 64 bits) and ``Simple(n)`` (n in
+0..19 or 32..255; ``UNDEFINED`` is ``Simple(23)``). Indefinite-length items
+are decoded; ``undefined`` and simple values decode to ``Simple(n)``.
 """
 
 import struct
@@ -37,7 +42,7 @@ class Tag:
         return isinstance(other, Tag) and other.tag == self.tag and other.value == self.value
 
     def __repr__(self):
-        return "Tag(%d, %r)" % (self.tag, self.value)
+        return "Tag(%r, %r)" % (self.tag, self.value)
 
 
 class Simple:
@@ -48,7 +53,7 @@ class Simple:
         return isinstance(other, Simple) and other.value == self.value
 
     def __repr__(self):
-        return "Simple(%d)" % self.value
+        return "Simple(%r)" % (self.value,)
 
 
 UNDEFINED = Simple(23)
@@ -74,27 +79,6 @@ def _head(out, major, n):
         raise CBORError("integer too large for CBOR: %d" % n)
 
 
-def _float(out, v):
-    if v != v:
-        out.extend(b"\xf9\x7e\x00")
-        return
-    h = struct.pack(">e", v) if -65504.0 <= v <= 65504.0 or v in (float("inf"), float("-inf")) else None
-    if h is not None and struct.unpack(">e", h)[0] == v:
-        out.append(0xF9)
-        out.extend(h)
-        return
-    try:
-        s = struct.pack(">f", v)
-    except OverflowError:
-        s = None
-    if s is not None and struct.unpack(">f", s)[0] == v:
-        out.append(0xFA)
-        out.extend(s)
-        return
-    out.append(0xFB)
-    out.extend(struct.pack(">d", v))
-
-
 def _enc(out, obj, depth):
     if depth > _MAX_DEPTH:
         raise CBORError("nesting deeper than %d" % _MAX_DEPTH)
@@ -109,8 +93,6 @@ def _enc(out, obj, depth):
             _head(out, 0, obj)
         else:
             _head(out, 1, -1 - obj)
-    elif isinstance(obj, float):
-        _float(out, obj)
     elif isinstance(obj, str):
         b = obj.encode("utf-8")
         _head(out, 3, len(b))
@@ -139,15 +121,11 @@ def _enc(out, obj, depth):
             prev = kb
             out.extend(kb)
             _enc(out, v, depth + 1)
-    elif isinstance(obj, Tag):
-        _head(out, 6, obj.tag)
-        _enc(out, obj.value, depth + 1)
-    elif isinstance(obj, Simple):
-        if obj.value < 24:
-            out.append(0xE0 | obj.value)
-        else:
-            out.append(0xF8)
-            out.append(obj.value)
+    elif isinstance(obj, (float, Tag, Simple)):
+        # rare in a device's records: written by a module loaded only then
+        from firmware.cbor_rare import encode
+
+        encode(out, obj, depth)
     else:
         raise CBORError("cannot encode %s" % type(obj).__name__)
 

@@ -2,11 +2,24 @@
 pure-Python encoder in firmware/cbor.py (canonical key order, shortest
 floats); tests/test_cbor_cpython.py holds the two to that. MicroPython
 never loads this module.
+
+It encodes what the pure-Python encoder encodes and refuses what that one
+refuses (integers past 64 bits, which cbor2 would write as bignums, and
+any type that encoder does not know, such as ``set`` or ``datetime``):
+a value is encodable or not the same on both targets.
 """
+
+import re
 
 import cbor2 as _cbor2
 
+from firmware.cbor import _MAX_DEPTH, Simple, Tag
 from hal.errors import CBORError
+
+_U64 = 0x10000000000000000
+# a tag or simple-value head: where cbor2 alone could have written a value
+# that the pure-Python encoder refuses (a bignum, a datetime, a set)
+_TAG_OR_SIMPLE = re.compile(b"[\xc0-\xdb\xe0-\xf8]")
 
 _ORDER = {}
 _PLAIN = frozenset((int, str, bytes, bool, type(None)))
@@ -74,6 +87,65 @@ def _plain_form(obj):
     return obj if t in _PLAIN else None
 
 
+def _check(obj, depth=0):
+    """Raise CBORError where the pure-Python encoder would; True when
+    ``obj`` holds a memoryview (which cbor2 would write as an array)."""
+    if depth > _MAX_DEPTH:
+        raise CBORError("nesting deeper than %d" % _MAX_DEPTH)
+    if obj is None or obj is True or obj is False or isinstance(obj, (float, str, bytes, bytearray)):
+        return False
+    views = False
+    if isinstance(obj, memoryview):
+        return True
+    if isinstance(obj, int):
+        if not -_U64 <= obj < _U64:
+            raise CBORError("integer outside CBOR's 64 bits: %d" % obj)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            views = _check(v, depth + 1) or views
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check(k, depth + 1)
+            views = _check(v, depth + 1) or views
+    elif isinstance(obj, Tag):
+        if obj.tag is not None and not (type(obj.tag) is int and 0 <= obj.tag < _U64):
+            raise CBORError("tag %r: CBOR tags are integers 0..2**64-1" % (obj.tag,))
+        views = _check(obj.value, depth + 1)
+    elif isinstance(obj, Simple):
+        v = obj.value
+        if not (type(v) is int and (0 <= v < 20 or v == 23 or 31 < v < 256)):
+            raise CBORError("simple value %r: CBOR has 0..19, 23 (undefined) and 32..255" % (v,))
+    else:
+        raise CBORError("cannot encode %s" % type(obj).__name__)
+    return views
+
+
+def _without_views(obj):
+    """``obj`` with every memoryview (a map value, an item) as bytes."""
+    if isinstance(obj, memoryview):
+        return bytes(obj)
+    if isinstance(obj, list):
+        return [_without_views(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_without_views(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _without_views(v) for k, v in obj.items()}
+    if isinstance(obj, Tag) and obj.tag is not None:
+        return Tag(obj.tag, _without_views(obj.value))
+    return obj
+
+
+def _default(encoder, obj):
+    """cbor2's hook for the types it does not know (already checked)."""
+    if isinstance(obj, Tag):
+        # tag None: a map key kept apart by the decoder (cbor_decode.Key)
+        encoder.encode(obj.value if obj.tag is None else _cbor2.CBORTag(obj.tag, obj.value))
+    elif isinstance(obj, Simple):
+        encoder.encode(_cbor2.undefined if obj.value == 23 else _cbor2.CBORSimpleValue(obj.value))
+    else:
+        raise CBORError("cannot encode %s" % type(obj).__name__)
+
+
 def dumps(obj):
     try:
         # sorting keys is most of cbor2's canonical cost: when the
@@ -82,8 +154,18 @@ def dumps(obj):
         # let the plain encoder write the very same bytes
         plain = _plain_form(obj)
         if plain is not None:
-            return _cbor2.dumps(plain)
-        return _cbor2.dumps(obj, canonical=True)
+            out = _cbor2.dumps(plain)
+            if b"\xc2" in out or b"\xc3" in out:
+                _check(obj)  # a bignum head, or only bytes that look like one
+            return out
+    except CBORError:
+        raise
+    except Exception as e:
+        raise CBORError("cannot encode: %s" % (e,))
+    if _check(obj):
+        obj = _without_views(obj)
+    try:
+        return _cbor2.dumps(obj, canonical=True, default=_default)
     except Exception as e:
         raise CBORError("cannot encode: %s" % (e,))
 
@@ -91,9 +173,13 @@ def dumps(obj):
 def dumps_ordered(obj):
     """``dumps`` for a value the caller built in canonical form: maps
     with text keys in canonical order and no floats (the recorder's
-    window records). cbor2's plain encoder then writes the canonical
-    bytes; tests/test_cbor_cpython.py holds the recorder to that."""
+    window records), and no memoryview. cbor2's plain encoder then writes
+    the canonical bytes; tests/test_cbor_cpython.py holds the recorder to
+    that."""
     try:
-        return _cbor2.dumps(obj)
-    except Exception as e:
-        raise CBORError("cannot encode: %s" % (e,))
+        out = _cbor2.dumps(obj)
+    except Exception:
+        return dumps(obj)  # a Tag, a Simple: the general encoder's answer
+    if _TAG_OR_SIMPLE.search(out):
+        _check(obj)
+    return out

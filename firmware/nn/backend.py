@@ -82,6 +82,10 @@ class LinuxRuntime:
         self._cls = self._interpreter_class(name)
         it = self._make(reference)
         ins, outs = it.get_input_details(), it.get_output_details()
+        if not ins or not outs:
+            from hal.errors import ModelError
+
+            raise ModelError("%s: the model has %d inputs and %d outputs; it needs at least one of each" % (name, len(ins), len(outs)))
         for d in ins + outs:
             if d["dtype"].__name__ not in ("int8", "float32"):
                 from hal.errors import ModelError

@@ -227,9 +227,13 @@ def quantize(src, out, scale, zp):
     """QUANTIZE float32 -> int8 as TFLM's AffineQuantize: round half away
     from zero of value / scale (a float32 division: the double division
     here, rounded to float32 by the caller's array, is the same number),
-    plus the zero point, clamped."""
+    plus the zero point, clamped. A quotient past int32 (a huge input, a
+    tiny scale) or NaN saturates: 127 above, -128 below and for NaN."""
     for i in range(len(out)):
         q = src[i] / scale
+        if not -2147483648.0 < q < 2147483648.0:
+            out[i] = 127 if q > 0 else -128
+            continue
         q = _f32(q)
         r = math.floor(q + 0.5) if q >= 0 else -math.floor(-q + 0.5)
         v = int(r) + zp

@@ -227,7 +227,10 @@ def softmax(src, out, depth, mult, shift, diff_min):
 
 
 def quantize(src, out, scale, zp):
-    q = (_v(src, np.float32) / np.float32(scale)).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        q = (_v(src, np.float32) / np.float32(scale)).astype(np.float64)
+    # saturate past int32 and for NaN, as the scalar kernel does
+    q = np.clip(np.nan_to_num(q, nan=-(2.0**31), posinf=2.0**31, neginf=-(2.0**31)), -(2.0**31), 2.0**31)
     r = np.where(q >= 0, np.floor(q + 0.5), -np.floor(-q + 0.5))
     _v(out)[:] = np.clip(r.astype(np.int64) + zp, -128, 127)
 

@@ -201,6 +201,10 @@ class Model:
             scale, zp, qdim = [], [], 0
             if q is not None:
                 scale = b.vec_fmt(q, 2, "f", 4)
+                for v in scale:
+                    # NaN fails this too; past 1e36 a dequantized int8 overflows float32
+                    if not 0.0 < v <= 1e36:
+                        raise ModelError("tensor %r: quantization scale %r is not a positive number up to 1e36" % (name, v))
                 zp = b.vec_fmt(q, 3, "q", 8)
                 qdim = b.scalar(q, 6, "i", 0)
             data_ = bufs[bi] if bufs else b""
@@ -242,6 +246,48 @@ class Model:
                 opts["filter_w"] = b.scalar(o, 3, "i", 0) if o else 0
                 opts["filter_h"] = b.scalar(o, 4, "i", 0) if o else 0
             self.operators.append((name, ins, outs, opts))
+        self._check_graph()
+
+    def _check_graph(self):
+        """Refuse at load what would run on nonsense: inputs and outputs
+        that are missing or out of range, an operator reading a tensor
+        before any operator writes it, a tensor written twice, and a
+        constant (a weight, a bias) without its buffer."""
+        nt = len(self.tensors)
+        for what, idx in (("inputs", self.inputs), ("outputs", self.outputs)):
+            if not idx:
+                raise ModelError("malformed model: the subgraph lists no %s" % what)
+            for ti in idx:
+                if not 0 <= ti < nt:
+                    raise ModelError("malformed model: subgraph %s name tensor %d of %d" % (what, ti, nt))
+        written = {}
+        for ti in self.inputs:
+            written[ti] = "a model input"
+        for k, (name, ins, outs, _o) in enumerate(self.operators):
+            for ti in ins:
+                if ti < 0 or ti in written or self.tensors[ti].data:
+                    continue
+                later = [j for j in range(k + 1, len(self.operators)) if ti in self.operators[j][2]]
+                t = self.tensors[ti]
+                if later:
+                    raise ModelError(
+                        "operator %d (%s) reads tensor %d %r before operator %d (%s) writes it: operators out of order"
+                        % (k, name, ti, t.name, later[0], self.operators[later[0]][0])
+                    )
+                raise ModelError(
+                    "operator %d (%s) reads tensor %d %r, which has no buffer and which no operator writes: a constant's data is missing"
+                    % (k, name, ti, t.name)
+                )
+            for ti in outs:
+                if ti < 0:
+                    raise ModelError("malformed model: operator %d (%s) writes tensor %d" % (k, name, ti))
+                if ti in written or self.tensors[ti].data:
+                    by = written.get(ti, "a constant")
+                    raise ModelError("operator %d (%s) writes tensor %d %r, which is already %s" % (k, name, ti, self.tensors[ti].name, by))
+                written[ti] = "written by operator %d (%s)" % (k, name)
+        for ti in self.outputs:
+            if ti not in written:
+                raise ModelError("model output tensor %d %r is written by no operator" % (ti, self.tensors[ti].name))
 
 
 def _conv_opts(b, o, fields, dm_field):

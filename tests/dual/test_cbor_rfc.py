@@ -119,3 +119,110 @@ def test_preferred_encodings_round_trip():
     for hexed, value, preferred in EXAMPLES:
         if preferred:
             assert binascii.hexlify(cbor.dumps_py(value)).decode() == hexed, hexed
+
+
+def _hex(b):
+    return binascii.unhexlify(b)
+
+
+def test_keys_python_takes_as_equal_are_kept_apart():
+    from firmware.cbor_decode import Key
+
+    # {0: "a", false: "b"} and {1: "a", 1.0: "b"}: valid CBOR, no duplicates
+    for hexed, first, second in (("a2006161f46162", 0, False), ("a2016161f93c006162", 1, 1.0)):
+        d = cbor.loads(_hex(hexed))
+        assert len(d) == 2 and d[Key(first)] == "a" and d[Key(second)] == "b", d
+        # neither value is read under the other key, nor under the bare one
+        assert first not in d and Key(first) != Key(second)
+        assert cbor.dumps(d) == cbor.dumps_py(d) == _hex(hexed)
+    # three of a group, and a key of another group beside them
+    d = cbor.loads(_hex("a4f46161006162f900006163f56164"))
+    assert d == {Key(False): "a", Key(0): "b", Key(0.0): "c", True: "d"}, d
+    # arrays of them too: [0] and [false]
+    d = cbor.loads(_hex("a2810061618201f46162"))
+    assert d == {(0,): "a", (1, False): "b"}
+    d = cbor.loads(_hex("a28100616181f46162"))
+    assert d == {Key((0,)): "a", Key((False,)): "b"}, d
+
+
+def test_real_duplicate_keys_are_still_refused():
+    from hal.errors import CBORError
+    from tests.dual._util import raises
+
+    # 0 twice; 0 in its preferred and a longer head; false twice after 0
+    # made a group; 1.0 as half and as single float; [0] twice
+    for hexed in ("a2006161006162", "a200616118006162", "a3006161f46162f46163", "a2f93c006161fa3f8000006162", "a28100616181006162"):
+        e = raises(CBORError, cbor.loads, _hex(hexed))
+        assert "duplicate map key" in str(e), (hexed, e)
+
+
+def test_a_character_split_across_text_chunks_is_refused():
+    from hal.errors import CBORError
+    from tests.dual._util import raises
+
+    # "é" (c3 a9) as two chunks of one byte each: RFC 8949 3.2.3
+    e = raises(CBORError, cbor.loads, _hex("7f61c361a9ff"))
+    assert "UTF-8" in str(e)
+    assert cbor.loads(_hex("7f62c3a9ff")) == "\u00e9"
+    assert cbor.loads(_hex("7f6161626263ff")) == "abc"
+
+
+def test_ill_formed_utf8_is_refused_on_both_targets():
+    from hal.errors import CBORError
+    from tests.dual._util import raises
+
+    # overlong NUL (2 and 3 bytes), a surrogate, a code point past U+10FFFF,
+    # a lead byte past f4, a lone continuation byte, a cut sequence
+    for hexed in ("62c080", "63e08080", "63eda080", "64f4908080", "64f5808080", "6180", "62e282"):
+        raises(CBORError, cbor.loads, _hex(hexed))
+    for hexed, s in (("62c3bc", "\u00fc"), ("63e6b0b4", "\u6c34"), ("64f0908591", "\U00010151"), ("63ed9fbf", "\ud7ff"), ("64f48fbfbf", "\U0010ffff")):
+        assert cbor.loads(_hex(hexed)) == s, hexed
+
+
+# (value, its encoding, or None: refused) the same on both targets, and
+# for every encoder a target has
+ENCODABLE = [
+    (Tag(2, b"\x01" + bytes(8)), "c249010000000000000000"),
+    (Tag(32, "a"), "d8206161"),
+    (Simple(16), "f0"),
+    (Simple(255), "f8ff"),
+    (UNDEFINED, "f7"),
+    ({"u": UNDEFINED, "t": Tag(1, 2)}, "a26174c1026175f7"),
+    (2**64 - 1, "1bffffffffffffffff"),
+    (-(2**64), "3bffffffffffffffff"),
+    ({"n": [2**64 - 1]}, "a1616e811bffffffffffffffff"),
+    (2**64, None),
+    (-(2**64) - 1, None),
+    ({"n": [2**64]}, None),
+    ({2**70: 1}, None),
+    (Simple(20), None),
+    (Simple(24), None),
+    (Simple(256), None),
+    (Tag(-1, 0), None),
+    (Tag(2**64, 0), None),
+    ({"s": set()}, None),
+    (object(), None),
+]
+
+
+def test_both_encoders_agree_on_what_can_be_encoded():
+    from hal.errors import CBORError
+    from tests.dual._util import raises
+
+    for value, hexed in ENCODABLE:
+        for dumps in (cbor.dumps, cbor.dumps_ordered, cbor.dumps_py):
+            if hexed is None:
+                raises(CBORError, dumps, value)
+            else:
+                assert binascii.hexlify(dumps(value)).decode() == hexed, (value, dumps)
+
+
+def test_subnormal_halves_encode_as_halves_on_both_targets():
+    # MicroPython's struct.pack(">e") gets subnormal halves wrong, so a
+    # device once wrote these as single floats, CPython as halves
+    for hexed in ("f98202", "f903ff", "f98001", "f90200", "f98000"):
+        v = cbor.loads(_hex(hexed))
+        for dumps in (cbor.dumps, cbor.dumps_py):
+            assert binascii.hexlify(dumps(v)).decode() == hexed, (hexed, v, dumps)
+    # not a multiple of 2**-24: a single float
+    assert binascii.hexlify(cbor.dumps_py(2.0**-25)).decode() == "fa33000000"
