@@ -35,8 +35,17 @@ def test_dual_module_under_micropython(module, target, tmp_path):
     assert passed == len(re.findall(r"^def test_", src, re.M))
 
 
-def test_safety_path_allocates_nothing():
-    p = run_micropython(["tests/mp_only/heap_lock.py"])
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_safety_path_allocates_nothing(target):
+    p = TARGETS[target](["tests/mp_only/heap_lock.py"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "allocation failures 0" in p.stdout
+    assert _counts(p.stdout) == (1, 0)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_bme280_compensation_allocates_nothing(target):
+    p = TARGETS[target](["tests/mp_only/bme280_sweep.py"])
     assert p.returncode == 0, p.stdout + p.stderr
     assert "allocation failures 0" in p.stdout
     assert _counts(p.stdout) == (1, 0)
