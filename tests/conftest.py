@@ -33,7 +33,9 @@ def run_micropython32(args, heap="8M", cwd=ROOT, timeout=600):
     why = wasm32.missing()
     if why:
         pytest.fail("the 32-bit MicroPython target cannot run: " + why)
-    return wasm32.run(args, heap=heap, root=cwd, timeout=timeout)
+    # the test's temporary directory (TMPDIR, set below) is shared with it
+    share = [os.environ["TMPDIR"]] if os.environ.get("TMPDIR") else []
+    return wasm32.run(args, heap=heap, root=cwd, timeout=timeout, share=share)
 
 
 TARGETS = {"unix": run_micropython, "wasm32": run_micropython32}

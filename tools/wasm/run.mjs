@@ -1,13 +1,15 @@
 // Run edgefw code on MicroPython compiled to wasm32 (a 32-bit port: small
 // integers are 31-bit, as on an ESP32), under node.
 //
-//   node tools/wasm/run.mjs --package DIR [--root DIR] [--heap BYTES]
-//        [--timeout SECONDS] (-m MODULE | -c CODE | SCRIPT) [ARGS...]
+//   node tools/wasm/run.mjs --package DIR [--root DIR] [--share DIR]...
+//        [--heap BYTES] [--timeout SECONDS] (-m MODULE | -c CODE | SCRIPT) [ARGS...]
 //
 // DIR is the installed @micropython/micropython-webassembly-pyscript
 // package (tools/wasm32.py installs it). The port has no host filesystem,
 // so the tree under --root (default: the current directory) is copied into
-// its in-memory one at the same path, which becomes the working directory.
+// its in-memory one at the same path, which becomes the working directory;
+// each --share directory is copied in the same way, and the files the run
+// wrote there are copied back out when it ends.
 // prelude.py (beside this file) supplies what the port lacks. MicroPython
 // runs in a worker thread so that a run that never returns is stopped at
 // --timeout (exit status 124).
@@ -22,12 +24,13 @@ const SKIP = new Set([".git", "__pycache__", "node_modules", ".venv", ".venv-tfl
 const MAX_FILE = 4 * 1024 * 1024;
 
 function parseArgs(argv) {
-  const o = { root: process.cwd(), heap: 8 * 1024 * 1024, timeout: 600, pkg: null, kind: null, target: null, args: [] };
+  const o = { root: process.cwd(), share: [], heap: 8 * 1024 * 1024, timeout: 600, pkg: null, kind: null, target: null, args: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--package") o.pkg = argv[++i];
     else if (a === "--root") o.root = argv[++i];
+    else if (a === "--share") o.share.push(path.resolve(argv[++i]));
     else if (a === "--heap") o.heap = Number(argv[++i]);
     else if (a === "--timeout") o.timeout = Number(argv[++i]);
     else if (a === "-m" || a === "-c") { o.kind = a; o.target = argv[++i]; i++; break; }
@@ -53,12 +56,28 @@ function copyTree(FS, src, dst) {
   }
 }
 
+function copyBack(FS, dir) {
+  for (const name of FS.readdir(dir)) {
+    if (name === "." || name === "..") continue;
+    const p = dir + "/" + name;
+    const st = FS.stat(p);
+    if (FS.isDir(st.mode)) {
+      fs.mkdirSync(p, { recursive: true });
+      copyBack(FS, p);
+    } else if (FS.isFile(st.mode)) {
+      const data = FS.readFile(p);
+      if (!fs.existsSync(p) || !fs.readFileSync(p).equals(Buffer.from(data))) fs.writeFileSync(p, data);
+    }
+  }
+}
+
 async function work(o) {
   const out = (fd) => (line) => fs.writeSync(fd, line + "\n");
   const pkgUrl = url.pathToFileURL(path.join(o.pkg, "micropython.mjs")).href;
   const { loadMicroPython } = await import(pkgUrl);
   const mp = await loadMicroPython({ heapsize: o.heap, stdout: out(1), stderr: out(2) });
   copyTree(mp.FS, o.root, o.root);
+  for (const d of o.share) if (fs.existsSync(d)) copyTree(mp.FS, d, d);
   const tmp = process.env.TMPDIR || "/tmp";
   mp.FS.mkdirTree(tmp);
   const here = path.dirname(url.fileURLToPath(import.meta.url));
@@ -69,6 +88,7 @@ async function work(o) {
   // before returning, so nothing escapes runPython with the heap locked
   mp.runPython("_edgefw_status = _edgefw_run(" + JSON.stringify(call) + ")");
   const code = mp.globals.get("_edgefw_status");
+  for (const d of o.share) if (fs.existsSync(d)) copyBack(mp.FS, d);
   return typeof code === "number" ? code : 1;
 }
 
