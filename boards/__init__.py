@@ -18,16 +18,26 @@ Roles:
     STATUS_LED       output
 
 To add a board, copy the closest module, change the numbers, and add its name
-to ``KNOWN`` below.
+to ``KNOWN`` below, and its detection key to ``COMPATIBLE`` or ``PLATFORMS``.
 """
 
 from hal.errors import BoardError
 
-# Detection order matters: the first module whose MATCH strings appear in
-# the device tree wins.
 KNOWN = ("rpi4", "rpi5", "jetson_nano", "jetson_orin_nano", "esp32_devkitc", "sim")
 
 ROLES = ("I2C0", "I2C1", "UART0", "RELAY_PERMIT", "RELAY_READBACK", "ESTOP", "RESET", "STATUS_LED")
+
+# Detection reads only these tables, so it imports no board module; the
+# board found is imported when it is used (``get``). In order: the first
+# board whose strings appear in the device tree's ``compatible`` list wins.
+COMPATIBLE = (
+    ("rpi4", ("raspberrypi,4-model-b",)),
+    ("rpi5", ("raspberrypi,5-model-b",)),
+    ("jetson_nano", ("nvidia,p3450-0000", "nvidia,jetson-nano")),
+    ("jetson_orin_nano", ("nvidia,p3768-0000+p3767-0003", "nvidia,p3768-0000+p3767-0004", "nvidia,p3768-0000+p3767-0005")),
+)
+# MicroPython boards by ``sys.platform``
+PLATFORMS = (("esp32_devkitc", "esp32"),)
 
 
 def get(name):
@@ -38,12 +48,27 @@ def get(name):
     return getattr(mod, name)
 
 
+def check(name):
+    """``name`` if it is a known board (without importing it), else
+    ``BoardError`` as ``get``."""
+    if name not in KNOWN:
+        get(name)
+    return name
+
+
 def match_compatible(compatible):
-    """The board name whose MATCH strings occur in a device tree's
+    """The board name whose strings occur in a device tree's
     ``compatible`` list, or None."""
-    for name in KNOWN:
-        b = get(name)
-        for s in b.MATCH:
+    for name, strings in COMPATIBLE:
+        for s in strings:
             if s in compatible:
                 return name
+    return None
+
+
+def match_platform(platform):
+    """The MicroPython board whose ``sys.platform`` this is, or None."""
+    for name, plat in PLATFORMS:
+        if plat == platform:
+            return name
     return None

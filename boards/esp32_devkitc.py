@@ -6,8 +6,6 @@ is GPIO2, where most ESP32 boards put one; fit an LED there if wanted."""
 NAME = "esp32_devkitc"
 DESCRIPTION = "Espressif ESP32-DevKitC"
 FAMILY = "micropython"
-MATCH = ()
-PLATFORM = "esp32"
 FEATURES = ("i2c", "uart", "gpio", "wdt", "readback", "littlefs")
 
 I2C = {

@@ -5,7 +5,6 @@ are used, so one wiring harness fits all of them."""
 NAME = "jetson_nano"
 DESCRIPTION = "NVIDIA Jetson Nano Developer Kit"
 FAMILY = "linux"
-MATCH = ("nvidia,p3450-0000", "nvidia,jetson-nano")
 FEATURES = ("i2c", "uart", "gpio", "wdt", "readback", "systemd")
 GPIOCHIP = "tegra-gpio"
 

@@ -5,7 +5,6 @@ named by Tegra port and looked up by line name at run time."""
 NAME = "jetson_orin_nano"
 DESCRIPTION = "NVIDIA Jetson Orin Nano Developer Kit"
 FAMILY = "linux"
-MATCH = ("nvidia,p3768-0000+p3767-0003", "nvidia,p3768-0000+p3767-0004", "nvidia,p3768-0000+p3767-0005")
 FEATURES = ("i2c", "uart", "gpio", "wdt", "readback", "systemd")
 GPIOCHIP = "tegra234-gpio"
 

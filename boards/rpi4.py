@@ -4,7 +4,6 @@ the gpiochip labelled ``pinctrl-bcm2711``; ``header`` is the physical pin."""
 NAME = "rpi4"
 DESCRIPTION = "Raspberry Pi 4 Model B"
 FAMILY = "linux"
-MATCH = ("raspberrypi,4-model-b",)
 FEATURES = ("i2c", "uart", "gpio", "wdt", "readback", "systemd")
 GPIOCHIP = "pinctrl-bcm2711"
 

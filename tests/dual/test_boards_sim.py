@@ -97,3 +97,26 @@ def test_scenario_events_sorted_and_in_microseconds():
     assert [e["at_us"] for e in sc["events"]] == [500000, 2000000]
     assert sc["events"][0]["arg"]["register"] == 0xF7
     assert sc["events"][1]["for_us"] == 100000
+
+
+def test_detection_imports_no_board_module():
+    # the board found is imported only when it is used: the others never
+    import sys
+
+    for name in boards.KNOWN:
+        sys.modules.pop("boards." + name, None)
+    p = tmp_path("compatible")
+    with open(p, "wb") as f:
+        f.write(b"raspberrypi,5-model-b\x00brcm,bcm2712\x00")
+    assert choose_board(None, p) == "rpi5"
+    assert choose_board(None, tmp_path("none")) == "sim"
+    assert choose_board("jetson_nano", p) == "jetson_nano"
+    assert [n for n in boards.KNOWN if "boards." + n in sys.modules] == []
+    assert boards.get("sim").NAME == "sim"
+    assert [n for n in boards.KNOWN if "boards." + n in sys.modules] == ["sim"]
+
+
+def test_every_detection_key_names_a_known_board():
+    names = [n for n, _ in boards.COMPATIBLE] + [n for n, _ in boards.PLATFORMS]
+    assert sorted(names) == sorted(n for n in boards.KNOWN if boards.get(n).FAMILY != "sim")
+    assert boards.match_platform("esp32") == "esp32_devkitc" and boards.match_platform("linux") is None
