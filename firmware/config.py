@@ -253,6 +253,7 @@ def check(cfg, src="<config>"):
     c.text("inference.model", inf["model"])
     if inf["backend"] not in INFERENCE_BACKENDS:
         c.fail("inference.backend", "one of " + ", ".join(INFERENCE_BACKENDS), inf["backend"])
+    c.text("inference.channel", inf["channel"])
     if inf["enabled"] and inf["channel"] not in channels:
         c.fail("inference.channel", "a channel name from: " + ", ".join(channels), inf["channel"])
     c.num("inference.window", inf["window"], 8, 1024, integer=True)
