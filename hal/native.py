@@ -14,7 +14,9 @@ class NativeHardware:
     def __init__(self, board):
         if not hasattr(machine, "Pin"):
             # the unix port's machine module has no pins or buses
-            raise BackendUnavailable("board %r needs a device's machine.Pin and machine.I2C, which this MicroPython has not got; run here with --board sim" % board.NAME)
+            raise BackendUnavailable(
+                "board %r needs a device's machine.Pin and machine.I2C, which this MicroPython has not got; run here with --board sim" % board.NAME
+            )
         self.board = board
         self.clock = RealClock()
         self._pins = {}

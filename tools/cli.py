@@ -314,7 +314,9 @@ def make_parser():
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     # from source: compiling the inference modules alone takes most of 256k;
     # precompiled (edgefw mpy-build) the loop runs in 128k
-    r.add_argument("--heap", type=_heap, default="512k", metavar="SIZE", help="MicroPython heap size with --target micropython (default 512k: it runs from source)")
+    r.add_argument(
+        "--heap", type=_heap, default="512k", metavar="SIZE", help="MicroPython heap size with --target micropython (default 512k: it runs from source)"
+    )
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
     m.add_argument("out")

@@ -136,7 +136,9 @@ def load_keys(path):
         except RecursionError:
             raise SystemExit("edgefw ingest: %s: JSON nested too deeply" % path)
     if not isinstance(doc, dict):
-        raise SystemExit('edgefw ingest: %s: expected a JSON object of device id -> hex key, e.g. {"sim-0001": "0011..."}, got a %s' % (path, type(doc).__name__))
+        raise SystemExit(
+            'edgefw ingest: %s: expected a JSON object of device id -> hex key, e.g. {"sim-0001": "0011..."}, got a %s' % (path, type(doc).__name__)
+        )
     keys = {}
     for dev, hexkey in doc.items():
         try:
