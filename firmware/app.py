@@ -71,7 +71,7 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
         if is_sim:
             from sim.scenario import load_scenario
 
-            sc = load_scenario(scenario or default_scenario_path())
+            sc = load_scenario(scenario or default_scenario_path(), cfg)
             del load_scenario
         del load_config
         _unload("firmware.config", "sim.scenario")
@@ -181,6 +181,12 @@ def main(argv=None):
         print(json.dumps(s))
     else:
         print("cycles %d  overruns %d  records %d  trips %d  permit %d" % (s["cycles"], s["overruns"], s["records"], len(s["trips"]), s["permit"]))
+    if sc and sc["expect"] is not None:
+        from sim.expect import check_trips, report
+
+        failures = check_trips(sc["expect"], s["trips"], fw.period_us)
+        report(o["scenario"] or "scenario", failures, sys.stderr.write)
+        return 1 if failures else 0
     return 0
 
 

@@ -11,20 +11,22 @@ unknown fields are refused too, so a typo never silently disables a rule.
 
 Limits are given in real units (degC, %RH, hPa, g) and held internally as
 integers in thousandths (``firmware.channels.scale``), so the interlock does only integer
-arithmetic.
+arithmetic. Every number is checked against a range (given in the error),
+so a value means the same on CPython and on MicroPython: no NaN, no
+infinity, no limit beyond +-LIMIT, whose thousandths fit the interlock's
+32-bit tables and stay small integers on a 32-bit MicroPython port.
 """
 
 import json
 
-from firmware.channels import SENSOR_TYPES, channel_names
+from firmware.channels import SENSOR_TYPES, channel_names, scale
 from hal.errors import ConfigError
 
 STARTUP = ("manual", "auto")
 DURABILITY = ("none", "group", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference", "uplink")
 UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first", "receipts", "receipt_timeout_ms")
-# _Checker is used by firmware.uplink.check_config too
-__all__ = ("load_config", "check", "channel_names", "SENSOR_TYPES", "_Checker")
+__all__ = ("load_config", "check", "check_uplink", "parse_broker", "channel_names", "SENSOR_TYPES")
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")
 INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
 VOTE_FIELDS = ("name", "channels", "need")
@@ -37,6 +39,14 @@ TTL_FIELDS = ("events", "telemetry")
 FULL_POLICIES = ("drop_oldest", "pause")
 INFERENCE_FIELDS = ("enabled", "model", "backend", "channel", "window", "hop", "threshold", "k")
 INFERENCE_BACKENDS = ("auto", "micro", "litert", "tflite")
+# real-unit bound of every limit: 1e9 thousandths < 2**30
+LIMIT = 1000000
+# the longest gap between two fresh samples, in ms: BME280 at x1
+# oversampling measures in at most 9.3 ms, plus 0.5 ms standby
+SAMPLE_MS = {"bme280": 10}
+ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+ID_MAX = 64
+ID_RULE = "1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit (it is an MQTT topic level)"
 
 
 def default_path():
@@ -53,6 +63,10 @@ def _read_json(path):
         return json.load(f)
     except ValueError as e:
         raise ConfigError(path, "(file)", "valid JSON (%s)" % (e,))
+    except (RuntimeError, MemoryError):
+        # CPython's RecursionError is a RuntimeError; MicroPython's parser
+        # runs out of heap instead
+        raise ConfigError(path, "(file)", "JSON nested less deeply (too deep to parse here)")
     finally:
         f.close()
 
@@ -73,7 +87,15 @@ class _Checker:
         self.src = src
 
     def fail(self, field, expected, got=None):
-        raise ConfigError(self.src, field, expected, got)
+        if got is not None:
+            # the value as the user wrote it, cut short: a deeply nested
+            # one would not even print
+            try:
+                r = repr(got)
+            except (RuntimeError, MemoryError):
+                r = "a deeply nested " + type(got).__name__
+            expected += ", got " + (r if len(r) <= 80 else r[:77] + "...")
+        raise ConfigError(self.src, field, expected)
 
     def obj(self, field, v, allowed):
         if not isinstance(v, dict):
@@ -83,16 +105,19 @@ class _Checker:
                 self.fail((field + "." if field else "") + str(k), "no such field (allowed here: %s)" % ", ".join(allowed))
         return v
 
-    def num(self, field, v, lo=None, hi=None, integer=False, null=False):
+    def num(self, field, v, lo, hi, integer=False, null=False):
         if v is None and null:
             return None
+        what = "an integer" if integer else "a number"
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            self.fail(field, ("an integer" if integer else "a number") + (" or null" if null else ""), v)
-        if lo is not None and v < lo:
-            self.fail(field, "a value >= %s" % lo, v)
-        if hi is not None and v > hi:
-            self.fail(field, "a value <= %s" % hi, v)
+            self.fail(field, what + (" or null" if null else ""), v)
+        # NaN fails both comparisons, so it is refused by either bound
+        if not (lo <= v <= hi):
+            self.fail(field, "%s from %s to %s" % (what, lo, hi), v)
         return v
+
+    def limit(self, field, v, lo=-LIMIT, null=True):
+        return self.num(field, v, lo, LIMIT, null=null)
 
     def choice(self, field, v, options):
         if v not in options:
@@ -109,7 +134,7 @@ def check(cfg, src="<config>"):
     """Check a merged configuration; returns it unchanged or raises."""
     c = _Checker(src)
     c.obj("", cfg, TOP_FIELDS)
-    c.text("device_id", cfg["device_id"])
+    device_id(c, cfg["device_id"])
     c.num("period_ms", cfg["period_ms"], 1, 60000, integer=True)
     c.choice("startup", cfg["startup"], STARTUP)
     sensors = cfg["sensors"]
@@ -131,14 +156,19 @@ def check(cfg, src="<config>"):
         c.text(f + ".bus", s["bus"])
         c.num(f + ".address", s["address"], 0x08, 0x77, integer=True)
         s.setdefault("stale_ms", 100)
-        c.num(f + ".stale_ms", s["stale_ms"], 1, 600000, integer=True)
         if s["type"] == "adxl345":
             s.setdefault("range_g", 16)
             s.setdefault("rate_hz", 800)
             c.choice(f + ".range_g", s["range_g"], (2, 4, 8, 16))
             c.choice(f + ".rate_hz", s["rate_hz"], (25, 50, 100, 200, 400, 800, 1600, 3200))
+            sample_ms = -(-1000 // s["rate_hz"])
         elif "range_g" in s or "rate_hz" in s:
             c.fail(f + ".range_g", "absent: only adxl345 sensors take range_g and rate_hz")
+        else:
+            sample_ms = SAMPLE_MS[s["type"]]
+        # a sensor is fresh at most once a cycle and once a sample
+        floor = max(cfg["period_ms"], sample_ms)
+        c.num(f + ".stale_ms", s["stale_ms"], floor, 600000, integer=True)
         for q in SENSOR_TYPES[s["type"]]:
             channels.append(name + "." + q)
     il = c.obj("interlock", cfg["interlock"], INTERLOCK_FIELDS)
@@ -148,20 +178,23 @@ def check(cfg, src="<config>"):
         c.obj(f, rule, CHANNEL_FIELDS)
         for k, dflt in CHANNEL_DEFAULTS:
             rule.setdefault(k, dflt)
-        hi = c.num(f + ".high", rule.get("high"), null=True)
-        lo = c.num(f + ".low", rule.get("low"), null=True)
-        if hi is not None and lo is not None and lo >= hi:
+        hi = c.limit(f + ".high", rule.get("high"))
+        lo = c.limit(f + ".low", rule.get("low"))
+        # compared as the interlock holds them, in thousandths
+        if hi is not None and lo is not None and scale(lo) >= scale(hi):
             c.fail(f + ".low", "a value below high (%s)" % hi, lo)
-        c.num(f + ".hysteresis", rule["hysteresis"], 0)
+        h = c.limit(f + ".hysteresis", rule["hysteresis"], 0, null=False)
+        if hi is not None and lo is not None and scale(h) > scale(hi) - scale(lo):
+            c.fail(f + ".hysteresis", "at most high - low (%s - %s), or a cleared cause would sit past the other limit" % (hi, lo), h)
         c.num(f + ".on_delay", rule["on_delay"], 1, 1000, integer=True)
-        c.num(f + ".rate_per_s", rule.get("rate_per_s"), 0, null=True)
+        c.limit(f + ".rate_per_s", rule.get("rate_per_s"), 0)
         p = rule.get("plausible")
         if p is not None:
             if not isinstance(p, list) or len(p) != 2:
                 c.fail(f + ".plausible", "a list [low, high] or null", p)
-            c.num(f + ".plausible[0]", p[0])
-            c.num(f + ".plausible[1]", p[1])
-            if p[0] >= p[1]:
+            c.limit(f + ".plausible[0]", p[0], null=False)
+            c.limit(f + ".plausible[1]", p[1], null=False)
+            if scale(p[0]) >= scale(p[1]):
                 c.fail(f + ".plausible", "[low, high] with low < high", p)
     il.setdefault("vote", [])
     if not isinstance(il["vote"], list):
@@ -187,6 +220,8 @@ def check(cfg, src="<config>"):
         c.num(f + ".need", v["need"], 1, len(chs), integer=True)
     c.num("interlock.max_consecutive_overruns", il["max_consecutive_overruns"], 0, 1000, integer=True)
     c.num("interlock.stall_ms", il["stall_ms"], 0, 600000, integer=True)
+    if il["stall_ms"] and il["stall_ms"] <= cfg["period_ms"]:
+        c.fail("interlock.stall_ms", "0 (off) or longer than period_ms (%d)" % cfg["period_ms"], il["stall_ms"])
     if not isinstance(il["estop"], bool):
         c.fail("interlock.estop", "true or false", il["estop"])
     rb = c.obj("interlock.readback", il["readback"], READBACK_FIELDS)
@@ -206,26 +241,73 @@ def check(cfg, src="<config>"):
     ttl = c.obj("record.ttl_s", rec["ttl_s"], TTL_FIELDS)
     for k in TTL_FIELDS:
         ttl.setdefault(k, None)
-        c.num("record.ttl_s." + k, ttl[k], 1, null=True)
+        c.num("record.ttl_s." + k, ttl[k], 1, 1 << 30, integer=True, null=True)
     c.num("record.group_records", rec["group_records"], 1, 1 << 20, integer=True)
     c.num("record.group_ms", rec["group_ms"], 1, 3600000, integer=True)
-    # the uplink section is checked where the uplink starts
-    # (firmware.uplink.check_config): a device that only records never
-    # loads those rules
-    c.obj("uplink", cfg["uplink"], UPLINK_FIELDS)
+    # every field, even with the uplink off; the files it names are
+    # looked for where the uplink starts (firmware.uplink.check_config)
+    check_uplink(cfg, src)
     inf = c.obj("inference", cfg["inference"], INFERENCE_FIELDS)
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])
     c.text("inference.model", inf["model"])
     if inf["backend"] not in INFERENCE_BACKENDS:
         c.fail("inference.backend", "one of " + ", ".join(INFERENCE_BACKENDS), inf["backend"])
+    c.text("inference.channel", inf["channel"])
     if inf["enabled"] and inf["channel"] not in channels:
         c.fail("inference.channel", "a channel name from: " + ", ".join(channels), inf["channel"])
     c.num("inference.window", inf["window"], 8, 1024, integer=True)
     c.num("inference.hop", inf["hop"], 1, inf["window"], integer=True)
-    c.num("inference.threshold", inf["threshold"])
+    c.limit("inference.threshold", inf["threshold"], null=False)
     c.num("inference.k", inf["k"], 1, 1000, integer=True)
     return cfg
+
+
+def device_id(c, v):
+    """A device id is one MQTT topic level: no '/', '+' or '#'."""
+    if not isinstance(v, str) or not 1 <= len(v) <= ID_MAX or v[0] in "._-" or any(ch not in ID_CHARS for ch in v):
+        c.fail("device_id", ID_RULE, v)
+    return v
+
+
+def parse_broker(text):
+    """``HOST:PORT`` -> (host, port); ValueError saying what is wrong."""
+    host, _, port = text.rpartition(":") if isinstance(text, str) else ("", "", "")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError('HOST:PORT with a port from 1 to 65535, e.g. "broker.example.net:8883"')
+    return host, int(port)
+
+
+def check_uplink(cfg, src="<config>", files=False):
+    """Check the ``uplink`` section; returns (host, port). With ``files``,
+    the files it names must exist (checked where the uplink starts)."""
+    import os
+
+    c = _Checker(src)
+    up = c.obj("uplink", cfg["uplink"], UPLINK_FIELDS)
+    if not isinstance(up["enabled"], bool):
+        c.fail("uplink.enabled", "true or false", up["enabled"])
+    b = c.text("uplink.broker", up["broker"])
+    try:
+        hp = parse_broker(b)
+    except ValueError as e:
+        c.fail("uplink.broker", str(e), b)
+    for k in ("username", "password", "tls_ca", "key_file"):
+        if up[k] is not None:
+            c.text("uplink." + k, up[k])
+            if files and k in ("tls_ca", "key_file"):
+                try:
+                    os.stat(up[k])
+                except OSError:
+                    c.fail("uplink." + k, "a file that exists, or null", up[k])
+    c.num("uplink.batch_records", up["batch_records"], 1, 100000, integer=True)
+    c.num("uplink.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
+    c.num("uplink.rate_bytes_s", up["rate_bytes_s"], 0, 1 << 30, integer=True)
+    for k in ("live_first", "receipts"):
+        if not isinstance(up[k], bool):
+            c.fail("uplink." + k, "true or false", up[k])
+    c.num("uplink.receipt_timeout_ms", up["receipt_timeout_ms"], 100, 3600000, integer=True)
+    return hp
 
 
 def load_config(path=None, overrides=None):
@@ -235,7 +317,7 @@ def load_config(path=None, overrides=None):
     if path:
         user = _read_json(path)
         if not isinstance(user, dict):
-            raise ConfigError(path, "(top level)", "a JSON object", user)
+            _Checker(path).fail("(top level)", "a JSON object", user)
         cfg = _merge(cfg, user)
         src = path
     if overrides:

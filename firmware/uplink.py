@@ -64,29 +64,12 @@ def make_client(host, port=1883, client_id="edgefw", username=None, password=Non
 
 
 def check_config(cfg, src="<config>"):
-    """Check the config's ``uplink`` section (ConfigError names the field).
-    Returns (host, port)."""
-    from firmware.config import _Checker
+    """Check the config's ``uplink`` section, and that the files it names
+    exist (ConfigError names the field). Returns (host, port). The rules
+    live in ``firmware.config.check_uplink``, which load_config runs too."""
+    from firmware.config import check_uplink
 
-    c = _Checker(src)
-    up = cfg["uplink"]
-    if not isinstance(up["enabled"], bool):
-        c.fail("uplink.enabled", "true or false", up["enabled"])
-    b = c.text("uplink.broker", up["broker"])
-    host, _, port = b.rpartition(":")
-    if not host or not port.isdigit():
-        c.fail("uplink.broker", 'HOST:PORT, e.g. "broker.example.net:8883"', b)
-    for k in ("username", "password", "tls_ca", "key_file"):
-        if up[k] is not None:
-            c.text("uplink." + k, up[k])
-    c.num("uplink.batch_records", up["batch_records"], 1, 100000, integer=True)
-    c.num("uplink.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
-    c.num("uplink.rate_bytes_s", up["rate_bytes_s"], 0, integer=True)
-    for k in ("live_first", "receipts"):
-        if not isinstance(up[k], bool):
-            c.fail("uplink." + k, "true or false", up[k])
-    c.num("uplink.receipt_timeout_ms", up["receipt_timeout_ms"], 100, 3600000, integer=True)
-    return host, int(port)
+    return check_uplink(cfg, src, files=True)
 
 
 def topic_for(device_id):

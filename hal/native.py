@@ -7,11 +7,16 @@ Only the board table is read here; the objects returned are
 import machine
 
 from hal.clock import RealClock
-from hal.errors import BoardError
+from hal.errors import BackendUnavailable, BoardError
 
 
 class NativeHardware:
     def __init__(self, board):
+        if not hasattr(machine, "Pin"):
+            # the unix port's machine module has no pins or buses
+            raise BackendUnavailable(
+                "board %r needs a device's machine.Pin and machine.I2C, which this MicroPython has not got; run here with --board sim" % board.NAME
+            )
         self.board = board
         self.clock = RealClock()
         self._pins = {}

@@ -38,3 +38,36 @@ def test_scenario_doc_names_every_event_kind():
     doc = (ROOT / "docs" / "scenarios.md").read_text()
     missing = [k for k in scenario.EVENT_KINDS + scenario.FAULT_KINDS + scenario.RELAY_STATES if "`" + k + "`" not in doc]
     assert not missing, missing
+
+
+def _run_usage(readme):
+    block = re.findall(r"```\n(edgefw run .*?)```", readme, re.S)[0]
+    return re.findall(r"\[(--[a-z-]+)(?: ([A-Z:|a-z]+))?\]", block)
+
+
+def test_readme_run_usage_and_table_match_the_parser():
+    from tools.cli import make_parser
+
+    readme = (ROOT / "README.md").read_text()
+    sub = next(a for a in make_parser()._actions if a.dest == "cmd")
+    run = sub.choices["run"]
+    want = {}
+    for a in run._actions:
+        opt = a.option_strings[-1] if a.option_strings else None
+        if opt and opt != "--help":
+            want[opt] = "" if a.nargs == 0 else (a.metavar or "|".join(a.choices or ()))
+    assert dict(_run_usage(readme)) == want
+    table = readme.split("## `edgefw run`", 1)[1].split("##", 1)[0]
+    missing = [o for o in want if "| `" + o not in table]
+    assert not missing, missing
+
+
+def test_readme_names_every_command_in_help():
+    from tools.cli import make_parser
+
+    readme = (ROOT / "README.md").read_text()
+    sub = next(a for a in make_parser()._actions if a.dest == "cmd")
+    help_text = make_parser().format_help()
+    for cmd in sub.choices:
+        assert cmd in help_text and "edgefw " + cmd in readme, cmd
+    assert "edgefw --version" in readme

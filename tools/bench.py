@@ -74,26 +74,29 @@ def print_interlock(res):
     print("1 kHz p99, stalled model (thread)  vs none: %sx (the peer: why the model runs in a process)" % res["thread_stalled_vs_unstalled_p99"])
 
 
+_JSON = "print the results as one JSON object on the last line"
+
+
 def main(argv):
     import argparse
 
     p = argparse.ArgumentParser(prog="edgefw bench")
     sub = p.add_subparsers(dest="what", required=True)
     i = sub.add_parser("interlock", help="trip latency at 100 Hz and 1 kHz, with and without a stalled model")
-    i.add_argument("--trials", type=int, default=200)
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--trials", type=int, default=200, help="trip measurements per case (default 200)")
+    i.add_argument("--json", action="store_true", help=_JSON)
     st = sub.add_parser("store", help="journal appends vs persist-queue, litequeue and raw fsync")
-    st.add_argument("--records", type=int, default=20000)
-    st.add_argument("--sync-records", type=int, default=1000)
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--records", type=int, default=20000, help="records appended per round and store (default 20000)")
+    st.add_argument("--sync-records", type=int, default=1000, help="records for the stores that sync every record (default 1000)")
+    st.add_argument("--json", action="store_true", help=_JSON)
     fw = sub.add_parser("forward", help="journal -> mosquitto -> ingest vs paho one message per record; 1M backlog drain")
-    fw.add_argument("--records", type=int, default=20000)
-    fw.add_argument("--paho-records", type=int, default=5000)
-    fw.add_argument("--backlog", type=int, default=1000000)
-    fw.add_argument("--json", action="store_true")
+    fw.add_argument("--records", type=int, default=20000, help="records sent journal -> ingest (default 20000)")
+    fw.add_argument("--paho-records", type=int, default=5000, help="records paho publishes one message each, the peer (default 5000)")
+    fw.add_argument("--backlog", type=int, default=1000000, help="records in the backlog whose drain is timed (default 1000000)")
+    fw.add_argument("--json", action="store_true", help=_JSON)
     inf = sub.add_parser("infer", help="median invoke time per model and backend; the stage's overhead around invoke")
-    inf.add_argument("--n", type=int, default=200)
-    inf.add_argument("--json", action="store_true")
+    inf.add_argument("--n", type=int, default=200, help="invokes per model and backend (default 200)")
+    inf.add_argument("--json", action="store_true", help=_JSON)
     a = p.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if a.what == "infer":

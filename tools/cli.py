@@ -1,7 +1,8 @@
 """The ``edgefw`` command.
 
     edgefw run [--board B] [--config F] [--scenario F] [--cycles N] [--json]
-               [--journal F] [--speed X] [--target cpython|micropython]
+               [--journal DIR] [--speed X] [--target cpython|micropython]
+               [--heap SIZE] [--broker HOST:PORT] [--drain-s S] [--bench F]
     edgefw mpy-build OUT
     edgefw bench interlock [--trials N] [--json]
 
@@ -88,6 +89,57 @@ class Status:
             self.stream.flush()
 
 
+def _count(text):
+    """--cycles: a whole number of cycles, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError("expected a whole number of cycles, 1 or more, got %r" % text)
+    return n
+
+
+def _seconds(text):
+    """--speed, --drain-s: a finite number, 0 or more."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = -1.0
+    if not 0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError("expected a number 0 or more, got %r" % text)
+    return x
+
+
+def _heap(text):
+    """--heap: MicroPython's -X heapsize, e.g. 256k or 1M."""
+    t = text.lower()
+    digits = t[:-1] if t[-1:] in ("k", "m") else t
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError("expected a size such as 256k or 1M, got %r" % text)
+    return text
+
+
+def _broker(text):
+    """--broker: HOST:PORT, checked by the config's own rule."""
+    from firmware.config import parse_broker
+
+    try:
+        parse_broker(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError("expected %s, got %r" % (e, text))
+    return text
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgefw")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 class Terminated(BaseException):
     """SIGTERM, raised where the loop is, so its finally runs."""
 
@@ -112,13 +164,20 @@ def _run_micropython(args):
         argv += ["--journal", str(Path("edgefw-journal").resolve())]
     p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
     sys.stderr.write(p.stderr)
+    if p.returncode != 0 and "MemoryError" in p.stderr:
+        print(
+            "edgefw: the MicroPython heap (--heap %s) ran out; from source the firmware needs about 256k"
+            " (the default is 512k), precompiled (edgefw mpy-build) 128k" % args.heap,
+            file=sys.stderr,
+        )
     out = p.stdout.strip().splitlines()
-    if p.returncode != 0 or not out:
+    # exit 1 with a summary: the scenario's expect block failed
+    if p.returncode not in (0, 1) or not out or not out[-1].startswith("{"):
         return p.returncode or 1
     summary = json.loads(out[-1])
     summary["target"] = "micropython"
     _print_summary(summary, args.json)
-    return 0
+    return p.returncode
 
 
 STORE_LOSSES = (
@@ -288,6 +347,13 @@ def cmd_run(args):
         s["interrupted"] = interrupted
         print("edgefw: stopped by %s; permit off" % interrupted, file=sys.stderr)
     _print_summary(s, args.json)
+    if sc and sc["expect"] is not None and not interrupted:
+        # a scenario with an expect block is a test: its verdict is the exit code
+        from sim.expect import check_trips, report
+
+        failures = check_trips(sc["expect"], s["trips"], fw.period_us)
+        report(args.scenario or "scenario", failures, sys.stderr.write)
+        return 1 if failures else 0
     return {"Ctrl-C": 130, "SIGTERM": 143}.get(interrupted, 0)
 
 
@@ -301,22 +367,27 @@ def cmd_mpy_build(args):
 
 def make_parser():
     p = argparse.ArgumentParser(prog="edgefw", description="edgefw: firmware for edge sensor nodes")
+    p.add_argument("--version", action="version", version="edgefw " + _version())
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the firmware (the sim board unless told otherwise)")
-    r.add_argument("--board", help="board name (default: EDGEFW_BOARD, detection, then sim)")
-    r.add_argument("--config", help="JSON config file laid over the defaults (docs/config.md)")
-    r.add_argument("--scenario", help="sim scenario file (docs/scenarios.md)")
-    r.add_argument("--cycles", type=int, help="stop after N cycles (default: end of scenario)")
-    r.add_argument("--journal", help="journal file (default: record.journal from the config)")
+    r.add_argument("--board", metavar="NAME", help="board name (default: EDGEFW_BOARD, detection, then sim)")
+    r.add_argument("--config", metavar="FILE", help="JSON config file laid over the defaults (docs/config.md)")
+    r.add_argument("--scenario", metavar="FILE", help="sim scenario file (docs/scenarios.md)")
+    r.add_argument("--cycles", type=_count, metavar="N", help="stop after N cycles, N >= 1 (default: end of scenario)")
+    r.add_argument("--journal", metavar="DIR", help="journal directory (default: record.journal from the config)")
     r.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
-    r.add_argument("--speed", type=float, help="virtual time per wall second on the sim board; 0 = as fast as possible")
+    r.add_argument("--speed", type=_seconds, metavar="X", help="virtual time per wall second on the sim board, >= 0; 0 = as fast as possible")
     r.add_argument("--target", choices=("cpython", "micropython"), default="cpython", help="interpreter to run the firmware in")
-    r.add_argument("--broker", metavar="HOST:PORT", help="forward the journal to this MQTT broker (the config's uplink section, enabled)")
-    r.add_argument("--drain-s", type=float, default=2.0, help="at exit, sync the journal and try this long to send what is left and have it receipted (default 2)")
+    r.add_argument("--broker", type=_broker, metavar="HOST:PORT", help="forward the journal to this MQTT broker (the config's uplink section, enabled)")
+    r.add_argument(
+        "--drain-s", type=_seconds, default=2.0, metavar="S", help="at exit, sync the journal and try this long to send what is left and have it receipted (default 2)"
+    )
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     # from source: compiling the inference modules alone takes most of 256k;
     # precompiled (edgefw mpy-build) the loop runs in 128k
-    r.add_argument("--heap", default="512k", help="MicroPython heap size with --target micropython (default 512k: it runs from source)")
+    r.add_argument(
+        "--heap", type=_heap, default="512k", metavar="SIZE", help="MicroPython heap size with --target micropython (default 512k: it runs from source)"
+    )
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("mpy-build", help="precompile the dual-target packages to .mpy")
     m.add_argument("out")

@@ -35,7 +35,9 @@ is this machine's UTC time (seconds) when the batch came; ``boot``,
 device's clocks at that moment.
 """
 
+import argparse
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -261,11 +263,21 @@ class Receiver:
 
 
 def load_keys(path):
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError as e:
+        raise SystemExit("edgefw ingest: --keys %s: cannot read it (%s)" % (path, e.strerror or e))
+    with f:
         try:
             doc = json.load(f)
         except ValueError as e:
             raise SystemExit("edgefw ingest: %s: not valid JSON (%s)" % (path, e))
+        except RecursionError:
+            raise SystemExit("edgefw ingest: %s: JSON nested too deeply" % path)
+    if not isinstance(doc, dict):
+        raise SystemExit(
+            'edgefw ingest: %s: expected a JSON object of device id -> hex key, e.g. {"sim-0001": "0011..."}, got a %s' % (path, type(doc).__name__)
+        )
     keys = {}
     for dev, hexkey in doc.items():
         try:
@@ -315,17 +327,44 @@ def run(args):
     return 0
 
 
+def _broker(text):
+    """--broker: HOST or HOST:PORT (port 1..65535; 1883 when omitted)."""
+    from firmware.config import parse_broker
+
+    try:
+        parse_broker(text if ":" in text else text + ":1883")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError("expected %s, got %r" % (e, text))
+    return text
+
+
+def _db(text):
+    """--db: a file in a directory that exists."""
+    d = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(d):
+        raise argparse.ArgumentTypeError("%r: directory %s does not exist" % (text, d))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError("%r is a directory; name a file in it" % text)
+    return text
+
+
+def _readable(text):
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError("%r: no such file" % text)
+    return text
+
+
 def add_parser(sub):
     p = sub.add_parser("ingest", help="receive, verify and store device batches (SQLite)")
-    p.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    p.add_argument("--broker", type=_broker, default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     p.add_argument("--keys", help="JSON file: device id -> hex key")
-    p.add_argument("--db", default="edgefw-ingest.sqlite", help="SQLite file")
+    p.add_argument("--db", type=_db, default="edgefw-ingest.sqlite", help="SQLite file (its directory must exist)")
     p.add_argument("--share", metavar="GROUP", help="join shared subscription GROUP (several workers)")
     p.add_argument("--client-id", help="MQTT client id of the persistent session (default edgefw-ingest, or edgefw-ingest-GROUP with --share)")
     p.add_argument("--no-receipts", action="store_true", help="send no receipts (for devices with uplink.receipts off)")
     p.add_argument("--username")
     p.add_argument("--password")
-    p.add_argument("--tls-ca", help="CA certificate file: connect with TLS")
+    p.add_argument("--tls-ca", type=_readable, help="CA certificate file: connect with TLS")
     p.add_argument("--idle-exit", type=float, help="exit after this many seconds with no batch")
     p.add_argument("--json", action="store_true", help="print the counts as JSON at exit")
     p.set_defaults(fn=run)

@@ -39,11 +39,12 @@ def precheck(out, config=None, scenario=None):
     from sim.scenario import load_scenario
 
     cfg = load_config(config)
+    sc = load_scenario(scenario or default_scenario_path(), cfg)
     for section in ("inference", "uplink"):
         # a switched-off stage's settings would only take heap at start-up
         if not cfg[section]["enabled"]:
             cfg[section] = {"enabled": False}
-    doc = {"config": cfg, "scenario": load_scenario(scenario or default_scenario_path())}
+    doc = {"config": cfg, "scenario": sc}
     (Path(out) / "firmware" / PRECHECKED).write_text(json.dumps(doc, separators=(",", ":")))
 
 
