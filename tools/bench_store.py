@@ -8,7 +8,9 @@ store:   records/s appending a telemetry record (about 200 bytes of CBOR)
          - raw: append the same bytes to a file and fsync, per record
 forward: records/s from a journal on disk to rows in the ingest database,
          through a real mosquitto on loopback
-         - our uplink (sealed batches) -> edgefw ingest
+         - our uplink (sealed batches) -> edgefw ingest, committed ->
+           its receipt -> deleted from the device's journal (the clock
+           stops when the journal is empty)
          - paho publishing one QoS 1 message per record -> a subscriber
            storing each in SQLite
          and the time to drain a 1,000,000-record backlog.
@@ -156,20 +158,13 @@ def _append_raw(j, seq, payload, frame):
 
 
 def _ingest_worker(port, db, keys):
-    import paho.mqtt.client as mqtt
-
-    from tools.ingest import Ingest
+    """ingest behind its real receiver: commits, then receipts."""
+    from tools.ingest import Ingest, Receiver
 
     ing = Ingest(db, keys, log=None)
-    ready = threading.Event()
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("edgefw/+/up", qos=1)
-    c.on_subscribe = lambda *a: ready.set()
-    c.on_message = lambda cl, u, m: ing.handle(m.payload)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    ready.wait(10)
-    return ing, c
+    r = Receiver(ing, "127.0.0.1", port, "bench-ingest-%d" % os.getpid()).start()
+    r.subscribed.wait(10)
+    return ing, r
 
 
 def _ours(port, tmp, n, progress, tag, key=b"k" * 32):
@@ -182,13 +177,12 @@ def _ours(port, tmp, n, progress, tag, key=b"k" * 32):
     j = Journal(path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
     up = Uplink(j, make_client("127.0.0.1", port, "bench"), "bench", key=key, batch_records=2000, batch_bytes=1 << 20, window=8)
     t0 = time.perf_counter()
-    up.drain(600000)
-    while ing.counts["records"] < n and time.perf_counter() - t0 < 600:
-        time.sleep(0.005)
+    # done when the journal is empty: every record stored, receipted and
+    # deleted on the device
+    drained = up.drain(600000)
     dt = time.perf_counter() - t0
-    c.disconnect()
-    c.loop_stop()
-    got = ing.counts["records"]
+    c.stop()
+    got = ing.counts["records"] if drained else 0
     ing.close()
     return _rate(got, dt), dt, got
 
