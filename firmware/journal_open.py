@@ -5,7 +5,7 @@ append path, so a small heap can drop it afterwards."""
 import os
 
 from firmware.journal import _Segment
-from firmware.journal_scan import scan
+from firmware.journal_scan import file_size, scan_file
 from hal.compat import fsync
 from hal.errors import JournalError
 
@@ -67,27 +67,27 @@ def open_queue(self, q):
     segs = []
     for k, name in enumerate(names):
         p = join(d, name)
-        with open(p, "rb") as f:
-            data = f.read()
+        size = file_size(p)
         st = {}
         try:
             first = int(name[:-4])
         except ValueError:
             first = 0
         seg = _Segment(first, p)
-        for _off, seq, _c, _pl in scan(data, st):
-            seg.n += 1
-            seg.last = seq
+        with open(p, "rb") as f:
+            # frame by frame: a segment may be larger than a small heap
+            for _off, seq, _c in scan_file(f, size, st):
+                seg.n += 1
+                seg.last = seq
         self.corrupt_skipped += st["skipped"]
-        if st["end"] < len(data):
+        if st["end"] < size:
             if k == len(names) - 1:
                 # a torn tail: the write a power cut interrupted
-                self.recovered_bytes += len(data) - st["end"]
-                truncate(p, data, st["end"])
+                self.recovered_bytes += size - st["end"]
+                truncate(p, st["end"])
             else:
-                self.corrupt_skipped += len(data) - st["end"]
-        seg.size = st["end"] if k == len(names) - 1 else len(data)
-        data = None
+                self.corrupt_skipped += size - st["end"]
+        seg.size = st["end"] if k == len(names) - 1 else size
         if seg.n == 0 and k < len(names) - 1:
             os.remove(p)
             continue
@@ -156,21 +156,25 @@ def note_start(j, boot, utc_ms):
 def cut_back(seg):
     """Cut a segment's file back to ``seg.size``, what it held before a
     write that failed part way (ENOSPC, EFBIG)."""
-    data = None
-    if not hasattr(os, "truncate"):
-        with open(seg.path, "rb") as f:
-            data = f.read()
-    truncate(seg.path, data, seg.size)
+    truncate(seg.path, seg.size)
 
 
-def truncate(path, data, good):
+def truncate(path, good):
     if hasattr(os, "truncate"):
         os.truncate(path, good)
         return
-    # MicroPython has no truncate: write the good part aside, then rename
-    # over the original, so a power cut leaves one whole file or the other
+    # MicroPython has no truncate: copy the good part aside, a little at a
+    # time, then rename over the original, so a power cut leaves one whole
+    # file or the other
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data[:good])
-        fsync(f)
+    buf = bytearray(512)
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        left = good
+        while left:
+            n = src.readinto(buf) if left >= len(buf) else src.readinto(memoryview(buf)[:left])
+            if not n:
+                break
+            dst.write(memoryview(buf)[:n])
+            left -= n
+        fsync(dst)
     os.rename(tmp, path)

@@ -57,10 +57,67 @@ def scan(data, stats=None):
         stats["end"] = end
 
 
+def _frame_in(fh, i, size, hdr, chunk):
+    """The frame at offset i of an open file, as (length, seq, created),
+    or None; read through two small buffers, never the whole frame."""
+    if i + HDR > size:
+        return None
+    fh.seek(i)
+    if fh.readinto(hdr) != HDR:
+        return None
+    length, crc, seq, created = struct.unpack("<IIQI", hdr)
+    if length > MAX_RECORD or i + HDR + length > size:
+        return None
+    c = binascii.crc32(memoryview(hdr)[8:], binascii.crc32(memoryview(hdr)[:4]))
+    left = length
+    while left:
+        n = fh.readinto(chunk) if left >= len(chunk) else fh.readinto(memoryview(chunk)[:left])
+        if not n:
+            return None
+        c = binascii.crc32(memoryview(chunk)[:n], c)
+        left -= n
+    if c & 0xFFFFFFFF != crc:
+        return None
+    return length, seq, created
+
+
+def scan_file(fh, size, stats=None):
+    """``scan`` over an open segment file without reading it whole (a
+    small heap cannot hold a segment): yields (offset, seq, created)."""
+    hdr = bytearray(HDR)
+    chunk = bytearray(256)
+    i = 0
+    end = 0
+    skipped = 0
+    while i + HDR <= size:
+        f = _frame_in(fh, i, size, hdr, chunk)
+        if f is None:
+            j = i + 1
+            while j + HDR <= size and _frame_in(fh, j, size, hdr, chunk) is None:
+                j += 1
+            if j + HDR > size:
+                break
+            skipped += j - i
+            i = j
+            continue
+        length, seq, created = f
+        yield i, seq, created
+        i += HDR + length
+        end = i
+    if stats is not None:
+        stats["skipped"] = skipped
+        stats["end"] = end
+
+
+def file_size(path):
+    import os
+
+    return os.stat(path)[6]
+
+
 def count_after(seg, acked):
     with open(seg.path, "rb") as f:
-        data = f.read()
-    return sum(1 for _o, seq, _c, _p in scan(data) if seq > acked)
+        return sum(1 for _o, seq, _c in scan_file(f, file_size(seg.path)) if seq > acked)
 
 
 def make_room(j, need):

@@ -69,6 +69,44 @@ def test_ten_thousand_cycles_in_a_128k_heap(tmp_path):
     assert sum(f.stat().st_size for f in Path(journal).rglob("*.seg")) == s["journal_bytes"]
 
 
+def _loop_128k(cwd):
+    p = run_micropython(["-m", "firmware.app", "--cycles", "10000", "--json", "--journal", "j"], heap="128k", cwd=cwd, path=".")
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert s["cycles"] == 10000 and len(s["trips"]) == 1
+    return s
+
+
+@pytest.mark.slow
+def test_a_128k_device_restarts_over_its_own_journal(tmp_path):
+    # a device keeps its journal across reboots: the second and third
+    # starts recover it (frame by frame) in the heap the loop runs in
+    from tools.mpy import build
+
+    build(tmp_path / "mpy")
+    sizes = []
+    for _ in range(3):
+        _loop_128k(tmp_path / "mpy")
+        sizes.append(sum(f.stat().st_size for f in (tmp_path / "mpy" / "j").rglob("*.seg")))
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+@pytest.mark.slow
+def test_a_128k_device_restarts_over_a_journal_at_its_cap(tmp_path):
+    from tools.mpy import build
+
+    cfg = tmp_path / "cap.json"
+    cfg.write_text(json.dumps({"record": {"cap_bytes": 16384, "segment_bytes": 4096}}))
+    build(tmp_path / "mpy", config=cfg)
+    first = _loop_128k(tmp_path / "mpy")
+    # the first run filled it: the next ones start over a full journal and
+    # make room as they go
+    assert first["store"]["dropped_cap"] > 0 and first["journal_bytes"] > 16384 - 4096
+    for _ in range(2):
+        s = _loop_128k(tmp_path / "mpy")
+        assert s["store"]["dropped_cap"] > 0 and s["journal_bytes"] <= 16384
+
+
 def test_micropython_and_cpython_agree_on_the_default_run(tmp_path):
     p = run_micropython(["-m", "firmware.app", "--cycles", "2000", "--json", "--journal", str(tmp_path / "mp.bin")], heap="1M")
     mp = json.loads(p.stdout.strip().splitlines()[-1])
