@@ -90,8 +90,11 @@ def mbqm(x, qh, ql, shift):
     multiplier qh * 2**15 + ql (``split_multiplier``)."""
     if shift > 0:
         x <<= shift
-        if not -0x80000000 <= x <= 0x7FFFFFFF:
-            x = _wrap32(x)
+    if not -0x80000000 <= x <= 0x7FFFFFFF:
+        # an int32 accumulator that overflowed (only a broken model's
+        # weights get there) wraps, as in TFLM and the numpy kernels
+        x = _wrap32(x)
+    if shift > 0:
         return srdhm_split(x, qh, ql)
     return rdbpot(srdhm_split(x, qh, ql), -shift)
 
