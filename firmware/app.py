@@ -15,8 +15,8 @@ Options: --board NAME, --config FILE, --scenario FILE, --cycles N,
 import json
 import sys
 
-from firmware.journal import Journal
 from firmware.loop import Firmware
+from firmware.store.journal import Journal
 
 try:
     import asyncio
@@ -75,24 +75,24 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
             del load_scenario
         del load_config
         _unload("firmware.config", "sim.scenario")
-    from firmware.interlock import Interlock
+    from firmware.safety.interlock import Interlock
 
     il = Interlock.from_config(cfg)
-    _unload("firmware.interlock_setup")
+    _unload("firmware.safety.setup")
     # the journal before the board: its recovery code comes and goes
     # while the heap is still small
     j = open_journal(cfg, journal)
-    from firmware import journal_open
     from firmware.clocks import boot_id, utc_ms
+    from firmware.store import recovery
 
-    journal_open.note_start(j, boot_id(), utc_ms())
-    del journal_open
-    _unload("firmware.journal_open", "firmware.journal_scan")
+    recovery.note_start(j, boot_id(), utc_ms())
+    del recovery
+    _unload("firmware.store.recovery", "firmware.store.scan")
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
     del choose_board, open_board
     _unload("hal.backend")
     if inference is None and cfg["inference"]["enabled"]:
-        from firmware.anomaly import stage_from_config
+        from firmware.infer.anomaly import stage_from_config
 
         inference = stage_from_config(cfg)
     fw = Firmware(hw, cfg, j, inference, il)

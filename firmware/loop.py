@@ -13,8 +13,8 @@ exception, including KeyboardInterrupt and task cancellation.
 import array
 
 from firmware.channels import SENSOR_TYPES, channel_names
-from firmware.interlock import Interlock
 from firmware.record import Recorder
+from firmware.safety.interlock import Interlock
 from hal.clock import ticks_add, ticks_diff
 from hal.drivers.adxl345 import ADXL345
 from hal.drivers.bme280 import BME280

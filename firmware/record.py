@@ -7,7 +7,7 @@ the channel's unit) are documented in docs/records.md.
 
 import array
 
-from firmware.journal import PRIO_EVENT, PRIO_TELEMETRY
+from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
 
 
 class Recorder:

@@ -73,7 +73,7 @@ def _config(period_ms, window_ms=1000):
 
 
 def _stalled_stage(channels, period_ms, kind="stall"):
-    from firmware.inference import InferenceStage
+    from firmware.infer.stage import InferenceStage
 
     if MP:
 

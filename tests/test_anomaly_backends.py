@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from firmware.anomaly import Anomaly
+from firmware.infer.anomaly import Anomaly
 from tests.conftest import ROOT
 
 pytest.importorskip("ai_edge_litert", reason="pip install 'edgefw[litert]'")

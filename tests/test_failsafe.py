@@ -19,8 +19,11 @@ def _start(tmp_path):
     # the default scenario presses reset at 0.2 s: wait for the coil
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if bench.exists() and bench.stat().st_size and read(bench)["energized"]:
-            return proc, bench
+        try:
+            if bench.exists() and bench.stat().st_size and read(bench)["energized"]:
+                return proc, bench
+        except ValueError:
+            pass  # sized but not yet written: the moment after ftruncate
         time.sleep(0.02)
     proc.kill()
     raise AssertionError("the relay never energized: %s" % (proc.communicate()[1],))

@@ -1,6 +1,6 @@
 """Property tests of the interlock's state machine (hypothesis).
 
-A reference model written separately from ``firmware.interlock`` says, for
+A reference model written separately from ``firmware.safety.interlock`` says, for
 each step, which causes must be active; the properties hold over random
 input sequences:
 
@@ -16,7 +16,7 @@ import array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.interlock import Interlock
+from firmware.safety.interlock import Interlock
 
 HIGH, LOW, HYST, DELAY = 60000, -20000, 2000, 3
 STALE_US = 50000

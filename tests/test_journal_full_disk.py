@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from firmware.journal import Journal
+from firmware.store.journal import Journal
 from tests.conftest import ROOT
 
 

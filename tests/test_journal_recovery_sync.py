@@ -10,8 +10,8 @@ from tests.conftest import ROOT
 
 WRITER = """
 import os, sys
-from firmware.journal import Journal
-import firmware.journal as jm
+from firmware.store.journal import Journal
+import firmware.store.journal as jm
 jm.fsync = lambda f: f.flush()  # the process dies between write and fsync
 j = Journal(sys.argv[1], "fsync")
 for i in range(50):
@@ -32,7 +32,7 @@ def test_recovered_records_are_synced_before_they_are_sent(tmp_path, monkeypatch
         return real(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    from firmware.journal import Journal
+    from firmware.store.journal import Journal
 
     j = Journal(path, "fsync")
     # every segment that holds records was synced while opening, before

@@ -119,7 +119,7 @@ def test_micropython_and_cpython_agree_on_the_default_run(tmp_path):
     cp = fw.summary()
     for k in ("cycles", "overruns", "records", "journal_bytes", "trips", "resets", "refused_resets"):
         assert mp[k] == cp[k], k
-    from firmware.journal import Journal
+    from firmware.store.journal import Journal
 
     # the same records, byte for byte in CBOR (the frames differ only in
     # their wall-clock creation time)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from firmware import cbor
-from firmware.seal import Sealer, open_sealed
+from firmware.uplink.seal import Sealer, open_sealed
 from tests.conftest import run_micropython
 from tests.test_store_forward import IngestWorker
 from tools import mpdeps
@@ -67,7 +67,7 @@ def test_sealed_on_cpython_opened_on_micropython(tmp_path):
 
 def test_sealed_on_micropython_opened_on_cpython():
     code = (
-        "import binascii\nfrom firmware.seal import Sealer\n"
+        "import binascii\nfrom firmware.uplink.seal import Sealer\n"
         "print(binascii.hexlify(Sealer(binascii.unhexlify('%s'), 'dev9').seal(0, 3, 4, b'from the device')).decode())" % KEY.hex()
     )
     p = mp(["-c", code])

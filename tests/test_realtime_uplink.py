@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from firmware.forwarder import Forwarder
-from firmware.journal import Journal
-from firmware.uplink import Uplink, make_client
+from firmware.host.forwarder import Forwarder
+from firmware.store.journal import Journal
+from firmware.uplink.uplink import Uplink, make_client
 from sim.latency import measure
 
 PERIOD_MS = 10

@@ -105,7 +105,7 @@ def test_repairs_and_losses_are_reported(tmp_path):
     assert st["recovered_bytes"] == 13 and st["ack_repaired"] == 1 and st["refused"] > 0
     plain = run("run", "--cycles", "100", "--journal", str(j), "--config", str(cfg))
     assert "journal:" in plain.stdout and "refused (journal full, pause)" in plain.stdout
-    from firmware.journal import Journal
+    from firmware.store.journal import Journal
 
     kinds = [r["k"] for _s, r in Journal(str(j)).records(0)]
     assert "repair" in kinds

@@ -186,7 +186,7 @@ def test_byte_cap_held_and_drops_counted(tmp_path, broker):
 
 def test_tampered_and_replayed_batches_are_refused(tmp_path, broker):
     from firmware import cbor
-    from firmware.seal import Sealer
+    from firmware.uplink.seal import Sealer
 
     ing = Ingest(str(tmp_path / "i.sqlite"), {DEV: KEY}, log=None)
     rec = cbor.dumps({"k": "win", "seq": 1})

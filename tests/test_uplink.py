@@ -7,9 +7,9 @@ import time
 import paho.mqtt.client as mqtt
 
 from firmware import cbor
-from firmware.journal import PRIO_EVENT, Journal
-from firmware.seal import open_sealed
-from firmware.uplink import Uplink, make_client, topic_for
+from firmware.store.journal import PRIO_EVENT, Journal
+from firmware.uplink.seal import open_sealed
+from firmware.uplink.uplink import Uplink, make_client, topic_for
 
 KEY = bytes(range(32))
 

@@ -49,7 +49,7 @@ def _rate(n, dt):
 
 def bench_store(n_fast=20000, n_sync=1000, progress=print):
     from firmware import cbor
-    from firmware.journal import PRIO_TELEMETRY, Journal
+    from firmware.store.journal import PRIO_TELEMETRY, Journal
 
     payload = cbor.dumps(dict(RECORD, seq=1))
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
@@ -134,7 +134,7 @@ def _fill(journal_path, n, progress):
     """A journal of n telemetry records, written frame by frame (the
     content of each record is the same apart from its sequence number)."""
     from firmware import cbor
-    from firmware.journal import Journal, frame
+    from firmware.store.journal import Journal, frame
 
     j = Journal(journal_path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
     base = dict(RECORD)
@@ -152,7 +152,7 @@ def _fill(journal_path, n, progress):
 
 def _append_raw(j, seq, payload, frame):
     # the record is already encoded: only the frame is written
-    from firmware.journal import PRIO_TELEMETRY
+    from firmware.store.journal import PRIO_TELEMETRY
 
     j._write_frame(PRIO_TELEMETRY, seq, frame(seq, payload, j.now()))
 
@@ -168,8 +168,8 @@ def _ingest_worker(port, db, keys):
 
 
 def _ours(port, tmp, n, progress, tag, key=b"k" * 32):
-    from firmware.journal import Journal
-    from firmware.uplink import Uplink, make_client
+    from firmware.store.journal import Journal
+    from firmware.uplink.uplink import Uplink, make_client
 
     path = str(tmp / ("journal-" + tag))
     _fill(path, n, progress)

@@ -10,7 +10,7 @@ record once per (device, seq) in SQLite. Rejections are counted and logged
 to stderr.
 
 Receipts: once a batch is committed to the database, a receipt goes to
-``edgefw/<device>/receipt`` (QoS 1, ``firmware.receipt``); only then may
+``edgefw/<device>/receipt`` (QoS 1, ``firmware.uplink.receipt``); only then may
 the device delete those records. A refused batch gets a negative receipt
 with the reason, and the device keeps its records. The MQTT session is
 persistent (clean session off, a stable client id: ``edgefw-ingest``, or
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS nonces (
 
 class Ingest:
     """Checks and stores batches; thread-safe ``handle(payload)``, which
-    returns the receipt to send (``firmware.receipt``), or None when the
+    returns the receipt to send (``firmware.uplink.receipt``), or None when the
     batch names no device to send it to."""
 
     def __init__(self, db_path, keys=None, log=sys.stderr):
@@ -110,7 +110,7 @@ class Ingest:
         return dev, self._receipt(dev, q, first, last, bid, False, "%s: %s" % (kind, msg))
 
     def _receipt(self, dev, q, first, last, bid, ok, why=None):
-        from firmware import receipt
+        from firmware.uplink import receipt
 
         key = self.keys.get(dev) if self.keys else None
         return receipt.make(dev, q, first, last, bid, ok, why, key)
@@ -119,7 +119,7 @@ class Ingest:
         """Check and store one batch. Returns (device, receipt bytes) to
         publish, or None. ``topic_dev`` is the device named by the topic it
         came on: where a refused batch's receipt goes."""
-        from firmware.seal import SealError, open_sealed, parse_header
+        from firmware.uplink.seal import SealError, open_sealed, parse_header
 
         nonce = None
         head = None
@@ -247,7 +247,7 @@ class Receiver:
     def _on_message(self, cl, u, m):
         out = self.ing.handle(m.payload, topic_device(m.topic))
         if out is not None and self.receipts:
-            from firmware.receipt import topic_for
+            from firmware.uplink.receipt import topic_for
 
             dev, body = out
             cl.publish(topic_for(dev), body, qos=1)

@@ -38,8 +38,8 @@ def firmware(events=(), initial=None, overrides=None, duration_s=None):
         doc["duration_s"] = duration_s
     sc = parse_scenario(doc, "<test>")
     from firmware.config import load_config
-    from firmware.journal import Journal
     from firmware.loop import Firmware
+    from firmware.store.journal import Journal
     from sim.board import SimHardware
 
     cfg = load_config(None, overrides)

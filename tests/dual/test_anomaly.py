@@ -36,7 +36,7 @@ def _trips_on_the_burst(model, threshold):
 
 
 def test_the_raw_window_model_runs_in_the_loop():
-    from firmware.anomaly import Anomaly
+    from firmware.infer.anomaly import Anomaly
 
     fw = _trips_on_the_burst("tools/models/vib_conv1d.tflite", 0.0)
     # the quiet windows after the burst score low again
@@ -47,7 +47,7 @@ def test_the_raw_window_model_runs_in_the_loop():
 
 
 def test_the_autoencoder_scores_its_reconstruction_error_in_the_loop():
-    from firmware.anomaly import Anomaly
+    from firmware.infer.anomaly import Anomaly
 
     fw = _trips_on_the_burst("tools/models/vib_autoencoder.tflite", 1.0)
     assert 0 <= fw.inference.score < 1.0
@@ -59,7 +59,7 @@ def test_the_autoencoder_scores_its_reconstruction_error_in_the_loop():
 
 
 def test_a_window_the_model_does_not_take_is_refused_with_the_fix():
-    from firmware.anomaly import Anomaly
+    from firmware.infer.anomaly import Anomaly
     from hal.errors import ModelError
     from tests.dual._util import raises
 

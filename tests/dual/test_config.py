@@ -83,7 +83,7 @@ def test_sensor_fields_checked():
 
 
 def test_uplink_section_checked_where_the_uplink_starts():
-    from firmware.uplink import check_config
+    from firmware.uplink.uplink import check_config
 
     cfg = load_config(None)
     assert check_config(cfg) == ("127.0.0.1", 1883)
@@ -188,7 +188,7 @@ def test_uplink_fields_are_checked_with_the_uplink_off():
 
 
 def test_uplink_files_must_exist_where_the_uplink_starts():
-    from firmware.uplink import check_config
+    from firmware.uplink.uplink import check_config
 
     cfg = load_config(_write({"uplink": {"tls_ca": tmp_path("absent-ca.pem")}}))
     msg = str(raises(ConfigError, check_config, cfg, "site.json"))

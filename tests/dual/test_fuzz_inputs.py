@@ -69,7 +69,7 @@ def _config_problem(cfg):
     if not _num(cfg["inference"]["threshold"]):
         return "threshold %r" % cfg["inference"]["threshold"]
     # what the interlock holds must be what the file says: no wrap
-    from firmware.interlock import Interlock
+    from firmware.safety.interlock import Interlock
 
     lock = Interlock.from_config(cfg)
     for i, ch in enumerate(lock.channels):
@@ -180,8 +180,8 @@ def _play(sc, cfg):
     import asyncio
 
     import boards
-    from firmware.journal import Journal
     from firmware.loop import Firmware
+    from firmware.store.journal import Journal
     from sim.board import SimHardware
 
     hw = SimHardware(boards.get("sim"), sensors=cfg["sensors"], scenario=sc)

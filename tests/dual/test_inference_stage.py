@@ -1,7 +1,7 @@
 """The inference stage can request a trip, never clear or delay one
 (cooperative task runner: deterministic in virtual time, both targets)."""
 
-from firmware.inference import InferenceStage
+from firmware.infer.stage import InferenceStage
 from tests.dual._util import RESET_AT_0_1, firmware, run
 
 HOT = {"at_s": 1.0, "set": {"env.temperature_c": 75.0}}

@@ -2,7 +2,7 @@
 
 import array
 
-from firmware.interlock import Interlock
+from firmware.safety.interlock import Interlock
 
 T = "env.temperature_c"
 P = "env.pressure_hpa"

@@ -4,8 +4,8 @@ TTL and acknowledgement; the CBOR codec."""
 import os
 
 from firmware import cbor
-from firmware.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal, frame
-from firmware.journal_scan import scan
+from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal, frame
+from firmware.store.scan import scan
 from hal.errors import CBORError, JournalError
 from tests.dual._util import raises, tmp_path
 
@@ -62,7 +62,7 @@ def test_group_durability_sends_only_synced_records():
 
 
 def test_live_records_go_before_the_backlog_and_the_ranges_merge():
-    from firmware import outbox
+    from firmware.store import outbox
 
     p = tmp_path("live")
     j = Journal(p, "fsync", segment_bytes=256)
@@ -97,7 +97,7 @@ def test_live_records_go_before_the_backlog_and_the_ranges_merge():
 
 
 def test_expired_records_in_a_live_range_are_dropped_once():
-    from firmware import outbox
+    from firmware.store import outbox
 
     t = [1000]
     j = Journal(tmp_path("livettl"), "fsync", ttl_s={1: 10}, now=lambda: t[0])
@@ -312,7 +312,7 @@ def test_random_sends_acks_restarts_and_live_ranges_deliver_everything_once():
     """Random runs of appends to both queues, batches read and acknowledged
     in order (as the uplink does), live ranges opened, and restarts; at the
     end everything is delivered once and pending() counted right all along."""
-    from firmware import outbox
+    from firmware.store import outbox
 
     state = [12345]
 

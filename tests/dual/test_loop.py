@@ -128,7 +128,7 @@ def test_journal_has_windows_and_events():
     fw = firmware([RESET_AT_0_1, {"at_s": 0.5, "set": {"env.temperature_c": 70.0}}])
     run(fw, until_us=3000000)
     fw.journal.close()
-    from firmware.journal import Journal
+    from firmware.store.journal import Journal
 
     j = Journal(fw.journal.path)
     recs = [r for _s, r in j.records()]

@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from firmware.journal import PRIO_EVENT, Journal
-from firmware.uplink import Uplink, make_client
+from firmware.store.journal import PRIO_EVENT, Journal
+from firmware.uplink.uplink import Uplink, make_client
 
 
 def main(argv):

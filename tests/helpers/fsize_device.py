@@ -9,7 +9,7 @@ import resource
 import signal
 import sys
 
-from firmware.journal import Journal
+from firmware.store.journal import Journal
 from hal.errors import JournalError
 
 

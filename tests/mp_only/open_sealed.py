@@ -10,7 +10,7 @@ or more.
 import binascii
 import sys
 
-from firmware.seal import SealError, open_sealed
+from firmware.uplink.seal import SealError, open_sealed
 
 dev, keyhex, blobfile = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(blobfile, "rb") as f:

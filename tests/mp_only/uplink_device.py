@@ -12,8 +12,8 @@ import binascii
 import json
 import sys
 
-from firmware.journal import PRIO_EVENT, Journal
-from firmware.uplink import Uplink, make_client
+from firmware.store.journal import PRIO_EVENT, Journal
+from firmware.uplink.uplink import Uplink, make_client
 
 opts = {}
 args = []

@@ -3,7 +3,7 @@
     python -m tools.models.build    # writes tools/models/vib_dense.tflite
 
 ``vib_dense``: ADXL345 windows (64 samples of one axis at 100 Hz) ->
-firmware.features (6 values) -> FULLY_CONNECTED 6x12 RELU ->
+firmware.infer.features (6 values) -> FULLY_CONNECTED 6x12 RELU ->
 FULLY_CONNECTED 12x1 -> an anomaly logit (int8). Trained with plain
 gradient descent on windows of quiet operation (gravity, sensor noise,
 slow drift) against windows with a vibration burst (5-45 Hz, 0.2-3 g).
@@ -20,7 +20,7 @@ import flatbuffers
 import numpy as np
 from tflite_micro.python.tflite_micro.runtime import schema_fb as s
 
-from firmware.features import features
+from firmware.infer.features import features
 from tools.tflite_build import _buffer, _tensor
 
 MODELS = Path(__file__).resolve().parent

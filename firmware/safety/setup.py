@@ -3,7 +3,7 @@ at start-up, apart from the module the safety path runs, so that a small
 heap can drop it afterwards."""
 
 from firmware.channels import channel_names, scale
-from firmware.interlock import EN_HIGH, EN_LOW, EN_PLAUS, EN_ROC
+from firmware.safety.interlock import EN_HIGH, EN_LOW, EN_PLAUS, EN_ROC
 
 
 def compile_rules(il, rules):

@@ -93,10 +93,10 @@ class Interlock:
         self.sensor_of = bytearray(sensor_of)
         self.stale_us = array.array("i", [ms * 1000 for ms in stale_ms])
         # rule compilation runs once; its module is dropped on small heaps
-        from firmware import interlock_setup
+        from firmware.safety import setup
 
-        interlock_setup.compile_rules(self, rules)
-        interlock_setup.init_votes(self, votes, rules)
+        setup.compile_rules(self, rules)
+        setup.init_votes(self, votes, rules)
         self.use_estop = estop
         self.use_readback = readback
         self.grace_us = readback_grace_ms * 1000
@@ -138,9 +138,9 @@ class Interlock:
 
     @classmethod
     def from_config(cls, cfg):
-        from firmware import interlock_setup
+        from firmware.safety import setup
 
-        return interlock_setup.from_config(cls, cfg)
+        return setup.from_config(cls, cfg)
 
     # ------------------------------------------------------------------
     def step(self, now, values, status, estop, reset, readback, deadline, stall, ml):
@@ -323,16 +323,16 @@ class Interlock:
         self.ev_count += 1
 
     # ------------------------------------------------------------------
-    # Outside the safety path (they allocate): firmware/diag.py, loaded on
+    # Outside the safety path (they allocate): firmware/safety/diag.py, loaded on
     # the first event.
     def active_causes(self):
         """(code, name) of the causes active now."""
-        from firmware import diag
+        from firmware.safety import diag
 
         return diag.names(self, self.gact, self.vact, self.sact, 0, self.cact, 0)
 
     def pop_events(self):
         """Drain the event ring: a list of (kind name, slot, [(code, cause)])."""
-        from firmware import diag
+        from firmware.safety import diag
 
         return diag.pop_events(self)

@@ -4,8 +4,8 @@ append path, so a small heap can drop it afterwards."""
 
 import os
 
-from firmware.journal import _Segment
-from firmware.journal_scan import file_size, scan_file
+from firmware.store.journal import _Segment
+from firmware.store.scan import file_size, scan_file
 from hal.compat import fsync
 from hal.errors import JournalError
 
@@ -143,7 +143,7 @@ def note_start(j, boot, utc_ms):
     whether the clock is set), and a ``repair`` event when opening
     repaired anything (a torn tail, a damaged frame, an ack file that made
     no sense), so the receiver learns of it."""
-    from firmware.journal import PRIO_EVENT
+    from firmware.store.journal import PRIO_EVENT
 
     j.append({"k": "boot", "boot": boot, "utc_ms": utc_ms}, PRIO_EVENT)
     if j.recovered_bytes or j.corrupt_skipped or j.ack_repaired:

@@ -8,7 +8,7 @@ model, dequantized.
 
 What goes in and what the score is come from the model itself:
 
-* input of 6 values: the window's features (firmware.features);
+* input of 6 values: the window's features (firmware.infer.features);
   an input of as many values as the window: the raw window, in g with
   its mean taken out (as tools/models/build.py trains ``vib_conv1d``);
 * output of 1 value: the score is that value, dequantized (a logit or a
@@ -27,7 +27,7 @@ installed, else the micro interpreter (config ``inference.backend``).
 
 import sys
 
-from firmware.features import N_FEATURES, features, quantize
+from firmware.infer.features import N_FEATURES, features, quantize
 from firmware.nn.backend import open_model
 from firmware.nn.model import FLOAT32
 from hal.errors import ModelError
@@ -134,7 +134,7 @@ def model_path(path):
 def stage_from_config(cfg):
     """The anomaly model in the inference stage, as the config says."""
     from firmware.channels import channel_names
-    from firmware.inference import InferenceStage
+    from firmware.infer.stage import InferenceStage
 
     inf = cfg["inference"]
     with open(model_path(inf["model"]), "rb") as f:

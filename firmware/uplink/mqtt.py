@@ -1,5 +1,5 @@
 """What the two MQTT clients of the uplink share: their settings.
-``firmware.mqtt_paho`` (CPython) and ``firmware.mqtt_umqtt`` (MicroPython)
+``firmware.host.paho_client`` (CPython) and ``firmware.uplink.umqtt_client`` (MicroPython)
 add ``connect``, ``publish``, ``wait``, ``receipts`` and ``disconnect``.
 ``receipt_topic``, when the uplink sets it, is subscribed at connect."""
 

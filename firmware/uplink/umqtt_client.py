@@ -28,7 +28,7 @@ import sys
 
 from umqtt.simple import MQTTClient
 
-from firmware.mqtt import ClientBase
+from firmware.uplink.mqtt import ClientBase
 
 _IPPROTO_TCP = 6
 _TCP_NODELAY = 1

@@ -10,7 +10,7 @@ A batch is one MQTT message on ``edgefw/<device>/up``: the CBOR map
 "recs": [record CBOR bytes, ...]}`` (``id``: 8 random bytes the receipt
 names; ``boot``: this run's id; ``utc_ms``: the device's UTC clock, null
 while it is not set; ``mono_ms``: its millisecond tick),
-sealed (``firmware.seal``) when a key is given. It goes out when
+sealed (``firmware.uplink.seal``) when a key is given. It goes out when
 ``batch_records`` records or ``batch_bytes`` bytes are waiting, or the
 oldest waiting record is ``batch_ms`` old. Up to ``window`` batches may be
 in flight; the journal's ack cursor moves only over a contiguous run of
@@ -22,8 +22,8 @@ exponential backoff with jitter (``backoff_ms`` up to ``backoff_max_ms``),
 and retry. ``rate_bytes_s`` caps the bandwidth with a token bucket.
 
 The client is chosen in one place (``make_client``): paho-mqtt on CPython
-(``firmware.mqtt_paho``), umqtt.simple on MicroPython
-(``firmware.mqtt_umqtt``). Both offer ``connect()``, ``publish(topic,
+(``firmware.host.paho_client``), umqtt.simple on MicroPython
+(``firmware.uplink.umqtt_client``). Both offer ``connect()``, ``publish(topic,
 payload) -> handle``, ``wait(handle, timeout_ms) -> bool``,
 ``receipts(timeout_ms) -> [payload, ...]`` (what arrived on
 ``receipt_topic``, subscribed at connect), ``disconnect()``.
@@ -57,9 +57,9 @@ else:
 
 def make_client(host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
     if sys.implementation.name == "micropython":
-        from firmware.mqtt_umqtt import Client
+        from firmware.uplink.umqtt_client import Client
     else:
-        from firmware.mqtt_paho import Client
+        from firmware.host.paho_client import Client
     return Client(host, port, client_id, username, password, tls, timeout_ms)
 
 
@@ -100,7 +100,7 @@ class _Batch:
 
 class Uplink:
     """``receipts`` (the default): a record is deleted only after the
-    receiver's receipt says it is in the database (``firmware.receipt``);
+    receiver's receipt says it is in the database (``firmware.uplink.receipt``);
     a batch with no receipt ``receipt_timeout_ms`` after its PUBACK is
     sent again. Without receipts, the broker's PUBACK is enough (the
     broker then holds the only copy until a receiver takes it).
@@ -136,12 +136,12 @@ class Uplink:
         self.key = key
         self.sealer = None
         if key is not None:
-            from firmware.seal import Sealer
+            from firmware.uplink.seal import Sealer
 
             self.sealer = Sealer(key, device_id)
         self.receipts = receipts
         if receipts:
-            from firmware import receipt
+            from firmware.uplink import receipt
 
             self._receipt = receipt
             client.receipt_topic = receipt.topic_for(device_id)
@@ -217,7 +217,7 @@ class Uplink:
             self.reconnects += 1
         if self.live_first:
             # a backlog waiting now: what is appended from here on goes first
-            from firmware import outbox
+            from firmware.store import outbox
 
             with self.j.lock:
                 outbox.start_live(self.j)

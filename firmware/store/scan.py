@@ -1,14 +1,14 @@
 """The journal's less frequent work: reading frames back out of a segment
-(recovery at open in firmware/journal_open.py, the uplink's reads in
-firmware/outbox.py) and making room when the journal is full. Apart from
-firmware/journal.py so that a device that only appends does not keep this
+(recovery at open in firmware/store/recovery.py, the uplink's reads in
+firmware/store/outbox.py) and making room when the journal is full. Apart from
+firmware/store/journal.py so that a device that only appends does not keep this
 code on its heap.
 """
 
 import binascii
 import struct
 
-from firmware.journal import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
+from firmware.store.journal import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
 
 
 def _crc(frame_wo_crc_head, rest):

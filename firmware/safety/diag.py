@@ -6,7 +6,7 @@ Diagnostic codes: 0x1000 + 16*channel + n (channel causes), 0x2000 +
 (voting groups).
 """
 
-from firmware.interlock import EV_CAP
+from firmware.safety.interlock import EV_CAP
 
 # bit n of each cause mask, named; event kinds 1..4 as the interlock's ring holds them
 CHANNEL_CAUSES = ("high", "low", "rate", "implausible")

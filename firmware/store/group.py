@@ -1,5 +1,5 @@
 """Group durability on CPython: the journal's held records written in the
-order they were appended, then synced. firmware.journal loads this on its
+order they were appended, then synced. firmware.store.journal loads this on its
 first commit; MicroPython never does (it writes every record at once, as a
 held group could take more heap than a small device has).
 """

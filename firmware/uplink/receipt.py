@@ -11,7 +11,7 @@ on a positive receipt; a negative one changes nothing but the counters.
 A receipt is the CBOR map ``{"dev", "q", "first", "last", "id", "ok"}``
 (``"why"`` added when refused). With a device key it is followed by a
 32-byte HMAC-SHA256 tag over ``b"edgefw receipt" + map``, with the key
-that authenticates the device's batches (``firmware.seal``): a forged
+that authenticates the device's batches (``firmware.uplink.seal``): a forged
 receipt cannot make a device delete anything. A negative receipt that
 fails its tag is still shown (it deletes nothing).
 """
@@ -27,7 +27,7 @@ def topic_for(device_id):
 
 
 def _tag(key, body):
-    from firmware.seal import derive, hmac_sha256
+    from firmware.uplink.seal import derive, hmac_sha256
 
     return hmac_sha256(derive(key)[1], _DOMAIN + body)
 
@@ -43,7 +43,7 @@ def make(dev, q, first, last, batch_id, ok=True, why=None, key=None):
 def parse(blob, key=None):
     """The receipt as a dict with ``verified`` (its tag held, or no key is
     in use); None when it does not decode."""
-    from firmware.seal import _same
+    from firmware.uplink.seal import _same
 
     blob = bytes(blob)
     # tagged (a keyed receiver) or not: a device reads both, and trusts

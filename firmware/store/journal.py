@@ -27,7 +27,7 @@ Durability (``durability``): ``fsync`` writes and syncs every record.
 ``group`` writes and syncs records together every ``group_records``
 records or ``group_ms`` milliseconds, whichever comes first (``tick``
 checks the clock; the loop calls it every cycle). CPython holds the group
-in memory (firmware/journal_group.py writes it: one write per run, one
+in memory (firmware/store/group.py writes it: one write per run, one
 sync), so a crash or a power cut loses at most that group, and a write
 that fails takes the rest of its group with it, counted in ``lost_io``;
 MicroPython writes each record at once and syncs per group (a held group
@@ -166,16 +166,16 @@ class Journal:
         self._cache = {}  # segment path -> (size, frames): outbox.py
         self._size_hint = 0
         # taken around every append, read and acknowledgement; a real lock
-        # once a second thread shares the journal (firmware.forwarder)
+        # once a second thread shares the journal (firmware.host.forwarder)
         self.lock = _NOLOCK
         # recovery runs once; its module is dropped on small heaps
-        from firmware import journal_open
+        from firmware.store import recovery
 
-        journal_open.makedirs(path)
+        recovery.makedirs(path)
         self._ack_file = {}
         for q in PRIORITIES:
-            journal_open.open_queue(self, q)
-        journal_open.check_acks(self)
+            recovery.open_queue(self, q)
+        recovery.check_acks(self)
         self._size_hint = self.size
         # the newest record whose sync has returned (open synced what it
         # kept): readers stop there
@@ -203,7 +203,7 @@ class Journal:
 
     def pending(self, q=None):
         """Records not yet acknowledged."""
-        from firmware import outbox
+        from firmware.store import outbox
 
         return outbox.pending(self, q)
 
@@ -272,9 +272,9 @@ class Journal:
             # ENOSPC or EFBIG: cut back to before this write (all of its
             # frames go, even whole ones: they are counted lost), keep going
             self._f.pop(q).close()
-            from firmware import journal_open
+            from firmware.store import recovery
 
-            journal_open.cut_back(seg)
+            recovery.cut_back(seg)
             raise JournalError("journal write failed (%s); the record was not stored" % (e,))
         seg.size += len(data)
         seg.n += n_frames
@@ -283,9 +283,9 @@ class Journal:
 
     def _commit(self):
         # CPython only: MicroPython never holds records
-        from firmware import journal_group
+        from firmware.store import group
 
-        journal_group.commit(self)
+        group.commit(self)
 
     def tick(self):
         """Group commit: write and sync when enough records or time have
@@ -315,7 +315,7 @@ class Journal:
 
     def _make_room(self, need):
         # only when full: its code stays off the heap until then
-        from firmware.journal_scan import make_room
+        from firmware.store.scan import make_room
 
         return make_room(self, need)
 
@@ -331,19 +331,19 @@ class Journal:
         except OSError:
             pass
 
-    # --- reading and acknowledging: firmware/outbox.py, loaded when used ---
+    # --- reading and acknowledging: firmware/store/outbox.py, loaded when used ---
     def read_batch(self, max_records=100, max_bytes=65536):
         """The oldest unacknowledged records of the most urgent queue:
         (queue, [(seq, payload), ...]); (None, []) when all is sent.
         Expired records are skipped (and acknowledged away)."""
-        from firmware import outbox
+        from firmware.store import outbox
 
         return outbox.read_batch(self, max_records, max_bytes)
 
     def read_batch_after(self, after, max_records=100, max_bytes=65536):
         """Like ``read_batch``, skipping what ``after`` (queue -> seq) says
         is already in flight."""
-        from firmware import outbox
+        from firmware.store import outbox
 
         return outbox.read_batch(self, max_records, max_bytes, after)
 
@@ -351,7 +351,7 @@ class Journal:
         """The broker has every record of queue ``q`` up to ``seq`` (of the
         range ``seq`` is in, when live records go first: outbox.py)."""
         if q in self._live:
-            from firmware import outbox
+            from firmware.store import outbox
 
             return outbox.ack_live(self, q, seq)
         if seq <= self._acked[q]:
@@ -384,12 +384,12 @@ class Journal:
     def records(self, q=None):
         """(seq, record) for every intact record on disk, oldest first per
         queue, acknowledged or not."""
-        from firmware import outbox
+        from firmware.store import outbox
 
         return outbox.records(self, q)
 
     def stats(self):
-        from firmware import outbox
+        from firmware.store import outbox
 
         return outbox.stats(self)
 

@@ -9,7 +9,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from firmware.mqtt import ClientBase
+from firmware.uplink.mqtt import ClientBase
 
 
 class Client(ClientBase):

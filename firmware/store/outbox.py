@@ -3,8 +3,8 @@ statistics. Kept apart so a device that only records never loads it;
 ``Journal.read_batch``, ``records``, ``stats`` and ``pending`` call here."""
 
 from firmware import cbor
-from firmware.journal import PRIORITIES
-from firmware.journal_scan import scan
+from firmware.store.journal import PRIORITIES
+from firmware.store.scan import scan
 from hal.compat import IS_MICROPYTHON
 
 # segments whose frames are kept (the newest of each queue, mostly); one

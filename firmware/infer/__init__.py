@@ -1,0 +1,1 @@
+"""The inference stage: windows of readings to a model, a score, a trip request."""

@@ -1,0 +1,1 @@
+"""The safety function: the interlock, its set-up from the config, its event names."""

@@ -1,0 +1,1 @@
+"""Forwarding the journal: batches over MQTT, seals, receipts (both targets)."""
