@@ -17,6 +17,7 @@ import sys
 
 from firmware.loop import Firmware
 from firmware.store.journal import Journal
+from hal.compat import IS_MICROPYTHON
 
 try:
     import asyncio
@@ -117,7 +118,7 @@ def _unload(*names):
     """On MicroPython, drop start-up-only modules (the config and scenario
     checkers, the backend chooser) once they have run: bytecode a 128 KB
     heap needs back."""
-    if sys.implementation.name != "micropython":
+    if not IS_MICROPYTHON:
         return
     import gc
 

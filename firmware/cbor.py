@@ -26,8 +26,8 @@ are decoded; ``undefined`` and simple values decode to ``Simple(n)``.
 """
 
 import struct
-import sys
 
+from hal.compat import IS_MICROPYTHON
 from hal.errors import CBORError
 
 _MAX_DEPTH = 64
@@ -137,7 +137,7 @@ def dumps_py(obj):
     return bytes(out)
 
 
-if sys.implementation.name == "micropython":
+if IS_MICROPYTHON:
     dumps = dumps_py
     dumps_ordered = dumps_py
 else:

@@ -10,9 +10,9 @@ CBOR type and value, so no value is lost or read under another key::
 """
 
 import struct
-import sys
 
 from firmware.cbor import _MAX_DEPTH, UNDEFINED, Simple, Tag
+from hal.compat import IS_MICROPYTHON
 from hal.errors import CBORError
 
 
@@ -53,7 +53,7 @@ def _arg(r, ai):
     raise CBORError("reserved additional information %d at offset %d" % (ai, r.i - 1))
 
 
-_MP = sys.implementation.name == "micropython"
+_MP = IS_MICROPYTHON
 
 
 class Key(Tag):

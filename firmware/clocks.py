@@ -8,8 +8,9 @@ starts at its epoch until NTP or an RTC sets it).
 """
 
 import os
-import sys
 import time
+
+from hal.compat import IS_MICROPYTHON
 
 # a clock before this (2024-01-01) has not been set
 _CLOCK_SET_S = 1704067200
@@ -28,7 +29,7 @@ def boot_id():
 
 def utc_ms():
     t = time.time()
-    if sys.implementation.name == "micropython":
+    if IS_MICROPYTHON:
         if time.gmtime(0)[0] == 2000:
             # the ESP32 port counts from 2000, not 1970
             t += 946684800

@@ -33,6 +33,20 @@ def ticks_add(t, delta):
     return (t + delta) & TICKS_MAX
 
 
+if hasattr(time, "ticks_ms"):
+    ticks_ms = time.ticks_ms
+    sleep_ms = time.sleep_ms
+else:
+
+    def ticks_ms():
+        """A millisecond tick, wrapping as ``ticks_us`` does (for timeouts
+        outside the loop: the journal's group commit, the uplink)."""
+        return (time.monotonic_ns() // 1000000) & TICKS_MAX
+
+    def sleep_ms(ms):
+        time.sleep(ms / 1000)
+
+
 class RealClock:
     """Wall-clock ticks: ``time.ticks_us`` on MicroPython, the monotonic
     clock on CPython."""

@@ -24,10 +24,11 @@ except ImportError:  # pragma: no cover
 import boards
 from firmware.loop import Firmware
 from hal.clock import ticks_diff
+from hal.compat import IS_MICROPYTHON
 from sim.board import SimHardware
 from sim.wallclock import WallClock
 
-MP = sys.implementation.name == "micropython"
+MP = IS_MICROPYTHON
 
 
 class EdgePin:

@@ -25,11 +25,11 @@ interpreter on MicroPython; on Linux LiteRT or tflite-runtime when
 installed, else the micro interpreter (config ``inference.backend``).
 """
 
-import sys
 
 from firmware.infer.features import N_FEATURES, features, quantize
 from firmware.nn.backend import open_model
 from firmware.nn.model import FLOAT32
+from hal.compat import IS_MICROPYTHON
 from hal.errors import ModelError
 
 
@@ -139,7 +139,7 @@ def stage_from_config(cfg):
     inf = cfg["inference"]
     with open(model_path(inf["model"]), "rb") as f:
         a = Anomaly(f.read(), 1000 // cfg["period_ms"], inf["backend"], inf["window"])
-    fn = a.score_async if sys.implementation.name == "micropython" else a.score
+    fn = a.score_async if IS_MICROPYTHON else a.score
     stage = InferenceStage(channel_names(cfg), [inf["channel"]], inf["window"], inf["hop"], fn, inf["threshold"], inf["k"])
     stage.backend = a.backend
     stage.arena_bytes = a.it.arena_bytes

@@ -27,7 +27,9 @@ counted in ``errors`` and leaves ``request`` as it was.
 import array
 import sys
 
-_CPYTHON = sys.implementation.name != "micropython"
+from hal.compat import IS_MICROPYTHON
+
+_CPYTHON = not IS_MICROPYTHON
 
 
 class InferenceStage:

@@ -19,6 +19,7 @@ Linux runtimes run the whole model in one step).
 
 import sys
 
+from hal.compat import IS_MICROPYTHON
 from hal.errors import BackendUnavailable
 
 BACKENDS = ("micro", "litert", "tflite")
@@ -33,7 +34,7 @@ def open_model(data, name="auto"):
     if name not in ("auto",) + BACKENDS:
         raise BackendUnavailable("inference backend %r is unknown: use auto, %s" % (name, ", ".join(BACKENDS)))
     order = AUTO_ORDER if name == "auto" else (name,)
-    if sys.implementation.name == "micropython":
+    if IS_MICROPYTHON:
         if name not in ("auto", "micro"):
             raise BackendUnavailable("inference backend %r does not exist on MicroPython: use micro (or auto)" % name)
         order = ("micro",)

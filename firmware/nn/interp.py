@@ -16,10 +16,10 @@ are refused at load, by name.
 
 import array
 import struct
-import sys
 
 from firmware.nn import kernels
 from firmware.nn.model import FLOAT32, INT8, INT32, TYPE_NAMES, Model
+from hal.compat import IS_MICROPYTHON
 from hal.errors import ModelError
 
 KERNELS = (
@@ -88,7 +88,7 @@ class Interpreter:
         if vectorise is None:
             vectorise = VECTORISE
         if vectorise is None:
-            vectorise = sys.implementation.name != "micropython" and self.macs >= VECTORISE_MIN_MACS
+            vectorise = not IS_MICROPYTHON and self.macs >= VECTORISE_MIN_MACS
         if vectorise:
             try:
                 from firmware.nn import kernels_np

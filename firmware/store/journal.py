@@ -54,6 +54,7 @@ import struct
 import time
 
 from firmware import cbor
+from hal.clock import ticks_diff, ticks_ms
 from hal.compat import IS_MICROPYTHON, fsync
 from hal.errors import JournalError
 
@@ -87,21 +88,6 @@ def frame(seq, payload, created=0):
 
 def _wall_s():
     return int(time.time())
-
-
-if hasattr(time, "ticks_ms"):
-    _ms = time.ticks_ms
-
-    def _elapsed_ms(t0):
-        return time.ticks_diff(time.ticks_ms(), t0)
-
-else:
-
-    def _ms():
-        return int(time.monotonic() * 1000)
-
-    def _elapsed_ms(t0):
-        return _ms() - t0
 
 
 class _Segment:
@@ -162,7 +148,7 @@ class Journal:
         # CPython holds a group in memory; a small heap writes at once
         self._hold = durability == "group" and not IS_MICROPYTHON
         self.lost_io = 0
-        self._last_sync = _ms()
+        self._last_sync = ticks_ms()
         self._cache = {}  # segment path -> (size, frames): outbox.py
         self._size_hint = 0
         # taken around every append, read and acknowledgement; a real lock
@@ -290,7 +276,7 @@ class Journal:
     def tick(self):
         """Group commit: write and sync when enough records or time have
         gathered. Call it now and then (the loop does, every cycle)."""
-        if self._unsynced and (self._unsynced >= self.group_records or _elapsed_ms(self._last_sync) >= self.group_ms):
+        if self._unsynced and (self._unsynced >= self.group_records or ticks_diff(ticks_ms(), self._last_sync) >= self.group_ms):
             if self._pend:
                 self._commit()
             else:
@@ -301,7 +287,7 @@ class Journal:
             fsync(f)
         self.synced_seq = self.next_seq - 1
         self._unsynced = 0
-        self._last_sync = _ms()
+        self._last_sync = ticks_ms()
 
     def _roll(self, q, first_seq):
         f = self._f.pop(q, None)

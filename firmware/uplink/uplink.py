@@ -30,33 +30,15 @@ payload) -> handle``, ``wait(handle, timeout_ms) -> bool``,
 """
 
 import os
-import sys
-import time
 
 from firmware import cbor
 from firmware.clocks import boot_id, utc_ms
-
-if hasattr(time, "ticks_ms"):
-    _ms = time.ticks_ms
-    _diff = time.ticks_diff
-
-    def _sleep_ms(ms):
-        time.sleep_ms(int(ms))
-
-else:
-
-    def _ms():
-        return int(time.monotonic() * 1000)
-
-    def _diff(a, b):
-        return a - b
-
-    def _sleep_ms(ms):
-        time.sleep(ms / 1000)
+from hal.clock import sleep_ms, ticks_diff, ticks_ms
+from hal.compat import IS_MICROPYTHON
 
 
 def make_client(host, port=1883, client_id="edgefw", username=None, password=None, tls=None, timeout_ms=5000):
-    if sys.implementation.name == "micropython":
+    if IS_MICROPYTHON:
         from firmware.uplink.umqtt_client import Client
     else:
         from firmware.host.paho_client import Client
@@ -163,7 +145,7 @@ class Uplink:
         self._sent_to = {}  # lane -> last seq handed to the broker
         self._waiting_since = None
         self._tokens = 0
-        self._tok_t = _ms()
+        self._tok_t = ticks_ms()
         self.batches = 0
         self.records = 0
         self.bytes = 0
@@ -182,7 +164,7 @@ class Uplink:
         # full jitter in [delay/2, delay*3/2): devices that lost the broker
         # together do not all come back in the same millisecond
         r = int.from_bytes(os.urandom(2), "little") / 65536
-        return (_ms(), int(delay * (0.5 + r)))
+        return (ticks_ms(), int(delay * (0.5 + r)))
 
     def _forget_inflight(self):
         # what had no receipt goes again: the receiver drops duplicates
@@ -206,7 +188,7 @@ class Uplink:
             return True
         if self._retry_at is not None:
             t0, wait = self._retry_at
-            if _diff(_ms(), t0) < wait:
+            if ticks_diff(ticks_ms(), t0) < wait:
                 return False
         try:
             self.client.connect()
@@ -229,8 +211,8 @@ class Uplink:
     def _take_tokens(self, n):
         if not self.rate:
             return True
-        now = _ms()
-        self._tokens = min(self.rate, self._tokens + self.rate * _diff(now, self._tok_t) / 1000)
+        now = ticks_ms()
+        self._tokens = min(self.rate, self._tokens + self.rate * ticks_diff(now, self._tok_t) / 1000)
         self._tok_t = now
         if self._tokens >= n or (self._tokens >= self.rate and n > self.rate):
             self._tokens -= n
@@ -253,13 +235,13 @@ class Uplink:
         if len(recs) < self.batch_records and nbytes < self.batch_bytes * 3 // 4:
             # not full: wait for more, up to batch_ms after the first one
             if self._waiting_since is None:
-                self._waiting_since = _ms()
-            if _diff(_ms(), self._waiting_since) < self.batch_ms:
+                self._waiting_since = ticks_ms()
+            if ticks_diff(ticks_ms(), self._waiting_since) < self.batch_ms:
                 return None
         self._waiting_since = None
         first, last = recs[0][0], recs[-1][0]
         bid = os.urandom(8)
-        m = {"dev": self.device, "q": q, "first": first, "last": last, "id": bid, "boot": boot_id(), "utc_ms": utc_ms(), "mono_ms": _ms()}
+        m = {"dev": self.device, "q": q, "first": first, "last": last, "id": bid, "boot": boot_id(), "utc_ms": utc_ms(), "mono_ms": ticks_ms()}
         m["recs"] = [p for _s, p in recs]
         body = cbor.dumps(m)
         if self.sealer is not None:
@@ -289,7 +271,7 @@ class Uplink:
                 if not self._take_tokens(len(body)):
                     break
                 h = self.client.publish(self.topic, body)
-                self._inflight.append(_Batch(h, q, lane, first, last, n, len(body), _ms(), bid))
+                self._inflight.append(_Batch(h, q, lane, first, last, n, len(body), ticks_ms(), bid))
                 self._sent_to[lane] = last
                 sent += 1
             acked += self._collect(block=len(self._inflight) >= self.window)
@@ -300,7 +282,7 @@ class Uplink:
     def _paused(self):
         if self._pause is None:
             return False
-        if _diff(_ms(), self._pause[0]) >= self._pause[1]:
+        if ticks_diff(ticks_ms(), self._pause[0]) >= self._pause[1]:
             self._pause = None
             return False
         return True
@@ -311,18 +293,18 @@ class Uplink:
             if b.state != _SENT:
                 continue
             if not self.client.wait(b.handle, wait_ms):
-                if _diff(_ms(), b.t) > self.ack_timeout_ms:
+                if ticks_diff(ticks_ms(), b.t) > self.ack_timeout_ms:
                     raise OSError("no PUBACK within %d ms" % self.ack_timeout_ms)
                 break
             wait_ms = 0
             b.state = _AT_BROKER if self.receipts else _DONE
-            b.t = _ms()
+            b.t = ticks_ms()
         if self.receipts and self._inflight:
             if block and self._inflight[0].state == _AT_BROKER:
                 # the window is full: wait a little for the receiver
                 self._take_receipts(min(100, self.receipt_timeout_ms, self.ack_timeout_ms))
             for b in self._inflight:
-                if b.state == _AT_BROKER and _diff(_ms(), b.t) > self.receipt_timeout_ms:
+                if b.state == _AT_BROKER and ticks_diff(ticks_ms(), b.t) > self.receipt_timeout_ms:
                     self.resent += sum(x.n for x in self._inflight if x.state != _DONE)
                     self.last_error = "no receipt within %d ms: sending again" % self.receipt_timeout_ms
                     self._drop_from(self._inflight.index(b))
@@ -380,7 +362,7 @@ class Uplink:
         """Pump until nothing is pending or the time is up; True when the
         journal is fully acknowledged. Every wait inside is cut to the time
         left, so this returns within ``timeout_ms`` and a few ms."""
-        t0 = _ms()
+        t0 = ticks_ms()
         # whatever the journal still holds is written and synced first
         with self.j.lock:
             self.j.flush()
@@ -388,7 +370,7 @@ class Uplink:
         self.batch_ms = 0
         try:
             while True:
-                left = timeout_ms - _diff(_ms(), t0)
+                left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     return False
                 self.ack_timeout_ms = max(1, min(saved[1], left))
@@ -401,7 +383,7 @@ class Uplink:
                     if n == 0:
                         return True
                 if not self.connected or not self._inflight or self._paused():
-                    _sleep_ms(min(idle_sleep_ms, max(1, left)))
+                    sleep_ms(min(idle_sleep_ms, max(1, left)))
         finally:
             self.batch_ms, self.ack_timeout_ms, self.client.timeout_s = saved
 
@@ -411,7 +393,7 @@ class Uplink:
             s = "connected"
         elif self._retry_at is not None:
             t0, wait = self._retry_at
-            s = "retrying in %.1f s" % (max(0, wait - _diff(_ms(), t0)) / 1000)
+            s = "retrying in %.1f s" % (max(0, wait - ticks_diff(ticks_ms(), t0)) / 1000)
         else:
             s = "connecting"
         if self.pending_records is not None:
