@@ -142,7 +142,10 @@ def test_bench_infer_json_names_every_model_and_backend():
     assert {"vib_dense", "vib_conv1d", "vib_autoencoder"} <= set(res["models"])
     for row in res["models"].values():
         assert row["micro_scalar"]["median_us"] > 0 and row["micro_numpy"]["median_us"] > 0
-        assert row["micro_micropython"]["median_us"] > 0
+        for target in ("micro_micropython", "micro_micropython32"):
+            assert row[target]["median_us"] > 0, target
+            # invoke allocates nothing, on the 64-bit and the 32-bit port
+            assert row[target]["alloc_bytes_per_invoke"] == 0 and row[target]["heap_locked_failures"] == "0/10", (target, row[target])
         assert row["overhead_vs_bare_invoke"]["micro"]["ratio"] > 0
 
 

@@ -134,3 +134,32 @@ def test_micropython_and_cpython_agree_on_the_default_run(tmp_path):
     mp_recs = [(s, cbor2.dumps(r, canonical=True)) for s, r in mp_all[1:]]
     cp_recs = [(s, cbor2.dumps(r, canonical=True)) for s, r in cp_all[1:]]
     assert mp_recs == cp_recs and len(mp_recs) == mp["records"]
+
+
+@pytest.mark.slow
+def test_peak_heap_of_the_loop_with_inference_on_32_bit(tmp_path):
+    """The figure that predicts an ESP32's heap: the whole loop with the
+    inference stage on, from .mpy as on a device, on the 32-bit target,
+    collected between task steps (tests/mp_only/peak_heap.py)."""
+    import shutil
+
+    from tools import wasm32
+    from tools.mpy import build
+
+    why = wasm32.missing()
+    if why:
+        pytest.fail("the 32-bit MicroPython target cannot run: " + why)
+    d = tmp_path / "mpy"
+    build(d)
+    shutil.copy(ROOT / "tests" / "mp_only" / "peak_heap.py", d)
+    (d / "tools" / "models").mkdir(parents=True)
+    shutil.copy(ROOT / "tools" / "models" / "vib_dense.tflite", d / "tools" / "models")
+    code = "import sys; sys.argv.append('--no-run'); exec(open('peak_heap.py').read()); import asyncio; asyncio.create_task(measure(3000))"
+    p = wasm32.run(["-c", code], root=d, step=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert _counts(p.stdout) == (1, 0), p.stdout
+    m = re.search(r"peak heap (\d+) bytes; built (\d+)", p.stdout)
+    print(p.stdout)
+    peak, built = int(m.group(1)), int(m.group(2))
+    # measured 127,456 (built 117,920): a regression guard, not the goal
+    assert built <= peak <= 136 * 1024, p.stdout

@@ -120,6 +120,8 @@ def main(argv):
                     continue
                 elif "error" in v:
                     print("  %-24s %s" % (k, v["error"][:100]))
+                elif "alloc_bytes_per_invoke" in v:
+                    print("  %-24s %12.1f us median invoke, %d bytes allocated per invoke" % (k, v["median_us"], v["alloc_bytes_per_invoke"]))
                 else:
                     print("  %-24s %12.1f us median invoke" % (k, v["median_us"]))
         if a.json:

@@ -1,5 +1,6 @@
 """``edgefw bench infer``: median invoke time per model and backend, side
-by side in one run, and the overhead the loop's inference stage adds
+by side in one run (MicroPython twice: the 64-bit unix port and the 32-bit
+wasm port, each with the bytes allocated per invoke, which must be 0), and the overhead the loop's inference stage adds
 around ``invoke`` (quantized input in, score out) against a bare
 ``invoke``. Feature extraction is not counted: it is the same for every
 backend.
@@ -16,15 +17,81 @@ import numpy as np
 from tools.cli_util import ROOT
 
 MP_SCRIPT = """
-import time, array
+import gc, time, micropython
 from firmware.nn.interp import Interpreter
-it = Interpreter(open(%r, 'rb').read())
-ts = []
-for _ in range(%d):
-    t = time.ticks_us(); it.invoke(); ts.append(time.ticks_diff(time.ticks_us(), t))
-ts.sort()
-print(ts[len(ts) // 2])
+
+
+def main(path, batches):
+    it = Interpreter(open(path, 'rb').read())
+    it.invoke()
+    # time per invoke: the mean over a batch of at least 50 ms (the 32-bit
+    # port's clock ticks in milliseconds), median of the batches
+    per = []
+    for _ in range(batches):
+        n = 0
+        t = time.ticks_ms()
+        while True:
+            it.invoke()
+            n += 1
+            dt = time.ticks_diff(time.ticks_ms(), t)
+            if dt >= 50:
+                break
+        per.append(dt * 1000 / n)
+    per.sort()
+    # bytes allocated per invoke, the collector off; then invokes that fail
+    # under the heap lock (any allocation raises MemoryError there)
+    k = 10
+    gc.collect()
+    gc.disable()
+    a = gc.mem_alloc()
+    for _ in range(k):
+        it.invoke()
+    b = gc.mem_alloc()
+    gc.enable()
+    failed = 0
+    ok = 0
+    for _ in range(k):
+        gc.collect()
+        micropython.heap_lock()
+        try:
+            it.invoke()
+            ok = 1
+        except MemoryError:
+            ok = 0
+        micropython.heap_unlock()
+        failed += 1 - ok
+    print(per[len(per) // 2], (b - a) // k, failed, k)
+
+
+main(%r, %d)
 """
+
+
+def _mp_row(p):
+    if p is None:
+        return {"error": "not installed"}
+    if p.returncode != 0:
+        return {"error": (p.stdout + p.stderr).strip()[-200:]}
+    us, per_invoke, failed, k = p.stdout.split()[-4:]
+    return {"median_us": round(float(us), 1), "alloc_bytes_per_invoke": int(per_invoke), "heap_locked_failures": "%s/%s" % (failed, k)}
+
+
+def _run_unix(code):
+    """The script under the 64-bit unix port."""
+    exe = shutil.which("micropython")
+    if exe is None:
+        return _mp_row(None)
+    env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
+    return _mp_row(subprocess.run([exe, "-X", "heapsize=8M", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600))
+
+
+def _run_wasm32(code):
+    """The script under the 32-bit wasm port (tools/wasm32.py)."""
+    from tools import wasm32
+
+    if wasm32.missing():
+        return {"error": wasm32.missing()}
+    return _mp_row(wasm32.run(["-c", code], heap="8M", timeout=600))
 
 
 def _median_us(fn, n):
@@ -155,22 +222,13 @@ def bench_infer(n=200, progress=print):
                 continue
             fn()
             row[backend] = {"median_us": round(_median_us(fn, reps), 2)}
-        exe = shutil.which("micropython")
-        if exe:
-            path = ROOT / ".bench-model.tflite"
-            path.write_bytes(data)
-            try:
-                p = subprocess.run(
-                    [exe, "-X", "heapsize=8M", "-c", MP_SCRIPT % (str(path), 30)],
-                    cwd=ROOT,
-                    env=dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT)),
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
-                row["micro_micropython"] = {"median_us": float(p.stdout.strip())} if p.returncode == 0 else {"error": p.stderr.strip()[-200:]}
-            finally:
-                path.unlink()
+        path = ROOT / ".bench-model.tflite"
+        path.write_bytes(data)
+        try:
+            for key, run in (("micro_micropython", _run_unix), ("micro_micropython32", _run_wasm32)):
+                row[key] = run(MP_SCRIPT % (str(path), 5))
+        finally:
+            path.unlink()
         # the stage around invoke, for the micro interpreter as the loop
         # chooses its kernels, and for LiteRT against its own bare
         # set_tensor + invoke + get_tensor

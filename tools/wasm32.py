@@ -72,20 +72,22 @@ def install():
     return pkg
 
 
-def command(args, heap="8M", root=ROOT, timeout=600, share=()):
+def command(args, heap="8M", root=ROOT, timeout=600, share=(), step=False):
     """The node command line that runs ``args`` (as for ``micropython``);
     each ``share`` directory is copied in and what the run wrote there
-    copied back."""
+    copied back; ``step``: the program only creates asyncio tasks, which
+    node then runs one step per call (the port collects garbage only
+    between calls; see tools/wasm/prelude.py)."""
     n = str(heap).lower()
     mult = {"k": 1024, "m": 1024 * 1024}.get(n[-1:], 1)
     size = int(n.rstrip("km")) * mult
-    shared = []
+    shared = ["--step"] if step else []
     for d in share:
         shared += ["--share", str(d)]
     return ["node", str(RUNNER), "--package", str(install()), "--root", str(root)] + shared + ["--heap", str(size), "--timeout", str(timeout)] + list(args)
 
 
-def run(args, heap="8M", root=ROOT, timeout=600, env=None, share=()):
+def run(args, heap="8M", root=ROOT, timeout=600, env=None, share=(), step=False):
     """Run like the unix port's ``micropython ARGS`` from ``root``; the run
     is stopped after ``timeout`` seconds (by the runner, and here)."""
-    return subprocess.run(command(args, heap, root, timeout, share), cwd=root, env=env, capture_output=True, text=True, timeout=timeout + 30)
+    return subprocess.run(command(args, heap, root, timeout, share, step), cwd=root, env=env, capture_output=True, text=True, timeout=timeout + 30)

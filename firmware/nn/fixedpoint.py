@@ -1,5 +1,7 @@
 """Q-format fixed-point arithmetic on int32, as gemmlowp defines it, for
-the LOGISTIC kernel (TFLM's int8 reference calls into gemmlowp).
+LOGISTIC and SOFTMAX (TFLM's int8 reference kernels call into gemmlowp).
+Its raws pass 2**30, so the kernels use it at load, to build their
+tables, and not in ``invoke``.
 
 A fixed-point value is its raw int32 and a number of integer bits; the
 functions take raws and say which format they expect.

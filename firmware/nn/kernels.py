@@ -6,6 +6,12 @@ Q31 fixed-point multiplier and a shift the way TFLite's
 ``QuantizeMultiplier`` does, and applied with
 ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``, each
 rounding once: the "double rounding" of the reference kernels.
+
+The kernels never form the 64-bit product: the plan holds each multiplier
+as 15-bit halves and ``srdhm_split`` sums the product in 15-bit limbs, so
+on a 32-bit MicroPython (small ints end at 2**30, a larger one is
+allocated) ``invoke`` allocates nothing. ``srdhm`` is the direct formula,
+used at load and by the tests.
 """
 
 import math

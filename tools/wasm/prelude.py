@@ -7,6 +7,12 @@
 - ``os.getenv`` and ``os.urandom`` (the environment and a seed come from
   node).
 
+With ``--step`` (run.mjs) the script only creates tasks; node then runs
+them one step per call (``_edgefw_step``): between calls is the only
+place this port collects garbage (a collection asked for inside a call
+waits until it returns, and the heap grows instead), so a heap figure
+taken in a task is then the live heap plus that step's garbage.
+
 Anything raised by the program is caught here, and the heap is unlocked
 before this returns: an exception that leaves the port with the heap
 locked would spin forever.
@@ -80,9 +86,11 @@ class Task:
         if error is not None and not self.waiters and not isinstance(error, CancelledError) and self is not _main[0]:
             print("Task exception wasn't retrieved")
             sys.print_exception(error)
+            _lost[0] += 1
 
 
 _main = [None]
+_lost = [0]  # task exceptions nobody retrieved
 
 
 def _step(task):
@@ -111,24 +119,29 @@ def current_task():
     return _cur[0]
 
 
+def _next():
+    # run the task due first (waiting for it if need be)
+    best = 0
+    for i in range(1, len(_queue)):
+        a, b = _queue[i], _queue[best]
+        d = _tdiff(a[0], b[0])
+        if d < 0 or (d == 0 and a[1] < b[1]):
+            best = i
+    due, _, task, token = _queue.pop(best)
+    wait = _tdiff(due, _ticks())
+    if wait > 0:
+        time.sleep_us(wait)
+    if token == task.token and not task.done:
+        _step(task)
+
+
 def run(coro):
     main = create_task(coro)
     _main[0] = main
     while not main.done:
         if not _queue:
             raise RuntimeError("asyncio.run: every task waits and nothing can wake one")
-        best = 0
-        for i in range(1, len(_queue)):
-            a, b = _queue[i], _queue[best]
-            d = _tdiff(a[0], b[0])
-            if d < 0 or (d == 0 and a[1] < b[1]):
-                best = i
-        due, _, task, token = _queue.pop(best)
-        wait = _tdiff(due, _ticks())
-        if wait > 0:
-            time.sleep_us(wait)
-        if token == task.token and not task.done:
-            _step(task)
+        _next()
     _main[0] = None
     if main.error is not None:
         raise main.error
@@ -183,15 +196,15 @@ class Event:
 _asyncio = _Asyncio()
 for _name in ("CancelledError", "Task", "create_task", "current_task", "run", "sleep", "sleep_ms", "gather", "Event"):
     setattr(_asyncio, _name, globals()[_name])
-sys.modules["asyncio"] = _asyncio
 
 
-def _edgefw_run(call):
+def _edgefw_setup(call):
     import json
     import os
     import random
 
     c = json.loads(call)
+    sys.modules["asyncio"] = _asyncio
     env = c["env"]
     random.seed(c["seed"])
 
@@ -206,6 +219,30 @@ def _edgefw_run(call):
     os.chdir(c["cwd"])
     sys.path[:] = ["", ".frozen", c["cwd"]]
     sys.argv[:] = c["argv"]
+    return c
+
+
+def _edgefw_step():
+    """--step: run one task step and return to JavaScript (1), or 0 when
+    no task is left, or 2 when one ended in an exception nobody awaited;
+    this port collects garbage only between such calls."""
+    if not _queue:
+        return 2 if _lost[0] else 0
+    try:
+        _next()
+    finally:
+        _edgefw_unlock()
+    return 1
+
+
+def _edgefw_unlock():
+    micropython.heap_lock()
+    while micropython.heap_unlock():
+        pass
+
+
+def _edgefw_run(call):
+    c = _edgefw_setup(call)
     code = 0
     try:
         try:
@@ -219,9 +256,7 @@ def _edgefw_run(call):
                     src = f.read()
                 exec(src, {"__name__": "__main__", "__file__": path})
         finally:
-            micropython.heap_lock()
-            while micropython.heap_unlock():
-                pass
+            _edgefw_unlock()
     except SystemExit as e:
         code = e.args[0] if e.args else 0
         if code is None:

@@ -2,7 +2,8 @@
 // integers are 31-bit, as on an ESP32), under node.
 //
 //   node tools/wasm/run.mjs --package DIR [--root DIR] [--share DIR]...
-//        [--heap BYTES] [--timeout SECONDS] (-m MODULE | -c CODE | SCRIPT) [ARGS...]
+//        [--heap BYTES] [--timeout SECONDS] [--step]
+//        (-m MODULE | -c CODE | SCRIPT) [ARGS...]
 //
 // DIR is the installed @micropython/micropython-webassembly-pyscript
 // package (tools/wasm32.py installs it). The port has no host filesystem,
@@ -12,7 +13,7 @@
 // wrote there are copied back out when it ends.
 // prelude.py (beside this file) supplies what the port lacks. MicroPython
 // runs in a worker thread so that a run that never returns is stopped at
-// --timeout (exit status 124).
+// --timeout (exit status 124). --step: see prelude.py.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -24,7 +25,7 @@ const SKIP = new Set([".git", "__pycache__", "node_modules", ".venv", ".venv-tfl
 const MAX_FILE = 4 * 1024 * 1024;
 
 function parseArgs(argv) {
-  const o = { root: process.cwd(), share: [], heap: 8 * 1024 * 1024, timeout: 600, pkg: null, kind: null, target: null, args: [] };
+  const o = { root: process.cwd(), share: [], step: false, heap: 8 * 1024 * 1024, timeout: 600, pkg: null, kind: null, target: null, args: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -33,6 +34,7 @@ function parseArgs(argv) {
     else if (a === "--share") o.share.push(path.resolve(argv[++i]));
     else if (a === "--heap") o.heap = Number(argv[++i]);
     else if (a === "--timeout") o.timeout = Number(argv[++i]);
+    else if (a === "--step") o.step = true;
     else if (a === "-m" || a === "-c") { o.kind = a; o.target = argv[++i]; i++; break; }
     else { o.kind = "file"; o.target = a; i++; break; }
   }
@@ -84,10 +86,16 @@ async function work(o) {
   mp.runPython(fs.readFileSync(path.join(here, "prelude.py"), "utf8"));
   const env = Object.assign({}, process.env, { TMPDIR: tmp });
   const call = JSON.stringify({ kind: o.kind, target: o.target, argv: [o.target].concat(o.args), cwd: o.root, env: env, seed: crypto.randomInt(1 << 30) });
-  // the prelude's _edgefw_run catches everything and unlocks the heap
-  // before returning, so nothing escapes runPython with the heap locked
+  // the prelude's _edgefw_run and _edgefw_step catch everything and unlock
+  // the heap before returning, so nothing escapes with the heap locked
   mp.runPython("_edgefw_status = _edgefw_run(" + JSON.stringify(call) + ")");
-  const code = mp.globals.get("_edgefw_status");
+  let code = mp.globals.get("_edgefw_status");
+  while (o.step && code === 0) {
+    mp.runPython("_edgefw_status = _edgefw_step()");
+    const s = mp.globals.get("_edgefw_status");
+    if (s !== 1) code = s === 0 ? 0 : 1;
+    if (s !== 1) break;
+  }
   for (const d of o.share) if (fs.existsSync(d)) copyBack(mp.FS, d);
   return typeof code === "number" ? code : 1;
 }
