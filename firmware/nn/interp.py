@@ -180,42 +180,46 @@ class Interpreter:
 
     def _prepare(self, op):
         name, ins, outs, opts = op
+        row = OPERATORS.get(name)
+        if row is None:
+            raise ModelError("operator %s is not supported by the micro interpreter (supported: %s)" % (name, ", ".join(sorted(OPERATORS))))
+        return getattr(self, row[0])(name, ins, outs, opts)
+
+    def _prepare_softmax(self, name, ins, outs, opts):
+        tin, tout = self._probabilities(name, ins, outs)
+        if not tin.shape or opts.get("beta", 0) <= 0:
+            raise ModelError("SOFTMAX %r: needs a shape and beta > 0" % tout.name)
+        mult, shift, diff_min = kernels.softmax_params(opts["beta"], tin.scale[0])
+        tables = kernels.softmax_tables(mult, shift, diff_min)
+        self.arena_bytes += 3 * 1024
+        return (name, ins[0], outs[0], tin.shape[-1], mult, shift, diff_min, tables)
+
+    def _prepare_logistic(self, name, ins, outs, opts):
+        tin, tout = self._probabilities(name, ins, outs)
+        mult, shift, radius = kernels.logistic_params(tin.scale[0])
+        table = kernels.logistic_table(tin.zero_point[0], mult, shift, radius)
+        self.arena_bytes += 256
+        return (name, ins[0], outs[0], tin.zero_point[0], mult, shift, radius, table)
+
+    def _prepare_quantize(self, name, ins, outs, opts):
         m = self.model
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            return self._prepare_conv(name, ins, outs, opts)
-        if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-            return self._prepare_pool(name, ins, outs, opts)
-        if name in ("ADD", "MUL"):
-            return self._prepare_elementwise(name, ins, outs, opts)
-        if name == "MEAN":
-            return self._prepare_mean(ins, outs)
-        if name == "SOFTMAX":
-            tin, tout = self._probabilities(name, ins, outs)
-            if not tin.shape or opts.get("beta", 0) <= 0:
-                raise ModelError("SOFTMAX %r: needs a shape and beta > 0" % tout.name)
-            mult, shift, diff_min = kernels.softmax_params(opts["beta"], tin.scale[0])
-            tables = kernels.softmax_tables(mult, shift, diff_min)
-            self.arena_bytes += 3 * 1024
-            return (name, ins[0], outs[0], tin.shape[-1], mult, shift, diff_min, tables)
-        if name == "LOGISTIC":
-            tin, tout = self._probabilities(name, ins, outs)
-            mult, shift, radius = kernels.logistic_params(tin.scale[0])
-            table = kernels.logistic_table(tin.zero_point[0], mult, shift, radius)
-            self.arena_bytes += 256
-            return (name, ins[0], outs[0], tin.zero_point[0], mult, shift, radius, table)
-        if name in ("QUANTIZE", "DEQUANTIZE"):
-            if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
-                raise ModelError("%s needs one input and one output of the same size" % name)
-            src, dst = m.tensors[ins[0]], m.tensors[outs[0]]
-            want = (FLOAT32, INT8) if name == "QUANTIZE" else (INT8, FLOAT32)
-            if (src.type, dst.type) != want:
-                raise ModelError("%s %r: only float32 <-> int8 is supported" % (name, dst.name))
-            q = self._q(outs[0] if name == "QUANTIZE" else ins[0], name)
-            return (name, ins[0], outs[0], q.scale[0], q.zero_point[0])
-        if name == "RESHAPE":
-            if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]) or m.tensors[ins[0]].type != m.tensors[outs[0]].type:
-                raise ModelError("RESHAPE: input and output must hold the same number of values")
-            return (name, ins[0], outs[0])
+        if len(ins) != 1 or len(outs) != 1 or len(self.t[ins[0]]) != len(self.t[outs[0]]):
+            raise ModelError("%s needs one input and one output of the same size" % name)
+        src, dst = m.tensors[ins[0]], m.tensors[outs[0]]
+        want = (FLOAT32, INT8) if name == "QUANTIZE" else (INT8, FLOAT32)
+        if (src.type, dst.type) != want:
+            raise ModelError("%s %r: only float32 <-> int8 is supported" % (name, dst.name))
+        q = self._q(outs[0] if name == "QUANTIZE" else ins[0], name)
+        return (name, ins[0], outs[0], q.scale[0], q.zero_point[0])
+
+    def _prepare_reshape(self, name, ins, outs, opts):
+        m = self.model
+        if not ins or len(outs) != 1 or ins[0] < 0 or len(self.t[ins[0]]) != len(self.t[outs[0]]) or m.tensors[ins[0]].type != m.tensors[outs[0]].type:
+            raise ModelError("RESHAPE: input and output must hold the same number of values")
+        return (name, ins[0], outs[0])
+
+    def _prepare_fc(self, name, ins, outs, opts):
+        m = self.model
         if len(ins) < 2 or len(outs) != 1 or min(ins[:2]) < 0:
             raise ModelError("FULLY_CONNECTED needs input, weights (and bias) and one output, got inputs %r outputs %r" % (ins, outs))
         ti, tw, tb = ins[0], ins[1], ins[2] if len(ins) > 2 else -1
@@ -371,7 +375,7 @@ class Interpreter:
         m_ = kernels.split_multiplier(m_)
         return (name, ins[0], -ta.zero_point[0], ins[1], -tb.zero_point[0], outs[0], m_, sh, tout.zero_point[0], lo, hi, amap, bmap)
 
-    def _prepare_mean(self, ins, outs):
+    def _prepare_mean(self, name, ins, outs, opts):
         m = self.model
         if len(ins) != 2 or len(outs) != 1 or min(ins) < 0 or not m.tensors[ins[1]].data or m.tensors[ins[1]].type != INT32:
             raise ModelError("MEAN needs an input, a constant int32 axis tensor and one output")
@@ -478,35 +482,81 @@ class Interpreter:
             self._run(p)
 
     def _run(self, p):
-        t = self.t
-        kernels = self.k
-        if p[0] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            name, ti, ishp, tf, fshp, tb, to, oshp, izp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm = p
-            kernels.conv2d(t[ti], izp, ishp, t[tf], fshp, t[tb] if tb >= 0 else None, t[to], oshp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm)
-        elif p[0] in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-            name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
-            kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
-        elif p[0] == "ADD":
-            _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi, amap, bmap = p
-            kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi, amap, bmap)
-        elif p[0] == "MUL":
-            _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi, amap, bmap = p
-            kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi, amap, bmap)
-        elif p[0] == "MEAN":
-            _n, ti, omap, acc, to, zpn, m_, sh, ozp = p
-            kernels.mean(t[ti], omap, acc, t[to], zpn, m_, sh, ozp)
-        elif p[0] == "SOFTMAX":
-            kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6], p[7])
-        elif p[0] == "LOGISTIC":
-            kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6], p[7])
-        elif p[0] == "QUANTIZE":
-            kernels.quantize(t[p[1]], t[p[2]], p[3], p[4])
-        elif p[0] == "DEQUANTIZE":
-            kernels.dequantize(t[p[1]], t[p[2]], p[3], p[4])
-        elif p[0] == "RESHAPE":
-            src, dst = t[p[1]], t[p[2]]
-            for i in range(len(dst)):
-                dst[i] = src[i]
-        else:
-            _n, ti, tw, tb, to, izp, wzp, ozp, mults, shifts, n_in, n_out, lo, hi = p
-            kernels.fully_connected(t[ti], izp, t[tw], wzp, t[tb] if tb >= 0 else None, t[to], ozp, mults, shifts, n_in, n_out, lo, hi)
+        # a plain function from the table: a bound method would be
+        # allocated on every call
+        OPERATORS[p[0]][1](self.t, self.k, p)
+
+
+# --- running: one function per operator, handed the tensors, the kernel
+# set (scalar, or numpy on CPython) and what prepare planned --------------
+def _run_conv(t, kernels, p):
+    name, ti, ishp, tf, fshp, tb, to, oshp, izp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm = p
+    kernels.conv2d(t[ti], izp, ishp, t[tf], fshp, t[tb] if tb >= 0 else None, t[to], oshp, ozp, mults, shifts, st, dil, pad, lo, hi, dw, dm)
+
+
+def _run_pool(t, kernels, p):
+    name, ti, ishp, to, oshp, filt, st, pad, lo, hi = p
+    kernels.pool2d(t[ti], ishp, t[to], oshp, filt, st, pad, lo, hi, name == "AVERAGE_POOL_2D")
+
+
+def _run_add(t, kernels, p):
+    _n, ta, ao, am, ash, tb, bo, bm, bsh, to, om, osh, ozp, lo, hi, amap, bmap = p
+    kernels.add(t[ta], ao, am, ash, t[tb], bo, bm, bsh, t[to], om, osh, ozp, lo, hi, amap, bmap)
+
+
+def _run_mul(t, kernels, p):
+    _n, ta, ao, tb, bo, to, m_, sh, ozp, lo, hi, amap, bmap = p
+    kernels.mul(t[ta], ao, t[tb], bo, t[to], m_, sh, ozp, lo, hi, amap, bmap)
+
+
+def _run_mean(t, kernels, p):
+    _n, ti, omap, acc, to, zpn, m_, sh, ozp = p
+    kernels.mean(t[ti], omap, acc, t[to], zpn, m_, sh, ozp)
+
+
+def _run_softmax(t, kernels, p):
+    kernels.softmax(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6], p[7])
+
+
+def _run_logistic(t, kernels, p):
+    kernels.logistic(t[p[1]], t[p[2]], p[3], p[4], p[5], p[6], p[7])
+
+
+def _run_quantize(t, kernels, p):
+    kernels.quantize(t[p[1]], t[p[2]], p[3], p[4])
+
+
+def _run_dequantize(t, kernels, p):
+    kernels.dequantize(t[p[1]], t[p[2]], p[3], p[4])
+
+
+def _run_reshape(t, kernels, p):
+    src, dst = t[p[1]], t[p[2]]
+    for i in range(len(dst)):
+        dst[i] = src[i]
+
+
+def _run_fc(t, kernels, p):
+    _n, ti, tw, tb, to, izp, wzp, ozp, mults, shifts, n_in, n_out, lo, hi = p
+    kernels.fully_connected(t[ti], izp, t[tw], wzp, t[tb] if tb >= 0 else None, t[to], ozp, mults, shifts, n_in, n_out, lo, hi)
+
+
+# Every operator the interpreter runs, registered once: the Interpreter
+# method that checks it and plans its work at load, and the function that
+# runs it. Adding an operator is a row here (and its kernel in kernels.py,
+# with a numpy twin in kernels_np.py); a name not here is refused at load.
+OPERATORS = {
+    "CONV_2D": ("_prepare_conv", _run_conv),
+    "DEPTHWISE_CONV_2D": ("_prepare_conv", _run_conv),
+    "MAX_POOL_2D": ("_prepare_pool", _run_pool),
+    "AVERAGE_POOL_2D": ("_prepare_pool", _run_pool),
+    "ADD": ("_prepare_elementwise", _run_add),
+    "MUL": ("_prepare_elementwise", _run_mul),
+    "MEAN": ("_prepare_mean", _run_mean),
+    "SOFTMAX": ("_prepare_softmax", _run_softmax),
+    "LOGISTIC": ("_prepare_logistic", _run_logistic),
+    "QUANTIZE": ("_prepare_quantize", _run_quantize),
+    "DEQUANTIZE": ("_prepare_quantize", _run_dequantize),
+    "RESHAPE": ("_prepare_reshape", _run_reshape),
+    "FULLY_CONNECTED": ("_prepare_fc", _run_fc),
+}
