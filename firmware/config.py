@@ -20,10 +20,12 @@ infinity, no limit beyond +-LIMIT, whose thousandths fit the interlock's
 import json
 
 from firmware.channels import SENSOR_TYPES, channel_names, scale
+
+# the journal's own lists of what it takes: one fact, one place
+from firmware.store.journal import DURABILITY, FULL_POLICIES
 from hal.errors import ConfigError
 
 STARTUP = ("manual", "auto")
-DURABILITY = ("none", "group", "fsync")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference", "uplink")
 UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first", "receipts", "receipt_timeout_ms")
 __all__ = ("load_config", "check", "check_uplink", "parse_broker", "channel_names", "SENSOR_TYPES")
@@ -36,7 +38,6 @@ CHANNEL_DEFAULTS = (("high", None), ("low", None), ("hysteresis", 0), ("on_delay
 READBACK_FIELDS = ("enabled", "grace_ms")
 RECORD_FIELDS = ("window_ms", "journal", "durability", "segment_bytes", "cap_bytes", "full_policy", "ttl_s", "group_records", "group_ms")
 TTL_FIELDS = ("events", "telemetry")
-FULL_POLICIES = ("drop_oldest", "pause")
 INFERENCE_FIELDS = ("enabled", "model", "backend", "channel", "window", "hop", "threshold", "k")
 INFERENCE_BACKENDS = ("auto", "micro", "litert", "tflite")
 # real-unit bound of every limit: 1e9 thousandths < 2**30
