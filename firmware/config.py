@@ -132,13 +132,25 @@ class _Checker:
 
 
 def check(cfg, src="<config>"):
-    """Check a merged configuration; returns it unchanged or raises."""
+    """Check a merged configuration; returns it unchanged or raises. Each
+    section has a checker of its own below, handed what it needs."""
     c = _Checker(src)
     c.obj("", cfg, TOP_FIELDS)
     device_id(c, cfg["device_id"])
     c.num("period_ms", cfg["period_ms"], 1, 60000, integer=True)
     c.choice("startup", cfg["startup"], STARTUP)
-    sensors = cfg["sensors"]
+    channels = _check_sensors(c, cfg["sensors"], cfg["period_ms"])
+    _check_interlock(c, cfg["interlock"], channels, cfg["period_ms"])
+    _check_record(c, cfg["record"], cfg["period_ms"])
+    # every field, even with the uplink off; the files it names are
+    # looked for where the uplink starts (firmware.uplink.check_config)
+    check_uplink(cfg, src)
+    _check_inference(c, cfg["inference"], channels)
+    return cfg
+
+
+def _check_sensors(c, sensors, period_ms):
+    """The ``sensors`` list; returns the channel names it makes."""
     if not isinstance(sensors, list) or not sensors:
         c.fail("sensors", "a non-empty list of sensor objects", sensors)
     names = []
@@ -168,11 +180,15 @@ def check(cfg, src="<config>"):
         else:
             sample_ms = SAMPLE_MS[s["type"]]
         # a sensor is fresh at most once a cycle and once a sample
-        floor = max(cfg["period_ms"], sample_ms)
+        floor = max(period_ms, sample_ms)
         c.num(f + ".stale_ms", s["stale_ms"], floor, 600000, integer=True)
         for q in SENSOR_TYPES[s["type"]]:
             channels.append(name + "." + q)
-    il = c.obj("interlock", cfg["interlock"], INTERLOCK_FIELDS)
+    return channels
+
+
+def _check_interlock(c, il, channels, period_ms):
+    il = c.obj("interlock", il, INTERLOCK_FIELDS)
     chans = c.obj("interlock.channels", il["channels"], channels)
     for ch, rule in chans.items():
         f = "interlock.channels." + ch
@@ -197,6 +213,23 @@ def check(cfg, src="<config>"):
             c.limit(f + ".plausible[1]", p[1], null=False)
             if scale(p[0]) >= scale(p[1]):
                 c.fail(f + ".plausible", "[low, high] with low < high", p)
+    _check_votes(c, il, channels, chans)
+    c.num("interlock.max_consecutive_overruns", il["max_consecutive_overruns"], 0, 1000, integer=True)
+    c.num("interlock.stall_ms", il["stall_ms"], 0, 600000, integer=True)
+    if il["stall_ms"] and il["stall_ms"] <= period_ms:
+        c.fail("interlock.stall_ms", "0 (off) or longer than period_ms (%d)" % period_ms, il["stall_ms"])
+    if not isinstance(il["estop"], bool):
+        c.fail("interlock.estop", "true or false", il["estop"])
+    rb = c.obj("interlock.readback", il["readback"], READBACK_FIELDS)
+    if not isinstance(rb["enabled"], bool):
+        c.fail("interlock.readback.enabled", "true or false", rb["enabled"])
+    c.num("interlock.readback.grace_ms", rb["grace_ms"], 0, 60000, integer=True)
+    c.num("interlock.watchdog_ms", il["watchdog_ms"], 0, 600000, integer=True)
+    if il["watchdog_ms"] and il["watchdog_ms"] <= period_ms:
+        c.fail("interlock.watchdog_ms", "0 (off) or longer than period_ms (%d)" % period_ms, il["watchdog_ms"])
+
+
+def _check_votes(c, il, channels, chans):
     il.setdefault("vote", [])
     if not isinstance(il["vote"], list):
         c.fail("interlock.vote", "a list of voting groups", il["vote"])
@@ -219,21 +252,11 @@ def check(cfg, src="<config>"):
             if ch not in chans:
                 c.fail(f + ".channels", "channels that have a rule in interlock.channels", ch)
         c.num(f + ".need", v["need"], 1, len(chs), integer=True)
-    c.num("interlock.max_consecutive_overruns", il["max_consecutive_overruns"], 0, 1000, integer=True)
-    c.num("interlock.stall_ms", il["stall_ms"], 0, 600000, integer=True)
-    if il["stall_ms"] and il["stall_ms"] <= cfg["period_ms"]:
-        c.fail("interlock.stall_ms", "0 (off) or longer than period_ms (%d)" % cfg["period_ms"], il["stall_ms"])
-    if not isinstance(il["estop"], bool):
-        c.fail("interlock.estop", "true or false", il["estop"])
-    rb = c.obj("interlock.readback", il["readback"], READBACK_FIELDS)
-    if not isinstance(rb["enabled"], bool):
-        c.fail("interlock.readback.enabled", "true or false", rb["enabled"])
-    c.num("interlock.readback.grace_ms", rb["grace_ms"], 0, 60000, integer=True)
-    c.num("interlock.watchdog_ms", il["watchdog_ms"], 0, 600000, integer=True)
-    if il["watchdog_ms"] and il["watchdog_ms"] <= cfg["period_ms"]:
-        c.fail("interlock.watchdog_ms", "0 (off) or longer than period_ms (%d)" % cfg["period_ms"], il["watchdog_ms"])
-    rec = c.obj("record", cfg["record"], RECORD_FIELDS)
-    c.num("record.window_ms", rec["window_ms"], cfg["period_ms"], 3600000, integer=True)
+
+
+def _check_record(c, rec, period_ms):
+    rec = c.obj("record", rec, RECORD_FIELDS)
+    c.num("record.window_ms", rec["window_ms"], period_ms, 3600000, integer=True)
     c.text("record.journal", rec["journal"])
     c.choice("record.durability", rec["durability"], DURABILITY)
     c.num("record.segment_bytes", rec["segment_bytes"], 1024, 1 << 30, integer=True)
@@ -245,10 +268,10 @@ def check(cfg, src="<config>"):
         c.num("record.ttl_s." + k, ttl[k], 1, 1 << 30, integer=True, null=True)
     c.num("record.group_records", rec["group_records"], 1, 1 << 20, integer=True)
     c.num("record.group_ms", rec["group_ms"], 1, 3600000, integer=True)
-    # every field, even with the uplink off; the files it names are
-    # looked for where the uplink starts (firmware.uplink.check_config)
-    check_uplink(cfg, src)
-    inf = c.obj("inference", cfg["inference"], INFERENCE_FIELDS)
+
+
+def _check_inference(c, inf, channels):
+    inf = c.obj("inference", inf, INFERENCE_FIELDS)
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])
     c.text("inference.model", inf["model"])
@@ -261,7 +284,6 @@ def check(cfg, src="<config>"):
     c.num("inference.hop", inf["hop"], 1, inf["window"], integer=True)
     c.limit("inference.threshold", inf["threshold"], null=False)
     c.num("inference.k", inf["k"], 1, 1000, integer=True)
-    return cfg
 
 
 def device_id(c, v):
