@@ -115,10 +115,12 @@ class Ingest:
         key = self.keys.get(dev) if self.keys else None
         return receipt.make(dev, q, first, last, bid, ok, why, key)
 
-    def handle(self, payload, topic_dev=None):
+    def handle(self, payload, topic_dev=None, commit=True):
         """Check and store one batch. Returns (device, receipt bytes) to
         publish, or None. ``topic_dev`` is the device named by the topic it
-        came on: where a refused batch's receipt goes."""
+        came on: where a refused batch's receipt goes. ``commit=False``
+        leaves the transaction open: the caller must ``commit()`` before it
+        sends the receipt (several batches then share one sync)."""
         from firmware.uplink.seal import SealError, open_sealed, parse_header
 
         nonce = None
@@ -172,12 +174,17 @@ class Ingest:
                 [(dev_b, rec.get("seq"), q_b, rec.get("k"), rec.get("t"), bytes(raw), now, boot, utc, mono) for rec, raw in bodies],
             )
             new = self.db.total_changes - before
-            self.db.commit()
+            if commit:
+                self.db.commit()
             self.counts["batches"] += 1
             self.counts["records"] += new
             self.counts["duplicates"] += len(bodies) - new
             self.counts["receipts"] += 1
         return dev_b, self._receipt(dev_b, q_b, batch.get("first"), batch.get("last"), bid, True)
+
+    def commit(self):
+        with self.lock:
+            self.db.commit()
 
     def seqs(self, device):
         with self.lock:
@@ -208,11 +215,20 @@ class Receiver:
     publishes its receipt. ``receipts=False`` sends none (for devices in
     PUBACK-only mode)."""
 
+    # batches that arrive within this long share one commit (one sync of
+    # the database); their receipts go after it
+    COMMIT_S = 0.005
+
     def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True):
         import paho.mqtt.client as mqtt
 
         self.ing = ing
         self.receipts = receipts
+        self._held = []
+        self._held_lock = threading.Lock()
+        self._work = threading.Event()
+        self._stop = threading.Event()
+        self._committer = None
         self.topic = "edgefw/+/up"
         if share:
             self.topic = "$share/%s/%s" % (share, self.topic)
@@ -245,19 +261,43 @@ class Receiver:
         self.host, self.port = host, port
 
     def _on_message(self, cl, u, m):
-        out = self.ing.handle(m.payload, topic_device(m.topic))
-        if out is not None and self.receipts:
-            from firmware.uplink.receipt import topic_for
+        out = self.ing.handle(m.payload, topic_device(m.topic), commit=False)
+        with self._held_lock:
+            self._held.append(out)
+        self._work.set()
 
-            dev, body = out
-            cl.publish(topic_for(dev), body, qos=1)
+    def _commit_loop(self):
+        from firmware.uplink.receipt import topic_for
+
+        while not self._stop.is_set() or self._held:
+            if not self._work.wait(0.2):
+                continue
+            time.sleep(self.COMMIT_S)
+            self._work.clear()
+            with self._held_lock:
+                held, self._held = self._held, []
+            if not held:
+                continue
+            # on disk first: only then may a device delete what it sent
+            self.ing.commit()
+            if self.receipts:
+                for out in held:
+                    if out is not None:
+                        dev, body = out
+                        self.c.publish(topic_for(dev), body, qos=1)
 
     def start(self):
+        self._committer = threading.Thread(target=self._commit_loop, name="edgefw-ingest-commit", daemon=True)
+        self._committer.start()
         self.c.connect_async(self.host, self.port, keepalive=30)
         self.c.loop_start()
         return self
 
     def stop(self):
+        self._stop.set()
+        self._work.set()
+        if self._committer is not None:
+            self._committer.join(5)
         self.c.disconnect()
         self.c.loop_stop()
 

@@ -56,6 +56,19 @@ def read_batch(j, max_records, max_bytes, after=None):
     return None, []
 
 
+def _first_after(frames, floor):
+    """Index of the first frame whose seq is past ``floor`` (frames are in
+    seq order): a batch read starts there instead of walking the segment."""
+    lo, hi = 0, len(frames)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if frames[mid][0] <= floor:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _collect(j, q, acked, in_flight, below, max_records, max_bytes):
     """Synced records of queue ``q`` after the range's cursor ``acked`` and
     what is ``in_flight`` (and before ``below``)."""
@@ -69,9 +82,11 @@ def _collect(j, q, acked, in_flight, below, max_records, max_bytes):
     for seg in j._segs[q]:
         if seg.last <= floor:
             continue
-        for seq, created, payload in _frames(j, seg):
-            if seq <= floor:
-                continue
+        frames = _frames(j, seg)
+        k = _first_after(frames, floor)
+        while k < len(frames):
+            seq, created, payload = frames[k]
+            k += 1
             if seq > j.synced_seq or (below is not None and seq >= below):
                 # not yet synced (a power cut could still take it back),
                 # or past the backlog into the live range
