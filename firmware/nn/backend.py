@@ -119,8 +119,9 @@ class LinuxRuntime:
         if reference:
             kw["experimental_op_resolver_type"] = sys.modules[self._cls.__module__].OpResolverType.BUILTIN_REF
         try:
-            it = self._cls(model_content=self._data, num_threads=1, **kw)
-            it.allocate_tensors()
+            with _native_info_dropped():
+                it = self._cls(model_content=self._data, num_threads=1, **kw)
+                it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError("%s cannot load the model: %s" % (self.backend, e))
         return it
@@ -151,3 +152,32 @@ class LinuxRuntime:
     def steps(self):
         yield
         self.invoke()
+
+
+class _native_info_dropped:
+    """The runtimes' C++ side prints "INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU." on the process's stderr when an interpreter is made,
+    into the middle of a live status line: their INFO lines are dropped,
+    anything else they print is passed on."""
+
+    def __enter__(self):
+        import os
+        import tempfile
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._tmp = tempfile.TemporaryFile()
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        for line in self._tmp.read().decode("utf-8", "replace").splitlines():
+            if not line.startswith("INFO: "):
+                sys.stderr.write(line + "\n")
+        self._tmp.close()
+        return False
