@@ -27,34 +27,41 @@ def _frame_at(data, i, n):
     return length, seq, created
 
 
-def scan(data, stats=None):
-    """Yield (offset, seq, created, payload) for every intact frame. A
-    damaged region is skipped up to the next intact frame; its size goes
-    to ``stats["skipped"]``, and ``stats["end"]`` is where the last intact
-    frame ends (anything after it is a torn tail)."""
+def _frames_of(frame_at, n, stats):
+    """Yield (offset, length, seq, created) for every intact frame of ``n``
+    bytes, ``frame_at(i)`` reading one. A damaged region is skipped up to
+    the next intact frame; its size goes to ``stats["skipped"]``, and
+    ``stats["end"]`` is where the last intact frame ends (anything after
+    it is a torn tail)."""
     i = 0
-    n = len(data)
     end = 0
     skipped = 0
     while i + HDR <= n:
-        f = _frame_at(data, i, n)
+        f = frame_at(i)
         if f is None:
             # resynchronise: the next offset where a whole frame checks out
             j = i + 1
-            while j + HDR <= n and _frame_at(data, j, n) is None:
+            while j + HDR <= n and frame_at(j) is None:
                 j += 1
             if j + HDR > n:
                 break
             skipped += j - i
             i = j
             continue
-        length, seq, created = f
-        yield i, seq, created, data[i + HDR : i + HDR + length]
-        i += HDR + length
+        yield i, f[0], f[1], f[2]
+        i += HDR + f[0]
         end = i
     if stats is not None:
         stats["skipped"] = skipped
         stats["end"] = end
+
+
+def scan(data, stats=None):
+    """Yield (offset, seq, created, payload) for every intact frame of a
+    segment's bytes (see ``_frames_of``)."""
+    n = len(data)
+    for i, length, seq, created in _frames_of(lambda i: _frame_at(data, i, n), n, stats):
+        yield i, seq, created, data[i + HDR : i + HDR + length]
 
 
 def _frame_in(fh, i, size, hdr, chunk):
@@ -86,27 +93,8 @@ def scan_file(fh, size, stats=None):
     small heap cannot hold a segment): yields (offset, seq, created)."""
     hdr = bytearray(HDR)
     chunk = bytearray(256)
-    i = 0
-    end = 0
-    skipped = 0
-    while i + HDR <= size:
-        f = _frame_in(fh, i, size, hdr, chunk)
-        if f is None:
-            j = i + 1
-            while j + HDR <= size and _frame_in(fh, j, size, hdr, chunk) is None:
-                j += 1
-            if j + HDR > size:
-                break
-            skipped += j - i
-            i = j
-            continue
-        length, seq, created = f
+    for i, _length, seq, created in _frames_of(lambda i: _frame_in(fh, i, size, hdr, chunk), size, stats):
         yield i, seq, created
-        i += HDR + length
-        end = i
-    if stats is not None:
-        stats["skipped"] = skipped
-        stats["end"] = end
 
 
 def file_size(path):
