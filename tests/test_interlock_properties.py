@@ -95,7 +95,7 @@ def test_state_machine_properties(seq):
             assert edge, "re-energized without a reset edge at step %d" % k
         if must_trip:
             assert permit == 0, "permit on with a cause active at step %d" % k
-        assert bool(il.cact[0] & 1) == high, "high cause disagrees with hysteresis/on-delay at step %d" % k
+        assert bool(il.chan_causes[0] & 1) == high, "high cause disagrees with hysteresis/on-delay at step %d" % k
         if not must_trip and edge and prev_permit == 0:
             assert permit == 1, "a reset with nothing active was refused at step %d" % k
         prev_permit, prev_reset = permit, inp["reset"]

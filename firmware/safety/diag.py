@@ -17,7 +17,7 @@ EVENT_NAMES = {1: "trip", 2: "reset", 3: "reset_refused", 4: "cause"}
 
 def names(il, g, v, smasks, sbase, cmasks, cbase):
     out = []
-    for k in range(il.nv):
+    for k in range(il.n_votes):
         if v & (1 << k):
             out.append((0x4000 + k, "vote:" + il.vote_names[k]))
     for b in range(len(GLOBAL_CAUSES)):

@@ -2,7 +2,7 @@
 
     il = Interlock.from_config(cfg)
     permit = il.step(now, values, status, estop, reset, readback,
-                     deadline, stall, ml)
+                     deadline, stall, inference)
 
 ``step`` is the whole decision. It is a function of its arguments and of
 the state held in this object, does integer arithmetic only, and
@@ -88,8 +88,8 @@ class Interlock:
         self.hyst = array.array("i", z)
         self.ondelay = array.array("i", [1] * n)
         self.roc = array.array("i", z)
-        self.plo = array.array("i", z)
-        self.phi = array.array("i", z)
+        self.plaus_lo = array.array("i", z)
+        self.plaus_hi = array.array("i", z)
         self.sensor_of = bytearray(sensor_of)
         self.stale_us = array.array("i", [ms * 1000 for ms in stale_ms])
         # rule compilation runs once; its module is dropped on small heaps
@@ -102,19 +102,19 @@ class Interlock:
         self.grace_us = readback_grace_ms * 1000
         self.startup = startup
         # state
-        self.hcnt = array.array("i", z)
+        self.on_count = array.array("i", z)
         self.lcnt = array.array("i", z)
-        self.cact = bytearray(n)
+        self.chan_causes = bytearray(n)
         self.cprev = bytearray(n)
         self.lastv = array.array("i", z)
         self.lastt = array.array("i", z)
         self.has_last = bytearray(n)
-        self.sact = bytearray(self.ns)
+        self.sensor_causes = bytearray(self.ns)
         self.sprev = bytearray(self.ns)
         self.last_fresh = array.array("i", [0] * self.ns)
-        self.gact = 0
+        self.global_causes = 0
         self.gprev = 0
-        self.vact = 0
+        self.vote_trips = 0
         self.vprev = 0
         self.tripped = 1
         self.trips = 0
@@ -143,7 +143,7 @@ class Interlock:
         return setup.from_config(cls, cfg)
 
     # ------------------------------------------------------------------
-    def step(self, now, values, status, estop, reset, readback, deadline, stall, ml):
+    def step(self, now, values, status, estop, reset, readback, deadline, stall, inference):
         """One evaluation. ``now``: ticks_us; ``values``: channel values in
         thousandths; ``status[s]``: _NO_DATA / _FRESH / _BUS_ERROR per sensor;
         the rest are 0/1 levels or flags. Returns the permit (0 or 1)."""
@@ -164,14 +164,14 @@ class Interlock:
                 act = _S_BUS
             if ticks_diff(now, self.last_fresh[s]) > self.stale_us[s]:
                 act |= _S_STALE
-            self.sact[s] = act
+            self.sensor_causes[s] = act
             s += 1
         # channels: rules advance only on a fresh sample
         i = 0
         while i < self.n:
             en = self.en[i]
             if en and status[self.sensor_of[i]] == 1:
-                self.cact[i] = self._channel(i, en, values[i], now)
+                self.chan_causes[i] = self._channel(i, en, values[i], now)
             i += 1
         # global
         g = 0
@@ -181,7 +181,7 @@ class Interlock:
             g |= _G_DEADLINE
         if stall:
             g |= _G_STALL
-        if ml:
+        if inference:
             g |= _G_INFERENCE
         if self.use_readback:
             commanded = 0 if self.tripped else 1
@@ -193,36 +193,36 @@ class Interlock:
                     g |= _G_READBACK
             else:
                 self._mismatch = 0
-        self.gact = g
+        self.global_causes = g
         # voting groups
         v = 0
         k = 0
-        while k < self.nv:
+        while k < self.n_votes:
             votes = 0
             m = self.vote_start[k]
             while m < self.vote_start[k + 1]:
                 i = self.vote_members[m]
-                if self.cact[i] or self.sact[self.sensor_of[i]]:
+                if self.chan_causes[i] or self.sensor_causes[self.sensor_of[i]]:
                     votes += 1
                 m += 1
             if votes >= self.vote_need[k]:
                 v |= 1 << k
             k += 1
-        self.vact = v
+        self.vote_trips = v
         # decision
         active = g | v
         new = (g & ~self.gprev) | (v & ~self.vprev)
         i = 0
         while i < self.n:
             if not self.voted[i]:
-                c = self.cact[i]
+                c = self.chan_causes[i]
                 active |= c
                 new |= c & ~self.cprev[i]
             i += 1
         s = 0
         while s < self.ns:
             if not self.svoted[s]:
-                c = self.sact[s]
+                c = self.sensor_causes[s]
                 active |= c
                 new |= c & ~self.sprev[s]
             s += 1
@@ -248,25 +248,25 @@ class Interlock:
         self.vprev = v
         i = 0
         while i < self.n:
-            self.cprev[i] = self.cact[i]
+            self.cprev[i] = self.chan_causes[i]
             i += 1
         s = 0
         while s < self.ns:
-            self.sprev[s] = self.sact[s]
+            self.sprev[s] = self.sensor_causes[s]
             s += 1
         return 0 if self.tripped else 1
 
     def _channel(self, i, en, v, now):
-        act = self.cact[i]
+        act = self.chan_causes[i]
         if en & EN_HIGH:
             if v > self.hi[i]:
-                c = self.hcnt[i] + 1
+                c = self.on_count[i] + 1
                 if c >= self.ondelay[i]:
                     act |= _C_HIGH
                     c = self.ondelay[i]
-                self.hcnt[i] = c
+                self.on_count[i] = c
             else:
-                self.hcnt[i] = 0
+                self.on_count[i] = 0
                 if v <= self.hi[i] - self.hyst[i]:
                     act &= ~_C_HIGH
         if en & EN_LOW:
@@ -281,7 +281,7 @@ class Interlock:
                 if v >= self.lo[i] + self.hyst[i]:
                     act &= ~_C_LOW
         if en & EN_PLAUS:
-            if v < self.plo[i] or v > self.phi[i]:
+            if v < self.plaus_lo[i] or v > self.plaus_hi[i]:
                 act |= _C_IMPLAUSIBLE
             else:
                 act &= ~_C_IMPLAUSIBLE
@@ -308,17 +308,17 @@ class Interlock:
         k = (self.ev_head + self.ev_count) % EV_CAP
         self.ev_kind[k] = kind
         self.ev_slot[k] = self.slot
-        self.ev_g[k] = self.gact
-        self.ev_v[k] = self.vact
+        self.ev_g[k] = self.global_causes
+        self.ev_v[k] = self.vote_trips
         base = k * self.ns
         s = 0
         while s < self.ns:
-            self.ev_s[base + s] = self.sact[s]
+            self.ev_s[base + s] = self.sensor_causes[s]
             s += 1
         base = k * self.n
         i = 0
         while i < self.n:
-            self.ev_c[base + i] = self.cact[i]
+            self.ev_c[base + i] = self.chan_causes[i]
             i += 1
         self.ev_count += 1
 
@@ -329,7 +329,7 @@ class Interlock:
         """(code, name) of the causes active now."""
         from firmware.safety import diag
 
-        return diag.names(self, self.gact, self.vact, self.sact, 0, self.cact, 0)
+        return diag.names(self, self.global_causes, self.vote_trips, self.sensor_causes, 0, self.chan_causes, 0)
 
     def pop_events(self):
         """Drain the event ring: a list of (kind name, slot, [(code, cause)])."""

@@ -23,8 +23,8 @@ def compile_rules(il, rules):
             il.roc[i] = scale(r["rate_per_s"])
         if r.get("plausible") is not None:
             en |= EN_PLAUS
-            il.plo[i] = scale(r["plausible"][0])
-            il.phi[i] = scale(r["plausible"][1])
+            il.plaus_lo[i] = scale(r["plausible"][0])
+            il.plaus_hi[i] = scale(r["plausible"][1])
         il.hyst[i] = scale(r.get("hysteresis", 0))
         il.ondelay[i] = r.get("on_delay", 1)
         il.en[i] = en
@@ -68,7 +68,7 @@ def init_votes(self, votes, rules):
     start.append(len(members))
     self.vote_members = bytearray(members)
     self.vote_start = bytearray(start)
-    self.nv = len(votes)
+    self.n_votes = len(votes)
     self.svoted = bytearray(self.ns)
     for s in range(self.ns):
         ruled = [i for i in range(self.n) if self.sensor_of[i] == s and (rules.get(self.channels[i]) or self.voted[i])]
