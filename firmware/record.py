@@ -18,10 +18,10 @@ class Recorder:
         self.period_us = period_us
         self.window_slots = max(1, window_us // period_us)
         n = len(channels)
-        self.n_ = array.array("i", [0] * n)
-        self.min_ = array.array("i", [0] * n)
-        self.max_ = array.array("i", [0] * n)
-        self.sum_ = array.array("q", [0] * n)
+        self.counts = array.array("i", [0] * n)
+        self.mins = array.array("i", [0] * n)
+        self.maxs = array.array("i", [0] * n)
+        self.sums = array.array("q", [0] * n)
         # channels in CBOR's canonical key order (length, then bytes): the
         # encoder then has nothing to sort
         self.order = sorted(range(n), key=lambda i: (len(channels[i]), channels[i]))
@@ -40,25 +40,25 @@ class Recorder:
         while i < n:
             if status[self.sensor_of[i]] == 1:
                 v = values[i]
-                if self.n_[i] == 0 or v < self.min_[i]:
-                    self.min_[i] = v
-                if self.n_[i] == 0 or v > self.max_[i]:
-                    self.max_[i] = v
-                self.n_[i] += 1
-                self.sum_[i] += v
+                if self.counts[i] == 0 or v < self.mins[i]:
+                    self.mins[i] = v
+                if self.counts[i] == 0 or v > self.maxs[i]:
+                    self.maxs[i] = v
+                self.counts[i] += 1
+                self.sums[i] += v
             i += 1
 
     def n_samples(self):
-        return sum(self.n_)
+        return sum(self.counts)
 
     def close_window(self, slot):
         ch = {}
         for i in self.order:
-            k = self.n_[i]
+            k = self.counts[i]
             if k:
-                ch[self.channels[i]] = [k, self.min_[i], self.sum_[i] // k, self.max_[i]]
-            self.n_[i] = 0
-            self.sum_[i] = 0
+                ch[self.channels[i]] = [k, self.mins[i], self.sums[i] // k, self.maxs[i]]
+            self.counts[i] = 0
+            self.sums[i] = 0
         rec = {"k": "win", "t": self.win_start * self.period_us, "ch": ch, "dt": (slot - self.win_start) * self.period_us}
         self.win_start = slot
         self._append(rec, PRIO_TELEMETRY, True)
