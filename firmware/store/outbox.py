@@ -36,21 +36,27 @@ def _frames(j, seg):
     return frames
 
 
+def live_lane(q):
+    """The key, in a reader's in-flight map, of queue ``q``'s live range
+    (``q`` itself is its backlog's)."""
+    return q + len(PRIORITIES)
+
+
 def read_batch(j, max_records, max_bytes, after=None):
     """Records after the ack cursor, or after ``after[q]`` (what is already
     in flight) when that is further on. While a queue has a live range
     (``start_live``), its records from ``start`` on go before the backlog;
-    ``after[q + 2]`` is what of them is in flight."""
+    ``after[live_lane(q)]`` is what of them is in flight."""
     after = after or {}
     for q in PRIORITIES:
         live = j._live.get(q)
         if live is not None:
-            out = _collect(j, q, live[1], after.get(q + 2, 0), None, max_records, max_bytes)
+            out = _collect(j, q, live[1], after.get(live_lane(q), 0), None, max_records, max_bytes)
             if out:
                 return q, out
             out = _collect(j, q, j._acked[q], after.get(q, 0), live[0], max_records, max_bytes)
         else:
-            out = _collect(j, q, j._acked[q], max(after.get(q, 0), after.get(q + 2, 0)), None, max_records, max_bytes)
+            out = _collect(j, q, j._acked[q], max(after.get(q, 0), after.get(live_lane(q), 0)), None, max_records, max_bytes)
         if out:
             return q, out
     return None, []

@@ -33,6 +33,7 @@ import os
 
 from firmware import cbor
 from firmware.clocks import boot_id, utc_ms
+from firmware.store.outbox import live_lane
 from hal.clock import sleep_ms, ticks_diff, ticks_ms
 from hal.compat import IS_MICROPYTHON
 
@@ -247,7 +248,7 @@ class Uplink:
         if self.sealer is not None:
             body = self.sealer.seal(q, first, last, body)
         # a live range's records are in flight on a lane of their own
-        lane = q + 2 if live is not None and first >= live[0] else q
+        lane = live_lane(q) if live is not None and first >= live[0] else q
         return q, lane, first, last, len(recs), body, bid
 
     def pump(self, max_batches=64):
