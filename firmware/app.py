@@ -143,6 +143,8 @@ def _parse(argv):
                 raise ValueError("%s needs a value" % a)
             v = argv[i + 1]
             opts[a[2:]] = int(v) if a == "--cycles" else v
+            if a == "--cycles" and opts["cycles"] < 1:
+                raise ValueError("--cycles needs a whole number of at least 1, got %s" % v)
             i += 1
         else:
             raise ValueError("unknown option %r (options: --board, --config, --scenario, --cycles, --journal, --json)" % a)

@@ -163,3 +163,8 @@ def test_peak_heap_of_the_loop_with_inference_on_32_bit(tmp_path):
     peak, built = int(m.group(1)), int(m.group(2))
     # measured 127,456 (built 117,920): a regression guard, not the goal
     assert built <= peak <= 136 * 1024, p.stdout
+
+
+def test_the_device_entry_point_refuses_a_cycle_count_below_one(tmp_path):
+    p = run_micropython(["-m", "firmware.app", "--cycles", "-5", "--journal", str(tmp_path / "j")], heap="1M")
+    assert p.returncode == 2 and "--cycles needs a whole number of at least 1, got -5" in p.stderr
