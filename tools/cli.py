@@ -417,6 +417,7 @@ def make_parser():
     m.add_argument("--manifest-py", metavar="FILE", help="with --board: also write a micropython-lib style manifest.py for freezing")
     m.set_defaults(fn=cmd_mpy_build)
     sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
+    sub.add_parser("sim-esp32", help="a virtual ESP32 (ROM bootloader and MicroPython REPL on two ptys) for tools/flash.py", add_help=False)
     d = sub.add_parser("mp-deps", help="fetch the MicroPython libraries (umqtt.simple) into .mp-lib/")
     d.set_defaults(fn=lambda a: __import__("tools.mpdeps", None, None, ["x"]).install())
     from tools.infer import add_parser as add_infer
@@ -436,6 +437,10 @@ def main(argv=None):
         from tools.bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["sim-esp32"]:
+        from tools.sim_esp32 import main as sim_esp32_main
+
+        return sim_esp32_main(argv[1:])
     args = make_parser().parse_args(argv)
     return args.fn(args)
 

@@ -20,10 +20,31 @@ ROM_BOOT = """# the virtual ESP32's ROM: the sim board's data under boards.sim
 import sys
 
 import _vesp32_board
-import boards
 
-sys.modules["boards.sim"] = _vesp32_board
-boards.sim = _vesp32_board
+try:
+    import boards
+
+    sys.modules["boards.sim"] = _vesp32_board
+    boards.sim = _vesp32_board
+except ImportError:
+    pass  # nothing flashed yet
+
+
+def start(run_main):
+    # as a chip after a reset: boot.py, then main.py at the friendly REPL
+    for name in ("boot.py", "main.py") if run_main else ("boot.py",):
+        try:
+            f = open(name)
+        except OSError:
+            continue
+        src = f.read()
+        f.close()
+        try:
+            exec(src, {"__name__": "__main__"})
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt")
+        except Exception as e:
+            sys.print_exception(e)
 """
 
 
