@@ -13,7 +13,7 @@ A board's image (``IMAGES``) holds only what that board runs: no ``sim/``,
 no CPython-only module (``HOST_ONLY``), the board's own data module and
 no other, umqtt.simple in ``lib/``, ``boot.py`` and ``main.py`` from
 ``device/``, the model the config names, ``device.json`` (the config's
-``device`` section: Wi-Fi and NTP, see docs/esp32.md) and
+``device`` section: Wi-Fi and NTP, see the README's ESP32 section) and
 ``manifest.json``: every file of the image with its size and SHA-256, and
 the image's bytecode version. ``tools/flash.py`` copies it and skips what
 the device already holds.
