@@ -72,7 +72,7 @@ def check_run(s):
     u = s["uplink"]
     # a stall is seconds; a shared machine's jitter a few ms (as tests/test_realtime_uplink.py)
     # the slice's journal I/O is not bounded by it (see test_micropython_coop)
-    assert u["max_gap_us"] < 5 * PERIOD_US and u["longest_slice_us"] < 3 * PERIOD_US, u
+    assert u["max_gap_us"] < 5 * PERIOD_US and u["longest_slice_us"] < 5 * PERIOD_US, u
     # all of it sent and receipted: nothing left in the journal
     assert u["pending"] == 0 and u["records"] > 0, u
 

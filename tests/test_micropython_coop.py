@@ -96,8 +96,9 @@ def check_loop(s):
     assert u["max_gap_us"] < 5 * PERIOD_US, u
     # the network part of a slice stops at its end (4 ms); the journal's
     # reads and syncs inside it do not, and took up to 8 ms here on a
-    # loaded machine, hung broker or not
-    assert u["longest_slice_us"] < 3 * PERIOD_US, u
+    # loaded machine (28 ms once, with the process descheduled or in a
+    # sync), hung broker or not: a blocking client stalls for seconds
+    assert u["longest_slice_us"] < 5 * PERIOD_US, u
 
 
 def test_firmware_app_forwards_with_receipts(tmp_path, broker):
