@@ -318,14 +318,27 @@ def cmd_run(args):
     # orderly interpreter exit
     signal.signal(signal.SIGTERM, _raise_terminated)
     atexit.register(fw.safe)
+    hooks = None
+    if fw.hw.board.FAMILY == "linux":
+        from tools.linux_run import LinuxRun
+
+        hooks = LinuxRun(fw, status)
     t0 = time.perf_counter()
     try:
-        asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=status))
+        asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=hooks or status, status_every=1 if hooks else 25))
     except KeyboardInterrupt:
         interrupted = "Ctrl-C"
     except Terminated:
         interrupted = "SIGTERM"
+    except EdgefwError as e:
+        # the self-test or the hardware: the permit is low (fw.run's finally)
+        print("edgefw: %s" % e, file=sys.stderr)
+        if hooks is not None:
+            hooks.stop(orderly=True)
+        return 1
     wall = time.perf_counter() - t0
+    if hooks is not None:
+        hooks.stop(orderly=True)
     pending = None
     if fwd is not None:
         # what the loop recorded last is synced and goes out (with its
