@@ -49,7 +49,10 @@ class LinuxHardware:
 
     def _chip_for_pins(self):
         if self._chip is None:
-            self._chip = find_chip(self.board.GPIOCHIP, self._dev_dir, self._gpiod)
+            try:
+                self._chip = find_chip(self.board.GPIOCHIP, self._dev_dir, self._gpiod)
+            except OSError as e:
+                raise OSError(e.errno, "board %r: %s; is this machine a %s? Elsewhere run with --board sim" % (self.board.NAME, e.strerror, self.board.DESCRIPTION))
         return self._chip
 
     def i2c(self, role):
