@@ -334,6 +334,15 @@ def cmd_run(args):
         from tools.linux_run import LinuxRun
 
         hooks = LinuxRun(fw, status, metrics)
+    if args.rt_priority:
+        from tools.rt import enable
+
+        try:
+            rt = enable(args.rt_priority)
+        except OSError as e:
+            print("edgefw: real time: %s" % e, file=sys.stderr)
+            return 2
+        print("edgefw: loop thread %(policy)s priority %(priority)d, memory locked" % rt, file=sys.stderr)
     t0 = time.perf_counter()
     try:
         asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=hooks or status, status_every=1 if hooks else 25))
@@ -408,6 +417,7 @@ def make_parser():
     )
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
     r.add_argument("--metrics-textfile", metavar="FILE", help="write Prometheus metrics to FILE every second (node_exporter's textfile collector)")
+    r.add_argument("--rt-priority", type=int, default=0, metavar="P", help="run the loop's thread SCHED_FIFO at P (1-99) with mlockall; 0 = off (default)")
     r.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)")
     # from source: compiling the inference modules alone takes most of 256k;
     # precompiled (edgefw mpy-build) the loop runs in 128k

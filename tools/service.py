@@ -76,6 +76,7 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
         "# real time: the loop's thread runs SCHED_FIFO, its memory locked",
         "CPUSchedulingPolicy=fifo",
         "CPUSchedulingPriority=%d" % priority,
+        "CPUSchedulingResetOnFork=yes",
         "LimitRTPRIO=%d" % priority,
         "LimitMEMLOCK=infinity",
         "AmbientCapabilities=CAP_SYS_NICE CAP_IPC_LOCK",
@@ -111,9 +112,9 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
     return "\n".join(lines)
 
 
-def exec_line(board, metrics_port=None, metrics_textfile=None):
+def exec_line(board, metrics_port=None, metrics_textfile=None, priority=80):
     edgefw = shutil.which("edgefw") or "%s -m tools.cli" % sys.executable
-    cmd = "%s run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal" % (edgefw, board.NAME)
+    cmd = "%s run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (edgefw, board.NAME, priority)
     if metrics_port is not None:
         cmd += " --metrics-port %d" % metrics_port
     if metrics_textfile:
@@ -136,7 +137,7 @@ def _run(cmd):
 def install(board, root="/", user="edgefw", priority=80, watchdog_s=2, cpu=None, metrics_port=None, metrics_textfile=None, out=sys.stdout):
     real = os.path.realpath(root) == "/"
     groups = [g for g in GROUPS if _group_exists(g)] if real else list(GROUPS)
-    unit = render_unit(board, exec_line(board, metrics_port, metrics_textfile), user, priority, watchdog_s, cpu, groups)
+    unit = render_unit(board, exec_line(board, metrics_port, metrics_textfile, priority), user, priority, watchdog_s, cpu, groups)
     for d in (UNIT_DIR, CONF_DIR, STATE_DIR):
         os.makedirs(_path(root, d), exist_ok=True)
     unit_path = _path(root, UNIT_DIR + "/" + UNIT)
