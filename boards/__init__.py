@@ -30,11 +30,20 @@ ROLES = ("I2C0", "I2C1", "UART0", "RELAY_PERMIT", "RELAY_READBACK", "ESTOP", "RE
 # Detection reads only these tables, so it imports no board module; the
 # board found is imported when it is used (``get``). In order: the first
 # board whose strings appear in the device tree's ``compatible`` list wins.
+# Whole entries of the NUL-separated list, from the boards' device trees
+# (the SoC entries, brcm,bcm2711 and so on, are shared by other boards).
 COMPATIBLE = (
     ("rpi4", ("raspberrypi,4-model-b",)),
     ("rpi5", ("raspberrypi,5-model-b",)),
     ("jetson_nano", ("nvidia,p3450-0000", "nvidia,jetson-nano")),
     ("jetson_orin_nano", ("nvidia,p3768-0000+p3767-0003", "nvidia,p3768-0000+p3767-0004", "nvidia,p3768-0000+p3767-0005")),
+)
+# When ``compatible`` names no known board: the start of ``model``
+MODELS = (
+    ("rpi4", "Raspberry Pi 4 Model B"),
+    ("rpi5", "Raspberry Pi 5"),
+    ("jetson_nano", "NVIDIA Jetson Nano Developer Kit"),
+    ("jetson_orin_nano", "NVIDIA Jetson Orin Nano"),
 )
 # MicroPython boards by ``sys.platform``
 PLATFORMS = (("esp32_devkitc", "esp32"),)
@@ -57,12 +66,22 @@ def check(name):
 
 
 def match_compatible(compatible):
-    """The board name whose strings occur in a device tree's
-    ``compatible`` list, or None."""
+    """The board name one of whose strings is an entry of a device tree's
+    ``compatible`` list (NUL-separated), or None."""
+    entries = compatible.split("\x00")
     for name, strings in COMPATIBLE:
         for s in strings:
-            if s in compatible:
+            if s in entries:
                 return name
+    return None
+
+
+def match_model(model):
+    """The board whose model string ``model`` starts with, or None."""
+    model = model.strip("\x00 \n")
+    for name, prefix in MODELS:
+        if model.startswith(prefix):
+            return name
     return None
 
 

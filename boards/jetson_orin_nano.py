@@ -1,6 +1,7 @@
 """NVIDIA Jetson Orin Nano Developer Kit (T234), 40-pin header. Line
 offsets on ``tegra234-gpio`` differ between JetPack releases, so pins are
-named by Tegra port and looked up by line name at run time."""
+named by Tegra port (the names the tegra186 GPIO driver gives its lines)
+and looked up by line name at run time."""
 
 NAME = "jetson_orin_nano"
 DESCRIPTION = "NVIDIA Jetson Orin Nano Developer Kit"
@@ -16,10 +17,10 @@ UART = {
     "UART0": {"device": "/dev/ttyTHS0", "header": (8, 10)},
 }
 PINS = {
-    "RELAY_PERMIT": {"tegra": "PR.04", "header": 11, "mode": "out"},
-    "ESTOP": {"tegra": "PR.05", "header": 13, "mode": "in", "pull": "up"},
-    "RESET": {"tegra": "PN.01", "header": 15, "mode": "in", "pull": "down"},
-    "RELAY_READBACK": {"tegra": "PY.04", "header": 16, "mode": "in", "pull": "down"},
-    "STATUS_LED": {"tegra": "PQ.05", "header": 29, "mode": "out"},
+    "RELAY_PERMIT": {"name": "PR.04", "header": 11, "mode": "out"},
+    "ESTOP": {"name": "PR.05", "header": 13, "mode": "in", "pull": "up"},
+    "RESET": {"name": "PN.01", "header": 15, "mode": "in", "pull": "down"},
+    "RELAY_READBACK": {"name": "PY.04", "header": 16, "mode": "in", "pull": "down"},
+    "STATUS_LED": {"name": "PQ.05", "header": 29, "mode": "out"},
 }
 WDT = {"device": "/dev/watchdog", "max_timeout_s": 60}

@@ -4,10 +4,36 @@ Kept apart from ``firmware.config`` so the checker can be unloaded after
 start-up on small heaps; everything the running loop needs is here.
 """
 
-SENSOR_TYPES = {
-    "bme280": ("temperature_c", "humidity_pct", "pressure_hpa"),
-    "adxl345": ("accel_x_g", "accel_y_g", "accel_z_g"),
+# Sensor types, one row each: the driver module. It declares QUANTITIES,
+# BUS ("i2c" or "uart") and from_spec(bus, sensor_config); the simulator's
+# model is sim.chips.<type>. Only the drivers a config names are imported.
+DRIVERS = {
+    "bme280": "hal.drivers.bme280",
+    "adxl345": "hal.drivers.adxl345",
+    "pms5003": "hal.drivers.pms5003",
 }
+
+
+def driver(kind):
+    """The driver module of a sensor type."""
+    return __import__(DRIVERS[kind], None, None, ["x"])
+
+
+class _Quantities:
+    """``SENSOR_TYPES[kind]``: the quantities the type's driver declares;
+    iterating gives the type names."""
+
+    def __getitem__(self, kind):
+        return driver(kind).QUANTITIES
+
+    def __contains__(self, kind):
+        return kind in DRIVERS
+
+    def __iter__(self):
+        return iter(DRIVERS)
+
+
+SENSOR_TYPES = _Quantities()
 
 
 def scale(v):

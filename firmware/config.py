@@ -19,7 +19,7 @@ infinity, no limit beyond +-LIMIT, whose thousandths fit the interlock's
 
 import json
 
-from firmware.channels import SENSOR_TYPES, channel_names, scale
+from firmware.channels import SENSOR_TYPES, channel_names, driver, scale
 
 # the journal's own lists of what it takes: one fact, one place
 from firmware.store.journal import DURABILITY, FULL_POLICIES
@@ -158,7 +158,7 @@ def _check_sensors(c, sensors, period_ms):
     for i, s in enumerate(sensors):
         f = "sensors[%d]" % i
         c.obj(f, s, SENSOR_FIELDS)
-        for req in ("name", "type", "bus", "address"):
+        for req in ("name", "type", "bus"):
             if req not in s:
                 c.fail(f + "." + req, "a value (required)")
         name = c.text(f + ".name", s["name"])
@@ -167,7 +167,13 @@ def _check_sensors(c, sensors, period_ms):
         names.append(name)
         c.choice(f + ".type", s["type"], sorted(SENSOR_TYPES))
         c.text(f + ".bus", s["bus"])
-        c.num(f + ".address", s["address"], 0x08, 0x77, integer=True)
+        mod = driver(s["type"])
+        if mod.BUS == "i2c":
+            if "address" not in s:
+                c.fail(f + ".address", "a value (required)")
+            c.num(f + ".address", s["address"], 0x08, 0x77, integer=True)
+        elif "address" in s:
+            c.fail(f + ".address", "absent: a %s sensor is on a UART, which has no addresses" % s["type"])
         s.setdefault("stale_ms", 100)
         if s["type"] == "adxl345":
             s.setdefault("range_g", 16)
@@ -178,7 +184,7 @@ def _check_sensors(c, sensors, period_ms):
         elif "range_g" in s or "rate_hz" in s:
             c.fail(f + ".range_g", "absent: only adxl345 sensors take range_g and rate_hz")
         else:
-            sample_ms = SAMPLE_MS[s["type"]]
+            sample_ms = SAMPLE_MS.get(s["type"]) or mod.SAMPLE_MS
         # a sensor is fresh at most once a cycle and once a sample
         floor = max(period_ms, sample_ms)
         c.num(f + ".stale_ms", s["stale_ms"], floor, 600000, integer=True)

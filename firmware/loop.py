@@ -12,12 +12,10 @@ exception, including KeyboardInterrupt and task cancellation.
 
 import array
 
-from firmware.channels import SENSOR_TYPES, channel_names
+from firmware.channels import SENSOR_TYPES, channel_names, driver
 from firmware.record import Recorder
 from firmware.safety.interlock import Interlock
 from hal.clock import ticks_add, ticks_diff
-from hal.drivers.adxl345 import ADXL345
-from hal.drivers.bme280 import BME280
 
 try:
     import asyncio
@@ -26,10 +24,9 @@ except ImportError:  # pragma: no cover
 
 
 def build_driver(hw, spec):
-    bus = hw.i2c(spec["bus"])
-    if spec["type"] == "bme280":
-        return BME280(bus, spec["address"])
-    return ADXL345(bus, spec["address"], range_g=spec["range_g"], rate_hz=spec["rate_hz"])
+    mod = driver(spec["type"])
+    bus = hw.uart(spec["bus"]) if mod.BUS == "uart" else hw.i2c(spec["bus"])
+    return mod.from_spec(bus, spec)
 
 
 class Firmware:

@@ -2,8 +2,10 @@
 
 Order: the ``name`` argument (``--board``), then the ``EDGEFW_BOARD``
 environment variable, then detection: ``sys.platform`` on MicroPython
-microcontrollers, the device tree's ``compatible`` list on Linux. When nothing is detected the sim
-board is used, with a warning on stderr saying so.
+microcontrollers, on Linux the device tree's ``compatible`` list, then its
+``model`` (both under ``root``, ``/`` unless a test gives a fixture tree).
+When nothing is detected the sim board is used, with a warning on stderr
+saying so.
 
     from hal.backend import open_board
     hw = open_board("sim", sensors=cfg["sensors"])
@@ -11,8 +13,11 @@ board is used, with a warning on stderr saying so.
 Families:
     micropython   the ``machine`` module itself (hal.native)
     sim           sim.board.SimHardware
-    linux         Raspberry Pi and Jetson boards: not in this release; the
-                  error says so and names the sim board as the way to run.
+    linux         Raspberry Pi and Jetson on CPython: hal.linux.hardware
+                  (smbus2, libgpiod v2, pyserial, systemd's watchdog)
+
+A family is one row of ``FAMILIES``: the module and class of its hardware
+object and the interpreter it needs; nothing else here names a family.
 """
 
 import sys
@@ -20,7 +25,18 @@ import sys
 import boards
 from hal.errors import BackendUnavailable
 
-DT_COMPATIBLE = "/proc/device-tree/compatible"
+DT = "/proc/device-tree/"
+
+# family: (module, class, the sys.implementation.name it needs or None)
+FAMILIES = {
+    "sim": ("sim.board", "SimHardware", None),
+    "micropython": ("hal.native", "NativeHardware", "micropython"),
+    "linux": ("hal.linux.hardware", "LinuxHardware", "cpython"),
+}
+WHY = {
+    "micropython": "board %r runs MicroPython; flash it with tools/flash.py, or run here with --board sim",
+    "cpython": "board %r needs the Linux backend, which runs on CPython on the board itself; run here with --board sim",
+}
 
 
 def _warn(msg):
@@ -36,28 +52,37 @@ def _getenv(name):
         return None
 
 
-def detect_board(compatible_path=DT_COMPATIBLE):
-    """The board this machine is, or None."""
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+
+
+def detect_board(root="/"):
+    """The board this machine is, or None. ``root`` holds ``proc/device-tree``."""
     if sys.implementation.name == "micropython":
         name = boards.match_platform(sys.platform)
         if name:
             return name
-    try:
-        with open(compatible_path, "rb") as f:
-            compat = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    return boards.match_compatible(compat)
+    base = root.rstrip("/") + DT
+    compat = _read(base + "compatible")
+    found = boards.match_compatible(compat) if compat else None
+    if found is None:
+        model = _read(base + "model")
+        found = boards.match_model(model) if model else None
+    return found
 
 
-def choose_board(name=None, compatible_path=DT_COMPATIBLE):
+def choose_board(name=None, root="/"):
     """Board name by override, environment, detection, then sim."""
     if name:
         return boards.check(name)
     env = _getenv("EDGEFW_BOARD")
     if env:
         return boards.check(env)
-    found = detect_board(compatible_path)
+    found = detect_board(root)
     if found:
         return found
     _warn("no known board detected; using the simulated board 'sim' (set EDGEFW_BOARD to choose)")
@@ -68,16 +93,8 @@ def open_board(name=None, sensors=(), scenario=None, speed=0.0):
     """The hardware object for a board: ``.clock``, ``.i2c(role)``,
     ``.pin(role)``, ``.wdt(timeout_ms)``, ``.uart(role)``."""
     board = boards.get(choose_board(name))
-    if board.FAMILY == "sim":
-        from sim.board import SimHardware
-
-        return SimHardware(board, sensors=sensors, scenario=scenario, speed=speed)
-    if board.FAMILY == "micropython":
-        if sys.implementation.name != "micropython":
-            raise BackendUnavailable("board %r runs MicroPython; flash it with tools/flash.py, or run here with --board sim" % board.NAME)
-        from hal.native import NativeHardware
-
-        return NativeHardware(board)
-    raise BackendUnavailable(
-        "board %r needs the Linux backend (smbus2 for I2C, libgpiod for pins), which is not in this release yet; run with --board sim" % board.NAME
-    )
+    module, cls, needs = FAMILIES[board.FAMILY]
+    if needs is not None and sys.implementation.name != needs:
+        raise BackendUnavailable(WHY[needs] % board.NAME)
+    mod = __import__(module, None, None, [cls])
+    return getattr(mod, cls)(board, sensors=sensors, scenario=scenario, speed=speed)

@@ -33,9 +33,18 @@ class SystemdWatchdog:
         self.addr = addr
         self.interval_us = int(env.get("WATCHDOG_USEC", "0"))
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # never block the loop: a datagram socket's sender waits when the
+        # receiver's queue is full (net.unix.max_dgram_qlen, 10 by default)
+        self._sock.setblocking(False)
+        self.dropped = 0
 
     def notify(self, msg):
-        self._sock.sendto(msg.encode() if isinstance(msg, str) else msg, self.addr)
+        """Send one message; when systemd's queue is full it is dropped
+        and counted (a missed WATCHDOG=1 is covered by the next one)."""
+        try:
+            self._sock.sendto(msg.encode() if isinstance(msg, str) else msg, self.addr)
+        except BlockingIOError:
+            self.dropped += 1
 
     def ready(self):
         self.notify("READY=1")

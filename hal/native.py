@@ -11,7 +11,7 @@ from hal.errors import BackendUnavailable, BoardError
 
 
 class NativeHardware:
-    def __init__(self, board):
+    def __init__(self, board, **_unused):
         if not hasattr(machine, "Pin"):
             # the unix port's machine module has no pins or buses
             raise BackendUnavailable(

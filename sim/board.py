@@ -12,14 +12,15 @@ RELAY_PERMIT after ``relay_delay_us``, unless a scenario welds it.
 import errno
 
 from hal.errors import BoardError, ConfigError
-from sim.chips.adxl345 import ADXL345Model
-from sim.chips.bme280 import BME280Model
 from sim.clock import VirtualClock
 from sim.gpio import SimGPIO, SimPin
 from sim.i2c import SimI2C
 from sim.player import ScenarioPlayer
 
-MODELS = {"bme280": BME280Model, "adxl345": ADXL345Model}
+
+def chip_model(spec):
+    """The model of a configured sensor: ``sim.chips.<type>.from_spec``."""
+    return __import__("sim.chips." + spec["type"], None, None, ["x"]).from_spec(spec)
 
 
 class SimWDT:
@@ -47,6 +48,13 @@ class SimUART:
     def __init__(self):
         self._rx = bytearray()
 
+    def readinto(self, buf):
+        data = self.read(len(buf))
+        if not data:
+            return None
+        buf[: len(data)] = data
+        return len(data)
+
     def write(self, buf):
         self._rx.extend(buf)
         return len(buf)
@@ -73,13 +81,20 @@ class SimHardware:
         for role, spec in board.I2C.items():
             self.buses[role] = SimI2C(spec["id"])
         self.chips = {}
+        self.uarts = {}
         for s in sensors:
+            model = chip_model(s)
+            if hasattr(model, "attach"):  # a UART sensor: it sends, the driver listens
+                if s["bus"] not in board.UART:
+                    raise BoardError("sensor %r is on UART %r, which the %s board has not got" % (s["name"], s["bus"], board.NAME))
+                model.attach(self.uarts.setdefault(s["bus"], SimUART()))
+                self.chips[s["name"]] = model
+                continue
             bus = self.buses.get(s["bus"])
             if bus is None:
                 raise BoardError(
                     "sensor %r is on bus %r, which the %s board has not got (buses: %s)" % (s["name"], s["bus"], board.NAME, ", ".join(sorted(self.buses)))
                 )
-            model = MODELS[s["type"]](s["address"])
             bus.attach(model)
             self.chips[s["name"]] = model
         self._pins = {}
@@ -119,7 +134,7 @@ class SimHardware:
     def uart(self, role):
         if role not in self.board.UART:
             raise BoardError("the %s board has no UART %r" % (self.board.NAME, role))
-        return SimUART()
+        return self.uarts.setdefault(role, SimUART())
 
     # --- the simulated world -----------------------------------------------
     def line(self, role):

@@ -51,3 +51,16 @@ def test_dev_watchdog_feeds_and_disarms_only_on_orderly_close(tmp_path):
     wd.feed()
     wd.close(orderly=False)
     assert dev.read_bytes() == b"\0"
+
+
+def test_systemd_watchdog_never_blocks_on_a_full_queue(tmp_path):
+    # nobody reads the socket: sends past the kernel's datagram queue are
+    # dropped and counted, the caller (the loop) is not held up
+    path = str(tmp_path / "notify")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    wd = SystemdWatchdog({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "500000"})
+    for _ in range(2000):
+        wd.feed()
+    assert wd.dropped > 0
+    assert srv.recv(64) == b"WATCHDOG=1"

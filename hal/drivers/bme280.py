@@ -30,6 +30,7 @@ _SOFT_RESET = const(0xB6)
 # osrs_t = x1, osrs_p = x1, mode = normal
 _CTRL_MEAS_NORMAL = const(0x27)
 
+BUS = "i2c"
 QUANTITIES = ("temperature_c", "humidity_pct", "pressure_hpa")
 
 
@@ -80,3 +81,7 @@ class BME280:
         values[base] = self.temperature_mc
         values[base + 1] = self.humidity_mpct
         values[base + 2] = self.pressure_mhpa
+
+
+def from_spec(bus, spec):
+    return BME280(bus, spec["address"])

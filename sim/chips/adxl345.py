@@ -97,3 +97,7 @@ class ADXL345Model(RegisterModel):
     def on_write(self, reg, value):
         if reg == 0x2D and not value & 0x08:
             self._last_sample_us = None
+
+
+def from_spec(spec):
+    return ADXL345Model(spec["address"])

@@ -105,3 +105,7 @@ class BME280Model(RegisterModel):
         if self.regs[0xF4] & 0x03 == 0x01:
             # forced mode: one conversion, then back to sleep
             self.regs[0xF4] &= 0xFC
+
+
+def from_spec(spec):
+    return BME280Model(spec["address"])

@@ -1,13 +1,15 @@
 """Board data, backend choice, and the simulator's parts."""
 
+import sys
+
 import boards
-from hal.backend import choose_board, open_board
+from hal.backend import choose_board, detect_board, open_board
 from hal.clock import TICKS_PERIOD, ticks_add, ticks_diff
 from hal.errors import BoardError, ConfigError
 from sim.clock import VirtualClock
 from sim.gpio import SimGPIO, SimPin
 from sim.scenario import parse_scenario
-from tests.dual._util import raises, tmp_path
+from tests.dual._util import IS_MP, raises, tmp_path
 
 
 def test_every_board_maps_the_roles():
@@ -29,25 +31,40 @@ def test_unknown_board_lists_known_ones():
         assert name in msg
 
 
+# fixture trees: tests/data/devicetree/<board>/proc/device-tree/{model,compatible}
+DT = __file__[: __file__.rfind("tests/dual")] + "tests/data/devicetree/"
+
+
 def test_device_tree_detection():
-    p = tmp_path("compatible")
-    with open(p, "wb") as f:
-        f.write(b"raspberrypi,5-model-b\x00brcm,bcm2712\x00")
-    assert choose_board(None, p) == "rpi5"
-    with open(p, "wb") as f:
-        f.write(b"nvidia,p3768-0000+p3767-0005\x00nvidia,tegra234\x00")
-    assert choose_board(None, p) == "jetson_orin_nano"
+    # the real model and compatible strings of each board's device tree
+    for name in ("rpi4", "rpi5", "jetson_nano", "jetson_orin_nano"):
+        assert choose_board(None, DT + name) == name, name
+    # the same SoC on another board is not that board
+    assert detect_board(DT + "cm4") is None
+    # no known compatible entry: the model decides
+    assert choose_board(None, DT + "rpi5_model_only") == "rpi5"
     assert choose_board(None, tmp_path("none")) == "sim"
-    assert choose_board("jetson_nano", p) == "jetson_nano"
+    assert choose_board("jetson_nano", DT + "rpi5") == "jetson_nano"
 
 
-def test_linux_boards_say_what_is_missing():
+def test_compatible_entries_match_whole():
+    assert boards.match_compatible("raspberrypi,4-model-b\x00brcm,bcm2711\x00") == "rpi4"
+    # a prefix of an entry is not the entry
+    assert boards.match_compatible("xraspberrypi,4-model-b-foo\x00brcm,bcm2711\x00") is None
+    assert boards.match_model("Raspberry Pi 4 Model B Rev 1.5\x00") == "rpi4"
+    assert boards.match_model("Raspberry Pi Compute Module 4 Rev 1.0") is None
+
+
+def test_linux_boards_off_linux_say_what_is_missing():
+    if not IS_MP:
+        return  # on CPython the Linux backend loads; tests/test_linux_hal.py
     try:
         open_board("rpi4")
     except RuntimeError as e:
-        assert "sim" in str(e)
+        assert "sim" in str(e) and "CPython" in str(e)
     else:
-        raise AssertionError("rpi4 backend should not load here")
+        raise AssertionError("rpi4 backend should not load on MicroPython")
+    assert "hal.linux" not in sys.modules and "hal.linux.hardware" not in sys.modules
 
 
 def test_ticks_wrap_like_micropython():
@@ -105,12 +122,9 @@ def test_detection_imports_no_board_module():
 
     for name in boards.KNOWN:
         sys.modules.pop("boards." + name, None)
-    p = tmp_path("compatible")
-    with open(p, "wb") as f:
-        f.write(b"raspberrypi,5-model-b\x00brcm,bcm2712\x00")
-    assert choose_board(None, p) == "rpi5"
+    assert choose_board(None, DT + "rpi5") == "rpi5"
     assert choose_board(None, tmp_path("none")) == "sim"
-    assert choose_board("jetson_nano", p) == "jetson_nano"
+    assert choose_board("jetson_nano", DT + "rpi5") == "jetson_nano"
     assert [n for n in boards.KNOWN if "boards." + n in sys.modules] == []
     assert boards.get("sim").NAME == "sim"
     assert [n for n in boards.KNOWN if "boards." + n in sys.modules] == ["sim"]
