@@ -191,14 +191,28 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="st
             while pin.fell_at is None and ticks_diff(clock._wall.ticks_us(), onset) < 10000000:
                 time.sleep(0.0001)
             cool(onset)
-            time.sleep(3 * period_ms / 1000)
-            hw.press("RESET", 1)
-            time.sleep(3 * period_ms / 1000)
-            hw.press("RESET", 0)
-            t0 = clock._wall.ticks_us()
-            while not pin.rose and ticks_diff(clock._wall.ticks_us(), t0) < 10000000:
-                time.sleep(0.0001)
+            # the reset is pressed once the loop has seen the cool reading
+            # (counted in its cycles, not in time: a loaded machine may run
+            # it late), and pressed again if it was refused
+            for _press in range(5):
+                cycles(3)
+                hw.press("RESET", 1)
+                cycles(3)
+                hw.press("RESET", 0)
+                t0 = clock._wall.ticks_us()
+                while not pin.rose and ticks_diff(clock._wall.ticks_us(), t0) < 20 * period_us:
+                    time.sleep(0.0001)
+                if pin.rose:
+                    break
         done[0] = True
+
+    def cycles(n):
+        import time
+
+        c0 = fw.cycles
+        t0 = clock._wall.ticks_us()
+        while fw.cycles - c0 < n and ticks_diff(clock._wall.ticks_us(), t0) < 10000000:
+            time.sleep(0.0002)
 
     def hot():
         pin.fell_at = None
