@@ -403,6 +403,9 @@ def make_parser():
     from tools.ingest import add_parser as add_ingest
 
     add_ingest(sub)
+    from tools.update_cli import add_parser as add_update
+
+    add_update(sub)
     return p
 
 
