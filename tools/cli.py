@@ -488,6 +488,9 @@ def make_parser():
     from tools.service import add_parser as add_service
 
     add_service(sub)
+    from tools.update_cli import add_parser as add_update
+
+    add_update(sub)
     return p
 
 
