@@ -141,8 +141,9 @@ def test_flash_errors(tmp_path, vesp32):
     assert p.returncode == 1 and "no device on /dev/does-not-exist" in p.stderr, p.stderr
     p = subprocess.run(base + ["--port", vesp32["repl"], "--rom-port", "/dev/nothing", "--firmware", str(tmp_path / "sc.json")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "no device on /dev/nothing" in p.stderr, p.stderr
+    # a Linux board goes to its own method, where --port is the SSH port
     p = subprocess.run(base + ["--board", "rpi4", "--port", vesp32["repl"]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1 and "cannot be flashed by this tool yet" in p.stderr, p.stderr
+    assert p.returncode == 2 and "on a Linux board it is the SSH port" in p.stderr, p.stderr
     # a device that never prints READY: nothing flashed yet, so no main.py
     from tools.flash import ESP32, FlashError
 

@@ -350,3 +350,29 @@ def test_cli_status_check_and_verify(kit, v1_root):
     assert r.returncode == 0 and json.loads(r.stdout)["current"] == "a"
     r = _run(["verify", "--keys", kit["keys"], "--board", "rpi5", kit["v1"]])
     assert r.returncode == 1 and "wrong-board" in r.stderr
+
+
+def test_flash_py_is_the_entry_point_for_a_linux_board(tmp_path):
+    """One command, the board decides: tools/flash.py builds a signed
+    bundle for a Pi and installs it into a root filesystem."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    flash = [sys.executable, str(ROOT / "tools" / "flash.py"), "--board", "rpi4"]
+    B.keygen(str(tmp_path / "k"))
+    bundle = tmp_path / "b.edgefw"
+    p = subprocess.run(flash + ["--build-only", "--key", str(tmp_path / "k.key"), "--out", str(bundle)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and bundle.exists(), p.stderr
+    root = tmp_path / "root"
+    root.mkdir()
+    p = subprocess.run(flash + ["--rootfs", str(root), "--add-key", str(tmp_path / "k.pub"), str(bundle)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (root / "opt" / "edgefw" / "current").is_symlink()
+    # the same bundle signed by a key the device does not trust: refused
+    B.keygen(str(tmp_path / "stranger"))
+    other = tmp_path / "o.edgefw"
+    subprocess.run(flash + ["--build-only", "--key", str(tmp_path / "stranger.key"), "--out", str(other)], capture_output=True, text=True, timeout=300, check=True)
+    p = subprocess.run(flash + ["--rootfs", str(root), str(other)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "key" in (p.stdout + p.stderr).lower(), p.stdout + p.stderr

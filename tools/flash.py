@@ -18,8 +18,17 @@ ESP32 (``METHODS["esp32"]``):
 4. soft reset, and waits for the firmware's READY line
    (``firmware/device.py``).
 
+Raspberry Pi and Jetson (``METHODS["linux"]``, ``tools/update_cli.py``):
+a signed bundle (``--build-only`` with ``--key`` writes one), installed
+over SSH (``--host user@ADDR [--port N]``), into a root filesystem
+(``--rootfs DIR``) or an SD-card image (``--image FILE``), A/B with a
+health-gated commit and rollback (docs/updates.md)::
+
+    python tools/flash.py --board rpi4 --host pi@192.0.2.7 bundle.edgefw
+
 Exit status 0, 1 for a failed step (the message says which and why), 2
-for bad input. Linux boards come next; their method is one more row.
+for bad input; for a Linux board also 3: installed, failed its health
+check and rolled back.
 """
 
 import argparse
@@ -213,7 +222,16 @@ class ESP32:
         raise FlashError("the device printed no READY line within %d s; its last output:\n%s" % (timeout_s, tail or "(nothing)"))
 
 
-METHODS = {"esp32": ESP32}
+def _linux(a):
+    from tools.update_cli import flash_linux
+
+    if a.port is not None and not str(a.port).isdigit():
+        raise ValueError("--port %s: on a Linux board it is the SSH port, a number" % a.port)
+    a.port = int(a.port) if a.port is not None else 22
+    return flash_linux(a)
+
+
+METHODS = {"esp32": ESP32, "linux": _linux}
 
 
 def method_for(board):
@@ -222,7 +240,9 @@ def method_for(board):
     b = boards.get(board)
     if b.FAMILY == "micropython" and board in mpy.IMAGES:
         return "esp32"
-    raise FlashError("board %r (%s) cannot be flashed by this tool yet: the Linux boards run edgefw from a checkout (edgefw run --board %s)" % (board, b.FAMILY, board))
+    if b.FAMILY == "linux":
+        return "linux"
+    raise FlashError("board %r (%s) cannot be flashed: it runs in this process (edgefw run --board %s)" % (board, b.FAMILY, board))
 
 
 def main(argv=None):
@@ -236,7 +256,25 @@ def main(argv=None):
     ap.add_argument("--out", help="where the image is built (default: build/BOARD)")
     ap.add_argument("--build-only", action="store_true", help="build the image and stop")
     ap.add_argument("--ready-timeout", type=float, default=30.0, help="seconds to wait for the READY line (default 30)")
+    lx = ap.add_argument_group("Raspberry Pi and Jetson (docs/updates.md)")
+    lx.add_argument("bundle", nargs="?", help="a signed bundle to install (built with --build-only --key)")
+    lx.add_argument("--host", help="user@ADDR: install over SSH (--port is then the SSH port)")
+    lx.add_argument("--rootfs", help="install into this root filesystem directory")
+    lx.add_argument("--image", help="install into this SD-card image's root partition")
+    lx.add_argument("--key", help="private key to sign a bundle with (edgefw update keygen)")
+    lx.add_argument("--allow-downgrade", action="store_true", help="install a bundle older than the running one")
+    lx.add_argument("--add-key", action="append", default=[], metavar="PUB", help="trust this public key on the device first (first install)")
     a = ap.parse_args(argv)
+    try:
+        linux = method_for(a.board) == "linux"
+    except Exception:
+        linux = False
+    if linux:
+        try:
+            return _linux(a)
+        except ValueError as e:
+            print("flash: %s" % e, file=sys.stderr)
+            return 2
     if not a.build_only and not a.port:
         ap.error("--port is needed unless --build-only")
     if a.firmware and not os.path.exists(a.firmware):
