@@ -109,3 +109,16 @@ def test_repairs_and_losses_are_reported(tmp_path):
 
     kinds = [r["k"] for _s, r in Journal(str(j)).records(0)]
     assert "repair" in kinds
+
+
+def test_ingest_with_no_broker_says_so_and_idle_exit_still_fires(tmp_path):
+    port = free_port()  # nothing listens there
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [edgefw(), "ingest", "--broker", "127.0.0.1:%d" % port, "--db", str(tmp_path / "i.sqlite"), "--idle-exit", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0 and time.monotonic() - t0 < 30
+    assert "127.0.0.1:%d connecting" % port in p.stderr, p.stderr
