@@ -17,8 +17,8 @@ firmware as a console process; ``EdgefwStrategy`` brings the target to
 is one more runtime in ``runner.py``; the tests do not change.
 """
 
-from bench.lab.resources import EdgefwRuntime
 from bench.lab.driver import EdgefwRunDriver
+from bench.lab.resources import EdgefwRuntime
 from bench.lab.strategy import EdgefwStrategy
 
 __all__ = ("EdgefwRuntime", "EdgefwRunDriver", "EdgefwStrategy")

@@ -37,7 +37,7 @@ def test_fault_scenario(name, probe, tmp_path, report):
     report.append(r)
     got = [(t["cause"].split("+")[0], t["t_us"]) for t in r["trips"]]
     assert len(got) == len(r["expect"]), got
-    for (cause, t), w in zip(got, r["expect"]):
+    for (cause, t), w in zip(got, r["expect"], strict=True):
         assert cause == w["cause"], got
         assert 0 <= t - w["at_us"] <= r["period_us"], (t, w)
     first = r["expect"][0]["at_us"]
