@@ -70,10 +70,15 @@ def probe(runner, tmp_path):
 
 @pytest.fixture(scope="session")
 def report(request, runner, info):
-    scenarios = request.config._bench_scenarios
-    yield scenarios
+    request.config._bench_title = "edgefw bench: %s board on %s" % (info["board"], runner.kind)
+    return request.config._bench_scenarios
+
+
+def pytest_sessionfinish(session):
+    # every run writes its report, also one where every scenario skipped
     from bench.report import write_report
 
-    out = request.config.getoption("--bench-report")
+    cfg = session.config
+    out = cfg.getoption("--bench-report")
     os.makedirs(out, exist_ok=True)
-    write_report(out, scenarios, title="edgefw bench: %s board on %s" % (info["board"], runner.kind))
+    write_report(out, cfg._bench_scenarios, title=getattr(cfg, "_bench_title", "edgefw bench"))
