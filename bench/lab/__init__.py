@@ -1,0 +1,24 @@
+"""edgefw's labgrid classes, registered with labgrid's target factory on
+import. An environment file names them with ``imports: [bench.lab]``::
+
+    targets:
+      main:
+        resources:
+          EdgefwRuntime: {runtime: unix, board: sim}
+        drivers:
+          EdgefwRunDriver: {}
+          EdgefwStrategy: {}
+
+``EdgefwRuntime`` is where edgefw code runs (CPython, the MicroPython unix
+port, the 32-bit wasm port); ``EdgefwRunDriver`` runs a probe from
+``bench/probes`` there and returns its JSON result, and starts the
+firmware as a console process; ``EdgefwStrategy`` brings the target to
+``ready``. A new kind of target (a board on a serial port, a Pi over SSH)
+is one more runtime in ``runner.py``; the tests do not change.
+"""
+
+from bench.lab.driver import EdgefwRunDriver
+from bench.lab.resources import EdgefwRuntime
+from bench.lab.strategy import EdgefwStrategy
+
+__all__ = ("EdgefwRuntime", "EdgefwRunDriver", "EdgefwStrategy")

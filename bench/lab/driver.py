@@ -1,0 +1,79 @@
+"""The labgrid driver that runs edgefw code on a target.
+
+    runner = target.get_driver("EdgefwRunDriver")
+    runner.call("hal", "pin_roles", board="sim")       # a probe's JSON result
+    con = runner.start(["--scenario", path])            # the firmware's console
+    con.expect(r"expect: passed", timeout=20)
+    runner.cycle()                                     # power-cycle it
+
+It is also the target's PowerProtocol: ``off`` cuts the running firmware
+(SIGKILL, as a power cut), ``on`` starts it again with the same
+arguments. On a real bench a power switch driver takes that role.
+"""
+
+import attr
+from labgrid.driver.common import Driver
+from labgrid.factory import target_factory
+from labgrid.protocol import PowerProtocol
+from labgrid.step import step
+
+from bench.lab.runner import ROOT, RUNTIMES, BenchTimeout
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class EdgefwRunDriver(Driver, PowerProtocol):
+    bindings = {"runtime": "EdgefwRuntime"}
+    timeout = attr.ib(default=120.0, validator=attr.validators.instance_of(float))
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        self._rt = None
+        self.console = None
+        self._args = None
+        self._share = ()
+
+    def on_activate(self):
+        r = self.runtime
+        self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap)
+
+    def on_deactivate(self):
+        self.off()
+        self._rt = None
+
+    @property
+    def kind(self):
+        return self.runtime.runtime
+
+    @Driver.check_active
+    @step(args=["module", "func"])
+    def call(self, module, func, timeout=None, share=(), **kwargs):
+        """Run ``bench.probes.<module>.<func>(**kwargs)`` on the target and
+        return its result; ``BenchTimeout`` after ``timeout`` s."""
+        return self._rt.call(module, func, kwargs, timeout or self.timeout, share=share)
+
+    @Driver.check_active
+    def start(self, args, share=()):
+        """Start the firmware (``firmware.app ARGS``); returns its console."""
+        self.off()
+        self._args, self._share = list(args), tuple(share)
+        self.console = self._rt.firmware(self._args, share=self._share)
+        return self.console
+
+    # PowerProtocol
+    @Driver.check_active
+    def on(self):
+        if self._args is None:
+            raise BenchTimeout("nothing to power on: start() the firmware first")
+        if self.console is None or self.console.proc.poll() is not None:
+            self.console = self._rt.firmware(self._args, share=self._share)
+
+    def off(self):
+        if self.console is not None:
+            self.console.kill()
+            self.console = None
+
+    @Driver.check_active
+    def cycle(self):
+        self.off()
+        self.on()
