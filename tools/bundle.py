@@ -28,8 +28,15 @@ import sys
 import tarfile
 import time
 
-from Crypto.PublicKey import ECC
-from Crypto.Signature import eddsa
+
+def _ed25519():
+    """pycryptodome's ECC and EdDSA, imported when a key is used: the
+    edgefw command loads this module for its parser, also in environments
+    without pycryptodome (the tflite-runtime venv)."""
+    from Crypto.PublicKey import ECC
+    from Crypto.Signature import eddsa
+
+    return ECC, eddsa
 
 FORMAT = 1
 # the journal's on-disk format (docs/store.md); a bundle whose firmware
@@ -60,7 +67,7 @@ def key_id(pub):
 def keygen(prefix):
     """Write ``prefix.key`` (private, mode 0600) and ``prefix.pub``; return
     the key id."""
-    key = ECC.generate(curve="ed25519")
+    key = _ed25519()[0].generate(curve="ed25519")
     priv = key.export_key(format="PEM")
     fd = os.open(prefix + ".key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -73,7 +80,7 @@ def keygen(prefix):
 
 def load_private(path):
     with open(path) as f:
-        key = ECC.import_key(f.read())
+        key = _ed25519()[0].import_key(f.read())
     if not key.has_private():
         raise BundleError("bad-key", "%s holds no private key" % path)
     return key
@@ -91,7 +98,7 @@ def trusted_keys(keys_dir):
             continue
         try:
             with open(os.path.join(keys_dir, n)) as f:
-                pub = ECC.import_key(f.read())
+                pub = _ed25519()[0].import_key(f.read())
         except (OSError, ValueError):
             continue
         if pub.curve in ("Ed25519", "ed25519"):
@@ -194,7 +201,7 @@ def build(board, key_path, out, version=None, config=None, model=None, src=ROOT,
         seen.add(name)
         manifest["files"][name] = sha256_file(path)
     mbytes = json.dumps(manifest, sort_keys=True, indent=1).encode()
-    sig = eddsa.new(key, "rfc8032").sign(mbytes)
+    sig = _ed25519()[1].new(key, "rfc8032").sign(mbytes)
     sbytes = json.dumps({"key": key_id(key.public_key()), "sig": sig.hex()}).encode()
     tmp = out + ".part"
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -237,7 +244,7 @@ def read_manifest(path, keys_dir):
     if pub is None:
         raise BundleError("unknown-key", "signed by key %s, which is not among the %d trusted keys in %s" % (sig["key"], len(keys), keys_dir))
     try:
-        eddsa.new(pub, "rfc8032").verify(mbytes, bytes.fromhex(sig["sig"]))
+        _ed25519()[1].new(pub, "rfc8032").verify(mbytes, bytes.fromhex(sig["sig"]))
     except ValueError:
         raise BundleError("bad-signature", "the manifest's signature does not verify with key %s" % sig["key"])
     try:
