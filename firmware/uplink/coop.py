@@ -102,5 +102,10 @@ def attach(fw, device_id, u, wifi=None):
         receipts=u["receipts"],
         receipt_timeout_ms=u["receipt_timeout_ms"],
     )
+    # what the uplink loads on first use, loaded now: an import inside a
+    # slice would run long past its end
+    from firmware import cbor_decode  # noqa: F401  (receipts are parsed)
+    from firmware.store import outbox, scan  # noqa: F401
+
     fw.clock = CoopClock(fw.clock, up, wifi)
     return up
