@@ -1,0 +1,44 @@
+"""edgefw run on an emulated ARM64 board: Debian bookworm's arm64 kernel in
+QEMU, gpio-sim lines named and labelled as the rpi4's, i2c-stub holding a
+BME280 and an ADXL345, the Linux backend through /dev/gpiochipN and
+/dev/i2c-1 (tests/helpers/qemu_arm64.py builds it, at test time, into a
+cache outside the checkout; tests/helpers/qemu_guest_check.py runs in the
+guest and prints one result line).
+
+Opt-in: EDGEFW_QEMU=1 (host packages qemu-system-arm and
+gcc-aarch64-linux-gnu; the cache directory is EDGEFW_QEMU_CACHE, default
+~/.cache/edgefw/qemu)."""
+
+import json
+import os
+
+import pytest
+
+from tests.helpers import qemu_arm64
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("EDGEFW_QEMU") != "1", reason="the QEMU arm64 guest test is opt-in: set EDGEFW_QEMU=1"),
+]
+
+
+def test_linux_backend_in_an_arm64_guest(capsys):
+    missing = qemu_arm64.host_tools_missing()
+    assert not missing, "host commands missing: %s (apt-get install qemu-system-arm gcc-aarch64-linux-gnu)" % ", ".join(missing)
+    result, console, guest = qemu_arm64.build_and_boot(ROOT, timeout_s=300)
+    with capsys.disabled():
+        print("\nqemu arm64 guest: times %s" % json.dumps(guest.times))
+        if result is not None:
+            print("qemu arm64 guest: trip latency %s ms (temperature), %s ms (e-stop), edgefw ready after %s s, guest uptime %s s"
+                  % (result.get("trip_latency_temp_ms"), result.get("trip_latency_estop_ms"), result.get("edgefw_start_s"), result.get("guest_uptime_s")))
+    assert result is not None, "no result line on the console:\n" + console[-6000:]
+    failed = [s for s in result["steps"] if not s["ok"]]
+    assert result["ok"] and not failed, "guest checks failed: %s\n%s" % (failed or result.get("error"), console[-6000:])
+    names = [s["name"] for s in result["steps"]]
+    for want in ("temperature past the limit drops the permit", "within one period", "reset refused while hot", "trip latched after cooling",
+                 "reset accepted once cool", "e-stop drops the permit", "e-stop within one period", "records journaled"):
+        assert want in names
+    causes = [t["cause"] for t in result["summary"]["trips"]]
+    assert causes[0].startswith("env.temperature_c") and "estop" in causes
