@@ -59,8 +59,13 @@ class LinuxRun:
             self.status(fw)
 
     def stop(self, orderly=True):
+        import atexit
+
         self.fw.safe()
         self.fw.hw.stopping()
         if self.metrics is not None:
             self.metrics.close()
         self.fw.hw.close(orderly=orderly)
+        # the lines are released (their level is the kernel's now): the
+        # exit-time safe() edgefw run registered has nothing left to drive
+        atexit.unregister(self.fw.safe)
