@@ -37,6 +37,16 @@ def self_test(fw):
     return bad
 
 
+class _Released:
+    """A line handed back to the kernel: writes go nowhere."""
+
+    def value(self, v=None):
+        return 0
+
+
+_RELEASED = _Released()
+
+
 class LinuxRun:
     def __init__(self, fw, status=None, metrics=None, status_every=25):
         self.fw = fw
@@ -59,13 +69,11 @@ class LinuxRun:
             self.status(fw)
 
     def stop(self, orderly=True):
-        import atexit
-
         self.fw.safe()
         self.fw.hw.stopping()
         if self.metrics is not None:
             self.metrics.close()
         self.fw.hw.close(orderly=orderly)
         # the lines are released (their level is the kernel's now): the
-        # exit-time safe() edgefw run registered has nothing left to drive
-        atexit.unregister(self.fw.safe)
+        # exit-time safe() edgefw run registers has nothing left to drive
+        self.fw.permit_pin = self.fw.led = _RELEASED
