@@ -100,6 +100,24 @@ def _report(what, counts):
     print("fuzz %s on %s: %s" % (what, sys.implementation.name, " ".join("%s=%d" % kv for kv in sorted(counts.items()))))
 
 
+def _judge(n, bad, case, attempt):
+    """Count one case: refused with ConfigError, a traceback (anything
+    else), or accepted, and then invalid when ``attempt`` says why."""
+    try:
+        why = attempt()
+    except ConfigError:
+        n["refused"] += 1
+        return
+    except Exception as e:  # noqa: BLE001 - the point: nothing else may escape
+        n["tracebacks"] += 1
+        bad.append("case %d: %s: %s" % (case, type(e).__name__, e))
+        return
+    n["accepted"] += 1
+    if why:
+        n["accepted_invalid"] += 1
+        bad.append("case %d accepted: %s" % (case, why))
+
+
 def test_fuzz_config_loader():
     base = load_config(None)
     r = Rand(10)
@@ -109,25 +127,17 @@ def test_fuzz_config_loader():
         doc = mutate(r, base)
         n["cases"] += 1
         text = _dump(doc) if case % 2 == 0 else None
-        try:
+
+        def attempt(doc=doc, text=text):
             # half through a file (the JSON parser included), half as
             # overrides (values JSON cannot carry on every target, e.g. NaN)
             if text is not None:
                 cfg = load_config(_write(text))
             else:
                 cfg = load_config(None, copy(doc))
-            why = _config_problem(cfg)
-        except ConfigError:
-            n["refused"] += 1
-            continue
-        except Exception as e:  # noqa: BLE001 - the point: nothing else may escape
-            n["tracebacks"] += 1
-            bad.append("case %d: %s: %s" % (case, type(e).__name__, e))
-            continue
-        n["accepted"] += 1
-        if why:
-            n["accepted_invalid"] += 1
-            bad.append("case %d accepted: %s" % (case, why))
+            return _config_problem(cfg)
+
+        _judge(n, bad, case, attempt)
     _report("config", n)
     assert not bad, bad[:5]
     # the mutations reach both sides of the checker
@@ -202,24 +212,17 @@ def test_fuzz_scenario_loader_and_player():
     for case in range(SCENARIO_CASES):
         doc = mutate(r, SCENARIO_BASE)
         n["cases"] += 1
-        try:
+
+        def attempt(doc=doc):
             sc = parse_scenario(doc, "fuzz.json", cfg)
             why = _scenario_problem(sc, cfg)
             if why is None and n["played"] < SCENARIO_RUNS:
                 # accepted: it must also play to its end without a crash
                 n["played"] += 1
                 _play(sc, cfg)
-        except ConfigError:
-            n["refused"] += 1
-            continue
-        except Exception as e:  # noqa: BLE001 - the point: nothing else may escape
-            n["tracebacks"] += 1
-            bad.append("case %d: %s: %s" % (case, type(e).__name__, e))
-            continue
-        n["accepted"] += 1
-        if why:
-            n["accepted_invalid"] += 1
-            bad.append("case %d accepted: %s" % (case, why))
+            return why
+
+        _judge(n, bad, case, attempt)
     _report("scenario", n)
     assert not bad, bad[:5]
     assert n["accepted"] > 20 and n["refused"] > 50 and n["played"] >= 20, n
