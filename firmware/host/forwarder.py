@@ -16,7 +16,7 @@ for the inference thread): CPU work here (encoding, sealing) then hands
 the GIL back to the loop within 0.5 ms rather than 5.
 
 MicroPython has no such thread: there ``Uplink.pump`` runs between
-cycles (``firmware.app``).
+cycles (``firmware.uplink.coop``).
 """
 
 import sys

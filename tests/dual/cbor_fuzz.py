@@ -17,25 +17,7 @@ import binascii
 
 from firmware import cbor
 from hal.errors import CBORError
-
-
-class Rng:
-    """xorshift32: the same numbers on every target."""
-
-    def __init__(self, seed):
-        self.s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
-
-    def next(self):
-        s = self.s
-        s ^= (s << 13) & 0xFFFFFFFF
-        s ^= s >> 17
-        s ^= (s << 5) & 0xFFFFFFFF
-        self.s = s
-        return s
-
-    def below(self, n):
-        return self.next() % n
-
+from tests.dual.fuzz import Rand
 
 # bytes a mutation likes to write: heads with long or indefinite lengths,
 # breaks, simple values, tags, the largest arguments
@@ -98,7 +80,7 @@ def _seeds():
 
 
 def fuzz(seed, n):
-    r = Rng(seed)
+    r = Rand(seed)
     rfc = _seeds()
     counts = {"cases": 0, "refused": 0, "accepted": 0, "tracebacks": 0, "invalid": 0}
     errors = []

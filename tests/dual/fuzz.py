@@ -58,6 +58,8 @@ POOL = (
 
 
 class Rand:
+    """xorshift32: the same numbers on every target."""
+
     def __init__(self, seed):
         self.s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
 
