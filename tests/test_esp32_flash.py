@@ -15,9 +15,8 @@ import time
 import pytest
 
 from firmware import cbor
-from tests.test_micropython_coop import DEV, EXCURSIONS_US, KEY, PERIOD_US, SCENARIO
+from tests.test_micropython_coop import DEV, EXCURSIONS_US, KEY, PERIOD_US, SCENARIO, device_files
 from tests.test_store_forward import IngestWorker
-from tools import mpdeps
 from tools.cli_util import ROOT
 
 pytestmark = [pytest.mark.micropython, pytest.mark.slow]
@@ -78,16 +77,7 @@ def check_run(s):
 
 
 def test_flash_boot_trip_forward(tmp_path, broker, vesp32):
-    if not mpdeps.installed():
-        pytest.fail("umqtt.simple is missing: run 'edgefw mp-deps'")
-    (tmp_path / "device.key").write_text(KEY.hex())
-    (tmp_path / "sc.json").write_text(json.dumps(SCENARIO))
-    cfg = {
-        "device_id": DEV,
-        "record": {"journal": "journal"},
-        "uplink": {"enabled": True, "broker": "127.0.0.1:%d" % broker.port, "batch_ms": 200, "key_file": str(tmp_path / "device.key")},
-    }
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    device_files(tmp_path, broker.port)
     fw = tmp_path / "micropython.bin"
     fw.write_bytes(b"\xe9" + os.urandom((1 << 20) - 1))  # an image-sized blob with the ESP image magic
     w = IngestWorker(broker.port, tmp_path / "i.sqlite", keys={DEV: KEY})

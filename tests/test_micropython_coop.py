@@ -46,7 +46,9 @@ SCENARIO = {
 EXCURSIONS_US = [2000000, 5000000]
 
 
-def make_image(tmp_path, port):
+def device_files(tmp_path, port):
+    """The device's key, config (uplink to the broker on ``port``) and
+    scenario, as cfg.json and sc.json in ``tmp_path``."""
     if not mpdeps.installed():
         pytest.fail("umqtt.simple is missing: run 'edgefw mp-deps'")
     (tmp_path / "device.key").write_text(KEY.hex())
@@ -57,6 +59,10 @@ def make_image(tmp_path, port):
         "uplink": {"enabled": True, "broker": "127.0.0.1:%d" % port, "batch_ms": 200, "key_file": str(tmp_path / "device.key")},
     }
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+
+
+def make_image(tmp_path, port):
+    device_files(tmp_path, port)
     build(tmp_path / "img", board="esp32_devkitc", config=str(tmp_path / "cfg.json"), scenario=str(tmp_path / "sc.json"))
     vesp32.build_rom(tmp_path / "rom")
     return tmp_path / "img"
