@@ -112,6 +112,26 @@ def test_chip_found_by_label_not_number(tmp_path):
     assert "gpiochip4=pinctrl-rp1" in str(e.value)
 
 
+def test_chip_search_skips_chips_the_user_may_not_open(tmp_path):
+    # seen in the emulated board: the service user is in the gpio group,
+    # which owns the board's header chip but not every other gpiochip
+    other = FakeChip(str(tmp_path / "gpiochip0"), "gpio-brcmstb@107d508500", {})
+    chip = FakeChip(str(tmp_path / "gpiochip1"), "pinctrl-bcm2711", RPI_NAMES)
+    g = _dev(tmp_path, [other, chip])
+    opened = g.Chip
+
+    def chip_or_denied(path):
+        if path == other.path:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return opened(path)
+
+    g.Chip = chip_or_denied
+    assert find_chip("pinctrl-bcm2711", str(tmp_path), g) is chip
+    with pytest.raises(OSError) as e:
+        find_chip("pinctrl-rp1", str(tmp_path), g)
+    assert e.value.errno == errno.EACCES and "gpiochip0" in str(e.value) and "gpiochip1=pinctrl-bcm2711" in str(e.value)
+
+
 def test_lines_by_name_with_safe_output_and_input_bias_and_edges(tmp_path):
     chip = FakeChip(str(tmp_path / "gpiochip0"), "pinctrl-bcm2711", RPI_NAMES)
     g = _dev(tmp_path, [chip])

@@ -91,6 +91,25 @@ def test_self_test_refuses_a_welded_relay_and_never_says_ready(tmp_path):
     assert chip.levels[17] == Value.INACTIVE and fw.cycles == 1
 
 
+def test_self_test_refuses_a_systemd_watchdog_nothing_feeds(tmp_path):
+    # WatchdogSec= in the unit, interlock.watchdog_ms 0 in the config:
+    # systemd would kill a healthy loop every WatchdogSec
+    sock, env = _notify(tmp_path)
+    fw, chip = _setup(tmp_path, env, watchdog_ms=0)
+    with pytest.raises(SelfTestFailed, match="interlock.watchdog_ms"):
+        asyncio.run(fw.run(cycles=10, on_status=LinuxRun(fw), status_every=1))
+    msgs = []
+    _drain(sock, msgs)
+    assert b"READY=1" not in msgs and chip.levels[17] == Value.INACTIVE
+    # without WATCHDOG_USEC (no WatchdogSec=) the same config is fine
+    sock2, env2 = _notify(tmp_path / "b") if (tmp_path / "b").mkdir() is None else None
+    env2.pop("WATCHDOG_USEC")
+    fw2, _ = _setup(tmp_path / "b", env2, watchdog_ms=0)
+    asyncio.run(fw2.run(cycles=3, on_status=LinuxRun(fw2), status_every=1))
+    _drain(sock2, msgs)
+    assert b"READY=1" in msgs
+
+
 def test_self_test_refuses_a_sensor_that_stopped_answering(tmp_path):
     sock, env = _notify(tmp_path)
     bme = BME280Model(0x76)

@@ -34,6 +34,11 @@ def self_test(fw):
         bad.append("the permit output is high while the interlock is tripped")
     if fw.readback_pin is not None and fw.permit == 0 and fw.readback_pin.value() != 0:
         bad.append("the relay readback is high with the permit low (welded contact or a shorted input)")
+    n = getattr(fw.hw, "notifier", None)
+    if fw.wdt is None and n is not None and n.interval_us:
+        # seen on the emulated board: systemd killed a healthy loop every WatchdogSec
+        bad.append("systemd expects WATCHDOG=1 every %d ms (the unit's WatchdogSec=) but interlock.watchdog_ms is 0 in the config, so "
+                   "nothing feeds it: set interlock.watchdog_ms (e.g. 1000), or install the service with --watchdog-s 0" % (n.interval_us // 1000))
     return bad
 
 

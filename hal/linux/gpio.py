@@ -40,9 +40,12 @@ def _gpiod(mod):
 
 def find_chip(label, dev_dir="/dev", gpiod=None):
     """The open ``gpiod.Chip`` whose label is ``label``; ``OSError(ENODEV)``
-    naming the labels seen when there is none."""
+    naming the labels seen when there is none. A chip this user may not
+    open is skipped (a board's other chips need not be in the gpio group);
+    ``OSError(EACCES)`` when the label was not found among the rest."""
     gpiod = _gpiod(gpiod)
     seen = []
+    denied = []
     try:
         names = sorted(n for n in os.listdir(dev_dir) if n.startswith("gpiochip"))
     except OSError:
@@ -51,12 +54,19 @@ def find_chip(label, dev_dir="/dev", gpiod=None):
         path = dev_dir + "/" + n
         if not gpiod.is_gpiochip_device(path):
             continue
-        chip = gpiod.Chip(path)
+        try:
+            chip = gpiod.Chip(path)
+        except PermissionError:
+            denied.append(n)
+            continue
         got = chip.get_info().label
         if got == label:
             return chip
         seen.append("%s=%s" % (n, got))
         chip.close()
+    if denied:
+        raise OSError(errno.EACCES, "no gpiochip labelled %r among those this user may open (%s); no access to %s: add the user to their group"
+                      % (label, ", ".join(seen) or "none", ", ".join(denied)))
     raise OSError(errno.ENODEV, "no gpiochip labelled %r under %s (found: %s)" % (label, dev_dir, ", ".join(seen) or "none"))
 
 

@@ -6,7 +6,8 @@ simulated board (see board_setup.py). Prints one JSON line.
     board.py reset                   a reset press (50 ms)
     board.py estop on|off            the e-stop chain opened / closed
     board.py hot | cool              the BME280's raw temperature
-    board.py watch SECONDS           the permit's transitions, with times
+    board.py watch SECONDS [MARKER]  the permit's transitions, with times
+                                     (MARKER is created once it watches)
 """
 
 import json
@@ -59,6 +60,8 @@ def main(argv):
         t0 = time.monotonic()
         last = permit()
         changes = [[0.0, last]]
+        if len(argv) > 2:
+            open(argv[2], "w").close()
         while time.monotonic() - t0 < float(argv[1]):
             v = permit()
             if v != last:
