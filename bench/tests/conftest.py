@@ -75,12 +75,15 @@ def probe(runner, tmp_path):
 
 @pytest.fixture(scope="session")
 def report(request, runner, info):
-    title = "edgefw bench: %s board on %s" % (info["board"], runner.kind)
-    flash = request.config._bench_target.get("flash")
+    return request.config._bench_scenarios
+
+
+def _title(t):
+    title = "edgefw bench: %s board on %s" % (t["info"]["board"], t["runtime"])
+    flash = t.get("flash")
     if flash:
         title += " (bundle %s, %s)" % (flash["bundle"], "flashed: %d files" % flash["copied"] if flash["flashed"] else "already on the device")
-    request.config._bench_title = title
-    return request.config._bench_scenarios
+    return title
 
 
 def pytest_sessionfinish(session):
@@ -90,8 +93,9 @@ def pytest_sessionfinish(session):
     cfg = session.config
     out = cfg.getoption("--bench-report")
     os.makedirs(out, exist_ok=True)
-    write_report(out, cfg._bench_scenarios, title=getattr(cfg, "_bench_title", "edgefw bench"))
-    if getattr(cfg, "_bench_target", None) is not None:
+    t = getattr(cfg, "_bench_target", None)
+    write_report(out, cfg._bench_scenarios, title=_title(t) if t else "edgefw bench")
+    if t is not None:
         import json
 
         with open(os.path.join(out, "target.json"), "w") as f:
