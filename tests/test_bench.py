@@ -85,3 +85,21 @@ def test_esp32_virtual_is_flashed_only_when_the_bundle_differs(tmp_path):
     assert third["flashed"] and third["device_had"] == first["bundle"] != third["bundle"], third
     assert 0 < third["copied"] < first["copied"], third
     assert "flashed: %d files" % third["copied"] in html
+
+
+def test_the_real_esp32_example_is_an_environment_the_same_code_uses():
+    from labgrid import Environment
+
+    from bench.lab.runner import BenchTimeout
+
+    env = Environment(str(ROOT / "bench" / "examples" / "esp32-usb.yaml"))
+    t = env.get_target("main")
+    runner = t.get_driver("EdgefwRunDriver", activate=False)
+    assert runner.runtime.runtime == "esp32" and runner.runtime.board == "esp32_devkitc"
+    assert runner.port.port.startswith("/dev/serial/by-id/")
+    strategy = t.get_driver("EdgefwStrategy", activate=False)
+    assert strategy.device is None  # a real board: nothing to start
+    # no such board here: the session fails at once, naming the port
+    with pytest.raises(BenchTimeout, match="no board on /dev/serial/by-id/usb-Silicon_Labs"):
+        strategy.transition("ready")
+    env.cleanup()

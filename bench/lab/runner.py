@@ -344,6 +344,8 @@ class ESP32:
         from tools import mpy
         from tools.flash import FlashError
 
+        if self._local() and not os.path.exists(self.port):
+            raise BenchTimeout("no board on %s (is it plugged in? ls -l /dev/serial/by-id/)" % self.port)
         t0 = time.monotonic()
         self._build = tempfile.mkdtemp(prefix="edgefw-bench-img-")
         out = os.path.join(self._build, self.image)
