@@ -25,7 +25,11 @@ def port_url(res):
     if res is None:
         return None
     if type(res).__name__ == "NetworkSerialPort":
-        return "%s://%s:%d" % ("rfc2217" if res.protocol == "rfc2217" else "socket", res.host, res.port)
+        if res.protocol != "rfc2217":
+            return "socket://%s:%d" % (res.host, res.port)
+        # as labgrid's SerialDriver: ser2net does not answer SET_CONTROL
+        # on a port without modem lines (a pty), and pyserial would wait
+        return "rfc2217://%s:%d?ign_set_control" % (res.host, res.port)
     return res.port
 
 
