@@ -47,6 +47,10 @@ def start(dirname, timeout=30.0):
 
 
 def stop(p):
+    """Stop it, and whatever it left in its process group (its ROM
+    bootloader, which a SIGTERM at the wrong moment leaves running)."""
+    import signal
+
     if p.poll() is None:
         p.terminate()
         try:
@@ -54,6 +58,10 @@ def stop(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @target_factory.reg_driver
