@@ -153,7 +153,7 @@ class ESP32:
 
     def copy_bundle(self, out):
         m = mpy.read_manifest(out)
-        if not os.path.exists(self.port):
+        if "://" not in self.port and not os.path.exists(self.port):
             raise FlashError("no device on %s (is the board plugged in?)" % self.port)
         step("mpremote: reading the device on %s" % self.port)
         info = self.device_info(sorted(m["files"]) + ["manifest.json"])
@@ -196,8 +196,9 @@ class ESP32:
         step("soft reset; waiting up to %d s for the READY line" % timeout_s)
         t0 = time.monotonic()
         try:
-            s = serial.Serial(self.port, 115200, timeout=0.2)
-        except (OSError, serial.SerialException) as e:
+            # a device path, or a pyserial URL (rfc2217://HOST:PORT through ser2net)
+            s = serial.serial_for_url(self.port, 115200, timeout=0.2)
+        except (OSError, ValueError, serial.SerialException) as e:
             raise FlashError("no device on %s: %s" % (self.port, e))
         seen = b""
         try:
@@ -248,7 +249,7 @@ def method_for(board):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="tools/flash.py", description="build edgefw's image for a board and put it on the board")
     ap.add_argument("--board", required=True)
-    ap.add_argument("--port", help="the board's serial port (the REPL)")
+    ap.add_argument("--port", help="the board's serial port (the REPL): a device path, or a pyserial URL such as rfc2217://HOST:PORT")
     ap.add_argument("--rom-port", help="the ROM bootloader's port when it is not --port (the virtual ESP32)")
     ap.add_argument("--firmware", help="a MicroPython image to write first (esptool)")
     ap.add_argument("--config", help="config to build in (docs/config.md; its 'device' section: Wi-Fi, NTP)")

@@ -20,5 +20,6 @@ is one more runtime in ``runner.py``; the tests do not change.
 from bench.lab.driver import EdgefwRunDriver
 from bench.lab.resources import EdgefwRuntime
 from bench.lab.strategy import EdgefwStrategy
+from bench.lab.virtual import VirtualESP32Driver
 
-__all__ = ("EdgefwRuntime", "EdgefwRunDriver", "EdgefwStrategy")
+__all__ = ("EdgefwRuntime", "EdgefwRunDriver", "EdgefwStrategy", "VirtualESP32Driver")

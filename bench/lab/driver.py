@@ -20,10 +20,25 @@ from labgrid.step import step
 from bench.lab.runner import ROOT, RUNTIMES, BenchTimeout
 
 
+def port_url(res):
+    """What pyserial and mpremote open for a serial port resource."""
+    if res is None:
+        return None
+    if type(res).__name__ == "NetworkSerialPort":
+        if res.protocol != "rfc2217":
+            return "socket://%s:%d" % (res.host, res.port)
+        # as labgrid's SerialDriver: ser2net does not answer SET_CONTROL
+        # on a port without modem lines (a pty), and pyserial would wait
+        return "rfc2217://%s:%d?ign_set_control" % (res.host, res.port)
+    return res.port
+
+
 @target_factory.reg_driver
 @attr.s(eq=False)
 class EdgefwRunDriver(Driver, PowerProtocol):
-    bindings = {"runtime": "EdgefwRuntime"}
+    # the serial port: for the esp32 runtime (a board, bound by a stable
+    # path or, through an exporter, as a NetworkSerialPort)
+    bindings = {"runtime": "EdgefwRuntime", "port": {"RawSerialPort", "USBSerialPort", "NetworkSerialPort", None}}
     timeout = attr.ib(default=120.0, validator=attr.validators.instance_of(float))
 
     def __attrs_post_init__(self):
@@ -35,7 +50,10 @@ class EdgefwRunDriver(Driver, PowerProtocol):
 
     def on_activate(self):
         r = self.runtime
-        self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap)
+        if r.runtime == "esp32":
+            self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap, port=port_url(self.port), image=r.image or "esp32_devkitc", config=r.config)
+        else:
+            self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap)
 
     def on_deactivate(self):
         self.off()
@@ -51,6 +69,14 @@ class EdgefwRunDriver(Driver, PowerProtocol):
         """Run ``bench.probes.<module>.<func>(**kwargs)`` on the target and
         return its result; ``BenchTimeout`` after ``timeout`` s."""
         return self._rt.call(module, func, kwargs, timeout or self.timeout, share=share)
+
+    @Driver.check_active
+    @step()
+    def prepare(self):
+        """Flash the target when it is flashed and its bundle is not the
+        one built here (the esp32 runtime); None elsewhere."""
+        prep = getattr(self._rt, "prepare", None)
+        return prep() if prep is not None else None
 
     @Driver.check_active
     def start(self, args, share=()):

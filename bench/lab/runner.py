@@ -38,6 +38,11 @@ def _result(proc_out, proc_err, rc, what):
     raise ProbeError("%s: no result (exit %s)\n%s\n%s" % (what, rc, proc_out[-4000:], proc_err[-4000:]))
 
 
+def _tool(name):
+    exe = os.path.join(os.path.dirname(sys.executable), name)
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", name]
+
+
 class ProcessConsole:
     """A running firmware process whose stdout is the console:
     ``expect(regex, timeout)`` as labgrid's console drivers have it."""
@@ -177,4 +182,266 @@ class Wasm32:
         return ProcessConsole(cmd, self.root, dict(os.environ))
 
 
-RUNTIMES = {"cpython": CPython, "unix": Unix, "wasm32": Wasm32}
+# the device side of an ESP32 call: its share directories, made empty
+# before and removed after; the result streamed (json.dump writes as it
+# goes: a dumps() of a scenario's records does not fit a 256 KB heap)
+_DEV_PRELUDE = """import os, sys, json, gc
+def _rm(p):
+    try:
+        names = os.listdir(p)
+    except OSError:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+        return
+    for n in names:
+        _rm(p + '/' + n)
+    os.rmdir(p)
+def _mk(p):
+    q = ''
+    for part in p.split('/'):
+        q = q + part
+        try:
+            os.mkdir(q)
+        except OSError:
+            pass
+        q = q + '/'
+"""
+
+_DEV_CALL = """from bench.probes import %s as _m
+try:
+    _r = _m.%s(**json.loads(%r))
+    gc.collect()
+    sys.stdout.write(%r)
+    json.dump(_r, sys.stdout)
+    print()
+finally:
+    for _d in %r:
+        _rm(_d)
+"""
+
+_DEV_APP = """from firmware import app
+try:
+    _rc = app.main(%r)
+finally:
+    for _d in %r:
+        _rm(_d)
+print(%r + str(_rc))
+"""
+
+EXIT = "\x02BENCH-EXIT "
+
+
+class SerialConsole(ProcessConsole):
+    """The firmware on a board, its output through mpremote: ``wait``
+    returns the firmware's exit status (the last line it prints); ``kill``
+    also interrupts the board (Ctrl-C), which mpremote's end does not."""
+
+    def __init__(self, cmd, cwd, env, port):
+        self.port = port
+        super().__init__(cmd, cwd, env)
+
+    def kill(self):
+        super().kill()
+        interrupt(self.port)
+
+    def wait(self, timeout):
+        super().wait(timeout)
+        self._reader.join(5)
+        for line in reversed(self.lines):
+            if line.startswith(EXIT):
+                rc = line[len(EXIT) :].strip()
+                return int(rc) if rc.lstrip("-").isdigit() else 0
+        raise BenchTimeout("the firmware ended without its exit line; last lines:\n" + "\n".join(self.lines[-20:]))
+
+
+def interrupt(port):
+    """Ctrl-C twice on the board's REPL: whatever runs there stops."""
+    import serial
+
+    try:
+        s = serial.serial_for_url(port, 115200, timeout=0.2)
+    except (OSError, ValueError, serial.SerialException):
+        return
+    try:
+        s.write(b"\r\x03\x03")
+        s.flush()
+        time.sleep(0.2)
+    finally:
+        s.close()
+
+
+class ESP32:
+    """A MicroPython board on a serial port (an ESP32 on USB, the virtual
+    ESP32's pty, either through ser2net from an exporter), driven with
+    mpremote as a person would: ``mpremote connect PORT exec CODE``.
+
+    ``port``: a device path (``/dev/serial/by-id/...``) or a pyserial URL
+    (``rfc2217://HOST:PORT`` for a labgrid NetworkSerialPort). The probes
+    (``bench/probes``) are copied to the board's ``bench/`` when their
+    hashes differ; a call's share directories become ``bt/N`` on the
+    board (their files copied there first, the directory removed after),
+    and arguments naming them are rewritten. ``prepare`` flashes the
+    image with tools/flash.py when its bundle hash is not the one the
+    board reports (its ``build.json``)."""
+
+    name = "esp32"
+    TMP = "bt"
+
+    def __init__(self, root, heap, port=None, image="esp32_devkitc", config=None):
+        if not port:
+            raise BenchTimeout("the esp32 runtime needs the board's serial port: a RawSerialPort, USBSerialPort or NetworkSerialPort resource")
+        self.root = str(root)
+        self.port = port
+        self.image = image
+        self.config = config
+        self.mp = _tool("mpremote") + ["connect", port]
+        self._probes = False
+        self._n = 0
+        self._build = None
+
+    # mpremote -----------------------------------------------------------
+    def _run(self, args, timeout, what):
+        try:
+            p = subprocess.run(self.mp + list(args), cwd=self.root, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            interrupt(self.port)
+            raise BenchTimeout("%s: no result within %.0f s (interrupted)" % (what, timeout))
+        return p
+
+    def _local(self, port=None):
+        return "://" not in (port or self.port)
+
+    def exec(self, code, timeout=60, what="exec"):
+        if self._local() and not os.path.exists(self.port):
+            raise BenchTimeout("no board on %s" % self.port)
+        p = self._run(["exec", code], timeout, what)
+        if p.returncode != 0:
+            raise ProbeError("%s on %s failed (exit %s)\n%s\n%s" % (what, self.port, p.returncode, p.stdout[-3000:], p.stderr[-3000:]))
+        return p.stdout
+
+    def _flasher(self):
+        from tools.flash import ESP32 as Flasher
+
+        return Flasher(self.image, self.port)
+
+    # what is on the board -------------------------------------------------
+    def device_bundle(self):
+        """The bundle hash the board reports (its build.json), or None."""
+        out = self.exec("import json\ntry:\n    b = json.load(open('build.json'))['bundle']\nexcept Exception:\n    b = None\nprint('BUNDLE', b)", what="reading the bundle")
+        for line in out.splitlines():
+            if line.startswith("BUNDLE "):
+                b = line.split()[1]
+                return None if b == "None" else b
+        raise ProbeError("the board did not report its bundle: %s" % out[-500:])
+
+    def prepare(self, timeout_s=60.0):
+        """Build the image; flash it only when its bundle hash differs
+        from the board's. Returns what happened."""
+        import tempfile
+
+        from tools import mpy
+        from tools.flash import FlashError
+
+        if self._local() and not os.path.exists(self.port):
+            raise BenchTimeout("no board on %s (is it plugged in? ls -l /dev/serial/by-id/)" % self.port)
+        t0 = time.monotonic()
+        self._build = tempfile.mkdtemp(prefix="edgefw-bench-img-")
+        out = os.path.join(self._build, self.image)
+        cfg = self.config if self.config is None or os.path.isabs(self.config) else os.path.join(self.root, self.config)
+        mpy.build(out, config=cfg, board=self.image)
+        bundle = mpy.read_manifest(out)["bundle"]
+        have = self.device_bundle()
+        res = {"bundle": bundle, "device_had": have, "flashed": have != bundle, "copied": 0}
+        if have != bundle:
+            f = self._flasher()
+            try:
+                todo, _m = f.copy_bundle(out)
+                res["ready"] = f.boot(bundle, timeout_s)
+            except FlashError as e:
+                raise BenchTimeout("flashing %s on %s: %s" % (self.image, self.port, e))
+            res["copied"] = len(todo)
+        res["s"] = round(time.monotonic() - t0, 2)
+        shutil.rmtree(self._build, ignore_errors=True)
+        return res
+
+    def _ensure_probes(self):
+        if self._probes:
+            return
+        base = Path(self.root)
+        files = [base / "bench" / "__init__.py"] + sorted((base / "bench" / "probes").glob("*.py"))
+        rel = [f.relative_to(base).as_posix() for f in files]
+        info = self._flasher().device_info(rel)
+        import hashlib
+
+        todo = [r for f, r in zip(files, rel, strict=True) if info["hashes"].get(r) != hashlib.sha256(f.read_bytes()).hexdigest()]
+        if todo:
+            args = ["exec", _DEV_PRELUDE + "_mk('bench/probes')"]
+            for r in todo:
+                args += ["+", "fs", "cp", str(base / r), ":" + r]
+            p = self._run(args, 120, "copying the probes")
+            if p.returncode != 0:
+                raise ProbeError("copying the probes to %s failed: %s" % (self.port, (p.stdout + p.stderr)[-1000:]))
+        self._probes = True
+
+    def _map(self, share, values):
+        """Device directories for the share directories, the copies that
+        fill them, and ``values`` with host paths rewritten."""
+        dirs, copies, mapping = [], [], []
+        for d in share:
+            self._n += 1
+            dev = "%s/%d" % (self.TMP, self._n)
+            dirs.append(dev)
+            mapping.append((str(d).rstrip("/"), dev))
+            for f in sorted(Path(d).rglob("*")):
+                if f.is_file():
+                    copies.append((str(f), dev + "/" + f.relative_to(d).as_posix()))
+
+        def rw(v):
+            if isinstance(v, str):
+                for host, dev in mapping:
+                    if v == host or v.startswith(host + "/"):
+                        return dev + v[len(host) :]
+                if not v.startswith("-") and not os.path.isabs(v) and os.path.isfile(os.path.join(self.root, v)):
+                    # a file of the tree the board does not hold (a scenario, a config): copied too
+                    dev = "%s/files/%s" % (self.TMP, v)
+                    copies.append((os.path.join(self.root, v), dev))
+                    return dev
+            if isinstance(v, list):
+                return [rw(x) for x in v]
+            if isinstance(v, dict):
+                return dict((k, rw(x)) for k, x in v.items())
+            return v
+
+        values = rw(values)
+        if any(dev.startswith(self.TMP + "/files/") for _h, dev in copies):
+            dirs.append(self.TMP + "/files")
+        mk = sorted({dev.rsplit("/", 1)[0] for _h, dev in copies} | set(dirs))
+        return dirs, copies, mk, values
+
+    def _args(self, mk, copies, code):
+        args = ["exec", _DEV_PRELUDE + "".join("_mk(%r)\n" % d for d in mk)]
+        for host, dev in copies:
+            args += ["+", "fs", "cp", host, ":" + dev]
+        return args + ["+", "exec", _DEV_PRELUDE + code]
+
+    def call(self, module, func, kwargs, timeout, share=()):
+        self._ensure_probes()
+        dirs, copies, mk, kwargs = self._map(share, kwargs)
+        code = _DEV_CALL % (module, func, json.dumps(kwargs), MARK, dirs)
+        p = self._run(self._args(mk, copies, code), timeout, "probe %s.%s" % (module, func))
+        return _result(p.stdout, p.stderr, p.returncode, "probe %s.%s on %s" % (module, func, self.port))
+
+    def firmware(self, args, share=()):
+        """``firmware.app`` with ``args`` on the board (no args: the
+        board's own start-up, main.py, as after a reset)."""
+        if not args:
+            code = "exec(open('main.py').read(), {'__name__': '__main__'})\nprint(%r + '0')\n" % EXIT
+            return SerialConsole(self.mp + ["exec", code], self.root, dict(os.environ), self.port)
+        dirs, copies, mk, args = self._map(share, list(args))
+        code = _DEV_APP % (args, dirs, EXIT)
+        return SerialConsole(self.mp + self._args(mk, copies, code), self.root, dict(os.environ), self.port)
+
+
+RUNTIMES = {"cpython": CPython, "unix": Unix, "wasm32": Wasm32, "esp32": ESP32}

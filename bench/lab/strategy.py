@@ -2,9 +2,10 @@
 its board. States: ``unknown`` → ``off`` → ``ready``; a transition to
 the state the target is already in does nothing.
 
-On targets that are flashed (the ESP32 work), ``ready`` is where the
+On targets that are flashed (the esp32 runtime), ``ready`` is where the
 bundle is flashed, and only when the hash the device reports differs
-from the bundle's: that is one more binding here, no change to tests."""
+from the bundle's (``flash``: what happened). A virtual ESP32
+(``VirtualESP32Driver``) is started first when its port is absent."""
 
 import enum
 
@@ -23,12 +24,13 @@ class State(enum.Enum):
 @target_factory.reg_driver
 @attr.s(eq=False)
 class EdgefwStrategy(Strategy):
-    bindings = {"runner": "EdgefwRunDriver"}
+    bindings = {"runner": "EdgefwRunDriver", "device": {"VirtualESP32Driver", None}}
     status = attr.ib(default=State.unknown)
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
         self.info = None
+        self.flash = None
 
     @step(args=["status"])
     def transition(self, status):
@@ -42,7 +44,10 @@ class EdgefwStrategy(Strategy):
             self.target.activate(self.runner)
             self.runner.off()
         elif status == State.ready:
+            if self.device is not None:
+                self.target.activate(self.device)
             self.target.activate(self.runner)
+            self.flash = self.runner.prepare()
             board = self.runner.runtime.board
             self.info = self.runner.call("info", "describe", board=board, timeout=60.0)
             if self.info.get("board") != board:

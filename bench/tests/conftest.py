@@ -9,7 +9,9 @@
   environment's ``features:``) a test needs; without them it is skipped
   with the reason.
 - ``report``: scenario results for the run's report (bench/report.py),
-  written to ``--bench-report DIR`` (default ``bench-report``).
+  written to ``--bench-report DIR`` (default ``bench-report``), with
+  ``target.json``: the target's description and, on a flashed target,
+  whether this session flashed it.
 """
 
 import os
@@ -27,9 +29,12 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def runner(target, strategy):
+def runner(request, target, strategy):
     strategy.transition("ready")
-    return target.get_driver("EdgefwRunDriver")
+    r = target.get_driver("EdgefwRunDriver")
+    # for the report: what the target is, and whether it was flashed
+    request.config._bench_target = {"runtime": r.kind, "info": strategy.info, "flash": strategy.flash}
+    return r
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +75,15 @@ def probe(runner, tmp_path):
 
 @pytest.fixture(scope="session")
 def report(request, runner, info):
-    request.config._bench_title = "edgefw bench: %s board on %s" % (info["board"], runner.kind)
     return request.config._bench_scenarios
+
+
+def _title(t):
+    title = "edgefw bench: %s board on %s" % (t["info"]["board"], t["runtime"])
+    flash = t.get("flash")
+    if flash:
+        title += " (bundle %s, %s)" % (flash["bundle"], "flashed: %d files" % flash["copied"] if flash["flashed"] else "already on the device")
+    return title
 
 
 def pytest_sessionfinish(session):
@@ -81,4 +93,10 @@ def pytest_sessionfinish(session):
     cfg = session.config
     out = cfg.getoption("--bench-report")
     os.makedirs(out, exist_ok=True)
-    write_report(out, cfg._bench_scenarios, title=getattr(cfg, "_bench_title", "edgefw bench"))
+    t = getattr(cfg, "_bench_target", None)
+    write_report(out, cfg._bench_scenarios, title=_title(t) if t else "edgefw bench")
+    if t is not None:
+        import json
+
+        with open(os.path.join(out, "target.json"), "w") as f:
+            json.dump(cfg._bench_target, f, indent=1)

@@ -5,9 +5,9 @@ import pytest
 
 def test_the_target_runs_the_board_the_environment_names(info, runner):
     assert info["board"] == runner.runtime.board
-    want = {"cpython": "cpython", "unix": "micropython", "wasm32": "micropython"}[runner.kind]
+    want = {"cpython": "cpython", "unix": "micropython", "wasm32": "micropython", "esp32": "micropython"}[runner.kind]
     assert info["impl"] == want
-    if runner.kind == "wasm32":
+    if runner.kind == "wasm32" or info["platform"] == "esp32":
         assert info["maxsize"] == 2**31 - 1  # 31-bit small ints, as on an ESP32
 
 
