@@ -265,6 +265,11 @@ def main(argv=None):
     lx.add_argument("--key", help="private key to sign a bundle with (edgefw update keygen)")
     lx.add_argument("--allow-downgrade", action="store_true", help="install a bundle older than the running one")
     lx.add_argument("--add-key", action="append", default=[], metavar="PUB", help="trust this public key on the device first (first install)")
+    lx.add_argument("--version", metavar="V", help="with --build-only: the bundle's version (default: pyproject.toml's)")
+    lx.add_argument("--identity", "-i", metavar="FILE", help="SSH private key")
+    lx.add_argument("--ssh-option", "-o", action="append", default=[], metavar="OPT", help="passed to ssh and scp as -o OPT")
+    lx.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds the new version has to report READY (default 60)")
+    lx.add_argument("--settle", type=float, default=5.0, metavar="S", help="seconds it must then stay up before it is committed (default 5)")
     a = ap.parse_args(argv)
     try:
         linux = method_for(a.board) == "linux"

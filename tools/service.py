@@ -44,12 +44,40 @@ def devices(board):
     return out
 
 
-def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu=None, groups=GROUPS):
+# an A/B install (tools/update.py): the service runs the ``current`` slot
+SLOT_APP = "/opt/edgefw/current/app"
+RECOVER_UNIT = "edgefw-recover.service"
+
+
+def render_recover_unit():
+    """Runs once per boot before the service: an update cut short by a
+    power loss is finished or undone (tools.update.recover) before
+    anything runs from a slot."""
+    return "\n".join([
+        "[Unit]",
+        "Description=edgefw: finish or undo an interrupted update",
+        "DefaultDependencies=no",
+        "After=local-fs.target",
+        "Before=edgefw.service",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        "Environment=PYTHONPATH=%s" % SLOT_APP,
+        "ExecStart=%s -m tools.update_cli recover --rootfs /" % sys.executable,
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu=None, groups=GROUPS, slots=False):
     allow = "\n".join("DeviceAllow=%s rw" % d for d in devices(board))
     lines = [
         "[Unit]",
         "Description=edgefw sensor node safety loop (%s)" % board.DESCRIPTION,
-        "After=local-fs.target network-online.target",
+        "After=local-fs.target network-online.target" + (" " + RECOVER_UNIT if slots else ""),
         "Wants=network-online.target",
         "StartLimitIntervalSec=60",
         "StartLimitBurst=10",
@@ -57,6 +85,7 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
         "[Service]",
         "Type=notify",
         "NotifyAccess=main",
+    ] + (["Environment=PYTHONPATH=%s" % SLOT_APP] if slots else []) + [
         "ExecStart=%s" % exec_start,
         "WatchdogSec=%ds" % watchdog_s,
         "Restart=on-failure",
@@ -112,8 +141,8 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
     return "\n".join(lines)
 
 
-def exec_line(board, metrics_port=None, metrics_textfile=None, priority=80):
-    edgefw = shutil.which("edgefw") or "%s -m tools.cli" % sys.executable
+def exec_line(board, metrics_port=None, metrics_textfile=None, priority=80, slots=False):
+    edgefw = "%s -m tools.cli" % sys.executable if slots else shutil.which("edgefw") or "%s -m tools.cli" % sys.executable
     cmd = "%s run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (edgefw, board.NAME, priority)
     if metrics_port is not None:
         cmd += " --metrics-port %d" % metrics_port
@@ -134,16 +163,21 @@ def _run(cmd):
     return p.returncode, (p.stdout + p.stderr).strip()
 
 
-def install(board, root="/", user="edgefw", priority=80, watchdog_s=2, cpu=None, metrics_port=None, metrics_textfile=None, out=sys.stdout):
+def install(board, root="/", user="edgefw", priority=80, watchdog_s=2, cpu=None, metrics_port=None, metrics_textfile=None, out=sys.stdout, slots=False, start=True):
+    """``slots``: run the A/B installer's current slot (and recover an
+    interrupted update at boot); ``start=False``: enable, do not start."""
     real = os.path.realpath(root) == "/"
     groups = [g for g in GROUPS if _group_exists(g)] if real else list(GROUPS)
-    unit = render_unit(board, exec_line(board, metrics_port, metrics_textfile, priority), user, priority, watchdog_s, cpu, groups)
+    unit = render_unit(board, exec_line(board, metrics_port, metrics_textfile, priority, slots), user, priority, watchdog_s, cpu, groups, slots)
     for d in (UNIT_DIR, CONF_DIR, STATE_DIR):
         os.makedirs(_path(root, d), exist_ok=True)
     unit_path = _path(root, UNIT_DIR + "/" + UNIT)
     with open(unit_path, "w") as f:
         f.write(unit)
     out.write("wrote %s\n" % unit_path)
+    if slots:
+        with open(_path(root, UNIT_DIR + "/" + RECOVER_UNIT), "w") as f:
+            f.write(render_recover_unit())
     conf = _path(root, CONF_DIR + "/edgefw.json")
     if not os.path.exists(conf):
         with open(conf, "w") as f:
@@ -161,7 +195,8 @@ def install(board, root="/", user="edgefw", priority=80, watchdog_s=2, cpu=None,
             return 1
     if groups:
         _run(["usermod", "-a", "-G", ",".join(groups), user])
-    for cmd in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", UNIT]):
+    units = [UNIT, RECOVER_UNIT] if slots else [UNIT]
+    for cmd in (["systemctl", "daemon-reload"], ["systemctl", "enable"] + (["--now"] if start else []) + units):
         rc, msg = _run(cmd)
         if rc:
             out.write("%s failed: %s\n" % (" ".join(cmd), msg))
@@ -182,6 +217,10 @@ def uninstall(root="/", out=sys.stdout):
     unit_path = _path(root, UNIT_DIR + "/" + UNIT)
     if real:
         _run(["systemctl", "disable", "--now", UNIT])
+        if os.path.exists(_path(root, UNIT_DIR + "/" + RECOVER_UNIT)):
+            _run(["systemctl", "disable", RECOVER_UNIT])
+    if os.path.exists(_path(root, UNIT_DIR + "/" + RECOVER_UNIT)):
+        os.remove(_path(root, UNIT_DIR + "/" + RECOVER_UNIT))
     if os.path.exists(unit_path):
         os.remove(unit_path)
         out.write("removed %s (kept /etc/edgefw and /var/lib/edgefw)\n" % unit_path)
@@ -216,6 +255,8 @@ def add_parser(sub):
     p.add_argument("--cpu", type=int, help="pin the service to this CPU (CPUAffinity)")
     p.add_argument("--metrics-port", type=int, help="serve metrics on 127.0.0.1:PORT")
     p.add_argument("--metrics-textfile", metavar="FILE", help="write metrics to FILE (under a directory the service may write)")
+    p.add_argument("--slots", action="store_true", help="run the A/B installer's current slot (%s), recovering an interrupted update at boot" % SLOT_APP)
+    p.add_argument("--no-start", action="store_true", help="enable the service without starting it")
     p.set_defaults(fn=main)
 
 
@@ -237,4 +278,4 @@ def main(args):
     if not 1 <= args.priority <= 99:
         print("edgefw: --priority must be 1..99", file=sys.stderr)
         return 2
-    return install(board, args.root, args.user, args.priority, args.watchdog_s, args.cpu, args.metrics_port, args.metrics_textfile)
+    return install(board, args.root, args.user, args.priority, args.watchdog_s, args.cpu, args.metrics_port, args.metrics_textfile, slots=args.slots, start=not args.no_start)

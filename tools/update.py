@@ -41,6 +41,7 @@ from tools import bundle as B
 OK, REFUSED, USAGE, ROLLED_BACK = 0, 1, 2, 3
 SLOTS = ("a", "b")
 KILL_ENV = "EDGEFW_UPDATE_KILL_AT"
+PAUSE_ENV = "EDGEFW_UPDATE_PAUSE_AT"
 # every named step, in order; EDGEFW_UPDATE_KILL_AT=NAME kills the
 # installer there with SIGKILL (the power-cut tests)
 STEPS = (
@@ -76,6 +77,11 @@ def step(name, progress=_progress):
     progress("step %s" % name)
     if os.environ.get(KILL_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(PAUSE_ENV) == name:
+        # the emulated board's power-cut test: the host cuts QEMU here
+        progress("paused at %s" % name)
+        while True:
+            time.sleep(3600)
 
 
 def _fsync_dir(path):
@@ -213,6 +219,20 @@ def _finish_rollback(lay, st, reason, progress, result="rolled-back"):
     progress("rolled back to %s: %s" % (back and "slot %s (%s)" % (back, txn.get("from_version")) or "nothing installed", reason))
 
 
+def _restart_previous(lay, slot, board, progress):
+    """After a rollback on the device: the previous slot's unit, running
+    again; with no previous slot the service is stopped."""
+    if not slot:
+        _systemctl("stop", UNIT)
+        return
+    err = use_slot_unit(lay, slot, board, progress)
+    rc, out = _systemctl("restart", UNIT, timeout=120)
+    if err or rc:
+        progress("the previous slot's service did not start again: %s" % (err or out))
+    else:
+        progress("service running slot %s again" % slot)
+
+
 def recover(root, progress=_progress):
     """Bring ``root`` to a consistent state after an interrupted update:
     an update that had not switched is abandoned, one that had switched
@@ -302,6 +322,75 @@ def run_health(lay, slot, argv, timeout, settle, max_restarts, progress=_progres
         if starts > max_restarts:
             return False, "crash loop: exited %d times before READY (last exit %s: %s)" % (starts, p.returncode, tail)
         progress("health check exited %s before READY; restart %d of %d" % (p.returncode, starts, max_restarts))
+
+
+UNIT = "edgefw.service"
+
+
+def under_systemd(lay):
+    """The device itself, booted with systemd: the new slot is started and
+    judged as the service (``service_health``), not as a command."""
+    return lay.root == "/" and os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
+
+
+def _systemctl(*args, timeout=60):
+    try:
+        p = subprocess.run(["systemctl"] + list(args), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, "systemctl %s: no answer in %d s" % (" ".join(args), timeout)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def _unit_state():
+    _, out = _systemctl("show", UNIT, "-p", "ActiveState,SubState,NRestarts,MainPID")
+    return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
+
+
+def _last_log(n=4):
+    try:
+        out = subprocess.run(["journalctl", "-u", UNIT, "-n", str(n), "-o", "cat", "--no-pager"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return " | ".join(ln.strip() for ln in out.splitlines() if ln.strip())
+
+
+def use_slot_unit(lay, slot, board, progress=_progress):
+    """(Re)write the service's unit with ``slot``'s own renderer, so the
+    unit always matches the code it starts; enabled, not started."""
+    d = lay.slot(slot)
+    env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"))
+    env.pop(KILL_ENV, None)
+    cmd = [sys.executable, "-m", "tools.cli", "service", "install", "--board", board, "--slots", "--no-start"]
+    try:
+        p = subprocess.run(cmd, cwd=os.path.join(d, "app"), env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return "the unit of slot %s: edgefw service install did not finish in 120 s" % slot
+    if p.returncode:
+        return "the unit of slot %s: %s" % (slot, (p.stdout + p.stderr).strip()[-300:])
+    return None
+
+
+def service_health(lay, slot, board, timeout, settle, max_restarts, progress=_progress):
+    """(True, None) when the service, started from ``slot``, reached READY
+    (systemd's Type=notify start job succeeded: the self-test passed and a
+    cycle ran) within ``timeout`` and then stayed up, same process, for
+    ``settle`` s; else (False, reason)."""
+    err = use_slot_unit(lay, slot, board, progress)
+    if err:
+        return False, err
+    step("service-started", progress)
+    rc, out = _systemctl("restart", UNIT, timeout=max(5, int(timeout)))
+    if rc:
+        return False, "the service did not reach READY (%s): %s" % (out.splitlines()[0] if out else "systemctl exit %d" % rc, _last_log())
+    step("ready", progress)
+    first = _unit_state()
+    end = time.monotonic() + settle
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = _unit_state()
+        if now.get("ActiveState") != "active" or now.get("MainPID") != first.get("MainPID") or now.get("NRestarts") != first.get("NRestarts"):
+            return False, "the service failed within the settle time (%s, %s restarts): %s" % (now.get("SubState"), now.get("NRestarts"), _last_log())
+    return True, None
 
 
 def _stop(p):
@@ -426,9 +515,16 @@ def install(root, path, board=None, allow_downgrade=False, timeout=60.0, settle=
     st["current"] = target
     save_status(lay, st)
     t0 = time.monotonic()
-    ok, reason = (True, None) if skip_health else run_health(lay, target, m["health"], timeout, settle, max_restarts, progress)
+    if skip_health:
+        ok, reason = True, None
+    elif under_systemd(lay):
+        ok, reason = service_health(lay, target, board, timeout, settle, max_restarts, progress)
+    else:
+        ok, reason = run_health(lay, target, m["health"], timeout, settle, max_restarts, progress)
     if not ok:
         _finish_rollback(lay, st, reason, progress)
+        if under_systemd(lay):
+            _restart_previous(lay, cur, board, progress)
         return ROLLED_BACK
     st["slots"][target] = {"state": "committed", "version": m["version"]}
     if cur:

@@ -1,0 +1,216 @@
+"""Signed A/B updates on the emulated ARM64 board (tests/helpers/qemu_systemd.py:
+Debian bookworm with systemd and an SSH server reached only through one
+forwarded loopback port, QEMU's user network with restrict=on).
+
+With ``tools/flash.py --host``: version 1 installed, version 2 committed,
+a deliberately broken version 3 (its self-test always fails) rolled back
+to 2 by itself with the failure reported; a bundle with a tampered file
+and one signed by an unknown key refused with nothing changed. Then power
+cuts (QEMU killed, no shutdown) at steps of an update, each followed by a
+boot: the device comes up consistent, running the old version or the new
+committed one, never a half-installed one.
+
+Host packages: qemu-system-arm, gcc-aarch64-linux-gnu."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from tests.helpers import qemu_arm64, qemu_systemd
+from tools import bundle as B
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOARD = "/usr/local/lib/edgefw-guest/board.py"
+CONFIG = {
+    "period_ms": 50,
+    "interlock": {"watchdog_ms": 1000, "stall_ms": 2000, "max_consecutive_overruns": 20, "readback": {"enabled": True, "grace_ms": 300}},
+}
+# a sample of the installer's steps (tools/update.STEPS): before the
+# switch, right after it, after READY but before commit, after commit
+CUT_AT = ("extracting", "switched", "ready", "committed")
+
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
+
+
+def _broken_tree(dst):
+    """This checkout with a self-test that always fails: a version that
+    installs cleanly and never becomes healthy."""
+    for top in B.APP_PACKAGES + ("pyproject.toml",):
+        src = os.path.join(ROOT, top)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(dst, top), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dst)
+    p = os.path.join(dst, "tools", "linux_run.py")
+    with open(p) as f:
+        text = f.read()
+    marker = "    bad = []\n"
+    assert marker in text
+    with open(p, "w") as f:
+        f.write(text.replace(marker, marker + '    bad.append("broken on purpose: this build\'s self-test always fails")\n', 1))
+    return dst
+
+
+def _tampered(src, dst):
+    """``src`` with one payload file changed after signing."""
+    with tarfile.open(src, "r:") as tin, tarfile.open(dst, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name.endswith("firmware/loop.py"):
+                data = data + b"\n# changed after signing\n"
+                m.size = len(data)
+            tout.addfile(m, None if data is None else __import__("io").BytesIO(data))
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bundles")
+    for name in ("release", "stranger"):
+        B.keygen(str(d / name))
+    cfg = d / "edgefw.json"
+    cfg.write_text(json.dumps(CONFIG))
+    out = {}
+    for v in ("1.0.0", "1.1.0"):
+        out[v] = str(d / ("v%s.edgefw" % v))
+        B.build("rpi4", str(d / "release.key"), out[v], version=v, config=str(cfg))
+    out["broken"] = str(d / "v1.2.0.edgefw")
+    B.build("rpi4", str(d / "release.key"), out["broken"], version="1.2.0", config=str(cfg), src=_broken_tree(str(d / "broken-src")))
+    out["tampered"] = str(d / "v1.3.0-tampered.edgefw")
+    B.build("rpi4", str(d / "release.key"), str(d / "v1.3.0.edgefw"), version="1.3.0", config=str(cfg))
+    _tampered(str(d / "v1.3.0.edgefw"), out["tampered"])
+    out["stranger"] = str(d / "v1.4.0-stranger.edgefw")
+    B.build("rpi4", str(d / "stranger.key"), out["stranger"], version="1.4.0", config=str(cfg))
+    for i, _step in enumerate(CUT_AT):
+        v = "2.%d.0" % i
+        out[v] = str(d / ("v%s.edgefw" % v))
+        B.build("rpi4", str(d / "release.key"), out[v], version=v, config=str(cfg))
+    out["pub"] = str(d / "release.pub")
+    return out
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory):
+    missing = qemu_arm64.host_tools_missing()
+    assert not missing, "host commands missing: %s (apt-get install qemu-system-arm gcc-aarch64-linux-gnu)" % ", ".join(missing)
+    g = qemu_systemd.SystemdGuest()
+    g.prepare()
+    disk = g.new_disk(tmp_path_factory.mktemp("qemu") / "disk.img")
+    box = {"vm": g.boot(disk, ROOT), "g": g, "disk": disk}
+    yield box
+    box["vm"].power_cut()
+
+
+def flash(vm, bundle, *extra, timeout=900):
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "flash.py"), "--board", "rpi4", "--host", "root@127.0.0.1", "--port", str(vm.port),
+           "-i", vm.guest.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+           "--timeout", "90", "--settle", "5"] + list(extra) + [bundle]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr, round(time.monotonic() - t0, 1)
+
+
+def running(vm):
+    """(the version ``current`` points at, the service's state, its PID)."""
+    rc, out = vm.ssh("cat /opt/edgefw/current/manifest.json; echo; systemctl show edgefw -p ActiveState,SubState,MainPID")
+    lines = out.strip().splitlines()
+    version = json.loads(lines[0])["version"] if rc == 0 and lines and lines[0].startswith("{") else None
+    s = dict(ln.split("=", 1) for ln in lines[1:] if "=" in ln)
+    return version, s.get("ActiveState"), s.get("MainPID")
+
+
+def wait_running(vm, timeout_s=120):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        v, state, pid = running(vm)
+        if state == "active" and pid not in (None, "0"):
+            return v, round(time.monotonic() - t0, 1)
+        time.sleep(1)
+    return None, None
+
+
+def status(vm):
+    return vm.json("edgefw update status")
+
+
+def test_install_upgrade_rollback_refusals(guest, bundles, capsys):
+    vm = guest["vm"]
+    figures = {}
+    rc, out, figures["install_v1_s"] = flash(vm, bundles["1.0.0"], "--add-key", bundles["pub"])
+    assert rc == 0, out + vm.console()
+    assert "step service-started" in out and "committed 1.0.0" in out, out
+    assert running(vm)[:2] == ("1.0.0", "active")
+    # the service runs the slot, under systemd, as its own user
+    rc, unit = vm.ssh("systemctl cat edgefw.service")
+    assert "PYTHONPATH=/opt/edgefw/current/app" in unit and "Type=notify" in unit, unit
+
+    rc, out, figures["upgrade_v2_s"] = flash(vm, bundles["1.1.0"])
+    assert rc == 0, out
+    assert running(vm)[:2] == ("1.1.0", "active")
+    st = status(vm)
+    assert st["last"]["result"] == "committed" and st["last"]["version"] == "1.1.0", st
+
+    rc, out, figures["broken_v3_rollback_s"] = flash(vm, bundles["broken"])
+    assert rc == 3, out  # tools/update.py: rolled back
+    assert "broken on purpose" in out and "rolled back to slot" in out, out
+    v, state, pid_before = running(vm)
+    assert (v, state) == ("1.1.0", "active"), (v, state, vm.ssh("journalctl -u edgefw -n 20 --no-pager")[1])
+    st = status(vm)
+    assert st["last"]["result"] == "rolled-back" and st["last"]["version"] == "1.2.0" and "broken on purpose" in st["last"]["reason"], st
+    rc, before = vm.ssh("cat /var/lib/edgefw/update.json; readlink /opt/edgefw/current")
+
+    for name, why in (("tampered", "hash"), ("stranger", "key")):
+        rc, out, _ = flash(vm, bundles[name])
+        assert rc == 1, out
+        assert "refused" in out and why in out.lower(), out
+        rc, after = vm.ssh("cat /var/lib/edgefw/update.json; readlink /opt/edgefw/current")
+        assert after == before, "a refused bundle changed the device"
+        assert running(vm) == ("1.1.0", "active", pid_before), "a refused bundle touched the running service"
+    with capsys.disabled():
+        print("\nqemu update: %s" % json.dumps(figures))
+
+
+def _put(vm, local, remote):
+    with open(local, "rb") as f:
+        p = subprocess.run(vm.ssh_argv() + ["cat > %s" % remote], stdin=f, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+def test_power_cut_at_steps_of_an_update(guest, bundles, capsys):
+    g, disk = guest["g"], guest["disk"]
+    cuts = []
+    old = running(guest["vm"])[0]
+    assert old == "1.1.0", "runs after the install test"
+    for i, where in enumerate(CUT_AT):
+        vm = guest["vm"]
+        new = "2.%d.0" % i
+        _put(vm, bundles[new], "/root/next.edgefw")
+        cmd = vm.ssh_argv() + ["EDGEFW_UPDATE_PAUSE_AT=%s edgefw update install --rootfs / --timeout 90 --settle 3 /root/next.edgefw 2>&1" % where]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = []
+        t0 = time.monotonic()
+        for line in p.stdout:
+            seen.append(line.rstrip())
+            if line.startswith("paused at "):
+                break
+            assert time.monotonic() - t0 < 300, seen
+        assert seen and seen[-1] == "paused at %s" % where, seen
+        vm.power_cut()
+        p.kill()
+        p.wait(10)
+        vm = guest["vm"] = g.boot(disk, ROOT)
+        v, up_s = wait_running(vm)
+        rc, check = vm.ssh("edgefw update status --check")
+        st = json.loads(check[check.index("{"):])
+        want = new if where == "committed" else old
+        cuts.append({"cut_at": where, "running": v, "boot_to_ssh_s": vm.boot_s, "service_up_after_ssh_s": up_s, "last": st["last"]["result"]})
+        assert rc == 0 and st["problems"] == [] and st["txn"] is None, check
+        assert v == want, (where, v, want, st)
+        old = v
+    with capsys.disabled():
+        print("\nqemu power cuts: %s" % json.dumps(cuts))
