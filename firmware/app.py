@@ -199,7 +199,9 @@ def main(argv=None):
         s["uplink"] = up.stats()
         s["uplink"]["longest_slice_us"] = fw.clock.longest_us
     if o["json"]:
-        print(json.dumps(s))
+        # streamed: the summary's text is never one string on the heap
+        json.dump(s, sys.stdout)
+        sys.stdout.write("\n")
     else:
         print("cycles %d  overruns %d  records %d  trips %d  permit %d" % (s["cycles"], s["overruns"], s["records"], len(s["trips"]), s["permit"]))
     if sc and sc["expect"] is not None:
