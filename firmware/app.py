@@ -90,8 +90,9 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     del recovery
     _unload("firmware.store.recovery", "firmware.store.scan")
     hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
-    del choose_board, open_board
-    _unload("hal.backend")
+    del boards, choose_board, open_board
+    # the board table and detection go; hw.board keeps the board's module
+    _unload("hal.backend", "boards." + name, "boards")
     if inference is None and cfg["inference"]["enabled"]:
         from firmware.infer.anomaly import stage_from_config
 
@@ -128,8 +129,8 @@ def open_journal(cfg, path=None):
 
 def _unload(*names):
     """On MicroPython, drop start-up-only modules (the config and scenario
-    checkers, the backend chooser) once they have run: bytecode a 128 KB
-    heap needs back."""
+    checkers, the backend chooser, the board table) once they have run:
+    bytecode a 128 KB heap needs back."""
     if not IS_MICROPYTHON:
         return
     import gc
