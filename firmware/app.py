@@ -17,7 +17,7 @@ import sys
 
 # the loop's modules (interlock, record stage, journal) before start-up's:
 # on a small heap their code then sits in one piece at its bottom
-import firmware.loop  # noqa: F401
+from firmware.loop import Firmware
 from hal.compat import IS_MICROPYTHON
 
 try:
@@ -33,7 +33,7 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     from firmware import start
 
     try:
-        return start.build(board, config, scenario, journal, speed, overrides, inference)
+        args, kw, uplink, sc = start.build(board, config, scenario, journal, speed, overrides, inference)
     finally:
         if IS_MICROPYTHON:
             start.unload("firmware.start")
@@ -41,6 +41,10 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
             import gc
 
             gc.collect()
+    # built after start-up's code and the config are gone from the heap
+    fw = Firmware(*args, **kw)
+    fw.uplink_cfg = uplink
+    return fw, sc
 
 
 def start_uplink(fw, wifi=None):

@@ -77,34 +77,38 @@ def open_journal(record, path=None):
     )
 
 
+def loop_settings(cfg):
+    """The loop's own settings (``Firmware``'s keyword arguments) from a
+    whole checked config: the one place that knows which section holds
+    which."""
+    il = cfg["interlock"]
+    return {
+        "period_ms": cfg["period_ms"],
+        "window_ms": cfg["record"]["window_ms"],
+        "readback": il["readback"]["enabled"],
+        "watchdog_ms": il["watchdog_ms"],
+        "stall_ms": il["stall_ms"],
+        "max_overruns": il["max_consecutive_overruns"],
+    }
+
+
 def firmware(hw, cfg, journal=None, inference=None, interlock=None):
-    """The loop on ``hw`` for a whole checked config: the one place that
-    knows which section holds which of the loop's settings."""
+    """The loop on ``hw`` for a whole checked config."""
     from firmware.loop import Firmware
 
-    il = cfg["interlock"]
     if interlock is None:
         from firmware.safety.interlock import Interlock
 
-        interlock = Interlock.from_sections(cfg["sensors"], il, cfg["startup"])
-    return Firmware(
-        hw,
-        cfg["sensors"],
-        interlock,
-        period_ms=cfg["period_ms"],
-        window_ms=cfg["record"]["window_ms"],
-        readback=il["readback"]["enabled"],
-        watchdog_ms=il["watchdog_ms"],
-        stall_ms=il["stall_ms"],
-        max_overruns=il["max_consecutive_overruns"],
-        journal=journal,
-        inference=inference,
-    )
+        interlock = Interlock.from_sections(cfg["sensors"], cfg["interlock"], cfg["startup"])
+    return Firmware(hw, cfg["sensors"], interlock, journal=journal, inference=inference, **loop_settings(cfg))
 
 
 def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
-    """Load config and scenario, open the board, and build the firmware.
-    Returns (firmware, scenario or None)."""
+    """Load config and scenario, open the board, and build the loop's
+    parts. Returns the arguments of ``Firmware`` (a tuple and a dict of
+    keywords; firmware.app builds it once this module is dropped), the
+    uplink's settings (device id, ``uplink`` section) and the scenario or
+    None."""
     from hal.backend import backend_of, choose_board
 
     name = choose_board(board)
@@ -114,6 +118,7 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     del backend_of, choose_board
     # the board table and detection go; ``board`` is the board's own module
     unload("hal.backend", "boards." + name, "boards")
+    hw_cls = getattr(__import__(hw_module, None, None, [hw_class]), hw_class)
     pre = None if (config or scenario or overrides) else load_prechecked()
     if pre is not None:
         cfg, sc = pre
@@ -144,12 +149,13 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     recovery.note_start(j, boot_id(), utc_ms())
     del recovery
     unload("firmware.store.recovery", "firmware.store.scan")
-    hw = getattr(__import__(hw_module, None, None, [hw_class]), hw_class)(board, sensors=cfg["sensors"], scenario=sc, speed=speed)
+    hw = hw_cls(board, sensors=cfg["sensors"], scenario=sc, speed=speed)
     if inference is None and cfg["inference"]["enabled"]:
         from firmware.channels import channel_names
         from firmware.infer.anomaly import stage_from_config
 
         inference = stage_from_config(cfg["inference"], channel_names(cfg["sensors"]), cfg["period_ms"])
-    fw = firmware(hw, cfg, j, inference, il)
-    fw.uplink_cfg = (cfg["device_id"], cfg["uplink"])
-    return fw, sc
+    kw = loop_settings(cfg)
+    kw["journal"] = j
+    kw["inference"] = inference
+    return (hw, cfg["sensors"], il), kw, (cfg["device_id"], cfg["uplink"]), sc
