@@ -1,20 +1,23 @@
 """Start-up, run once: the checked config (and, on a board that plays
 scenarios, the scenario), the interlock, the journal, the board and the
-loop, each part given only its own section of the config.
+loop's settings, each part given only its own section of the config.
 
-    fw, sc = build("sim")        # what firmware.app.build returns
+    args, kw, uplink, sc = build("sim")   # firmware.app.build: Firmware(*args, **kw)
+    fw = firmware(hw, cfg, journal)       # the loop from a whole config (tests)
 
 The config goes no further than this module: the interlock gets the
 sensors and its ``interlock`` section, the journal its ``record`` section,
 the inference stage its ``inference`` section, the loop the settings it
-reads (``Firmware.__init__`` lists them). A board's scenarios are reached
-through the backend table (``hal.backend.scenario_module``): the firmware
-never imports the simulator.
+reads (``loop_settings``; ``Firmware.__init__`` lists them). A board's
+scenarios are reached through the backend table (``hal.backend.backend_of``
+gives the board's row, which names the module loading its scenarios):
+the firmware never imports the simulator.
 
-On MicroPython ``firmware.app`` drops this module once the firmware is
-built, and the modules it used only here (the checkers, the backend
-chooser, the board table, the journal's recovery) as it goes: bytecode a
-128 KB heap needs back.
+On MicroPython ``firmware.app`` drops this module before it builds the
+loop, and this module drops the ones it used only here (the checkers,
+the backend chooser, the board table, the journal's recovery) as it goes:
+bytecode a 128 KB heap needs back. The board's hardware module is loaded
+first, so its code sits below what start-up frees.
 """
 
 import json
