@@ -9,14 +9,15 @@ with a live status display.
 
 Options: --board NAME, --config FILE, --scenario FILE, --cycles N,
 --journal FILE, --json. On the sim board the default scenario is
-``sim/scenarios/default.json``.
+``sim/scenarios/default.json``. Start-up is ``firmware.start``.
 """
 
 import json
 import sys
 
+# the loop's modules (interlock, record stage, journal) before start-up's:
+# on a small heap their code then sits in one piece at its bottom
 from firmware.loop import Firmware
-from firmware.store.journal import Journal
 from hal.compat import IS_MICROPYTHON
 
 try:
@@ -25,79 +26,24 @@ except ImportError:  # pragma: no cover
     asyncio = None
 
 
-def default_scenario_path():
-    import sim
-
-    return sim.__file__.rsplit("/", 1)[0] + "/scenarios/default.json"
-
-
-PRECHECKED = "prechecked.json"
-
-
-def _load_prechecked():
-    """The config and scenario ``edgefw mpy-build`` checked on the host
-    (``firmware/prechecked.json`` beside this module), or None. A device
-    built that way starts without loading the checkers."""
-    import firmware
-
-    try:
-        f = open(firmware.__file__.rsplit("/", 1)[0] + "/" + PRECHECKED)
-    except OSError:
-        return None
-    try:
-        doc = json.load(f)
-    finally:
-        f.close()
-    return doc["config"], doc["scenario"]
-
-
 def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
-    """Load config and scenario, open the board, and build the firmware.
+    """Load config and scenario, open the board, and build the firmware
+    (``firmware.start``, dropped on MicroPython once it has run).
     Returns (firmware, scenario or None)."""
-    import boards
-    from hal.backend import choose_board, open_board
+    from firmware import start
 
-    name = choose_board(board)
-    is_sim = boards.get(name).FAMILY == "sim"
-    pre = None if (config or scenario or overrides) else _load_prechecked()
-    if pre is not None:
-        cfg, sc = pre
-        if not is_sim:
-            sc = None
-    else:
-        from firmware.config import load_config
+    try:
+        args, kw, uplink, sc = start.build(board, config, scenario, journal, speed, overrides, inference)
+    finally:
+        if IS_MICROPYTHON:
+            start.unload("firmware.start")
+            del start
+            import gc
 
-        cfg = load_config(config, overrides)
-        sc = None
-        if is_sim:
-            from sim.scenario import load_scenario
-
-            sc = load_scenario(scenario or default_scenario_path(), cfg)
-            del load_scenario
-        del load_config
-        _unload("firmware.config", "sim.scenario")
-    from firmware.safety.interlock import Interlock
-
-    il = Interlock.from_config(cfg)
-    _unload("firmware.safety.setup")
-    # the journal before the board: its recovery code comes and goes
-    # while the heap is still small
-    j = open_journal(cfg, journal)
-    from firmware.clocks import boot_id, utc_ms
-    from firmware.store import recovery
-
-    recovery.note_start(j, boot_id(), utc_ms())
-    del recovery
-    _unload("firmware.store.recovery", "firmware.store.scan")
-    hw = open_board(name, sensors=cfg["sensors"], scenario=sc, speed=speed)
-    del choose_board, open_board
-    _unload("hal.backend")
-    if inference is None and cfg["inference"]["enabled"]:
-        from firmware.infer.anomaly import stage_from_config
-
-        inference = stage_from_config(cfg)
-    fw = Firmware(hw, cfg, j, inference, il)
-    fw.uplink_cfg = (cfg["device_id"], cfg["uplink"])
+            gc.collect()
+    # built after start-up's code and the config are gone from the heap
+    fw = Firmware(*args, **kw)
+    fw.uplink_cfg = uplink
     return fw, sc
 
 
@@ -110,37 +56,6 @@ def start_uplink(fw, wifi=None):
     from firmware.uplink.coop import attach
 
     return attach(fw, dev, u, wifi)
-
-
-def open_journal(cfg, path=None):
-    r = cfg["record"]
-    return Journal(
-        path or r["journal"],
-        r["durability"],
-        segment_bytes=r["segment_bytes"],
-        cap_bytes=r["cap_bytes"],
-        full_policy=r["full_policy"],
-        ttl_s={0: r["ttl_s"]["events"], 1: r["ttl_s"]["telemetry"]},
-        group_records=r["group_records"],
-        group_ms=r["group_ms"],
-    )
-
-
-def _unload(*names):
-    """On MicroPython, drop start-up-only modules (the config and scenario
-    checkers, the backend chooser) once they have run: bytecode a 128 KB
-    heap needs back."""
-    if not IS_MICROPYTHON:
-        return
-    import gc
-
-    for name in names:
-        if name in sys.modules:
-            del sys.modules[name]
-        pkg, _, leaf = name.rpartition(".")
-        if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
-            delattr(sys.modules[pkg], leaf)
-    gc.collect()
 
 
 def _parse(argv):
@@ -199,14 +114,14 @@ def main(argv=None):
         s["uplink"] = up.stats()
         s["uplink"]["longest_slice_us"] = fw.clock.longest_us
     if o["json"]:
-        print(json.dumps(s))
+        # streamed: the summary's text is never one string on the heap
+        json.dump(s, sys.stdout)
+        sys.stdout.write("\n")
     else:
         print("cycles %d  overruns %d  records %d  trips %d  permit %d" % (s["cycles"], s["overruns"], s["records"], len(s["trips"]), s["permit"]))
     if sc and sc["expect"] is not None:
-        from sim.expect import check_trips, report
-
-        failures = check_trips(sc["expect"], s["trips"], fw.period_us)
-        report(o["scenario"] or "scenario", failures, sys.stderr.write)
+        # the board that played the scenario judges it (the sim backend)
+        failures = fw.hw.check_expect(sc["expect"], s["trips"], fw.period_us, o["scenario"] or "scenario", sys.stderr.write)
         return 1 if failures else 0
     return 0
 

@@ -41,10 +41,11 @@ def scale(v):
     return int(round(v * 1000))
 
 
-def channel_names(cfg):
-    """``sensor.quantity`` for every channel, in sensor then quantity order."""
+def channel_names(sensors):
+    """``sensor.quantity`` for every channel of the config's ``sensors``
+    list, in sensor then quantity order."""
     out = []
-    for s in cfg["sensors"]:
+    for s in sensors:
         for q in SENSOR_TYPES[s["type"]]:
             out.append(s["name"] + "." + q)
     return out

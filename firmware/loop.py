@@ -1,6 +1,8 @@
 """The firmware loop: sense -> interlock -> inference -> record, each cycle.
 
-    fw = Firmware(hw, cfg, journal)
+    fw = Firmware(hw, cfg["sensors"], interlock, period_ms=10, window_ms=1000,
+                  readback=True, watchdog_ms=500, stall_ms=200, max_overruns=3,
+                  journal=journal)
     asyncio.run(fw.run(cycles=2000))
     fw.summary()
 
@@ -8,13 +10,16 @@
 allocates nothing. The permit is driven low before anything else when the
 firmware is built, and again whenever ``run`` ends, by return or by any
 exception, including KeyboardInterrupt and task cancellation.
+
+Its inputs are its arguments: the sensors (the config's ``sensors``), the
+interlock built from them, and the settings it reads, each named;
+``firmware.start.firmware(hw, cfg)`` takes them from a whole config.
 """
 
 import array
 
-from firmware.channels import SENSOR_TYPES, channel_names, driver
+from firmware.channels import SENSOR_TYPES, driver
 from firmware.record import Recorder
-from firmware.safety.interlock import Interlock
 from hal.clock import ticks_add, ticks_diff
 
 try:
@@ -30,7 +35,12 @@ def build_driver(hw, spec):
 
 
 class Firmware:
-    def __init__(self, hw, cfg, journal=None, inference=None, interlock=None):
+    def __init__(self, hw, sensors, interlock, period_ms, window_ms, readback, watchdog_ms, stall_ms, max_overruns, journal=None, inference=None):
+        """``sensors``: the config's sensor list; ``readback``: whether
+        the relay's contact is read back; ``watchdog_ms`` (0: none),
+        ``stall_ms`` (0: off) and ``max_overruns`` (consecutive, before
+        the DEADLINE cause) supervise the loop's timing; ``window_ms``:
+        the record stage's aggregation window."""
         self.hw = hw
         self.clock = hw.clock
         # outputs safe before anything else can fail
@@ -39,15 +49,15 @@ class Firmware:
         self.led = hw.pin("STATUS_LED") if "STATUS_LED" in hw.board.PINS else None
         self.estop_pin = hw.pin("ESTOP")
         self.reset_pin = hw.pin("RESET")
-        il = cfg["interlock"]
-        self.readback_pin = hw.pin("RELAY_READBACK") if il["readback"]["enabled"] else None
-        self.period_us = cfg["period_ms"] * 1000
-        self.channels = channel_names(cfg)
+        self.readback_pin = hw.pin("RELAY_READBACK") if readback else None
+        self.period_us = period_ms * 1000
+        # the interlock's list: the same channels (channel_names(sensors)), one copy
+        self.channels = interlock.channels
         self.drivers = []
         self.bases = []
         sensor_of = []
         base = 0
-        for si, spec in enumerate(cfg["sensors"]):
+        for si, spec in enumerate(sensors):
             self.drivers.append(build_driver(hw, spec))
             self.bases.append(base)
             nq = len(SENSOR_TYPES[spec["type"]])
@@ -56,15 +66,15 @@ class Firmware:
         self.ns = len(self.drivers)
         self.values = array.array("i", [0] * len(self.channels))
         self.status = bytearray(self.ns)
-        # built before everything else by firmware.app on small heaps: its
-        # tables then sit in one piece at the bottom of the heap
-        self.interlock = interlock if interlock is not None else Interlock.from_config(cfg)
-        self.recorder = Recorder(journal, self.channels, sensor_of, self.period_us, cfg["record"]["window_ms"] * 1000)
+        # built before everything else by firmware.start on small heaps:
+        # its tables then sit in one piece at the bottom of the heap
+        self.interlock = interlock
+        self.recorder = Recorder(journal, self.channels, sensor_of, self.period_us, window_ms * 1000)
         self.journal = journal
         self.inference = inference
-        self.max_consec = il["max_consecutive_overruns"]
-        self.stall_us = il["stall_ms"] * 1000
-        self.wdt = hw.wdt(il["watchdog_ms"]) if il["watchdog_ms"] else None
+        self.max_consec = max_overruns
+        self.stall_us = stall_ms * 1000
+        self.wdt = hw.wdt(watchdog_ms) if watchdog_ms else None
         self.cycles = 0
         self.slot = 0
         self.stamp_slot = 0

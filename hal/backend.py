@@ -12,12 +12,15 @@ saying so.
 
 Families:
     micropython   the ``machine`` module itself (hal.native)
-    sim           sim.board.SimHardware
+    sim           sim.board.SimHardware, playing scenarios (sim.scenario)
     linux         Raspberry Pi and Jetson on CPython: hal.linux.hardware
                   (smbus2, libgpiod v2, pyserial, systemd's watchdog)
 
 A family is one row of ``FAMILIES``: the module and class of its hardware
-object and the interpreter it needs; nothing else here names a family.
+object, the interpreter it needs and the module that loads its scenarios
+(a simulated board's; real hardware plays none). Nothing else here, and
+nothing in the firmware, names a family's modules: the firmware reaches
+the simulator only through this table.
 """
 
 import sys
@@ -27,11 +30,12 @@ from hal.errors import BackendUnavailable
 
 DT = "/proc/device-tree/"
 
-# family: (module, class, the sys.implementation.name it needs or None)
+# family: (module, class, the sys.implementation.name it needs or None,
+#          the module loading its scenarios or None)
 FAMILIES = {
-    "sim": ("sim.board", "SimHardware", None),
-    "micropython": ("hal.native", "NativeHardware", "micropython"),
-    "linux": ("hal.linux.hardware", "LinuxHardware", "cpython"),
+    "sim": ("sim.board", "SimHardware", None, "sim.scenario"),
+    "micropython": ("hal.native", "NativeHardware", "micropython", None),
+    "linux": ("hal.linux.hardware", "LinuxHardware", "cpython", None),
 }
 WHY = {
     "micropython": "board %r runs MicroPython; flash it with tools/flash.py, or run here with --board sim",
@@ -89,12 +93,24 @@ def choose_board(name=None, root="/"):
     return "sim"
 
 
-def open_board(name=None, sensors=(), scenario=None, speed=0.0):
-    """The hardware object for a board: ``.clock``, ``.i2c(role)``,
-    ``.pin(role)``, ``.wdt(timeout_ms)``, ``.uart(role)``."""
-    board = boards.get(choose_board(name))
-    module, cls, needs = FAMILIES[board.FAMILY]
+def backend_of(name):
+    """(board module, hardware module name, class name, scenario module
+    name or None) for board ``name``, its row of ``FAMILIES``; refused
+    when this interpreter cannot run the board's backend. The scenario
+    module (a simulated board's) has ``load_scenario(path, cfg)`` and
+    ``default_path()``; the hardware object of such a board judges a
+    scenario's ``expect`` block (``hw.check_expect``)."""
+    board = boards.get(name)
+    module, cls, needs, scenarios = FAMILIES[board.FAMILY]
     if needs is not None and sys.implementation.name != needs:
         raise BackendUnavailable(WHY[needs] % board.NAME)
-    mod = __import__(module, None, None, [cls])
-    return getattr(mod, cls)(board, sensors=sensors, scenario=scenario, speed=speed)
+    return board, module, cls, scenarios
+
+
+def open_board(name=None, sensors=(), scenario=None, speed=0.0):
+    """The hardware object for a board: ``.clock``, ``.i2c(role)``,
+    ``.pin(role)``, ``.wdt(timeout_ms)``, ``.uart(role)``. It needs only
+    the ``backend_of`` row (``firmware.start`` opens the board from it,
+    once this module and the board table are dropped)."""
+    board, module, cls, _scenarios = backend_of(choose_board(name))
+    return getattr(__import__(module, None, None, [cls]), cls)(board, sensors=sensors, scenario=scenario, speed=speed)

@@ -136,6 +136,16 @@ class SimHardware:
             raise BoardError("the %s board has no UART %r" % (self.board.NAME, role))
         return self.uarts.setdefault(role, SimUART())
 
+    # --- the scenario's verdict ------------------------------------------------
+    def check_expect(self, expect, trips, period_us, src, write):
+        """A scenario's ``expect`` block against the run's trips
+        (sim.expect): writes the verdict, returns the failure lines."""
+        from sim.expect import check_trips, report
+
+        failures = check_trips(expect, trips, period_us)
+        report(src, failures, write)
+        return failures
+
     # --- the simulated world -----------------------------------------------
     def line(self, role):
         return self.board.PINS[role]["line"]

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
     asyncio = None
 
 import boards
-from firmware.loop import Firmware
+from firmware.start import firmware
 from hal.clock import ticks_diff
 from hal.compat import IS_MICROPYTHON
 from sim.board import SimHardware
@@ -141,7 +141,7 @@ def measure(period_ms=10, trials=100, stalled=False, seed=1, mode=None, kind="st
     stage = _stalled_stage(["env.temperature_c", "env.humidity_pct", "env.pressure_hpa"], period_ms, kind) if stalled else None
     if stage is not None and mode:
         stage.mode = mode
-    fw = Firmware(hw, cfg, journal, stage)
+    fw = firmware(hw, cfg, journal, stage)
     pin = EdgePin(fw.permit_pin, clock)
     fw.permit_pin = pin
     gaps = []

@@ -70,7 +70,7 @@ def parse_scenario(doc, src="<scenario>", cfg=None):
     if cfg is not None:
         from firmware.channels import channel_names
 
-        known = channel_names(cfg)
+        known = channel_names(cfg["sensors"])
         sensors = [s["name"] for s in cfg["sensors"]]
     if not isinstance(doc, dict):
         raise _err(src, "(top level)", "a JSON object")
@@ -174,6 +174,11 @@ def parse_scenario(doc, src="<scenario>", cfg=None):
         out["events"].append(e)
     out["events"].sort(key=lambda e: e["at_us"])
     return out
+
+
+def default_path():
+    """The scenario a sim board plays when none is given."""
+    return __file__.rsplit("/", 1)[0] + "/scenarios/default.json"
 
 
 def load_scenario(path, cfg=None):

@@ -21,14 +21,10 @@ MP_MODULES = {
 }  # fmt: skip
 
 
-# Imports reached only on the sim board (the virtual ESP32 provides sim/
-# beside the image, as its ROM) or only on CPython, inside device modules
-# that still mix both (issue 11 moves them out). Each is (module, import).
+# Imports reached only on CPython, inside device modules that still mix
+# both. Each is (module, import). None reaches the simulator: the product
+# names it only in the backend table (test_the_product_never_imports_the_simulator).
 RUNTIME_GUARDED = {
-    ("firmware/app.py", "sim"),  # default_scenario_path: sim board only
-    ("firmware/app.py", "sim.scenario"),  # a sim board given a scenario file
-    ("firmware/app.py", "sim.expect"),  # a sim scenario's expect block
-    ("hal/backend.py", "sim.board"),  # the "sim" row of the backend table
     ("firmware/infer/stage.py", "threading"),  # ThreadRunner: CPython
     ("firmware/infer/stage.py", "multiprocessing"),  # ProcessRunner: CPython
     ("firmware/nn/backend.py", "firmware.host.runtimes"),  # LiteRT/tflite-runtime: CPython
@@ -158,6 +154,40 @@ def test_nothing_in_the_image_imports_a_module_outside_it(image):
             bad.append("%s:%d imports %s" % (rel, line, mod))
     assert n > 100
     assert bad == []
+
+
+def _product_sources():
+    from tools.mpy import ROOT
+
+    for pkg in ("firmware", "hal", "boards", "device"):
+        for src in sorted((ROOT / pkg).rglob("*.py")):
+            yield src, src.relative_to(ROOT).as_posix()
+
+
+def test_the_product_never_imports_the_simulator():
+    # every module of the product, device and host code alike, guarded or
+    # not: no import of sim/, and no sim module named by a string outside
+    # the backend table (hal/backend.FAMILIES), the one place naming it
+    bad = []
+    named = []
+    n = 0
+    for src, rel in _product_sources():
+        text = src.read_text()
+        for mod, line, _guarded, _is_name in _imports(text):
+            n += 1
+            if mod == "sim" or mod.startswith("sim."):
+                bad.append("%s:%d imports %s" % (rel, line, mod))
+        for node in ast.walk(ast.parse(text)):
+            # a module path; "sim" alone is the board's and the family's name
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("sim."):
+                named.append((rel, node.value))
+    assert n > 100
+    assert bad == []
+    # the sim row of the backend table: its hardware and its scenario loader
+    assert sorted(named) == [("hal/backend.py", "sim.board"), ("hal/backend.py", "sim.scenario")]
+    from hal.backend import FAMILIES
+
+    assert FAMILIES["sim"][0] == "sim.board" and FAMILIES["sim"][3] == "sim.scenario"
 
 
 def test_the_closure_check_catches_a_host_import(image, tmp_path):

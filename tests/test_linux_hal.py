@@ -14,7 +14,7 @@ from gpiod.line import Bias, Direction, Edge, Value
 
 import boards
 from firmware.config import load_config
-from firmware.loop import Firmware
+from firmware.start import firmware
 from hal.backend import open_board
 from hal.drivers.bme280 import BME280
 from hal.linux.gpio import LinuxPin, find_chip
@@ -175,7 +175,7 @@ def test_firmware_runs_on_linux_hardware_permit_follows_reset_and_estop(tmp_path
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "500000"}
     hw = LinuxHardware(boards.get("rpi4"), dev_dir=str(tmp_path), env=env, gpiod=g, smbus={"/dev/i2c-1": fake})
     cfg = load_config(None)
-    fw = Firmware(hw, cfg)
+    fw = firmware(hw, cfg)
     seen = {}
     msgs = []
 

@@ -11,7 +11,7 @@ from gpiod.line import Value
 
 import boards
 from firmware.config import load_config
-from firmware.loop import Firmware
+from firmware.start import firmware
 from hal.linux.hardware import LinuxHardware
 from sim.chips.adxl345 import ADXL345Model
 from sim.chips.bme280 import BME280Model
@@ -26,7 +26,7 @@ def _setup(tmp_path, env, watchdog_ms=500, models=None, board=None):
     fake = FakeSMBus(models if models is not None else [BME280Model(0x76), ADXL345Model(0x53)])
     hw = LinuxHardware(board or boards.get("rpi4"), dev_dir=str(tmp_path), env=env, gpiod=FakeGpiod([chip]), smbus={"/dev/i2c-1": fake})
     cfg = load_config(None, {"interlock": {"watchdog_ms": watchdog_ms}})
-    return Firmware(hw, cfg), chip
+    return firmware(hw, cfg), chip
 
 
 def _notify(tmp_path):

@@ -12,7 +12,7 @@ import types
 
 import boards
 from firmware.config import load_config
-from firmware.loop import Firmware
+from firmware.start import firmware
 from hal.linux.hardware import LinuxHardware
 from hal.linux.uart import LinuxUART
 from sim.chips.adxl345 import ADXL345Model
@@ -81,7 +81,7 @@ def test_pms5003_over_a_pty_trips_on_dust_checksum_errors_and_silence(tmp_path):
         hw = LinuxHardware(board, dev_dir=str(tmp_path), env={}, gpiod=FakeGpiod([chip]), smbus={"/dev/i2c-1": fake})
         sensors = load_config(None)["sensors"] + [{"name": "air", "type": "pms5003", "bus": "UART0", "stale_ms": 2500}]
         cfg = load_config(None, {"sensors": sensors, "interlock": {"watchdog_ms": 0, "channels": {"air.pm2_5_ugm3": {"high": 100}}}})
-        fw = Firmware(hw, cfg)
+        fw = firmware(hw, cfg)
         phases = []
 
         def world(fw):

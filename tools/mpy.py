@@ -114,9 +114,9 @@ def precheck(out, config=None, scenario=None, board=None):
     ``firmware/prechecked.json``: the device then starts without loading
     the checkers, as a flashed device would. Returns the checked config
     and the config's ``device`` section (not a firmware setting)."""
-    from firmware.app import PRECHECKED, default_scenario_path
     from firmware.config import load_config
-    from sim.scenario import load_scenario
+    from firmware.start import PRECHECKED
+    from sim.scenario import default_path, load_scenario
 
     device = {}
     if config:
@@ -129,7 +129,7 @@ def precheck(out, config=None, scenario=None, board=None):
     else:
         cfg = load_config(None)
     full = json.loads(json.dumps(cfg))
-    sc = load_scenario(scenario or default_scenario_path(), cfg)
+    sc = load_scenario(scenario or default_path(), cfg)
     for section in ("inference", "uplink"):
         # a switched-off stage's settings would only take heap at start-up
         if not cfg[section]["enabled"]:
@@ -258,7 +258,7 @@ def _bundle_files(out, cfg):
             shutil.copyfile(up[field], out / name)
             moved[field] = name
     if moved:
-        from firmware.app import PRECHECKED
+        from firmware.start import PRECHECKED
 
         pre = out / "firmware" / PRECHECKED
         doc = json.loads(pre.read_text())

@@ -131,16 +131,15 @@ def model_path(path):
         return firmware.__file__.rsplit("/", 2)[0] + "/" + path
 
 
-def stage_from_config(cfg):
-    """The anomaly model in the inference stage, as the config says."""
-    from firmware.channels import channel_names
+def stage_from_config(inf, channels, period_ms):
+    """The anomaly model in the inference stage, as the config's
+    ``inference`` section says, over the loop's ``channels``."""
     from firmware.infer.stage import InferenceStage
 
-    inf = cfg["inference"]
     with open(model_path(inf["model"]), "rb") as f:
-        a = Anomaly(f.read(), 1000 // cfg["period_ms"], inf["backend"], inf["window"])
+        a = Anomaly(f.read(), 1000 // period_ms, inf["backend"], inf["window"])
     fn = a.score_async if IS_MICROPYTHON else a.score
-    stage = InferenceStage(channel_names(cfg), [inf["channel"]], inf["window"], inf["hop"], fn, inf["threshold"], inf["k"])
+    stage = InferenceStage(channels, [inf["channel"]], inf["window"], inf["hop"], fn, inf["threshold"], inf["k"])
     stage.backend = a.backend
     stage.arena_bytes = a.it.arena_bytes
     return stage

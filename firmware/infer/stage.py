@@ -2,7 +2,7 @@
 
     stage = InferenceStage(fw.channels, ["vib.accel_x_g"], window=64, hop=32,
                            infer=model_score, threshold=0.8, k=3)
-    fw = Firmware(hw, cfg, journal, inference=stage)
+    fw = firmware.start.firmware(hw, cfg, journal, inference=stage)
 
 The loop hands each cycle's readings to ``submit``, which copies them into
 a ring and never blocks or waits. When a window is complete it goes to a

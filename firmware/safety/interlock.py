@@ -1,6 +1,6 @@
 """The safety interlock: deterministic rules, latched trips, manual reset.
 
-    il = Interlock.from_config(cfg)
+    il = Interlock.from_sections(cfg["sensors"], cfg["interlock"], cfg["startup"])
     permit = il.step(now, values, status, estop, reset, readback,
                      deadline, stall, inference)
 
@@ -137,10 +137,12 @@ class Interlock:
         self.slot = 0
 
     @classmethod
-    def from_config(cls, cfg):
+    def from_sections(cls, sensors, interlock, startup="manual"):
+        """From the config's ``sensors`` list, its ``interlock`` section
+        and its ``startup`` mode, checked."""
         from firmware.safety import setup
 
-        return setup.from_config(cls, cfg)
+        return setup.from_sections(cls, sensors, interlock, startup)
 
     # ------------------------------------------------------------------
     def step(self, now, values, status, estop, reset, readback, deadline, stall, inference):

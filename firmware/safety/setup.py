@@ -30,21 +30,20 @@ def compile_rules(il, rules):
         il.en[i] = en
 
 
-def from_config(cls, cfg):
-    channels = channel_names(cfg)
-    sensors = [s["name"] for s in cfg["sensors"]]
+def from_sections(cls, sensor_list, il, startup):
+    channels = channel_names(sensor_list)
+    sensors = [s["name"] for s in sensor_list]
     sensor_of = [sensors.index(ch.split(".", 1)[0]) for ch in channels]
-    il = cfg["interlock"]
     return cls(
         channels,
         sensors,
         il["channels"],
         sensor_of,
-        [s["stale_ms"] for s in cfg["sensors"]],
+        [s["stale_ms"] for s in sensor_list],
         estop=il["estop"],
         readback=il["readback"]["enabled"],
         readback_grace_ms=il["readback"]["grace_ms"],
-        startup=cfg["startup"],
+        startup=startup,
         votes=il.get("vote", ()),
     )
 

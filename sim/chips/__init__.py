@@ -24,7 +24,8 @@ class RegisterModel:
     def __init__(self, address):
         self.address = address
         self.regs = bytearray(256)
-        self.faults = bytearray(256)
+        # per register, once a fault is first injected (most runs inject none)
+        self.faults = None
         self.n_faults = 0
         self.absent = False
         self.stuck = False
@@ -35,6 +36,8 @@ class RegisterModel:
     def inject_fault(self, reg=None):
         """Make transactions touching ``reg`` (or every register, when
         None) fail with EIO."""
+        if self.faults is None:
+            self.faults = bytearray(256)
         if reg is None:
             for i in range(256):
                 self.faults[i] = 1
@@ -43,8 +46,9 @@ class RegisterModel:
         self.n_faults = sum(self.faults)
 
     def clear_faults(self):
-        for i in range(256):
-            self.faults[i] = 0
+        if self.faults is not None:
+            for i in range(256):
+                self.faults[i] = 0
         self.n_faults = 0
 
     def _check(self, mem, n):

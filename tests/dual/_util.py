@@ -38,13 +38,13 @@ def firmware(events=(), initial=None, overrides=None, duration_s=None):
         doc["duration_s"] = duration_s
     sc = parse_scenario(doc, "<test>")
     from firmware.config import load_config
-    from firmware.loop import Firmware
+    from firmware.start import firmware as build_firmware
     from firmware.store.journal import Journal
     from sim.board import SimHardware
 
     cfg = load_config(None, overrides)
     hw = SimHardware(boards.get("sim"), sensors=cfg["sensors"], scenario=sc)
-    return Firmware(hw, cfg, Journal(tmp_path("journal.bin")))
+    return build_firmware(hw, cfg, Journal(tmp_path("journal.bin")))
 
 
 def run(fw, cycles=None, until_us=None):

@@ -71,7 +71,7 @@ def _config_problem(cfg):
     # what the interlock holds must be what the file says: no wrap
     from firmware.safety.interlock import Interlock
 
-    lock = Interlock.from_config(cfg)
+    lock = Interlock.from_sections(cfg["sensors"], cfg["interlock"], cfg["startup"])
     for i, ch in enumerate(lock.channels):
         r = il["channels"].get(ch)
         if not r:
@@ -166,7 +166,7 @@ SCENARIO_BASE = {
 def _scenario_problem(sc, cfg):
     from firmware.channels import channel_names
 
-    names = channel_names(cfg)
+    names = channel_names(cfg["sensors"])
     end = sc["duration_us"]
     for ch in sc["initial"]:
         if ch not in names:
@@ -190,12 +190,12 @@ def _play(sc, cfg):
     import asyncio
 
     import boards
-    from firmware.loop import Firmware
+    from firmware.start import firmware
     from firmware.store.journal import Journal
     from sim.board import SimHardware
 
     hw = SimHardware(boards.get("sim"), sensors=cfg["sensors"], scenario=sc)
-    fw = Firmware(hw, cfg, Journal(tmp_path("j")))
+    fw = firmware(hw, cfg, Journal(tmp_path("j")))
     # a mutated duration_s may be days long: a second of virtual time at most
     asyncio.run(fw.run(until_us=min(sc["duration_us"] or 500000, 1000000)))
     fw.journal.close()
