@@ -32,11 +32,18 @@ import time
 def _ed25519():
     """pycryptodome's ECC and EdDSA, imported when a key is used: the
     edgefw command loads this module for its parser, also in environments
-    without pycryptodome (the tflite-runtime venv)."""
-    from Crypto.PublicKey import ECC
-    from Crypto.Signature import eddsa
+    without pycryptodome (the tflite-runtime venv). PyPI's pycryptodome
+    is ``Crypto``; Debian's python3-pycryptodome is the same library
+    under the name ``Cryptodome`` (seen on the emulated board)."""
+    try:
+        from Crypto.PublicKey import ECC
+        from Crypto.Signature import eddsa
+    except ImportError:
+        from Cryptodome.PublicKey import ECC
+        from Cryptodome.Signature import eddsa
 
     return ECC, eddsa
+
 
 FORMAT = 1
 # the journal's on-disk format (docs/store.md); a bundle whose firmware

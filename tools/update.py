@@ -346,9 +346,10 @@ def _unit_state():
     return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
 
 
-def _last_log(n=4):
+def _last_log(n=3):
+    """The service's own last lines (its output, not systemd's about it)."""
     try:
-        out = subprocess.run(["journalctl", "-u", UNIT, "-n", str(n), "-o", "cat", "--no-pager"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(["journalctl", "_SYSTEMD_UNIT=" + UNIT, "-n", str(n), "-o", "cat", "--no-pager"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return " | ".join(ln.strip() for ln in out.splitlines() if ln.strip())

@@ -120,9 +120,9 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
         probe = (
             "command -v %s >/dev/null 2>&1 || { echo NOPYTHON; exit 0; }; "
             "%s -c 'import sys; print(\"PY %%d.%%d\" %% sys.version_info[:2])'; "
-            "%s -c 'import Crypto.Signature.eddsa' 2>/dev/null && echo CRYPTO; "
+            "{ %s -c 'import Crypto.Signature.eddsa' 2>/dev/null || %s -c 'import Cryptodome.Signature.eddsa' 2>/dev/null; } && echo CRYPTO; "
             "df -Pk /tmp | tail -n 1; d=%s; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; df -Pk \"$d\" | tail -n 1"
-        ) % (py, py, py, root)
+        ) % (py, py, py, py, root)
         _, out, _ = r.run(probe)
         if "NOPYTHON" in out:
             raise SSHError("no-python", "%s has no %s: install Python >= %s on the device" % (dest, remote_python, B.MIN_PYTHON))
@@ -131,7 +131,7 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
         if ver is None:
             raise SSHError("no-python", "%s on %s does not run: %s" % (remote_python, dest, out.strip()[-200:]))
         if "CRYPTO" not in lines:
-            raise SSHError("no-pycryptodome", "%s's Python %s lacks pycryptodome (pip install pycryptodome, or apt install python3-pycryptodome)" % (dest, ver))
+            raise SSHError("no-pycryptodome", "%s's Python %s lacks pycryptodome with Ed25519, 3.15 or newer (pip install 'pycryptodome>=3.15'; Debian 12's python3-pycryptodome is 3.11, too old)" % (dest, ver))
         size = os.path.getsize(path)
         tmp_free, root_free = parse_df(lines[-2]), parse_df(lines[-1])
         if tmp_free < size * 2 + (4 << 20):

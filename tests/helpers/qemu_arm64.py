@@ -35,7 +35,9 @@ SUITES = (
 )
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 PYTHON_PACKAGES = ("python3-minimal", "libpython3.11-stdlib")
-WHEELS = ("gpiod==2.5.0", "smbus2")
+# pycryptodome from PyPI: Debian 12's python3-pycryptodome (3.11) has no
+# Ed25519, which bundles are signed with (it came in 3.15)
+WHEELS = ("gpiod==2.5.0", "smbus2", "pycryptodome>=3.15")
 # the sources the three modules are built from, inside linux-source-6.1
 SOURCES = ("drivers/gpio/gpio-sim.c", "drivers/gpio/gpiolib.h", "kernel/irq/irq_sim.c", "drivers/i2c/i2c-stub.c")
 # modules of the Debian kernel the guest loads before ours, in order
@@ -176,7 +178,8 @@ class Arm64Guest:
         open(done, "w").close()
 
     def _wheels(self):
-        if glob.glob(os.path.join(self.wheels, "gpiod-*.whl")) and glob.glob(os.path.join(self.wheels, "smbus2-*.whl")):
+        names = [w.split("=")[0].split(">")[0] for w in WHEELS]
+        if all(glob.glob(os.path.join(self.wheels, n + "-*.whl")) for n in names):
             return
         os.makedirs(self.wheels, exist_ok=True)
         run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:", "--platform", "manylinux2014_aarch64", "--python-version", "3.11", "--implementation", "cp", "-d", self.wheels] + list(WHEELS), 600)
