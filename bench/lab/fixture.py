@@ -6,11 +6,13 @@ same way::
     drivers:
       - GuestLineDriver: {name: ESTOP}
       - GuestLineDriver: {name: RESET}
+      - GuestLineDriver: {name: HEATER}
       - GuestLineDriver: {name: RELAY_PERMIT}
 
 ``set(True)`` on ESTOP opens the chain, ``set(False)`` closes it; on
 RESET it presses the button (``board.py reset``: a 50 ms press) and
-``set(False)`` does nothing; ``get()`` reads the line (RELAY_PERMIT: the
+``set(False)`` does nothing; HEATER makes the BME280 read 75 C
+(``board.py hot``) and, off, 22 C (``board.py cool``); ``get()`` reads the line (RELAY_PERMIT: the
 relay's coil). Each goes through ``board.py`` in the guest.
 """
 
@@ -39,8 +41,10 @@ class GuestLineDriver(Driver, DigitalOutputProtocol):
         elif role == "RESET":
             if status:
                 self.guest.board("reset")
+        elif role == "HEATER":
+            self.guest.board("hot" if status else "cool")
         else:
-            raise BenchTimeout("the emulated Pi's fixture drives ESTOP and RESET, not %s" % role)
+            raise BenchTimeout("the emulated Pi's fixture drives ESTOP, RESET and HEATER, not %s" % role)
         self._level = bool(status)
 
     @Driver.check_active

@@ -11,7 +11,8 @@ image, its SSH port bound to the target's NetworkService.
       EdgefwRunDriver: {}
 
 ``port: 0`` is filled in with the loopback port QEMU forwards to the
-guest's sshd once it answers. After the boot the driver loads softdog
+guest's sshd once it answers. After the boot the driver copies paho-mqtt
+(pure Python) from this host's environment into the guest, loads softdog
 (the guest's ``/dev/watchdog``, not resetting it: ``soft_noboot``) and
 starts the board's wiring (bench/lab/guest_wiring.py: the e-stop chain
 closed unless the fixture opens it). On deactivation (or at exit) the
@@ -93,15 +94,30 @@ class QEMUPiDriver(Driver):
             rc, out = self._put(f.read(), "/tmp/softdog.ko")
         with open(wiring, "rb") as f:
             rc2, out2 = self._put(f.read(), WIRING)
-        if rc or rc2:
-            raise BenchTimeout("copying to the emulated Pi failed: %s %s" % (out, out2))
+        rc3, out3 = self._put(self._paho(), "/tmp/paho.tar")
+        if rc or rc2 or rc3:
+            raise BenchTimeout("copying to the emulated Pi failed: %s %s %s" % (out, out2, out3))
         rc, out = self.vm.ssh(
-            "insmod /tmp/softdog.ko soft_noboot=1 && mkdir -p %s && (setsid python3 %s %s > %s/wiring.log 2>&1 < /dev/null &) && "
+            "tar -xf /tmp/paho.tar -C /usr/local/lib/python3.11/dist-packages && insmod /tmp/softdog.ko soft_noboot=1 && mkdir -p %s && (setsid python3 %s %s > %s/wiring.log 2>&1 < /dev/null &) && "
             "for i in $(seq 100); do [ -e %s/wiring.on ] && exit 0; sleep 0.1; done; cat %s/wiring.log; exit 1" % (STATE, WIRING, STATE, STATE, STATE, STATE),
             timeout=60,
         )
         if rc != 0:
             raise BenchTimeout("the emulated Pi's set-up failed (exit %d): %s" % (rc, out))
+
+    @staticmethod
+    def _paho():
+        """paho-mqtt (pure Python, the uplink's client on CPython) from this
+        host's environment, as ``pip install edgefw`` brings it on a Pi."""
+        import io
+        import tarfile
+
+        import paho
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            t.add(list(paho.__path__)[0], arcname="paho", filter=lambda ti: None if "__pycache__" in ti.name else ti)
+        return buf.getvalue()
 
     def _put(self, data, path):
         import subprocess

@@ -509,6 +509,7 @@ class SSH:
         self._synced = False
         self._n = 0
         self._forwards = set()
+        self._dirs = {}
 
     # ssh --------------------------------------------------------------
     def sh(self, command, timeout=60, input=None, what=None):
@@ -602,8 +603,12 @@ class SSH:
 
         dirs, mapping, files = [], [], []
         for d in share:
-            self._n += 1
-            dev = "bt/%d" % self._n
+            # one directory per host directory for the session: a probe
+            # reads what the firmware wrote in the same test's directory
+            if str(d) not in self._dirs:
+                self._n += 1
+                self._dirs[str(d)] = "bt/%d" % self._n
+            dev = self._dirs[str(d)]
             dirs.append(dev)
             mapping.append((str(d).rstrip("/"), dev))
             for f in sorted(Path(d).rglob("*")):
