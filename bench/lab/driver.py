@@ -82,7 +82,21 @@ class EdgefwRunDriver(Driver, PowerProtocol):
         import os
 
         key = self.keyfile or (self.guest.keyfile if self.guest is not None else "")
-        argv = ["ssh", "-p", str(self.ssh.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
+        argv = [
+            "ssh",
+            "-p",
+            str(self.ssh.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "ServerAliveInterval=10",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "LogLevel=ERROR",
+        ]
         if key:
             argv += ["-i", os.path.expanduser(key), "-o", "IdentitiesOnly=yes"]
         if self.guest is not None:

@@ -166,5 +166,7 @@ class QEMUPiDriver(Driver):
         t0 = time.monotonic()
         r = self.board("wait-permit", "1" if level else "0", str(timeout), timeout=timeout + 60)
         if r.get("s") is None:
-            raise BenchTimeout("the permit did not go %s within %.1f s (%.1f s with the fixture's start-up)" % ("high" if level else "low", timeout, time.monotonic() - t0))
+            raise BenchTimeout(
+                "the permit did not go %s within %.1f s (%.1f s with the fixture's start-up)" % ("high" if level else "low", timeout, time.monotonic() - t0)
+            )
         return r["s"]

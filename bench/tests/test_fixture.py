@@ -68,5 +68,13 @@ def test_the_fixture_trips_the_interlock_and_a_reset_rearms_it(runner, target, t
     assert kinds.count("reset_refused") >= 1 and kinds.count("reset") >= 3, kinds
     # the permit as the journal has it: up at each accepted reset, down at each trip
     pins = [[r["t"], "RELAY_PERMIT", 1 if r["k"] == "reset" else 0] for r in recs if r.get("k") in ("reset", "trip")]
-    report.append({"name": "fixture_estop_and_heat", "records": recs, "pins": pins, "trips": [{"cause": c, "t_us": t["t"]} for c, t in zip(causes, trips, strict=True)],
-                   "limits": {"env.temperature_c": {"high": LIMIT_C}}, "duration_us": max([r.get("t", 0) for r in recs] + [elapsed_us])})
+    report.append(
+        {
+            "name": "fixture_estop_and_heat",
+            "records": recs,
+            "pins": pins,
+            "trips": [{"cause": c, "t_us": t["t"]} for c, t in zip(causes, trips, strict=True)],
+            "limits": {"env.temperature_c": {"high": LIMIT_C}},
+            "duration_us": max([r.get("t", 0) for r in recs] + [elapsed_us]),
+        }
+    )
