@@ -4,6 +4,7 @@
     assert_level(pins, "RELAY_PERMIT", 0, at_us=8_010_000)
     assert_transitions(pins, "RELAY_PERMIT", [1, 0], within_us=(0, 8_010_000))
     inject = Injector.for_target(target); inject.value("env.temperature_c", 70.0, at_s=1.0)
+    wait_level(target.get_driver("DigitalOutputProtocol", name="RELAY_PERMIT"), 1, timeout=10)
 
 Every wait has a timeout and fails the test (an ``AssertionError``) when
 it runs out; the session's teardown then releases the target or place.
@@ -25,6 +26,22 @@ def wait_for_line(console, pattern, timeout):
     except pexpect.TIMEOUT:
         raise AssertionError("no console line matching %r within %.1f s" % (pattern, timeout))
     return match
+
+
+def wait_level(line, level, timeout, poll_s=0.1):
+    """Seconds until a labgrid digital line (``get()``: a fixture's
+    input watching the relay) reads ``level``; an ``AssertionError``
+    after ``timeout`` s."""
+    import time
+
+    t0 = time.monotonic()
+    while True:
+        got = bool(line.get())
+        if got == bool(level):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("%s stayed %s for %.1f s, expected %s" % (getattr(line, "name", "the line"), got, timeout, bool(level)))
+        time.sleep(poll_s)
 
 
 def _levels(pins, role, start, end):

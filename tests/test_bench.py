@@ -16,8 +16,22 @@ from tests.conftest import ROOT
 # what each target skips, and why (the rest must pass)
 NO_POWER = {"test_after_a_power_cycle_the_next_boot_appends_to_the_journal": "lacks: power_cycle"}
 NO_NET = {"test_records_are_forwarded_to_ingest_and_receipted": "lacks: network"}
-SKIPS = {"sim": {}, "micropython": {}, "micropython32": dict(NO_POWER, **NO_NET), "esp32-virtual": NO_POWER}
-SLOW = {"esp32-virtual"}
+NO_FIXTURE = {"test_the_fixture_trips_the_interlock_and_a_reset_rearms_it": "lacks: fixture"}
+SIM_ONLY = [
+    "test_the_console_reports_the_scenario_passed", "test_a_wait_for_a_line_that_never_comes_fails_in_time", "test_after_a_power_cycle_the_next_boot_appends_to_the_journal",
+    "test_drivers_read_what_the_chip_holds", "test_driver_faults_are_oserrors_and_clear", "test_the_list_is_every_fault_scenario", "test_fault_scenario",
+    "test_injected_values_and_faults_trip_and_a_reset_is_refused_while_hot", "test_a_starved_watchdog_drops_the_outputs",
+]
+SKIPS = {
+    "sim": NO_FIXTURE,
+    "micropython": NO_FIXTURE,
+    "micropython32": dict(NO_POWER, **NO_NET, **NO_FIXTURE),
+    "esp32-virtual": dict(NO_POWER, **NO_FIXTURE),
+    # the rpi4 board on the Linux backends: no sim (virtual_time,
+    # fault_injection), no UART loopback; the fixture test runs instead
+    "rpi-qemu": dict([(n, "lacks: ") for n in SIM_ONLY], test_uart_loopback="lacks: uart_loopback"),
+}
+SLOW = {"esp32-virtual": pytest.mark.micropython, "rpi-qemu": pytest.mark.qemu}
 
 
 def bench_run(env_file, tmp_path, *args, timeout=300):
@@ -30,19 +44,26 @@ def bench_run(env_file, tmp_path, *args, timeout=300):
     return xml, rep
 
 
-@pytest.mark.parametrize("target", [pytest.param(t, marks=[pytest.mark.slow, pytest.mark.micropython]) if t in SLOW else t for t in sorted(SKIPS)])
+@pytest.mark.parametrize("target", [pytest.param(t, marks=[pytest.mark.slow, SLOW[t]]) if t in SLOW else t for t in sorted(SKIPS)])
 def test_bench_suite_on(target, tmp_path):
     # the virtual ESP32's device in the test's directory: flashed afresh
     env_file = _virtual_env(tmp_path, "esp32-virtual.yaml") if target == "esp32-virtual" else "bench/%s.yaml" % target
-    xml, rep = bench_run(env_file, tmp_path)
+    xml, rep = bench_run(env_file, tmp_path, timeout=900 if target == "rpi-qemu" else 300)
     suite = ET.parse(xml).getroot().find("testsuite")
     cases = suite.findall("testcase")
-    skipped = {c.get("name"): c.find("skipped").get("message") for c in cases if c.find("skipped") is not None}
+    # a parametrized test's cases: by the test's name
+    skipped = {c.get("name").split("[")[0]: c.find("skipped").get("message") for c in cases if c.find("skipped") is not None}
     assert set(skipped) == set(SKIPS[target]), skipped
     for name, why in SKIPS[target].items():
         assert why in skipped[name]
     assert int(suite.get("failures")) == 0 and int(suite.get("errors")) == 0
-    assert len(cases) >= 29
+    assert len(cases) >= 30
+    if target == "rpi-qemu":
+        # the fixture's scenario, from the board's journal
+        assert [f.name for f in rep.glob("*.png")] == ["fixture_estop_and_heat.png"]
+        assert (rep / "fixture_estop_and_heat.png").stat().st_size > 10000
+        assert "estop" in (rep / "index.html").read_text()
+        return
     # a timeline per scenario: the 13 fault scenarios and the injected one
     pngs = sorted(f.name for f in rep.glob("*.png"))
     assert len(pngs) == 14 and "estop_press.png" in pngs and "injected.png" in pngs
@@ -85,6 +106,26 @@ def test_esp32_virtual_is_flashed_only_when_the_bundle_differs(tmp_path):
     assert third["flashed"] and third["device_had"] == first["bundle"] != third["bundle"], third
     assert 0 < third["copied"] < first["copied"], third
     assert "flashed: %d files" % third["copied"] in html
+
+
+def test_the_real_pi_example_is_an_environment_the_ssh_runtime_uses():
+    from labgrid import Environment
+
+    from bench.lab.runner import BenchTimeout
+
+    env = Environment(str(ROOT / "bench" / "examples" / "rpi-ssh.yaml"))
+    t = env.get_target("main")
+    runner = t.get_driver("EdgefwRunDriver", activate=False)
+    assert runner.runtime.runtime == "ssh" and runner.runtime.board == "rpi4"
+    assert runner.ssh.address == "192.0.2.20" and runner.guest is None
+    argv = runner.ssh_argv()
+    assert argv[-1] == "pi@192.0.2.20" and "BatchMode=yes" in argv and "StrictHostKeyChecking=no" not in argv
+    strategy = t.get_driver("EdgefwStrategy", activate=False)
+    assert strategy.device is None  # a real board: nothing to boot
+    # no such Pi here (a documentation address): the session fails in time, naming the host
+    with pytest.raises(BenchTimeout, match="no SSH connection to pi@192.0.2.20"):
+        strategy.transition("ready")
+    env.cleanup()
 
 
 def test_the_real_esp32_example_is_an_environment_the_same_code_uses():

@@ -150,6 +150,10 @@ def test_lines_by_name_with_safe_output_and_input_bias_and_edges(tmp_path):
     chip.drive_input("GPIO27", 0)
     assert estop.value() == 1
     assert estop.value() == 0
+    # a write to an input is ignored, as machine.Pin's (the kernel would refuse it)
+    estop.value(1)
+    estop.on()
+    assert estop.value() == 0
     with pytest.raises(OSError) as e:
         LinuxPin(chip, "GPIO99", LinuxPin.IN, gpiod=g)
     assert e.value.errno == errno.ENODEV

@@ -38,8 +38,17 @@ def port_url(res):
 class EdgefwRunDriver(Driver, PowerProtocol):
     # the serial port: for the esp32 runtime (a board, bound by a stable
     # path or, through an exporter, as a NetworkSerialPort)
-    bindings = {"runtime": "EdgefwRuntime", "port": {"RawSerialPort", "USBSerialPort", "NetworkSerialPort", None}}
+    # the board's address: for the ssh runtime (a Pi, or the emulated Pi
+    # whose driver, bound as ``guest``, boots it and gives its key)
+    bindings = {
+        "runtime": "EdgefwRuntime",
+        "port": {"RawSerialPort", "USBSerialPort", "NetworkSerialPort", None},
+        "ssh": {"NetworkService", None},
+        "guest": {"QEMUPiDriver", None},
+    }
     timeout = attr.ib(default=120.0, validator=attr.validators.instance_of(float))
+    # ssh: the private key (default: ssh's own choice, or the guest's)
+    keyfile = attr.ib(default="", validator=attr.validators.instance_of(str))
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
@@ -52,12 +61,56 @@ class EdgefwRunDriver(Driver, PowerProtocol):
         r = self.runtime
         if r.runtime == "esp32":
             self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap, port=port_url(self.port), image=r.image or "esp32_devkitc", config=r.config)
+        elif r.runtime == "ssh":
+            self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap, ssh=self.ssh_argv(), board=r.board, remote_dir=r.remote_dir)
         else:
             self._rt = RUNTIMES[r.runtime](r.root or ROOT, r.heap)
 
     def on_deactivate(self):
         self.off()
+        close = getattr(self._rt, "close", None)
+        if close is not None:
+            close()
         self._rt = None
+
+    def ssh_argv(self):
+        """``ssh`` up to the destination, for the NetworkService (None
+        without one): no host-key prompt, no password prompt, a
+        connect timeout."""
+        if self.ssh is None:
+            return None
+        import os
+
+        key = self.keyfile or (self.guest.keyfile if self.guest is not None else "")
+        argv = [
+            "ssh",
+            "-p",
+            str(self.ssh.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "ServerAliveInterval=10",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        if key:
+            argv += ["-i", os.path.expanduser(key), "-o", "IdentitiesOnly=yes"]
+        if self.guest is not None:
+            # a guest made afresh: its host key is new on every cache build
+            argv += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+        return argv + ["%s@%s" % (self.ssh.username, self.ssh.address)]
+
+    @Driver.check_active
+    def reach(self, port):
+        """``HOST:PORT`` at which the target reaches this host's loopback
+        ``port`` (a broker the test started): the loopback itself where the
+        target runs here, a reverse forward over SSH on a board."""
+        f = getattr(self._rt, "reach", None)
+        return f(port) if f is not None else "127.0.0.1:%d" % port
 
     @property
     def kind(self):

@@ -4,7 +4,7 @@ import attr
 from labgrid.factory import target_factory
 from labgrid.resource import Resource
 
-RUNTIMES = ("cpython", "unix", "wasm32", "esp32")
+RUNTIMES = ("cpython", "unix", "wasm32", "esp32", "ssh")
 
 
 @target_factory.reg_resource
@@ -18,7 +18,10 @@ class EdgefwRuntime(Resource):
     board's); ``heap``: the MicroPython heap (unix, wasm32); ``root``: the
     source tree the target imports from (default: this checkout).
     ``image`` and ``config`` (esp32): the board image to flash
-    (tools/mpy.py ``IMAGES``) and the config built into it."""
+    (tools/mpy.py ``IMAGES``) and the config built into it. ``ssh``: a
+    Linux board over SSH (the target's NetworkService), running the
+    probes with its python3 from a copy of this tree in ``remote_dir``
+    (relative: to the login's home)."""
 
     runtime = attr.ib(validator=attr.validators.in_(RUNTIMES))
     board = attr.ib(default="sim", validator=attr.validators.instance_of(str))
@@ -26,6 +29,7 @@ class EdgefwRuntime(Resource):
     root = attr.ib(default=None)
     image = attr.ib(default=None)
     config = attr.ib(default=None)
+    remote_dir = attr.ib(default="edgefw-bench", validator=attr.validators.instance_of(str))
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()

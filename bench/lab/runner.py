@@ -444,4 +444,230 @@ class ESP32:
         return SerialConsole(self.mp + self._args(mk, copies, code), self.root, dict(os.environ), self.port)
 
 
-RUNTIMES = {"cpython": CPython, "unix": Unix, "wasm32": Wasm32, "esp32": ESP32}
+# the board side of an SSH call: the share directories made before and
+# removed after, as on an ESP32
+_SSH_CALL = """import json, shutil, sys
+sys.path.insert(0, %r)
+from bench.probes import %s as _m
+try:
+    _r = _m.%s(**json.loads(%r))
+    print(%r + json.dumps(_r), flush=True)
+finally:
+    for _d in %r:
+        shutil.rmtree(_d, ignore_errors=True)
+"""
+
+# the packages of this tree a board over SSH imports from its copy
+SSH_PACKAGES = ("boards", "firmware", "hal", "sim", "tools", "bench")
+
+
+class SSHConsole(ProcessConsole):
+    """The firmware on a Linux board, its console an ``ssh`` session:
+    ``kill`` is a power cut of the process (SIGKILL on the board, by the
+    PID it wrote), not only of the local ssh."""
+
+    def __init__(self, cmd, cwd, env, rt, pidfile):
+        self.rt = rt
+        self.pidfile = pidfile
+        super().__init__(cmd, cwd, env)
+
+    def kill(self):
+        try:
+            self.rt.sh("p=$(cat %s 2>/dev/null) && kill -9 $p 2>/dev/null; rm -f %s; true" % (self.pidfile, self.pidfile), timeout=30)
+        finally:
+            super().kill()
+
+
+class SSH:
+    """A Linux board (a Raspberry Pi, the emulated Pi) reached with the
+    system ``ssh``: the probes run by the board's ``python3`` from a copy
+    of this tree's packages in ``remote_dir`` (copied, as one tar stream,
+    when their hash differs from the copy's), the firmware is the board's
+    ``edgefw run --board BOARD`` with that copy first on its path.
+
+    ``ssh``: the ``ssh`` argv up to and including the destination
+    (``user@host``), one connection shared by every call (OpenSSH's
+    ControlMaster). A call's share directories become directories under
+    ``remote_dir/bt`` (their files copied there first, removed after),
+    and arguments naming them, or files of this tree, are rewritten, as
+    on an ESP32. ``reach(port)``: this host's loopback port as the board
+    reaches it (a reverse forward over the connection)."""
+
+    name = "ssh"
+
+    def __init__(self, root, heap, ssh=None, board="rpi4", remote_dir="edgefw-bench"):
+        if not ssh:
+            raise BenchTimeout("the ssh runtime needs the board's address: a NetworkService resource")
+        import tempfile
+
+        self.root = str(root)
+        self.board = board
+        self.dest = ssh[-1]
+        self._ctl = tempfile.mkdtemp(prefix="edgefw-ssh-")
+        self.ssh = list(ssh[:-1]) + ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/c" % self._ctl, "-o", "ControlPersist=600", self.dest]
+        self.dir = remote_dir.rstrip("/")
+        self._synced = False
+        self._n = 0
+        self._forwards = set()
+        self._dirs = {}
+
+    # ssh --------------------------------------------------------------
+    def sh(self, command, timeout=60, input=None, what=None):
+        """``command`` run by the board's shell: (exit code, stdout, stderr)."""
+        try:
+            p = subprocess.run(self.ssh + [command], input=input, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchTimeout("%s on %s: no result within %.0f s" % (what or repr(command[:60]), self.dest, timeout))
+        if p.returncode == 255:
+            raise BenchTimeout("ssh to %s failed: %s" % (self.dest, p.stderr.decode("utf-8", "replace").strip()[-1000:]))
+        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+    def connect(self, timeout=30.0):
+        """The shared connection, opened (fails naming the host)."""
+        try:
+            p = subprocess.run(self.ssh[:-1] + ["-o", "ConnectTimeout=%d" % max(1, int(timeout)), "-M", "-N", "-f", self.dest], capture_output=True, text=True, timeout=timeout + 10)
+        except subprocess.TimeoutExpired:
+            raise BenchTimeout("no SSH connection to %s within %.0f s" % (self.dest, timeout))
+        if p.returncode != 0:
+            raise BenchTimeout("no SSH connection to %s: %s" % (self.dest, p.stderr.strip()[-1000:]))
+
+    def close(self):
+        subprocess.run(self.ssh[:-1] + ["-O", "exit", self.dest], capture_output=True, timeout=30)
+        shutil.rmtree(self._ctl, ignore_errors=True)
+
+    def reach(self, port):
+        if port not in self._forwards:
+            p = subprocess.run(self.ssh[:-1] + ["-O", "forward", "-R", "%d:127.0.0.1:%d" % (port, port), self.dest], capture_output=True, text=True, timeout=30)
+            if p.returncode != 0:
+                raise BenchTimeout("forwarding port %d to %s failed: %s" % (port, self.dest, p.stderr.strip()))
+            self._forwards.add(port)
+        return "127.0.0.1:%d" % port
+
+    # the tree on the board ------------------------------------------------
+    def _files(self):
+        base = Path(self.root)
+        out = []
+        for top in SSH_PACKAGES:
+            for f in sorted((base / top).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".json"):
+                    out.append(f.relative_to(base).as_posix())
+        return out
+
+    def sync(self):
+        """Copy this tree's packages to the board when their hash differs
+        from the copy there (its ``.bundle``): what happened."""
+        import hashlib
+        import io
+        import tarfile
+
+        files = self._files()
+        h = hashlib.sha256()
+        for r in files:
+            h.update(r.encode() + b"\0" + (Path(self.root) / r).read_bytes())
+        want = h.hexdigest()[:16]
+        if not self.dir.startswith("/"):
+            # relative to the login's home: made absolute once
+            rc, out, err = self.sh("mkdir -p %s && cd %s && pwd" % (self.dir, self.dir), what="making the bench directory")
+            if rc != 0 or not out.strip().startswith("/"):
+                raise ProbeError("no bench directory %s on %s: %s" % (self.dir, self.dest, (out + err)[-500:]))
+            self.dir = out.strip().splitlines()[-1]
+        rc, have, _e = self.sh("cat %s/.bundle 2>/dev/null" % self.dir, what="reading the bundle")
+        have = have.strip() or None
+        res = {"bundle": want, "device_had": have, "flashed": have != want, "copied": 0}
+        if have != want:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w:gz") as t:
+                for r in files:
+                    t.add(os.path.join(self.root, r), arcname=r)
+            cmd = "rm -rf {d} && mkdir -p {d} && tar -xzf - -C {d} && echo {b} > {d}/.bundle".format(d=self.dir, b=want)
+            rc, out, err = self.sh(cmd, timeout=120, input=buf.getvalue(), what="copying the tree")
+            if rc != 0:
+                raise ProbeError("copying the tree to %s:%s failed: %s" % (self.dest, self.dir, (out + err)[-1000:]))
+            res["copied"] = len(files)
+        self._synced = True
+        return res
+
+    def prepare(self, timeout_s=60.0):
+        t0 = time.monotonic()
+        self.connect(timeout_s)
+        res = self.sync()
+        res["s"] = round(time.monotonic() - t0, 2)
+        return res
+
+    def _map(self, share, values):
+        """Board directories for the share directories, a tar of their
+        files (and of files of this tree named in ``values``), and
+        ``values`` with host paths rewritten."""
+        import io
+        import tarfile
+
+        dirs, mapping, files = [], [], []
+        for d in share:
+            # one directory per host directory for the session: a probe
+            # reads what the firmware wrote in the same test's directory
+            if str(d) not in self._dirs:
+                self._n += 1
+                self._dirs[str(d)] = "bt/%d" % self._n
+            dev = self._dirs[str(d)]
+            dirs.append(dev)
+            mapping.append((str(d).rstrip("/"), dev))
+            for f in sorted(Path(d).rglob("*")):
+                if f.is_file():
+                    files.append((str(f), dev + "/" + f.relative_to(d).as_posix()))
+
+        def rw(v):
+            if isinstance(v, str):
+                for host, dev in mapping:
+                    if v == host or v.startswith(host + "/"):
+                        return self.dir + "/" + dev + v[len(host) :]
+                if not v.startswith("-") and not os.path.isabs(v) and os.path.isfile(os.path.join(self.root, v)):
+                    files.append((os.path.join(self.root, v), v))  # a file of the tree: in the copy too
+                    return self.dir + "/" + v
+            if isinstance(v, list):
+                return [rw(x) for x in v]
+            if isinstance(v, dict):
+                return dict((k, rw(x)) for k, x in v.items())
+            return v
+
+        values = rw(values)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            for d in dirs:
+                ti = tarfile.TarInfo(d)
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            for host, dev in files:
+                t.add(host, arcname=dev)
+        return [self.dir + "/" + d for d in dirs], buf.getvalue(), values
+
+    def _put(self, tar):
+        rc, out, err = self.sh("mkdir -p {d} && tar -xf - -C {d}".format(d=self.dir), input=tar, what="copying files")
+        if rc != 0:
+            raise ProbeError("copying files to %s failed: %s" % (self.dest, (out + err)[-1000:]))
+
+    def call(self, module, func, kwargs, timeout, share=()):
+        if not self._synced:
+            self.prepare()
+        dirs, tar, kwargs = self._map(share, kwargs)
+        self._put(tar)
+        code = _SSH_CALL % (self.dir, module, func, json.dumps(kwargs), MARK, dirs)
+        # the code on stdin: no quoting through the remote shell
+        rc, out, err = self.sh("cd %s && exec python3 -" % self.dir, timeout=timeout, input=code.encode(), what="probe %s.%s" % (module, func))
+        return _result(out, err, rc, "probe %s.%s on %s" % (module, func, self.dest))
+
+    def firmware(self, args, share=()):
+        """``edgefw run --board BOARD ARGS`` on the board, its output the
+        console (unbuffered)."""
+        import shlex
+
+        if not self._synced:
+            self.prepare()
+        dirs, tar, args = self._map(share, list(args))
+        self._put(tar)
+        self._n += 1
+        pidfile = "%s/fw-%d.pid" % (self.dir, self._n)
+        cmd = "cd {d} && echo $$ > {p} && PYTHONPATH={d} PYTHONUNBUFFERED=1 exec edgefw run --board {b} {a} 2>&1".format(d=self.dir, p=pidfile, b=shlex.quote(self.board), a=" ".join(shlex.quote(a) for a in args))
+        return SSHConsole(self.ssh + [cmd], self.root, dict(os.environ), self, pidfile)
+
+
+RUNTIMES = {"cpython": CPython, "unix": Unix, "wasm32": Wasm32, "esp32": ESP32, "ssh": SSH}

@@ -4,8 +4,10 @@ the state the target is already in does nothing.
 
 On targets that are flashed (the esp32 runtime), ``ready`` is where the
 bundle is flashed, and only when the hash the device reports differs
-from the bundle's (``flash``: what happened). A virtual ESP32
-(``VirtualESP32Driver``) is started first when its port is absent."""
+from the bundle's (``flash``: what happened); on a board over SSH it is
+where this tree's packages are copied when the copy there differs. A
+virtual ESP32 (``VirtualESP32Driver``) is started first when its port is
+absent; the emulated Pi (``QEMUPiDriver``) is booted first."""
 
 import enum
 
@@ -24,7 +26,7 @@ class State(enum.Enum):
 @target_factory.reg_driver
 @attr.s(eq=False)
 class EdgefwStrategy(Strategy):
-    bindings = {"runner": "EdgefwRunDriver", "device": {"VirtualESP32Driver", None}}
+    bindings = {"runner": "EdgefwRunDriver", "device": {"VirtualESP32Driver", "QEMUPiDriver", None}}
     status = attr.ib(default=State.unknown)
 
     def __attrs_post_init__(self):

@@ -36,14 +36,18 @@ def i2c_roles(board):
     return out
 
 
-def pin_roles(board):
+def pin_roles(board, settle_ms=0):
     """Per pin role: outputs read back what is written (value and
-    on/off); inputs read 0 or 1 and ignore writes."""
+    on/off); inputs read 0 or 1 and ignore writes. Every pin is opened
+    first and the inputs read ``settle_ms`` later, as the firmware reads
+    them after its start-up."""
     hw, _cfg = open_hw(board)
     out = {}
+    pins = dict((role, hw.pin(role)) for role in sorted(hw.board.PINS))
+    hw.clock.sleep_ms(settle_ms)
     for role in sorted(hw.board.PINS):
         spec = hw.board.PINS[role]
-        p = hw.pin(role)
+        p = pins[role]
         if spec["mode"] == "out":
             seen = []
             for v in (1, 0, 1):

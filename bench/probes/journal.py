@@ -37,3 +37,14 @@ def torn_tail(path, cut=7):
     out = {"count": j.count, "recovered_bytes": j.recovered_bytes, "next": j.append({"k": "win", "t": 9})}
     j.close()
     return out
+
+
+def records(path):
+    """Every record of the journal at ``path`` (for the report)."""
+    from bench.probes._json import plain
+    from firmware.store.journal import Journal
+
+    j = Journal(path)
+    out = [plain(r) for _s, r in j.records()]
+    j.close()
+    return out

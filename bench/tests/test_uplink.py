@@ -1,5 +1,6 @@
 """The uplink on the target: the journal of a scenario forwarded through
-a mosquitto on this host's loopback (started here) to edgefw's ingest,
+a mosquitto on this host's loopback (started here; a board over SSH
+reaches it through a reverse forward) to edgefw's ingest,
 receipts on: every record arrives once, sealed with the device's key, and
 the device's journal is left with nothing pending. Targets that cannot
 reach this host's network (the wasm32 port under node has no sockets)
@@ -43,7 +44,7 @@ def _records(ing):
 
 @pytest.mark.needs("network", "fs")
 def test_records_are_forwarded_to_ingest_and_receipted(probe, runner, broker, ingest, tmp_path):
-    r = probe("uplink", "forward", board=runner.runtime.board, broker="127.0.0.1:%d" % broker.port, device_id=DEV, key_hex=KEY.hex(), journal=str(tmp_path / "j"))
+    r = probe("uplink", "forward", board=runner.runtime.board, broker=runner.reach(broker.port), device_id=DEV, key_hex=KEY.hex(), journal=str(tmp_path / "j"))
     u = r["uplink"]
     assert u["pending"] == 0 and u["records"] > 0 and u["receipts"] > 0, u
     assert u["rejected"] == 0 and u["bad_receipts"] == 0, u

@@ -110,7 +110,10 @@ class LinuxPin:
     def value(self, v=None):
         if v is not None:
             self._out = 1 if v else 0
-            self._req.set_value(self.offset, self._active if v else self._inactive)
+            # an input ignores a write, as machine.Pin's does (the kernel
+            # refuses to set an input line: EPERM)
+            if self.mode == self.OUT:
+                self._req.set_value(self.offset, self._active if v else self._inactive)
             return None
         if self.mode == self.OUT:
             return self._out

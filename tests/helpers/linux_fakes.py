@@ -103,6 +103,8 @@ class FakeRequest:
 
     def set_value(self, offset, v):
         assert offset == self.offset and not self.released
+        if self.settings.direction != Direction.OUTPUT:
+            raise PermissionError(1, "Operation not permitted")  # as the kernel answers for an input line
         self.chip.levels[offset] = v
         self.chip.history[offset].append(v)
 
