@@ -1,5 +1,6 @@
-"""The default health check of an installed slot (placeholder until the
-service reports READY through systemd): run the firmware from this slot
+"""The default health check of an installed slot where the service does
+not judge it (no systemd, or an install into another root; on the device
+under systemd tools.update.service_health does): run the firmware from this slot
 for a few cycles with a scratch journal and print ``READY`` when it ran
 every cycle on time, opened and wrote its journal and saw no trip.
 
