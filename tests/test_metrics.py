@@ -73,3 +73,24 @@ def test_off_by_default(tmp_path):
         [sys.executable, "-m", "tools.cli", "run", "--cycles", "50", "--json", "--journal", str(tmp_path / "j")], capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 0 and "metrics" not in p.stderr
+
+
+def test_inference_counts_and_latency(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"inference": {"enabled": true}}')
+    prom = tmp_path / "edgefw.prom"
+    p = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "run", "--cycles", "1600", "--json", "--journal", str(tmp_path / "j"), "--config", str(cfg), "--metrics-textfile", str(prom)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    s = _samples(prom.read_text())
+    b = 'board="sim"'
+    windows = s[("edgefw_inference_windows_total", b)]
+    assert windows > 0
+    last, most, total = (s[("edgefw_inference_%s" % n, b)] for n in ("last_latency_seconds", "max_latency_seconds", "latency_seconds_total"))
+    # the model's process answered every window: each took some time, the
+    # longest is at least the last and the mean, and none is longer than the run
+    assert 0 < last <= most <= total and total / windows <= most < 60

@@ -18,7 +18,10 @@ Families (all prefixed ``edgefw_``): ``cycles_total``, ``overruns_total``,
 ``refused_resets_total``, ``journal_records``, ``journal_bytes``,
 ``journal_lost_total{reason}``, ``uplink_connected``,
 ``uplink_pending_records``, ``inference_windows_total``,
-``inference_dropped_total``, ``inference_errors_total``.
+``inference_dropped_total``, ``inference_errors_total``,
+``inference_last_latency_seconds``, ``inference_max_latency_seconds``,
+``inference_latency_seconds_total`` (where the model runs in a thread or
+a process: the time from handing a window over to its score).
 """
 
 import os
@@ -120,6 +123,11 @@ class Metrics:
             metric("inference_windows_total", "counter", "Windows scored by the model.", [("", s["windows"])])
             metric("inference_dropped_total", "counter", "Windows dropped (model busy).", [("", s["dropped"])])
             metric("inference_errors_total", "counter", "Model errors.", [("", s["errors"])])
+            lat = s.get("latency")
+            if lat is not None:
+                metric("inference_last_latency_seconds", "gauge", "Hand-over of a window to its score, the last one.", [("", round(lat[0], 6))])
+                metric("inference_max_latency_seconds", "gauge", "Hand-over of a window to its score, the longest so far.", [("", round(lat[1], 6))])
+                metric("inference_latency_seconds_total", "counter", "Hand-over to score, summed (divide by windows for the mean).", [("", round(lat[2], 6))])
         self.text = "\n".join(lines) + "\n"
         self._gap = 0.0
         self._last = time.monotonic()

@@ -26,6 +26,7 @@ counted in ``errors`` and leaves ``request`` as it was.
 
 import array
 import sys
+import time
 
 from hal.compat import IS_MICROPYTHON
 
@@ -86,6 +87,8 @@ class InferenceStage:
             "score": self.score,
             "dropped": self.dropped,
             "errors": self.errors,
+            # (last, max, total) seconds from hand-over to result, where the runner times it
+            "latency": getattr(self, "latency", None),
         }
 
     # --- model side ---------------------------------------------------------
@@ -132,6 +135,8 @@ class ThreadRunner:
         import threading
 
         self.stage = stage
+        # kept on the stage: still there for the final summary after stop
+        stage.latency = self.latency = [0.0, 0.0, 0.0]
         self._wake = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._work, name="edgefw-inference", daemon=True)
@@ -160,10 +165,12 @@ class ThreadRunner:
             w = st.take()
             if w is None or self._stop:
                 continue
+            t0 = time.monotonic()
             try:
                 st.result(st.infer(w))
             except Exception as e:
                 st.failed(e)
+            _timed(self.latency, time.monotonic() - t0)
 
 
 class TaskRunner:
@@ -210,6 +217,8 @@ class ProcessRunner:
 
     def __init__(self, stage):
         self.stage = stage
+        stage.latency = self.latency = [0.0, 0.0, 0.0]
+        self._sent = 0.0
         self._busy = False
         self._proc = None
         self._conn = None
@@ -235,12 +244,14 @@ class ProcessRunner:
             if self._busy and c.poll(0):
                 ok, val = c.recv()
                 self._busy = False
+                _timed(self.latency, time.monotonic() - self._sent)
                 if ok:
                     st.result(val)
                 else:
                     st.failed(val)
             if not self._busy and st._mail is not None:
                 c.send(st.take())
+                self._sent = time.monotonic()
                 self._busy = True
         except (OSError, EOFError) as e:
             st.failed(e)
@@ -254,6 +265,13 @@ class ProcessRunner:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _timed(lat, dt):
+    lat[0] = dt
+    if dt > lat[1]:
+        lat[1] = dt
+    lat[2] += dt
 
 
 def _child_main(conn, infer):
