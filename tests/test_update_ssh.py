@@ -59,7 +59,7 @@ def sshd(tmp_path_factory):
     (d / "sshd_config").write_text(
         "ListenAddress 127.0.0.1\nPort %d\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
-        "Subsystem sftp internal-sftp\n"
+        "Subsystem sftp internal-sftp\nAcceptEnv BASH_ENV\n"
         % (port, d / "host", d / "authorized_keys", d / "sshd.pid")
     )
     p = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -78,9 +78,9 @@ def sshd(tmp_path_factory):
     p.wait(timeout=10)
 
 
-def _ssh(sshd, root, bundle, msgs, identity=None, port=None, python=sys.executable):
+def _ssh(sshd, root, bundle, msgs, identity=None, port=None, python=sys.executable, options=()):
     return S.ssh_install(
-        "root@127.0.0.1", bundle, port=port or sshd["port"], identity=identity or sshd["identity"], options=sshd["opts"],
+        "root@127.0.0.1", bundle, port=port or sshd["port"], identity=identity or sshd["identity"], options=sshd["opts"] + list(options),
         remote_python=python, remote_root=root, progress=msgs.append, **FAST,
     )
 
@@ -128,6 +128,50 @@ def test_ssh_errors_are_named(sshd, kit2, tmp_path, case, reason):
     assert _ssh(sshd, root, kit2["1.0.0"], msgs, **kw) == U.REFUSED
     assert any(m.startswith(reason) for m in msgs), msgs
     assert running(root) is None
+
+
+def _script(path, text):
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["old-python", "no-pycryptodome", "no-space"])
+def test_ssh_device_checks_refuse_before_copying(sshd, kit2, tmp_path, case):
+    # the device's Python, pycryptodome and free space, each found lacking
+    root = new_root(tmp_path, {"keys": kit2["keys"]})
+    msgs = []
+    kw = {}
+    if case == "old-python":
+        # a Python that says it is 3.8, otherwise this one
+        kw["python"] = _script(tmp_path / "py38", '#!/bin/sh\ncase "$*" in *version_info*) echo "PY 3.8"; exit 0;; esac\nexec %s "$@"\n' % sys.executable)
+        want = "failed: python-too-old: root@127.0.0.1 has Python 3.8; the bundle needs 3.10 or newer"
+    elif case == "no-pycryptodome":
+        # both names the library goes by fail to import
+        shadow = tmp_path / "shadow"
+        for name in ("Crypto", "Cryptodome"):
+            (shadow / name).mkdir(parents=True)
+            (shadow / name / "__init__.py").write_text("raise ImportError('not installed')\n")
+        kw["python"] = _script(tmp_path / "pynocrypto", "#!/bin/sh\nPYTHONPATH=%s exec %s \"$@\"\n" % (shadow, sys.executable))
+        want = "failed: no-pycryptodome:"
+    else:
+        # a df that reports 100 kB free everywhere, first on the session's
+        # PATH (sshd sets PATH itself; the login shell, bash, reads BASH_ENV)
+        import pwd
+
+        if not pwd.getpwnam("root").pw_shell.endswith("bash"):
+            pytest.skip("root's shell is not bash: no BASH_ENV to put a df first on the PATH")
+        fake = tmp_path / "fakebin"
+        fake.mkdir()
+        _script(fake / "df", "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\necho 'tiny 1000 900 100 90%% /'\n")
+        (tmp_path / "env.sh").write_text("PATH=%s:$PATH\n" % fake)
+        kw["options"] = ["SetEnv=BASH_ENV=%s" % (tmp_path / "env.sh")]
+        want = "failed: no-space:"
+    before = tree(root)
+    assert _ssh(sshd, root, kit2["1.0.0"], msgs, **kw) == U.REFUSED
+    assert any(m.startswith(want) for m in msgs), msgs
+    assert not any(m.startswith("step copy") for m in msgs), msgs
+    assert tree(root) == before
 
 
 def test_df_parsing_for_the_space_check():

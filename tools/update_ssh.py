@@ -101,6 +101,18 @@ class Remote:
             raise SSHError(reason, e or "scp exited %d" % r.returncode)
 
 
+def _bundle_min_python(path):
+    """The manifest's minimum Python (read here, unverified: the device
+    verifies the signature; this only spares it an installer it cannot run)."""
+    import json
+
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return str(json.loads(tar.extractfile("manifest.json").read())["min_python"])
+    except (OSError, KeyError, ValueError, tarfile.TarError, AttributeError):
+        return B.MIN_PYTHON
+
+
 def installer_tar():
     """The installer's own files, as tar bytes."""
     buf = io.BytesIO()
@@ -130,6 +142,9 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
         ver = next((ln.split()[1] for ln in lines if ln.startswith("PY ")), None)
         if ver is None:
             raise SSHError("no-python", "%s on %s does not run: %s" % (remote_python, dest, out.strip()[-200:]))
+        need = _bundle_min_python(path)
+        if tuple(int(x) for x in ver.split(".")[:2]) < B.parse_version(need)[:2]:
+            raise SSHError("python-too-old", "%s has Python %s; the bundle needs %s or newer (%s --version on the device)" % (dest, ver, need, remote_python))
         if "CRYPTO" not in lines:
             raise SSHError("no-pycryptodome", "%s's Python %s lacks pycryptodome with Ed25519, 3.15 or newer (pip install 'pycryptodome>=3.15'; Debian 12's python3-pycryptodome is 3.11, too old)" % (dest, ver))
         size = os.path.getsize(path)
