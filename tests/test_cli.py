@@ -52,8 +52,14 @@ def test_run_under_micropython_gives_the_same_summary(tmp_path):
         assert mp[k] == cp[k]
 
 
+def _sigint_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_live_status_and_ctrl_c_leave_the_permit_off(tmp_path):
-    proc = subprocess.Popen([edgefw(), "run", "--speed", "1", "--journal", str(tmp_path / "j.bin")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # preexec: as from a terminal (a suite started in the background inherits SIGINT ignored)
+    proc = subprocess.Popen([edgefw(), "run", "--speed", "1", "--journal", str(tmp_path / "j.bin")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

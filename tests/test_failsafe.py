@@ -8,6 +8,10 @@ from sim.bench import read
 from tests.test_cli import edgefw
 
 
+def _sigint_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path):
     bench = tmp_path / "bench.bin"
     proc = subprocess.Popen(
@@ -15,6 +19,8 @@ def _start(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background inherits SIGINT ignored
+        preexec_fn=_sigint_default,
     )
     # the default scenario presses reset at 0.2 s: wait for the coil
     deadline = time.monotonic() + 20
