@@ -24,19 +24,11 @@ pytestmark = [pytest.mark.micropython, pytest.mark.slow]
 
 @pytest.fixture
 def vesp32(tmp_path):
-    pf = tmp_path / "ports.json"
-    p = subprocess.Popen([sys.executable, "-m", "tools.sim_esp32", "--dir", str(tmp_path / "dev"), "--port-file", str(pf)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    t0 = time.monotonic()
-    while not pf.exists() and time.monotonic() - t0 < 30 and p.poll() is None:
-        time.sleep(0.05)
-    assert pf.exists(), p.stdout.read() if p.poll() is not None else "no ports after 30 s"
-    yield json.loads(pf.read_text())
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
+    from bench.lab.virtual import start, stop
+
+    p, ports = start(str(tmp_path / "dev"))
+    yield ports
+    stop(p)
 
 
 def flash(tmp_path, ports, *extra):

@@ -24,8 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 
 def test_linux_backend_in_an_arm64_guest(capsys):
-    missing = qemu_arm64.host_tools_missing()
-    assert not missing, "host commands missing: %s (apt-get install qemu-system-arm gcc-aarch64-linux-gnu)" % ", ".join(missing)
+    qemu_arm64.require_host_tools()
     result, console, guest = qemu_arm64.build_and_boot(ROOT, timeout_s=300)
     with capsys.disabled():
         print("\nqemu arm64 guest: times %s" % json.dumps(guest.times))

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.helpers import qemu_arm64, qemu_systemd
+from tests.helpers import qemu_systemd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD = "/usr/local/lib/edgefw-guest/board.py"
@@ -36,12 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory):
-    missing = qemu_arm64.host_tools_missing()
-    assert not missing, "host commands missing: %s (apt-get install qemu-system-arm gcc-aarch64-linux-gnu)" % ", ".join(missing)
-    g = qemu_systemd.SystemdGuest()
-    g.prepare()
-    disk = g.new_disk(tmp_path_factory.mktemp("qemu") / "disk.img")
-    vm = g.boot(disk, ROOT)
+    g, _disk, vm = qemu_systemd.first_boot(tmp_path_factory.mktemp("qemu"), ROOT)
     yield g, vm
     vm.power_cut()
 

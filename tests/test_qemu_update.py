@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.helpers import qemu_arm64, qemu_systemd
+from tests.helpers import qemu_systemd
 from tools import bundle as B
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,12 +96,8 @@ def bundles(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory):
-    missing = qemu_arm64.host_tools_missing()
-    assert not missing, "host commands missing: %s (apt-get install qemu-system-arm gcc-aarch64-linux-gnu)" % ", ".join(missing)
-    g = qemu_systemd.SystemdGuest()
-    g.prepare()
-    disk = g.new_disk(tmp_path_factory.mktemp("qemu") / "disk.img")
-    box = {"vm": g.boot(disk, ROOT), "g": g, "disk": disk}
+    g, disk, vm = qemu_systemd.first_boot(tmp_path_factory.mktemp("qemu"), ROOT)
+    box = {"vm": vm, "g": g, "disk": disk}
     yield box
     box["vm"].power_cut()
 

@@ -61,6 +61,12 @@ def host_tools_missing():
     return [t for t in need if shutil.which(t) is None]
 
 
+def require_host_tools():
+    """Fail, naming the packages, when a host command the guests need is missing."""
+    missing = host_tools_missing()
+    assert not missing, "host commands missing: %s (apt-get install qemu-system-arm gcc-aarch64-linux-gnu)" % ", ".join(missing)
+
+
 class Arm64Guest:
     def __init__(self, cache_dir=None, log=None):
         self.cache = os.path.abspath(cache_dir or os.environ.get("EDGEFW_QEMU_CACHE") or DEFAULT_CACHE)
@@ -459,7 +465,11 @@ def build_and_boot(repo_root, cache_dir=None, timeout_s=420, log=None):
     guest.prepare()
     t0 = time.monotonic()
     here = os.path.dirname(os.path.abspath(__file__))
-    initrd = guest.make_initrd(repo_root, os.path.join(here, "qemu_guest_check.py"), {"regs.json": json.dumps(register_images())})
+    with open(os.path.join(here, "qemu_guest", "board_setup.py")) as f:
+        board_setup = f.read()
+    # the check sets up the lines and chips as the systemd guest's boot unit does
+    extra = {"regs.json": json.dumps(register_images()), "board_setup.py": board_setup}
+    initrd = guest.make_initrd(repo_root, os.path.join(here, "qemu_guest_check.py"), extra)
     guest.times["initrd_s"] = round(time.monotonic() - t0, 1)
     guest.times["initrd_mb"] = round(os.path.getsize(initrd) / 1e6, 1)
     result, console = guest.boot(initrd, timeout_s=timeout_s)

@@ -28,7 +28,6 @@ CONFIG = {
     "interlock": {"watchdog_ms": 0, "stall_ms": 2000, "max_consecutive_overruns": 20, "readback": {"enabled": True, "grace_ms": 300}},
     "record": {"journal": "/tmp/journal"},
 }
-SIM = "/sys/kernel/config/gpio-sim/edgefw"
 result = {"ok": False, "steps": []}
 
 
@@ -55,44 +54,21 @@ def step(name, ok, **kw):
 
 
 def setup_gpio():
-    sys.path.insert(0, "/edgefw")
+    from board_setup import gpio_lines
+
     import boards
 
     board = boards.get("rpi4")
-    os.mkdir(SIM)
-    bank = SIM + "/bank0"
-    os.mkdir(bank)
-    write(bank + "/label", board.GPIOCHIP)
-    write(bank + "/num_lines", "32")
-    lines = {}
-    for role, spec in board.PINS.items():
-        os.mkdir("%s/line%d" % (bank, spec["line"]))
-        write("%s/line%d/name" % (bank, spec["line"]), spec["name"])
-        lines[role] = spec["line"]
-    write(SIM + "/live", "1")
-    chip = read(bank + "/chip_name")
-    dev = read(SIM + "/dev_name")
-    base = "/sys/devices/platform/%s/%s" % (dev, chip)
-    return board, {role: "%s/sim_gpio%d" % (base, off) for role, off in lines.items()}, chip
+    chip, lines = gpio_lines(board)
+    return board, lines, chip
 
 
 def setup_i2c(board, regs):
     import smbus2
+    from board_setup import i2c_stub
 
-    adapter = None
-    for d in sorted(os.listdir("/sys/bus/i2c/devices")):
-        if d.startswith("i2c-") and "stub" in read("/sys/bus/i2c/devices/%s/name" % d).lower():
-            adapter = int(d[4:])
-    if adapter is None:
-        raise RuntimeError("no i2c-stub adapter")
-    # the board's bus device (/dev/i2c-1 on the rpi4) is the stub's adapter
-    dev = board.I2C["I2C0"]["device"]
-    if not os.path.exists(dev):
-        os.mknod(dev, 0o020600, os.makedev(89, adapter))
+    adapter, _dev = i2c_stub(board, regs)
     bus = smbus2.SMBus(adapter)
-    for addr, image in ((0x76, regs["bme280"]), (0x53, regs["adxl345"])):
-        for r in range(0, 256, 32):
-            bus.write_i2c_block_data(addr, r, list(image[r : r + 32]))
     assert bus.read_byte_data(0x76, 0xD0) == 0x60 and bus.read_byte_data(0x53, 0x00) == 0xE5
     return bus
 

@@ -38,7 +38,7 @@ import subprocess
 import threading
 import time
 
-from tests.helpers.qemu_arm64 import PRUNE, Arm64Guest, _Cpio, register_images, run
+from tests.helpers.qemu_arm64 import PRUNE, Arm64Guest, _Cpio, register_images, require_host_tools, run
 
 ROOTFS_PACKAGES = (
     "systemd", "systemd-sysv", "openssh-server", "python3-minimal", "libpython3.11-stdlib",
@@ -332,6 +332,15 @@ class SystemdGuest:
         vm = Vm(self, disk, initrd, free_port())
         vm.wait_ssh(ssh_timeout_s)
         return vm
+
+
+def first_boot(workdir, repo_root):
+    """A prepared guest booted on a fresh disk in ``workdir``: (guest, disk, vm)."""
+    require_host_tools()
+    g = SystemdGuest()
+    g.prepare()
+    disk = g.new_disk(os.path.join(str(workdir), "disk.img"))
+    return g, disk, g.boot(disk, repo_root)
 
 
 class Vm:

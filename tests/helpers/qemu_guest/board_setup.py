@@ -3,7 +3,9 @@ board's devices. gpio-sim lines named and labelled as the rpi4's, i2c-stub
 at 0x76 and 0x53 holding a BME280 and an ADXL345 register image
 (/etc/edgefw-guest/regs.json, written by the host), the device nodes given
 to the gpio and i2c groups as a board's udev rules give them, and
-/run/edgefw-guest/board.json naming the simulated lines for board.py."""
+/run/edgefw-guest/board.json naming the simulated lines for board.py.
+The initrd guest's check (qemu_guest_check.py) uses gpio_lines and
+i2c_stub from here too."""
 
 import grp
 import json
@@ -34,13 +36,9 @@ def insmod(name, *params):
     subprocess.run(["insmod", os.path.join(MODULES, name + ".ko")] + list(params), check=True)
 
 
-def main():
-    for m in ("configfs", "i2c-dev", "irq_sim", "gpio-sim"):
-        insmod(m)
-    insmod("i2c-stub", "chip_addr=0x76,0x53")
-    if not os.path.ismount("/sys/kernel/config"):
-        subprocess.run(["mount", "-t", "configfs", "none", "/sys/kernel/config"], check=True)
-    board = boards.get("rpi4")
+def gpio_lines(board):
+    """The gpio-sim chip labelled and its lines named as ``board``'s (made
+    once through configfs): (its chip name, {role: its sim_gpio dir})."""
     if not os.path.exists(SIM):
         os.mkdir(SIM)
         bank = SIM + "/bank0"
@@ -53,11 +51,12 @@ def main():
         write(SIM + "/live", "1")
     chip = read(SIM + "/bank0/chip_name")
     base = "/sys/devices/platform/%s/%s" % (read(SIM + "/dev_name"), chip)
-    lines = {role: "%s/sim_gpio%d" % (base, spec["line"]) for role, spec in board.PINS.items()}
-    # the e-stop chain closed, the reset button up
-    write(lines["ESTOP"] + "/pull", "pull-down")
-    write(lines["RESET"] + "/pull", "pull-down")
+    return chip, {role: "%s/sim_gpio%d" % (base, spec["line"]) for role, spec in board.PINS.items()}
 
+
+def i2c_stub(board, regs):
+    """i2c-stub's adapter as ``board``'s bus device, its chips holding the
+    register images: (adapter number, device node)."""
     import smbus2
 
     adapter = None
@@ -65,16 +64,31 @@ def main():
         if d.startswith("i2c-") and "stub" in read("/sys/bus/i2c/devices/%s/name" % d).lower():
             adapter = int(d[4:])
     if adapter is None:
-        raise SystemExit("no i2c-stub adapter")
+        raise RuntimeError("no i2c-stub adapter")
     dev = board.I2C["I2C0"]["device"]
     if not os.path.exists(dev):
         os.mknod(dev, 0o020600, os.makedev(89, adapter))
-    with open("/etc/edgefw-guest/regs.json") as f:
-        regs = json.load(f)
     with smbus2.SMBus(adapter) as bus:
         for addr, image in ((0x76, regs["bme280"]), (0x53, regs["adxl345"])):
             for r in range(0, 256, 32):
                 bus.write_i2c_block_data(addr, r, list(image[r : r + 32]))
+    return adapter, dev
+
+
+def main():
+    for m in ("configfs", "i2c-dev", "irq_sim", "gpio-sim"):
+        insmod(m)
+    insmod("i2c-stub", "chip_addr=0x76,0x53")
+    if not os.path.ismount("/sys/kernel/config"):
+        subprocess.run(["mount", "-t", "configfs", "none", "/sys/kernel/config"], check=True)
+    board = boards.get("rpi4")
+    chip, lines = gpio_lines(board)
+    # the e-stop chain closed, the reset button up
+    write(lines["ESTOP"] + "/pull", "pull-down")
+    write(lines["RESET"] + "/pull", "pull-down")
+    with open("/etc/edgefw-guest/regs.json") as f:
+        regs = json.load(f)
+    adapter, dev = i2c_stub(board, regs)
     for node, group in ((dev, "i2c"), ("/dev/" + chip, "gpio")):
         os.chown(node, 0, grp.getgrnam(group).gr_gid)
         os.chmod(node, 0o660)
