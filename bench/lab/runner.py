@@ -185,6 +185,40 @@ class Wasm32:
 # the device side of an ESP32 call: its share directories, made empty
 # before and removed after; the result streamed (json.dump writes as it
 # goes: a dumps() of a scenario's records does not fit a 256 KB heap)
+def map_share(share, dev_dir, values, root, tree_dest, prefix=""):
+    """For a runtime whose board has its own filesystem: the board
+    directories of the ``share`` directories (``dev_dir(d)`` each), the
+    copies that fill them, as (host file, board path), and ``values`` with
+    host paths rewritten to ``prefix`` + board path. A relative path in
+    ``values`` naming a file of the tree at ``root`` (a scenario, a config)
+    is copied too, to ``tree_dest(path)``."""
+    dirs, copies, mapping = [], [], []
+    for d in share:
+        dev = dev_dir(d)
+        dirs.append(dev)
+        mapping.append((str(d).rstrip("/"), dev))
+        for f in sorted(Path(d).rglob("*")):
+            if f.is_file():
+                copies.append((str(f), dev + "/" + f.relative_to(d).as_posix()))
+
+    def rw(v):
+        if isinstance(v, str):
+            for host, dev in mapping:
+                if v == host or v.startswith(host + "/"):
+                    return prefix + dev + v[len(host) :]
+            if not v.startswith("-") and not os.path.isabs(v) and os.path.isfile(os.path.join(root, v)):
+                dest = tree_dest(v)
+                copies.append((os.path.join(root, v), dest))
+                return prefix + dest
+        if isinstance(v, list):
+            return [rw(x) for x in v]
+        if isinstance(v, dict):
+            return dict((k, rw(x)) for k, x in v.items())
+        return v
+
+    return dirs, copies, rw(values)
+
+
 _DEV_PRELUDE = """import os, sys, json, gc
 def _rm(p):
     try:
@@ -388,33 +422,12 @@ class ESP32:
     def _map(self, share, values):
         """Device directories for the share directories, the copies that
         fill them, and ``values`` with host paths rewritten."""
-        dirs, copies, mapping = [], [], []
-        for d in share:
+
+        def fresh(_d):
             self._n += 1
-            dev = "%s/%d" % (self.TMP, self._n)
-            dirs.append(dev)
-            mapping.append((str(d).rstrip("/"), dev))
-            for f in sorted(Path(d).rglob("*")):
-                if f.is_file():
-                    copies.append((str(f), dev + "/" + f.relative_to(d).as_posix()))
+            return "%s/%d" % (self.TMP, self._n)
 
-        def rw(v):
-            if isinstance(v, str):
-                for host, dev in mapping:
-                    if v == host or v.startswith(host + "/"):
-                        return dev + v[len(host) :]
-                if not v.startswith("-") and not os.path.isabs(v) and os.path.isfile(os.path.join(self.root, v)):
-                    # a file of the tree the board does not hold (a scenario, a config): copied too
-                    dev = "%s/files/%s" % (self.TMP, v)
-                    copies.append((os.path.join(self.root, v), dev))
-                    return dev
-            if isinstance(v, list):
-                return [rw(x) for x in v]
-            if isinstance(v, dict):
-                return dict((k, rw(x)) for k, x in v.items())
-            return v
-
-        values = rw(values)
+        dirs, copies, values = map_share(share, fresh, values, self.root, lambda v: "%s/files/%s" % (self.TMP, v))
         if any(dev.startswith(self.TMP + "/files/") for _h, dev in copies):
             dirs.append(self.TMP + "/files")
         mk = sorted({dev.rsplit("/", 1)[0] for _h, dev in copies} | set(dirs))
@@ -601,35 +614,16 @@ class SSH:
         import io
         import tarfile
 
-        dirs, mapping, files = [], [], []
-        for d in share:
+        def session_dir(d):
             # one directory per host directory for the session: a probe
             # reads what the firmware wrote in the same test's directory
             if str(d) not in self._dirs:
                 self._n += 1
                 self._dirs[str(d)] = "bt/%d" % self._n
-            dev = self._dirs[str(d)]
-            dirs.append(dev)
-            mapping.append((str(d).rstrip("/"), dev))
-            for f in sorted(Path(d).rglob("*")):
-                if f.is_file():
-                    files.append((str(f), dev + "/" + f.relative_to(d).as_posix()))
+            return self._dirs[str(d)]
 
-        def rw(v):
-            if isinstance(v, str):
-                for host, dev in mapping:
-                    if v == host or v.startswith(host + "/"):
-                        return self.dir + "/" + dev + v[len(host) :]
-                if not v.startswith("-") and not os.path.isabs(v) and os.path.isfile(os.path.join(self.root, v)):
-                    files.append((os.path.join(self.root, v), v))  # a file of the tree: in the copy too
-                    return self.dir + "/" + v
-            if isinstance(v, list):
-                return [rw(x) for x in v]
-            if isinstance(v, dict):
-                return dict((k, rw(x)) for k, x in v.items())
-            return v
-
-        values = rw(values)
+        # a file of the tree goes to its own path in the board's copy of the tree
+        dirs, files, values = map_share(share, session_dir, values, self.root, lambda v: v, prefix=self.dir + "/")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as t:
             for d in dirs:
