@@ -4,6 +4,7 @@ on a Linux board.
     edgefw service install [--board NAME] [--root DIR] [--user edgefw]
                            [--priority 80] [--watchdog-s 2] [--cpu N]
                            [--metrics-port PORT | --metrics-textfile FILE]
+                           [--slots] [--no-start]
     edgefw service uninstall [--root DIR]
     edgefw service status [--root DIR]
 
