@@ -63,32 +63,41 @@ def _run(tmp_path, broker, hang=None, stalled=False):
     return res
 
 
+# The firmware's own stall cause (interlock.stall_ms, default 200): a gap
+# between cycles past it is a stall by the firmware's own measure. Every
+# run must stay under it; before the fix, a hung broker gave a 4.99 s trip
+# and 10 s between two cycles.
+STALL_MS = 200
+# What a run on a quiet machine stays under; a shared machine's jitter can
+# pass it once in a while (52 ms seen in one CI run), so it gets retries.
+QUIET_MS = 5 * PERIOD_MS
+
+
 def _check(res):
-    """What must hold in every run: no trip missed, and nothing like a
-    stall (a stall shows as seconds: before the fix, a 4.99 s trip and
-    10 s between two cycles; a busy machine's jitter, as a few ms)."""
+    """What must hold in every run: no trip missed, nothing near a stall,
+    and the record stage ran every cycle, its records in the journal."""
     assert res["missed"] == 0, res
     assert res["trials"] == TRIALS
-    assert res["max_ms"] < 5 * PERIOD_MS, res
-    assert res["max_gap_ms"] < 5 * PERIOD_MS, res
-    # the record stage ran every cycle, and the records wait in the journal
+    assert res["max_ms"] < STALL_MS, res
+    assert res["max_gap_ms"] < STALL_MS, res
     assert res["records"] >= res["cycles"] * 0.9
 
 
 def _p99_within(run, healthy, tries=3):
-    """p99 trip latency within one period and 0.5 ms, or what a healthy
-    broker gave in this run (plus 2 ms for a shared machine's noise). One
-    run's p99 is its second-worst trip, so a noisy machine gets up to
-    ``tries`` runs; a real stall fails every one of them."""
+    """A quiet run: p99 trip latency within one period and 0.5 ms, or what
+    a healthy broker gave in this run (plus 2 ms for a shared machine's
+    noise), and no trip or gap between cycles as long as five periods. One
+    run's p99 is its second-worst trip and its max is one trip, so a noisy
+    machine gets up to ``tries`` runs; a stall shows in every one of them."""
     bound = max(PERIOD_MS + 0.5, healthy["p99_ms"]) + 2.0
     seen = []
     for _ in range(tries):
         res = run()
         _check(res)
-        seen.append(res["p99_ms"])
-        if res["p99_ms"] <= bound:
+        seen.append((res["p99_ms"], res["max_ms"], res["max_gap_ms"]))
+        if res["p99_ms"] <= bound and res["max_ms"] < QUIET_MS and res["max_gap_ms"] < QUIET_MS:
             return res
-    raise AssertionError("p99 trip latency %s ms, bound %.2f ms" % (seen, bound))
+    raise AssertionError("(p99 trip, max trip, max gap) in ms per run: %s; bounds %.2f, %d, %d" % (seen, bound, QUIET_MS, QUIET_MS))
 
 
 @pytest.mark.slow
