@@ -36,16 +36,6 @@ def uptime():
         return float(f.read().split()[0])
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
 def step(name, ok, **kw):
     kw.update(name=name, ok=bool(ok))
     result["steps"].append(kw)
@@ -54,8 +44,6 @@ def step(name, ok, **kw):
 
 
 def setup_gpio():
-    from board_setup import gpio_lines
-
     import boards
 
     board = boards.get("rpi4")
@@ -65,7 +53,6 @@ def setup_gpio():
 
 def setup_i2c(board, regs):
     import smbus2
-    from board_setup import i2c_stub
 
     adapter, _dev = i2c_stub(board, regs)
     bus = smbus2.SMBus(adapter)
@@ -228,6 +215,11 @@ def main():
 
 if __name__ == "__main__":
     try:
+        # board_setup.py (beside this file in the initrd) sets the board up
+        # for the systemd guest too; imported here so that even its failure
+        # ends in the result line
+        from board_setup import gpio_lines, i2c_stub, read, write
+
         main()
     except BaseException as e:  # noqa: BLE001 - the result line must come out
         import traceback

@@ -4,8 +4,8 @@ at 0x76 and 0x53 holding a BME280 and an ADXL345 register image
 (/etc/edgefw-guest/regs.json, written by the host), the device nodes given
 to the gpio and i2c groups as a board's udev rules give them, and
 /run/edgefw-guest/board.json naming the simulated lines for board.py.
-The initrd guest's check (qemu_guest_check.py) uses gpio_lines and
-i2c_stub from here too."""
+The initrd guest's check (qemu_guest_check.py) uses gpio_lines, i2c_stub,
+read and write from here too."""
 
 import grp
 import json
