@@ -144,7 +144,7 @@ else:
     try:
         # cbor2's C encoder writes the same bytes; kept in a module of its
         # own so that a device never loads its code
-        from firmware.host.cbor_cpython import dumps, dumps_ordered
+        from firmware.linux.cbor_cpython import dumps, dumps_ordered
     except ImportError:
         dumps = dumps_py
         dumps_ordered = dumps_py

@@ -27,7 +27,7 @@ MP_MODULES = {
 RUNTIME_GUARDED = {
     ("firmware/infer/stage.py", "threading"),  # ThreadRunner: CPython
     ("firmware/infer/stage.py", "multiprocessing"),  # ProcessRunner: CPython
-    ("firmware/nn/backend.py", "firmware.host.runtimes"),  # LiteRT/tflite-runtime: CPython
+    ("firmware/nn/backend.py", "firmware.linux.runtimes"),  # LiteRT/tflite-runtime: CPython
 }
 
 
@@ -192,10 +192,10 @@ def test_the_product_never_imports_the_simulator():
 
 def test_the_closure_check_catches_a_host_import(image, tmp_path):
     # the checker itself: a CPython-only import outside a guard is found
-    src = "import sys\nfrom firmware.host.forwarder import Forwarder\nif sys.implementation.name == 'micropython':\n    import machine\nelse:\n    import paho\n"
+    src = "import sys\nfrom firmware.linux.forwarder import Forwarder\nif sys.implementation.name == 'micropython':\n    import machine\nelse:\n    import paho\n"
     found = [(m, g) for m, _l, g, is_name in _imports(src) if not is_name]
-    assert ("firmware.host.forwarder", False) in found and ("paho", True) in found and ("machine", False) in found
-    assert not _in_image(image, "firmware.host.forwarder")
+    assert ("firmware.linux.forwarder", False) in found and ("paho", True) in found and ("machine", False) in found
+    assert not _in_image(image, "firmware.linux.forwarder")
 
 
 def test_manifest_lists_every_file_with_its_hash(image):

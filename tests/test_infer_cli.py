@@ -82,7 +82,7 @@ def test_running_without_inputs_says_what_is_needed(capsys):
 
 
 def test_a_plain_install_says_once_which_backend_it_uses(capsys, tmp_path, monkeypatch):
-    from firmware.host.runtimes import LinuxRuntime
+    from firmware.linux.runtimes import LinuxRuntime
 
     def missing(name):
         raise ImportError("No module named %r" % name)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from firmware.host.forwarder import Forwarder
+from firmware.linux.forwarder import Forwarder
 from firmware.store.journal import Journal
 from firmware.uplink.uplink import Uplink, make_client
 from sim.latency import measure

@@ -201,7 +201,7 @@ def _overhead(it, bare, n):
 
 
 def bench_infer(n=200, progress=print):
-    from firmware.host.runtimes import LinuxRuntime
+    from firmware.linux.runtimes import LinuxRuntime
     from firmware.nn.backend import open_model
     from firmware.nn.interp import Interpreter
     from tools.infer import BackendMissing

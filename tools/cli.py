@@ -276,7 +276,7 @@ def start_forwarder(fw, args):
     """The uplink beside the loop, from the config's ``uplink`` section
     (``--broker`` overrides its broker and enables it)."""
     from firmware.config import load_config
-    from firmware.host.forwarder import Forwarder
+    from firmware.linux.forwarder import Forwarder
     from firmware.uplink.uplink import Uplink, check_config, make_client
 
     cfg = load_config(args.config)

@@ -58,7 +58,7 @@ def _runner(name, data, reference=False):
         if name == "micro" or not reference:
             it = open_model(data, name)
         else:
-            from firmware.host.runtimes import LinuxRuntime
+            from firmware.linux.runtimes import LinuxRuntime
 
             it = LinuxRuntime(data, name, reference=True)
     except BackendUnavailable as e:

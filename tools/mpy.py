@@ -42,7 +42,7 @@ BUILD = "build.json"
 # never on a MicroPython image: each needs CPython (threads, paho, numpy,
 # cbor2, /dev/watchdog)
 HOST_ONLY = (
-    "firmware/host/",  # the folder for it: threads, paho, cbor2, native runtimes
+    "firmware/linux/",  # the folder for it: threads, paho, cbor2, native runtimes
     "hal/linux/",  # smbus2, libgpiod, pyserial
     "firmware/nn/kernels_np.py",
     "hal/linux_watchdog.py",

@@ -1,7 +1,7 @@
 """The uplink on the target: a scenario's journal forwarded through an
 MQTT broker to ingest, receipts on. MicroPython runs it in the loop's
 idle time (firmware.uplink.coop), CPython in a thread beside the loop
-(firmware.host.forwarder), each as the firmware does."""
+(firmware.linux.forwarder), each as the firmware does."""
 
 
 def forward(board, broker, device_id, key_hex, journal, duration_s=2.0, drain_ms=8000):

@@ -43,7 +43,7 @@ def open_model(data, name="auto"):
 
             return Interpreter(data)
         try:
-            from firmware.host.runtimes import LinuxRuntime
+            from firmware.linux.runtimes import LinuxRuntime
 
             return LinuxRuntime(data, n)
         except ImportError as e:

@@ -152,7 +152,7 @@ class Journal:
         self._cache = {}  # segment path -> (size, frames): outbox.py
         self._size_hint = 0
         # taken around every append, read and acknowledgement; a real lock
-        # once a second thread shares the journal (firmware.host.forwarder)
+        # once a second thread shares the journal (firmware.linux.forwarder)
         self.lock = _NOLOCK
         # recovery runs once; its module is dropped on small heaps
         from firmware.store import recovery

@@ -1,5 +1,5 @@
 """What the two MQTT clients of the uplink share: their settings.
-``firmware.host.paho_client`` (CPython) and ``firmware.uplink.umqtt_client`` (MicroPython)
+``firmware.linux.paho_client`` (CPython) and ``firmware.uplink.umqtt_client`` (MicroPython)
 add ``connect``, ``publish``, ``wait``, ``receipts`` and ``disconnect``.
 ``receipt_topic``, when the uplink sets it, is subscribed at connect."""
 

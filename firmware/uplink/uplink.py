@@ -22,7 +22,7 @@ exponential backoff with jitter (``backoff_ms`` up to ``backoff_max_ms``),
 and retry. ``rate_bytes_s`` caps the bandwidth with a token bucket.
 
 The client is chosen in one place (``make_client``): paho-mqtt on CPython
-(``firmware.host.paho_client``), umqtt.simple on MicroPython
+(``firmware.linux.paho_client``), umqtt.simple on MicroPython
 (``firmware.uplink.umqtt_client``). Both offer ``connect()``, ``publish(topic,
 payload) -> handle``, ``wait(handle, timeout_ms) -> bool``,
 ``receipts(timeout_ms) -> [payload, ...]`` (what arrived on
@@ -42,7 +42,7 @@ def make_client(host, port=1883, client_id="edgefw", username=None, password=Non
     if IS_MICROPYTHON:
         from firmware.uplink.umqtt_client import Client
     else:
-        from firmware.host.paho_client import Client
+        from firmware.linux.paho_client import Client
     return Client(host, port, client_id, username, password, tls, timeout_ms)
 
 
