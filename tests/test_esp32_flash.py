@@ -14,10 +14,10 @@ import time
 
 import pytest
 
+from edgefw.util import ROOT
 from firmware import cbor
 from tests.test_micropython_coop import DEV, EXCURSIONS_US, KEY, PERIOD_US, SCENARIO, device_files
 from tests.test_store_forward import IngestWorker
-from tools.cli_util import ROOT
 
 pytestmark = [pytest.mark.micropython, pytest.mark.slow]
 
@@ -127,7 +127,7 @@ def test_flash_errors(tmp_path, vesp32):
     p = subprocess.run(base + ["--board", "rpi4", "--port", vesp32["repl"]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "on a Linux board it is the SSH port" in p.stderr, p.stderr
     # a device that never prints READY: nothing flashed yet, so no main.py
-    from tools.flash import ESP32, FlashError
+    from edgefw.deploy.flash import ESP32, FlashError
 
     with pytest.raises(FlashError, match="no READY line within 2 s"):
         ESP32("esp32_devkitc", vesp32["repl"], vesp32["rom"]).boot("0", 2)
@@ -136,8 +136,8 @@ def test_flash_errors(tmp_path, vesp32):
 
 
 def test_wrong_chip_is_refused(tmp_path):
-    from tools.flash import ESP32, FlashError
-    from tools.sim_esp32 import start_rom
+    from edgefw.deploy.flash import ESP32, FlashError
+    from edgefw.emul.sim_esp32 import start_rom
 
     rom, port = start_rom("esp32s3", timeout=60)
     try:

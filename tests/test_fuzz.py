@@ -39,7 +39,7 @@ MAX_MACS = 300_000  # a mutant made huge is refused or skipped, not run for minu
 def _models():
     from tests.conftest import ROOT
 
-    paths = sorted((ROOT / "tools" / "models").glob("*.tflite")) + sorted((ROOT / "tests" / "data" / "tf").glob("*.tflite"))
+    paths = sorted((ROOT / "firmware" / "models").glob("*.tflite")) + sorted((ROOT / "tests" / "data" / "tf").glob("*.tflite"))
     assert len(paths) >= 6
     return {p.stem: p.read_bytes() for p in paths}
 
@@ -93,9 +93,9 @@ def fuzz_models(seed, per_model, infer_every=4, tmp_path=None):
 
     import numpy as np
 
+    from edgefw import infer
     from firmware.nn.interp import Interpreter
     from hal.errors import ModelError
-    from tools import infer
 
     rnd = random.Random(seed)
     c = {"cases": 0, "refused": 0, "ran": 0, "skipped_big": 0, "tracebacks": 0, "invalid": 0, "infer_runs": 0, "infer_refused": 0}

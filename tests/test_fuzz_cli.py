@@ -53,8 +53,8 @@ def _run_options(f, tmp):
 
 
 def _main(argv):
-    """(exit code, stderr, exception or None) of tools.cli.main(argv)."""
-    from tools.cli import main
+    """(exit code, stderr, exception or None) of edgefw.cli.main(argv)."""
+    from edgefw.cli import main
 
     err = io.StringIO()
     old = signal.getsignal(signal.SIGTERM)
@@ -91,7 +91,7 @@ def test_fuzz_run_options(tmp_path):
         n["cases"] += 1
         if "--broker" in chosen and not invalid:
             # a good broker would start the uplink: parse, do not run
-            from tools.cli import make_parser
+            from edgefw.cli import make_parser
 
             make_parser().parse_args(argv)
             n["parsed_only"] += 1
@@ -119,8 +119,8 @@ def test_fuzz_run_options(tmp_path):
 
 
 def test_fuzz_ingest_options(tmp_path):
-    from tools.cli import make_parser
-    from tools.ingest import load_keys
+    from edgefw.cli import make_parser
+    from edgefw.ingest.server import load_keys
 
     f = _files(tmp_path)
     (tmp_path / "ca.pem").write_text("x")

@@ -6,10 +6,10 @@ import types
 import numpy as np
 import pytest
 
+from edgefw import infer
 from tests.conftest import ROOT
-from tools import infer
 
-DENSE = ROOT / "tools" / "models" / "vib_dense.tflite"
+DENSE = ROOT / "firmware" / "models" / "vib_dense.tflite"
 
 
 def _run(capsys, model=DENSE, xs=None, tmp_path=None, backend="micro", **kw):
@@ -62,7 +62,7 @@ def test_describe_prints_inputs_outputs_and_operators(capsys):
     assert lines[1] == "output 0: tensor 6 'out', shape (1, 1), int8, scale 0.486366, zero point -110"
     assert lines[2].startswith("operator 0: FULLY_CONNECTED, inputs [0, ") and lines[3].startswith("operator 1: FULLY_CONNECTED")
     assert len(lines) == 4
-    rc, out, err = _run(capsys, model=ROOT / "tools" / "models" / "vib_conv1d.tflite", describe=True)
+    rc, out, err = _run(capsys, model=ROOT / "firmware" / "models" / "vib_conv1d.tflite", describe=True)
     assert "shape (1, 1, 64, 1)" in out.splitlines()[0] and [ln.split(",")[0] for ln in out.splitlines()[2:]] == [
         "operator 0: CONV_2D",
         "operator 1: AVERAGE_POOL_2D",

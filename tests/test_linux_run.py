@@ -11,13 +11,13 @@ from gpiod.line import Value
 
 import boards
 from firmware.config import load_config
+from firmware.linux.selftest import LinuxRun, SelfTestFailed
 from firmware.start import firmware
 from hal.linux.hardware import LinuxHardware
 from sim.chips.adxl345 import ADXL345Model
 from sim.chips.bme280 import BME280Model
 from tests.helpers.linux_fakes import FakeChip, FakeGpiod, FakeSMBus
 from tests.test_linux_hal import RPI_NAMES
-from tools.linux_run import LinuxRun, SelfTestFailed
 
 
 def _setup(tmp_path, env, watchdog_ms=500, models=None, board=None):

@@ -68,7 +68,7 @@ def test_ten_thousand_cycles_with_12k_of_the_128k_heap_to_spare(tmp_path):
 
 def _ten_thousand_cycles(tmp_path, heap):
     # precompiled as on a device: the chip never compiles source
-    from tools.mpy import build
+    from edgefw.build.mpy import build
 
     build(tmp_path / "mpy")
     journal = tmp_path / "mpy" / "j"
@@ -104,7 +104,7 @@ def test_a_device_restarts_over_its_own_journal_with_12k_of_128k_to_spare(tmp_pa
 def _restarts_over_its_own_journal(tmp_path, heap):
     # a device keeps its journal across reboots: the second and third
     # starts recover it (frame by frame) in the heap the loop runs in
-    from tools.mpy import build
+    from edgefw.build.mpy import build
 
     build(tmp_path / "mpy")
     sizes = []
@@ -125,7 +125,7 @@ def test_a_device_restarts_over_a_journal_at_its_cap_with_12k_of_128k_to_spare(t
 
 
 def _restarts_over_a_journal_at_its_cap(tmp_path, heap):
-    from tools.mpy import build
+    from edgefw.build.mpy import build
 
     cfg = tmp_path / "cap.json"
     cfg.write_text(json.dumps({"record": {"cap_bytes": 16384, "segment_bytes": 4096}}))
@@ -175,8 +175,8 @@ def test_peak_heap_of_the_loop_with_inference_on_32_bit(tmp_path):
     collected between task steps (tests/mp_only/peak_heap.py)."""
     import shutil
 
-    from tools import wasm32
-    from tools.mpy import build
+    from edgefw.build.mpy import build
+    from edgefw.emul import wasm32
 
     why = wasm32.missing()
     if why:
@@ -184,8 +184,8 @@ def test_peak_heap_of_the_loop_with_inference_on_32_bit(tmp_path):
     d = tmp_path / "mpy"
     build(d)
     shutil.copy(ROOT / "tests" / "mp_only" / "peak_heap.py", d)
-    (d / "tools" / "models").mkdir(parents=True)
-    shutil.copy(ROOT / "tools" / "models" / "vib_dense.tflite", d / "tools" / "models")
+    (d / "firmware" / "models").mkdir(parents=True)
+    shutil.copy(ROOT / "firmware" / "models" / "vib_dense.tflite", d / "firmware" / "models")
     code = "import sys; sys.argv.append('--no-run'); exec(open('peak_heap.py').read()); import asyncio; asyncio.create_task(measure(3000))"
     p = wasm32.run(["-c", code], root=d, step=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -12,11 +12,12 @@ import time
 
 import pytest
 
+from edgefw.build import mpdeps
+from edgefw.build.mpy import build
+from edgefw.emul import vesp32
 from firmware import cbor
 from tests.conftest import micropython_exe
 from tests.test_store_forward import IngestWorker
-from tools import mpdeps, vesp32
-from tools.mpy import build
 
 pytestmark = pytest.mark.micropython
 KEY = bytes(range(40, 72))
@@ -160,7 +161,7 @@ def test_edgefw_run_target_micropython_with_broker(tmp_path, broker):
     # was ignored before (exit 0, nothing sent): now the uplink runs in the app
     import sys
 
-    from tools.cli_util import ROOT
+    from edgefw.util import ROOT
 
     (tmp_path / "device.key").write_text(KEY.hex())
     (tmp_path / "cfg.json").write_text(json.dumps({"device_id": DEV, "uplink": {"key_file": str(tmp_path / "device.key")}}))
@@ -168,7 +169,7 @@ def test_edgefw_run_target_micropython_with_broker(tmp_path, broker):
     try:
         args = ["run", "--target", "micropython", "--broker", "127.0.0.1:%d" % broker.port, "--config", str(tmp_path / "cfg.json")]
         p = subprocess.run(
-            [sys.executable, "-m", "tools.cli"] + args + ["--cycles", "1500", "--json", "--journal", str(tmp_path / "j")],
+            [sys.executable, "-m", "edgefw.cli"] + args + ["--cycles", "1500", "--json", "--journal", str(tmp_path / "j")],
             cwd=ROOT,
             capture_output=True,
             text=True,

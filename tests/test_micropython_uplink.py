@@ -6,11 +6,11 @@ import os
 
 import pytest
 
+from edgefw.build import mpdeps
 from firmware import cbor
 from firmware.uplink.seal import Sealer, open_sealed
 from tests.conftest import run_micropython
 from tests.test_store_forward import IngestWorker
-from tools import mpdeps
 
 pytestmark = pytest.mark.micropython
 KEY = bytes(range(100, 132))
@@ -23,7 +23,7 @@ def umqtt():
 
 
 def mp(args, **kw):
-    from tools.cli_util import ROOT
+    from edgefw.util import ROOT
 
     return run_micropython(args, path=str(ROOT) + ":" + str(mpdeps.LIB), **kw)
 

@@ -15,7 +15,7 @@ def _edited(name, edit):
     """A shipped model, unpacked, changed by ``edit(model)``, packed."""
     import flatbuffers
 
-    m = s.ModelT.InitFromPackedBuf((ROOT / "tools" / "models" / (name + ".tflite")).read_bytes(), 0)
+    m = s.ModelT.InitFromPackedBuf((ROOT / "firmware" / "models" / (name + ".tflite")).read_bytes(), 0)
     edit(m)
     b = flatbuffers.Builder(4096)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
@@ -39,7 +39,7 @@ def _set(attr, value):
 
 def test_the_shipped_models_load():
     for name in ("vib_dense", "vib_conv1d", "vib_autoencoder"):
-        Interpreter((ROOT / "tools" / "models" / (name + ".tflite")).read_bytes())
+        Interpreter((ROOT / "firmware" / "models" / (name + ".tflite")).read_bytes())
 
 
 @pytest.mark.parametrize("attr", ["inputs", "outputs"])

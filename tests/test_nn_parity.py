@@ -1,7 +1,7 @@
 """The micro interpreter against TensorFlow Lite Micro (PyPI tflite-micro,
 pinned to one nightly): the same output bytes for the same int8 inputs.
 
-Models are written here with tools/tflite_build.py (numpy + flatbuffers,
+Models are written here with edgefw/build/tflite_build.py (numpy + flatbuffers,
 no TensorFlow), one operator at a time over its parameters, plus the
 shipped models; a subset also runs under the real MicroPython.
 """
@@ -12,10 +12,10 @@ import random
 import numpy as np
 import pytest
 
+from edgefw.build.tflite_build import dense_model
 from firmware.nn.interp import Interpreter
 from hal.errors import ModelError
 from tests.conftest import TARGETS
-from tools.tflite_build import dense_model
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install tflite-micro (the test extra)")
 
@@ -103,11 +103,11 @@ def test_the_fixture_really_switches_kernels(kernels):
 
 
 def _mutation_cases():
+    from edgefw.build.tflite_build import elementwise_model, mean_model
     from tests.conftest import ROOT
-    from tools.tflite_build import elementwise_model, mean_model
 
     cases = {"dense": make(CASES[1], 5)}
-    for p in sorted((ROOT / "tools" / "models").glob("*.tflite")):
+    for p in sorted((ROOT / "firmware" / "models").glob("*.tflite")):
         cases[p.stem] = p.read_bytes()
     cases["mean"] = mean_model([1, 4, 5, 3], [1, 2], True, (0.05, 3), (0.02, -5))
     cases["add_broadcast"] = elementwise_model("ADD", [2, 3, 4], (0.04, 5), (0.02, -9), (0.05, 1), 1, [4])
@@ -205,7 +205,7 @@ CONV_CASES = [(k, p, st, act) for k in ("CONV_2D", "DEPTHWISE_CONV_2D") for p in
 
 @pytest.mark.parametrize("kind,pad,stride,act", CONV_CASES)
 def test_conv_ops_bit_exact(kind, pad, stride, act):
-    from tools.tflite_build import conv_model
+    from edgefw.build.tflite_build import conv_model
 
     rng = np.random.default_rng(len(kind) + 7 * stride[0] + act)
     c = 3
@@ -222,7 +222,7 @@ def test_conv_ops_bit_exact(kind, pad, stride, act):
 @pytest.mark.parametrize("kind", ["MAX_POOL_2D", "AVERAGE_POOL_2D"])
 @pytest.mark.parametrize("pad", ["SAME", "VALID"])
 def test_pool_ops_bit_exact(kind, pad):
-    from tools.tflite_build import pool_model
+    from edgefw.build.tflite_build import pool_model
 
     _check(pool_model(kind, [1, 7, 9, 3], (0.05, 4), (3, 3), (2, 2), pad, 0), 300, max_clipped=0.6)
 
@@ -257,7 +257,7 @@ def test_edgefw_infer_compares_backends(tmp_path):
 @pytest.mark.parametrize("kind", ["ADD", "MUL"])
 @pytest.mark.parametrize("act", [0, 1, 3])
 def test_elementwise_ops_bit_exact(kind, act):
-    from tools.tflite_build import elementwise_model
+    from edgefw.build.tflite_build import elementwise_model
 
     qo = (0.06, 3) if kind == "ADD" else (0.02, -4)
     data = elementwise_model(kind, [1, 5, 4], (0.03, -2), (0.05, 7), qo, act)
@@ -270,7 +270,7 @@ BROADCASTS = [([1, 5, 4], [1, 1, 4]), ([2, 3, 4], [4]), ([1, 6], [1, 1]), ([3, 1
 @pytest.mark.parametrize("kind", ["ADD", "MUL"])
 @pytest.mark.parametrize("shapes", BROADCASTS)
 def test_broadcasting_elementwise_bit_exact(kind, shapes):
-    from tools.tflite_build import elementwise_model
+    from edgefw.build.tflite_build import elementwise_model
 
     sa, sb = shapes
     data = elementwise_model(kind, sa, (0.04, 5), (0.02, -9), (0.05, 1) if kind == "ADD" else (0.01, 2), 0, sb)
@@ -295,7 +295,7 @@ def _check_two(data, shape_a, shape_b, n, seed):
 
 
 def test_shapes_that_do_not_broadcast_are_refused_at_load():
-    from tools.tflite_build import elementwise_model
+    from edgefw.build.tflite_build import elementwise_model
 
     data = bytearray(elementwise_model("ADD", [1, 5, 4], (0.04, 5), (0.02, -9), (0.05, 1), 0, [1, 1, 4]))
     from tflite_micro.python.tflite_micro.runtime import schema_fb as s
@@ -323,7 +323,7 @@ MEAN_CASES = [
 
 @pytest.mark.parametrize("case", MEAN_CASES)
 def test_mean_bit_exact(case):
-    from tools.tflite_build import mean_model
+    from edgefw.build.tflite_build import mean_model
 
     shape, axes, keep, qi, qo = case
     _check(mean_model(shape, axes, keep, qi, qo), 300, seed=len(shape) + len(axes), max_clipped=1.0)
@@ -331,7 +331,7 @@ def test_mean_bit_exact(case):
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_mean_and_broadcast_on_micropython(tmp_path, target):
-    from tools.tflite_build import elementwise_model, mean_model
+    from edgefw.build.tflite_build import elementwise_model, mean_model
 
     data = mean_model([1, 4, 5, 3], [1, 2], True, (0.05, 3), (0.02, -5))
     xs = np.random.default_rng(4).integers(-128, 128, (30, 1, 4, 5, 3)).astype(np.int8)
@@ -354,15 +354,15 @@ def test_mean_and_broadcast_on_micropython(tmp_path, target):
 def test_shipped_models_bit_exact_on_1000_inputs():
     from tests.conftest import ROOT
 
-    models = sorted((ROOT / "tools" / "models").glob("*.tflite"))
+    models = sorted((ROOT / "firmware" / "models").glob("*.tflite"))
     assert models, "no shipped models"
     for path in models:
         _check(path.read_bytes(), 1000, seed=5, max_clipped=0.9)
 
 
 def test_models_from_tensorflows_converter_bit_exact_on_1000_inputs():
+    from edgefw.build.models import raw_windows
     from tests.conftest import ROOT
-    from tools.models.build import raw_windows
 
     d = ROOT / "tests" / "data" / "tf"
     _check((d / "tf_dense.tflite").read_bytes(), 1000, seed=8, max_clipped=0.9)
@@ -395,15 +395,15 @@ def test_converter_model_on_micropython_matches_tflite_micro(tmp_path, target):
 def test_shipped_model_on_micropython_matches_tflite_micro(tmp_path, target):
     from tests.conftest import ROOT
 
-    data = (ROOT / "tools" / "models" / "vib_dense.tflite").read_bytes()
+    data = (ROOT / "firmware" / "models" / "vib_dense.tflite").read_bytes()
     xs = np.random.default_rng(9).integers(-128, 128, (200, 1, 6)).astype(np.int8)
     assert mp_outputs(tmp_path, data, xs, target) == tflm_outputs(data, xs)
 
 
 @pytest.mark.parametrize("q", [(0.05, 3), (0.0137, -20), (1.7, 0)])
 def test_quantize_and_dequantize_bit_exact(q):
+    from edgefw.build.tflite_build import convert_model
     from firmware.nn.interp import Interpreter as Ours
-    from tools.tflite_build import convert_model
 
     rng = np.random.default_rng(11)
     for kind in ("QUANTIZE", "DEQUANTIZE"):
@@ -426,8 +426,8 @@ def test_quantize_and_dequantize_bit_exact(q):
 
 @pytest.mark.parametrize("q", [(0.05, 3), (0.1, -10), (0.02, 0), (0.2, 5), (0.0078, -128)])
 def test_logistic_bit_exact_on_every_int8_value(q):
+    from edgefw.build.tflite_build import logistic_model
     from firmware.nn.interp import Interpreter as Ours
-    from tools.tflite_build import logistic_model
 
     data = logistic_model([1, 256], q)
     ours, ref = Ours(data), runtime.Interpreter.from_bytes(data)
@@ -442,14 +442,14 @@ def test_logistic_bit_exact_on_every_int8_value(q):
 @pytest.mark.parametrize("q", [(0.05, 3), (0.1, -10), (0.5, 0)])
 @pytest.mark.parametrize("depth", [4, 10])
 def test_softmax_bit_exact(q, depth):
-    from tools.tflite_build import softmax_model
+    from edgefw.build.tflite_build import softmax_model
 
     _check(softmax_model([3, depth], q), 300, seed=depth, max_clipped=1.0)
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_softmax_and_logistic_on_micropython(tmp_path, target):
-    from tools.tflite_build import logistic_model, softmax_model
+    from edgefw.build.tflite_build import logistic_model, softmax_model
 
     for data, shape in ((softmax_model([3, 10], (0.1, -10)), (3, 10)), (logistic_model([1, 256], (0.05, 3)), (1, 256))):
         xs = np.random.default_rng(1).integers(-128, 128, (20,) + shape).astype(np.int8)
@@ -459,7 +459,7 @@ def test_softmax_and_logistic_on_micropython(tmp_path, target):
 def test_arena_shares_bytes_between_tensors_never_alive_together():
     from tests.conftest import ROOT
 
-    it = Interpreter((ROOT / "tools" / "models" / "vib_autoencoder.tflite").read_bytes())
+    it = Interpreter((ROOT / "firmware" / "models" / "vib_autoencoder.tflite").read_bytes())
     activations = [t.size() for t in it.model.tensors if t.type == 9 and not t.data]
     assert len(activations) >= 3 and it.arena_bytes < sum(activations)
 
@@ -473,11 +473,11 @@ def test_invoke_allocates_nothing_on_micropython(tmp_path, target):
     from tests.test_runtimes import _single_op_models
 
     models = dict(_single_op_models())
-    from tools.tflite_build import elementwise_model, logistic_model
+    from edgefw.build.tflite_build import elementwise_model, logistic_model
 
     models["logistic"] = logistic_model([1, 16], (0.05, 3))
     models["mul_broadcast"] = elementwise_model("MUL", [2, 3, 4], (0.04, 5), (0.02, -9), (0.01, 2), 0, [3, 1])
-    for p in (ROOT / "tools" / "models").glob("*.tflite"):
+    for p in (ROOT / "firmware" / "models").glob("*.tflite"):
         models[p.stem] = p.read_bytes()
     names = sorted(models)
     for n in names:
@@ -503,7 +503,7 @@ def test_invoke_allocates_nothing_on_micropython(tmp_path, target):
 def test_reshape_bit_exact(with_shape_tensor):
     from tflite_micro.python.tflite_micro.runtime import schema_fb as s
 
-    from tools.tflite_build import single_op_model
+    from edgefw.build.tflite_build import single_op_model
 
     tensors = [
         {"shape": [1, 2, 3, 4], "type": "int8", "name": "x", "scales": [0.05], "zps": [3]},
@@ -523,11 +523,11 @@ def test_every_model_on_32_bit_micropython_matches_tflite_micro(tmp_path):
     """The shipped models and the TensorFlow-converted ones on the 32-bit
     target (31-bit small ints, as on an ESP32), on the parity inputs of
     the tests above (the first 200 of each)."""
+    from edgefw.build.models import raw_windows
     from tests.conftest import ROOT
-    from tools.models.build import raw_windows
 
     d = ROOT / "tests" / "data" / "tf"
-    cases = [(p, 5) for p in sorted((ROOT / "tools" / "models").glob("*.tflite"))]
+    cases = [(p, 5) for p in sorted((ROOT / "firmware" / "models").glob("*.tflite"))]
     cases += [(d / "tf_dense.tflite", 8), (d / "tf_float_io.tflite", 9)]
     for path, seed in cases:
         data = path.read_bytes()

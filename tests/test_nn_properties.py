@@ -68,7 +68,7 @@ def _out_size(n, f, stride, dil, same):
 def test_conv(kind, h, w, fh, fw, sh, sw, dh, dw, same, act, per_channel, ch, seed, s_in, z_in, z_out):
     from tflite_micro.python.tflite_micro.runtime import schema_fb as s
 
-    from tools.tflite_build import single_op_model
+    from edgefw.build.tflite_build import single_op_model
 
     dm = 1 + (seed % 2 if kind == "DEPTHWISE_CONV_2D" else 0)
     oc = ch * dm if kind == "DEPTHWISE_CONV_2D" else (seed % 4) + 1
@@ -118,7 +118,7 @@ def test_conv(kind, h, w, fh, fw, sh, sw, dh, dw, same, act, per_channel, ch, se
     zero_points,
 )
 def test_pool(kind, h, w, fh, fw, sh, sw, same, act, ch, seed, s_in, z_in):
-    from tools.tflite_build import pool_model
+    from edgefw.build.tflite_build import pool_model
 
     assume(_out_size(h, fh, sh, 1, same) >= 1 and _out_size(w, fw, sw, 1, same) >= 1)
     data = pool_model(kind, [1, h, w, ch], (s_in, z_in), (fh, fw), (sh, sw), "SAME" if same else "VALID", act)
@@ -138,7 +138,7 @@ def test_pool(kind, h, w, fh, fw, sh, sw, same, act, ch, seed, s_in, z_in):
     zero_points,
 )
 def test_fully_connected(n_in, n_out, batch, per_channel, act, seed, s_in, z_in, z_out):
-    from tools.tflite_build import dense_model
+    from edgefw.build.tflite_build import dense_model
 
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
@@ -165,7 +165,7 @@ def broadcast_pair(draw):
     st.sampled_from(["ADD", "MUL"]), broadcast_pair(), st.sampled_from([0, 1, 3]), st.integers(0, 2**16), scales, zero_points, scales, zero_points, zero_points
 )
 def test_add_and_mul(kind, shapes, act, seed, s_a, z_a, s_b, z_b, z_out):
-    from tools.tflite_build import elementwise_model
+    from edgefw.build.tflite_build import elementwise_model
 
     a, b = shapes
     s_out = (s_a + s_b) * 1.5 if kind == "ADD" else s_a * s_b * 128
@@ -184,7 +184,7 @@ def mean_case(draw):
 @SETTINGS
 @given(mean_case(), st.booleans(), st.integers(0, 2**16), scales, zero_points, scales, zero_points)
 def test_mean(case, keep, seed, s_in, z_in, s_out, z_out):
-    from tools.tflite_build import mean_model
+    from edgefw.build.tflite_build import mean_model
 
     shape, axes = case
     assume(len({a % len(shape) for a in axes}) == len(axes))  # not one axis twice (-1 and rank-1)
@@ -195,7 +195,7 @@ def test_mean(case, keep, seed, s_in, z_in, s_out, z_out):
 @SETTINGS
 @given(st.integers(1, 4), st.integers(2, 20), st.integers(0, 2**16), st.floats(0.005, 0.5), zero_points, st.floats(0.3, 2.0))
 def test_softmax(rows, depth, seed, s_in, z_in, beta):
-    from tools.tflite_build import softmax_model
+    from edgefw.build.tflite_build import softmax_model
 
     _same(softmax_model([rows, depth], (s_in, z_in), beta), [(rows, depth)], seed)
 
@@ -203,7 +203,7 @@ def test_softmax(rows, depth, seed, s_in, z_in, beta):
 @SETTINGS
 @given(st.integers(0, 2**16), st.floats(0.0005, 5.0), zero_points)
 def test_logistic_every_input(seed, s_in, z_in):
-    from tools.tflite_build import logistic_model
+    from edgefw.build.tflite_build import logistic_model
 
     data = logistic_model([1, 256], (s_in, z_in))
     ref = runtime.Interpreter.from_bytes(data)
@@ -220,7 +220,7 @@ def test_logistic_every_input(seed, s_in, z_in):
 @SETTINGS
 @given(st.integers(0, 2**16), st.floats(0.001, 2.0), zero_points)
 def test_quantize_and_dequantize(seed, scale, zp):
-    from tools.tflite_build import convert_model
+    from edgefw.build.tflite_build import convert_model
 
     rng = np.random.default_rng(seed)
     for kind in ("QUANTIZE", "DEQUANTIZE"):
@@ -244,7 +244,7 @@ def test_quantize_and_dequantize(seed, scale, zp):
 
 def _random_models(rng, n):
     """n single-op models with random parameters: (bytes, input shapes)."""
-    from tools.tflite_build import conv_model, dense_model, elementwise_model, mean_model, pool_model, softmax_model
+    from edgefw.build.tflite_build import conv_model, dense_model, elementwise_model, mean_model, pool_model, softmax_model
 
     out = []
     for k in range(n):

@@ -22,8 +22,8 @@ import time
 
 import pytest
 
+from firmware.linux import bundle as B
 from tests.helpers import qemu_systemd
-from tools import bundle as B
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD = "/usr/local/lib/edgefw-guest/board.py"
@@ -155,7 +155,7 @@ def test_install_upgrade_rollback_refusals(guest, bundles, capsys):
     assert st["last"]["result"] == "committed" and st["last"]["version"] == "1.1.0", st
 
     rc, out, figures["broken_v3_rollback_s"] = flash(vm, bundles["broken"])
-    assert rc == 3, out  # tools/update.py: rolled back
+    assert rc == 3, out  # firmware/linux/update.py: rolled back
     assert "broken on purpose" in out and "rolled back to slot" in out, out
     v, state, pid_before = running(vm)
     assert (v, state) == ("1.1.0", "active"), (v, state, vm.ssh("journalctl -u edgefw -n 20 --no-pager")[1])

@@ -46,7 +46,7 @@ def _run_usage(readme):
 
 
 def test_readme_run_usage_and_table_match_the_parser():
-    from tools.cli import make_parser
+    from edgefw.cli import make_parser
 
     readme = (ROOT / "README.md").read_text()
     sub = next(a for a in make_parser()._actions if a.dest == "cmd")
@@ -63,7 +63,7 @@ def test_readme_run_usage_and_table_match_the_parser():
 
 
 def test_readme_names_every_command_in_help():
-    from tools.cli import make_parser
+    from edgefw.cli import make_parser
 
     readme = (ROOT / "README.md").read_text()
     sub = next(a for a in make_parser()._actions if a.dest == "cmd")

@@ -58,7 +58,7 @@ def test_no_receiver_means_nothing_is_deleted(tmp_path, broker):
 
 
 def _ingest_process(port, db, keys):
-    args = [sys.executable, "-m", "tools.cli", "ingest", "--broker", "127.0.0.1:%d" % port, "--db", str(db), "--keys", str(keys), "--client-id", "killed-ingest"]
+    args = [sys.executable, "-m", "edgefw.cli", "ingest", "--broker", "127.0.0.1:%d" % port, "--db", str(db), "--keys", str(keys), "--client-id", "killed-ingest"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -84,7 +84,7 @@ def test_ingest_killed_again_and_again_loses_nothing(tmp_path, broker):
     assert stats["pending"] == 0, stats
     # the device finished while ingest ran, and the database has every
     # record exactly once
-    from tools.ingest import Ingest
+    from edgefw.ingest.server import Ingest
 
     check = Ingest(str(db), {DEV: KEY}, log=None)
     rows = _bodies(check)

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from tools.bench_load import Hogs
+from edgefw.perf.load import Hogs
 
 PROBE = r"""
 import json, os, subprocess, sys, threading
-from tools.rt import current, enable, disable
+from firmware.linux.rt import current, enable, disable
 out = {"before": current()}
 try:
     out["enable"] = enable(int(sys.argv[1]))
@@ -59,7 +59,7 @@ def test_bad_priority_is_refused():
 
 def test_run_refuses_rt_it_cannot_have_and_says_why(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "run", "--cycles", "20", "--json", "--journal", str(tmp_path / "j"), "--rt-priority", "150"],
+        [sys.executable, "-m", "edgefw.cli", "run", "--cycles", "20", "--json", "--journal", str(tmp_path / "j"), "--rt-priority", "150"],
         capture_output=True,
         text=True,
         timeout=60,

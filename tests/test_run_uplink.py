@@ -7,8 +7,8 @@ import sqlite3
 import subprocess
 import time
 
+from edgefw.emul.broker import free_port
 from tests.test_cli import edgefw, last_json, run
-from tools.broker import free_port
 
 
 def _ingest(port, db, idle=4):

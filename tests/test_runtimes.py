@@ -16,20 +16,20 @@ import sys
 import numpy as np
 import pytest
 
+from edgefw.infer import BackendMissing, _runner
 from firmware.app import build
 from firmware.nn.backend import open_model
 from firmware.nn.interp import Interpreter
 from hal.errors import BackendUnavailable
 from tests.conftest import ROOT
-from tools.infer import BackendMissing, _runner
 
-MODELS = sorted((ROOT / "tools" / "models").glob("*.tflite"))
+MODELS = sorted((ROOT / "firmware" / "models").glob("*.tflite"))
 # as TensorFlow's converter writes them (tests/data/tf/README.md)
 CONVERTED = sorted((ROOT / "tests" / "data" / "tf").glob("*.tflite"))
 
 
 def _single_op_models():
-    from tools.tflite_build import conv_model, elementwise_model, mean_model, pool_model, softmax_model
+    from edgefw.build.tflite_build import conv_model, elementwise_model, mean_model, pool_model, softmax_model
 
     rng = np.random.default_rng(3)
     filt = rng.integers(-127, 128, (4, 3, 3, 2)).astype(np.int8)
@@ -86,7 +86,7 @@ def test_tflite_runtime_reference_kernels_equal_the_micro_interpreter(tmp_path):
             [
                 py,
                 "-m",
-                "tools.cli",
+                "edgefw.cli",
                 "infer",
                 str(model),
                 "--backend",

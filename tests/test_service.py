@@ -10,13 +10,13 @@ import sys
 import pytest
 
 import boards
-from tools.service import devices, exec_line, render_unit
+from firmware.linux.service import devices, exec_line, render_unit
 
 LINUX = [n for n in boards.KNOWN if boards.get(n).FAMILY == "linux"]
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "edgefw.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def _verify(path):

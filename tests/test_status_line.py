@@ -11,9 +11,9 @@ from tests.test_cli import edgefw
 
 
 def _line(tmp_path, **kw):
+    from edgefw.cli import Status
     from firmware.app import build
     from tests.dual._util import run
-    from tools.cli import Status
 
     fw, _ = build("sim", journal=str(tmp_path / "j"))
     run(fw, cycles=300)

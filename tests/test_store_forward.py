@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from edgefw.ingest.server import Ingest
 from tests.conftest import ROOT
-from tools.ingest import Ingest
 
 KEY = bytes(range(1, 33))
 _ids = itertools.count(1)
@@ -20,11 +20,11 @@ DEV = "dev-crash"
 
 
 class IngestWorker:
-    """tools.ingest.Ingest behind its real MQTT receiver (receipts on), in
+    """edgefw.ingest.server.Ingest behind its real MQTT receiver (receipts on), in
     this process."""
 
     def __init__(self, port, db, keys=None, topic="edgefw/+/up", client_id=None, receipts=True):
-        from tools.ingest import Receiver
+        from edgefw.ingest.server import Receiver
 
         self.ing = Ingest(str(db), keys if keys is not None else {DEV: KEY}, log=None)
         share = topic.split("/")[1] if topic.startswith("$share/") else None

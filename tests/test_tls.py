@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from edgefw.emul.broker import Mosquitto, make_ca_and_server_cert
 from tests.test_cli import edgefw, last_json, run
 from tests.test_micropython_uplink import KEY, mp
 from tests.test_store_forward import IngestWorker
-from tools.broker import Mosquitto, make_ca_and_server_cert
 
 
 @pytest.fixture

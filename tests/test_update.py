@@ -15,9 +15,9 @@ import time
 import pytest
 from Crypto.Signature import eddsa
 
+from firmware.linux import bundle as B
+from firmware.linux import update as U
 from tests.conftest import ROOT
-from tools import bundle as B
-from tools import update as U
 
 PY = sys.executable
 READY = ["{python}", "-c", "print('READY', flush=True)"]
@@ -284,7 +284,7 @@ def test_journal_migration_runs_up_and_down_on_rollback(kit, tmp_path):
 def _run(args, env=None, timeout=60):
     e = dict(os.environ, PYTHONPATH=str(ROOT))
     e.update(env or {})
-    return subprocess.run([PY, "-m", "tools.update_cli"] + args, cwd=str(ROOT), env=e, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([PY, "-m", "firmware.linux.update_cli"] + args, cwd=str(ROOT), env=e, capture_output=True, text=True, timeout=timeout)
 
 
 UPGRADE_STEPS = [s for s in U.STEPS if not s.startswith("roll")]

@@ -12,12 +12,12 @@ import uuid
 
 import pytest
 
+from edgefw.deploy import image
+from edgefw.deploy import update_ssh as S
+from firmware.linux import bundle as B
+from firmware.linux import update as U
 from tests.conftest import ROOT
 from tests.test_update import FAST, READY, new_root, quiet, running, tree
-from tools import bundle as B
-from tools import image
-from tools import update as U
-from tools import update_ssh as S
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 

@@ -18,7 +18,7 @@ class EdgefwRuntime(Resource):
     board's); ``heap``: the MicroPython heap (unix, wasm32); ``root``: the
     source tree the target imports from (default: this checkout).
     ``image`` and ``config`` (esp32): the board image to flash
-    (tools/mpy.py ``IMAGES``) and the config built into it. ``ssh``: a
+    (edgefw/build/mpy.py ``IMAGES``) and the config built into it. ``ssh``: a
     Linux board over SSH (the target's NetworkService), running the
     probes with its python3 from a copy of this tree in ``remote_dir``
     (relative: to the login's home)."""

@@ -154,13 +154,13 @@ class Unix:
 
 
 class Wasm32:
-    """The 32-bit wasm MicroPython under node (tools/wasm32.py); files
+    """The 32-bit wasm MicroPython under node (edgefw/emul/wasm32.py); files
     written under a ``share`` directory come back when the run ends."""
 
     name = "wasm32"
 
     def __init__(self, root, heap):
-        from tools import wasm32
+        from edgefw.emul import wasm32
 
         why = wasm32.missing()
         if why:
@@ -356,7 +356,7 @@ class ESP32:
         return p.stdout
 
     def _flasher(self):
-        from tools.flash import ESP32 as Flasher
+        from edgefw.deploy.flash import ESP32 as Flasher
 
         return Flasher(self.image, self.port)
 
@@ -375,8 +375,8 @@ class ESP32:
         from the board's. Returns what happened."""
         import tempfile
 
-        from tools import mpy
-        from tools.flash import FlashError
+        from edgefw.build import mpy
+        from edgefw.deploy.flash import FlashError
 
         if self._local() and not os.path.exists(self.port):
             raise BenchTimeout("no board on %s (is it plugged in? ls -l /dev/serial/by-id/)" % self.port)
@@ -471,7 +471,7 @@ finally:
 """
 
 # the packages of this tree a board over SSH imports from its copy
-SSH_PACKAGES = ("boards", "firmware", "hal", "sim", "tools", "bench")
+SSH_PACKAGES = ("boards", "firmware", "hal", "sim", "edgefw", "bench")
 
 
 class SSHConsole(ProcessConsole):

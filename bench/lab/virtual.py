@@ -1,4 +1,4 @@
-"""The virtual ESP32 (tools/sim_esp32.py) as a bench device: started
+"""The virtual ESP32 (edgefw/emul/sim_esp32.py) as a bench device: started
 when its port is absent, its REPL pty bound at the stable path the
 environment names, as udev binds a real board under
 ``/dev/serial/by-id/``. The device's filesystem lives in ``dir`` and
@@ -34,7 +34,7 @@ def start(dirname, timeout=30.0):
         os.remove(pf)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = open(os.path.join(dirname, "sim_esp32.log"), "w")
-    p = subprocess.Popen([sys.executable, "-m", "tools.sim_esp32", "--dir", dirname, "--port-file", pf], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen([sys.executable, "-m", "edgefw.emul.sim_esp32", "--dir", dirname, "--port-file", pf], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     t0 = time.monotonic()
     while not os.path.exists(pf):

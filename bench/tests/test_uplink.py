@@ -16,7 +16,7 @@ DEV = "bench-uplink"
 
 @pytest.fixture
 def broker(tmp_path_factory):
-    from tools.broker import Mosquitto
+    from edgefw.emul.broker import Mosquitto
 
     with Mosquitto(tmp_path_factory.mktemp("broker")) as b:
         yield b
@@ -24,7 +24,7 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def ingest(broker, tmp_path_factory):
-    from tools.ingest import Ingest, Receiver
+    from edgefw.ingest.server import Ingest, Receiver
 
     ing = Ingest(str(tmp_path_factory.mktemp("ingest") / "i.sqlite"), {DEV: KEY}, log=None)
     r = Receiver(ing, "127.0.0.1", broker.port, "bench-ingest", None, receipts=True)

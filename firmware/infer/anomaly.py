@@ -10,7 +10,7 @@ What goes in and what the score is come from the model itself:
 
 * input of 6 values: the window's features (firmware.infer.features);
   an input of as many values as the window: the raw window, in g with
-  its mean taken out (as tools/models/build.py trains ``vib_conv1d``);
+  its mean taken out (as edgefw/build/models.py trains ``vib_conv1d``);
 * output of 1 value: the score is that value, dequantized (a logit or a
   class probability, whatever the model was trained to give); an output
   of as many values as the input: an autoencoder, and the score is the

@@ -38,10 +38,10 @@ def _trips_on_the_burst(model, threshold):
 def test_the_raw_window_model_runs_in_the_loop():
     from firmware.infer.anomaly import Anomaly
 
-    fw = _trips_on_the_burst("tools/models/vib_conv1d.tflite", 0.0)
+    fw = _trips_on_the_burst("firmware/models/vib_conv1d.tflite", 0.0)
     # the quiet windows after the burst score low again
     assert fw.inference.score < 0
-    with open("tools/models/vib_conv1d.tflite", "rb") as f:
+    with open("firmware/models/vib_conv1d.tflite", "rb") as f:
         a = Anomaly(f.read(), window=64, backend="micro")
     assert (a.kind, a.score_kind) == ("window", "output")
 
@@ -49,9 +49,9 @@ def test_the_raw_window_model_runs_in_the_loop():
 def test_the_autoencoder_scores_its_reconstruction_error_in_the_loop():
     from firmware.infer.anomaly import Anomaly
 
-    fw = _trips_on_the_burst("tools/models/vib_autoencoder.tflite", 1.0)
+    fw = _trips_on_the_burst("firmware/models/vib_autoencoder.tflite", 1.0)
     assert 0 <= fw.inference.score < 1.0
-    with open("tools/models/vib_autoencoder.tflite", "rb") as f:
+    with open("firmware/models/vib_autoencoder.tflite", "rb") as f:
         a = Anomaly(f.read(), backend="micro")
     assert (a.kind, a.score_kind) == ("features", "reconstruction")
     # a flat window: features all zero, reconstructed as quiet operation
@@ -63,7 +63,7 @@ def test_a_window_the_model_does_not_take_is_refused_with_the_fix():
     from hal.errors import ModelError
     from tests.dual._util import raises
 
-    with open("tools/models/vib_conv1d.tflite", "rb") as f:
+    with open("firmware/models/vib_conv1d.tflite", "rb") as f:
         data = f.read()
     e = raises(ModelError, Anomaly, data, 100, "micro", 32)
     assert "raw window of 32 samples" in str(e) and "set inference.window to 64" in str(e), e

@@ -272,7 +272,7 @@ class Arm64Guest:
         site = "usr/lib/python3/dist-packages"
         for whl in sorted(glob.glob(os.path.join(self.wheels, "*.whl"))):
             w.wheel(whl, site)
-        for top in ("boards", "firmware", "hal", "sim", "tools"):
+        for top in ("boards", "firmware", "hal", "sim", "edgefw"):
             w.tree(os.path.join(repo_root, top), "edgefw/" + top, skip=("__pycache__",), pyonly=True)
         for top in ("pyproject.toml",):
             w.file("edgefw/" + top, os.path.join(repo_root, top), 0o644)

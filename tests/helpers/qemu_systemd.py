@@ -135,7 +135,7 @@ WantedBy=multi-user.target
 
 ENTRY = """#!/usr/bin/python3
 import sys
-from tools.cli import main
+from edgefw.cli import main
 sys.exit(main())
 """
 
@@ -301,7 +301,7 @@ class SystemdGuest:
         w.data("payload/etc/edgefw-guest/regs.json", json.dumps(register_images()).encode(), 0o644)
         w.data("modules.list", ("\n".join(listed) + "\n").encode(), 0o644)
         site = "payload/usr/local/lib/python3.11/dist-packages"
-        for top in ("boards", "firmware", "hal", "sim", "tools"):
+        for top in ("boards", "firmware", "hal", "sim", "edgefw"):
             w.tree(os.path.join(repo_root, top), site + "/" + top, skip=("__pycache__",), pyonly=True)
         w.data("payload/usr/local/bin/edgefw", ENTRY.encode(), 0o755)
         for name in sorted(os.listdir(guest_dir)):

@@ -10,7 +10,7 @@ failed``.
 
 On the 32-bit wasm port the collector runs only between calls from
 JavaScript, so there node runs the tasks one step per call
-(``tools/wasm/run.mjs --step``)::
+(``edgefw/emul/wasm/run.mjs --step``)::
 
     -c "import sys; sys.argv.append('--no-run'); exec(open('tests/mp_only/peak_heap.py').read()); import asyncio; asyncio.create_task(measure(3000))"
 """

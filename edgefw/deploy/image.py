@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import uuid
 
-from tools import update as U
+from firmware.linux import update as U
 
 SECTOR = 512
 LINUX_GPT = uuid.UUID("0fc63daf-8483-4772-8e79-3d69d8477de4")

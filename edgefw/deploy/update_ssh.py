@@ -17,8 +17,8 @@ import sys
 import tarfile
 import time
 
-from tools import bundle as B
-from tools import update as U
+from firmware.linux import bundle as B
+from firmware.linux import update as U
 
 
 class SSHError(Exception):
@@ -27,7 +27,7 @@ class SSHError(Exception):
         self.reason = reason
 
 
-INSTALLER = ("tools/__init__.py", "tools/bundle.py", "tools/update.py", "tools/update_cli.py")
+INSTALLER = ("firmware/linux/__init__.py", "firmware/linux/bundle.py", "firmware/linux/update.py", "firmware/linux/update_cli.py")
 INSTALLER_PKGS = ("firmware/__init__.py", "firmware/cbor.py", "firmware/store", "hal")
 
 
@@ -167,7 +167,7 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
                 os.unlink(local)
             r.copy(path, rtmp + "/bundle.edgefw")
             progress("step install on %s" % dest)
-            cmd = "cd %s && tar -xf installer.tar && PYTHONPATH=%s %s -m tools.update_cli install --rootfs %s" % (rtmp, rtmp, py, root)
+            cmd = "cd %s && tar -xf installer.tar && PYTHONPATH=%s %s -m firmware.linux.update_cli install --rootfs %s" % (rtmp, rtmp, py, root)
             cmd += " --timeout %s --settle %s --max-restarts %d" % (kw.get("timeout", 60.0), kw.get("settle", 5.0), kw.get("max_restarts", 2))
             if kw.get("allow_downgrade"):
                 cmd += " --allow-downgrade"

@@ -28,7 +28,7 @@ import os
 import threading
 import time
 
-from tools.cli import STORE_LOSSES, store_summary
+from edgefw.cli import STORE_LOSSES, store_summary
 
 
 def _esc(v):

@@ -1,6 +1,6 @@
 """The virtual ESP32's ROM: what a real chip has and the image does not.
 
-The virtual ESP32 (``edgefw sim-esp32``, tools/sim_esp32.py) runs the
+The virtual ESP32 (``edgefw sim-esp32``, edgefw/emul/sim_esp32.py) runs the
 device image in the MicroPython unix port on the sim board. Its ROM
 directory, on MICROPYPATH after the image, holds the simulator (``sim/``,
 compiled) and the sim board's data as ``boards.sim`` (registered by
@@ -14,7 +14,7 @@ what an ESP32 gets.
 import shutil
 from pathlib import Path
 
-from tools.mpy import ROOT, _compile, mpy_cross
+from edgefw.build.mpy import ROOT, _compile, mpy_cross
 
 ROM_BOOT = """# the virtual ESP32's ROM: the sim board's data under boards.sim
 import sys

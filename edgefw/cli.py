@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgefw.util import ROOT
 from hal.errors import EdgefwError
-from tools.cli_util import ROOT
 
 
 def short_labels(channels):
@@ -343,7 +343,7 @@ def cmd_run(args):
     atexit.register(fw.safe)
     hooks = metrics = None
     if args.metrics_textfile or args.metrics_port is not None:
-        from tools.metrics import Metrics, MetricsHook
+        from firmware.linux.metrics import Metrics, MetricsHook
 
         try:
             metrics = Metrics(fw, textfile=args.metrics_textfile, port=args.metrics_port, uplink=fwd.up if fwd is not None else None)
@@ -354,11 +354,11 @@ def cmd_run(args):
             print("edgefw: metrics on http://127.0.0.1:%d/metrics" % metrics.port, file=sys.stderr, flush=True)
         hooks = MetricsHook(metrics, status)
     if fw.hw.board.FAMILY == "linux":
-        from tools.linux_run import LinuxRun
+        from firmware.linux.selftest import LinuxRun
 
         hooks = LinuxRun(fw, status, metrics)
     if args.rt_priority:
-        from tools.rt import enable
+        from firmware.linux.rt import enable
 
         try:
             rt = enable(args.rt_priority)
@@ -414,7 +414,7 @@ def cmd_run(args):
 
 
 def cmd_mpy_build(args):
-    from tools.mpy import build
+    from edgefw.build.mpy import build
 
     try:
         n = build(args.out, config=args.config, scenario=args.scenario, board=args.board)
@@ -422,7 +422,7 @@ def cmd_mpy_build(args):
         print("edgefw mpy-build: %s" % e, file=sys.stderr)
         return 2
     if args.board:
-        from tools.mpy import read_manifest, write_manifest_py
+        from edgefw.build.mpy import read_manifest, write_manifest_py
 
         m = read_manifest(args.out)
         print(
@@ -478,17 +478,17 @@ def make_parser():
     sub.add_parser("bench", help="benchmarks: edgefw bench interlock|store|forward [--json]", add_help=False)
     sub.add_parser("sim-esp32", help="a virtual ESP32 (ROM bootloader and MicroPython REPL on two ptys) for tools/flash.py", add_help=False)
     d = sub.add_parser("mp-deps", help="fetch the MicroPython libraries (umqtt.simple) into .mp-lib/")
-    d.set_defaults(fn=lambda a: __import__("tools.mpdeps", None, None, ["x"]).install())
-    from tools.infer import add_parser as add_infer
+    d.set_defaults(fn=lambda a: __import__("edgefw.build.mpdeps", None, None, ["x"]).install())
+    from edgefw.infer import add_parser as add_infer
 
     add_infer(sub)
-    from tools.ingest import add_parser as add_ingest
+    from edgefw.ingest.server import add_parser as add_ingest
 
     add_ingest(sub)
-    from tools.service import add_parser as add_service
+    from firmware.linux.service import add_parser as add_service
 
     add_service(sub)
-    from tools.update_cli import add_parser as add_update
+    from firmware.linux.update_cli import add_parser as add_update
 
     add_update(sub)
     return p
@@ -499,11 +499,11 @@ def main(argv=None):
         argv = sys.argv[1:]
     if argv[:1] == ["bench"]:
         # benchmarks parse their own options
-        from tools.bench import main as bench_main
+        from edgefw.perf.cli import main as bench_main
 
         return bench_main(argv[1:])
     if argv[:1] == ["sim-esp32"]:
-        from tools.sim_esp32 import main as sim_esp32_main
+        from edgefw.emul.sim_esp32 import main as sim_esp32_main
 
         return sim_esp32_main(argv[1:])
     args = make_parser().parse_args(argv)

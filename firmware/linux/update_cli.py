@@ -8,8 +8,8 @@
     edgefw update recover [--rootfs DIR]
     edgefw update status [--rootfs DIR] [--check]
 
-The installer also runs on its own on a device (``python -m tools.update_cli
-install ...``): it needs only tools/bundle.py, tools/update.py, this file,
+The installer also runs on its own on a device (``python -m firmware.linux.update_cli
+install ...``): it needs only firmware/linux/bundle.py, firmware/linux/update.py, this file,
 firmware/store and hal, and pycryptodome.
 """
 
@@ -17,8 +17,8 @@ import argparse
 import json
 import sys
 
-from tools import bundle as B
-from tools import update as U
+from firmware.linux import bundle as B
+from firmware.linux import update as U
 
 
 def _common_install(p):
@@ -55,7 +55,7 @@ def add_parser(sub):
     b.add_argument("--model", metavar="FILE", help="model file to ship")
     b.add_argument("--migration", metavar="SCRIPT", help="journal migration: run as SCRIPT up|down JOURNAL_DIR")
     b.add_argument("--journal-format", type=int, default=B.JOURNAL_FORMAT, metavar="N", help="journal format the bundle's firmware writes")
-    b.add_argument("--health", metavar="ARGV_JSON", help="health check argv as JSON (default: the slot's tools.slot_health)")
+    b.add_argument("--health", metavar="ARGV_JSON", help="health check argv as JSON (default: the slot's firmware.linux.health)")
     b.set_defaults(fn=cmd_build)
     v = us.add_parser("verify", help="check a bundle without changing anything")
     v.add_argument("bundle")
@@ -116,11 +116,11 @@ def cmd_install(a):
         return U.USAGE
     kw = dict(allow_downgrade=a.allow_downgrade, timeout=a.timeout, settle=a.settle, max_restarts=a.max_restarts, add_keys=a.add_key)
     if a.host:
-        from tools import update_ssh
+        from edgefw.deploy import update_ssh
 
         return update_ssh.main(a, kw)
     if a.image:
-        from tools import image
+        from edgefw.deploy import image
 
         return image.install_image(a.image, a.bundle, board=a.board, **kw)
     return U.install(a.rootfs or "/", a.bundle, board=a.board, **kw)

@@ -1,7 +1,7 @@
 """A/B application updates on a Linux board (device side; CPython only,
 never part of a device image).
 
-    from tools import update
+    from firmware.linux import update
     code = update.install("/", "edgefw-rpi4.edgefw", board="rpi4")
     update.recover("/")                # at boot, or after a power cut
     problems = update.check_root("/")  # [] when the root is consistent
@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from tools import bundle as B
+from firmware.linux import bundle as B
 
 OK, REFUSED, USAGE, ROLLED_BACK = 0, 1, 2, 3
 SLOTS = ("a", "b")
@@ -361,7 +361,7 @@ def use_slot_unit(lay, slot, board, progress=_progress):
     d = lay.slot(slot)
     env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"))
     env.pop(KILL_ENV, None)
-    cmd = [sys.executable, "-m", "tools.cli", "service", "install", "--board", board, "--slots", "--no-start"]
+    cmd = [sys.executable, "-m", "edgefw.cli", "service", "install", "--board", board, "--slots", "--no-start"]
     try:
         p = subprocess.run(cmd, cwd=os.path.join(d, "app"), env=env, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from tools.cli_util import ROOT
+from edgefw.util import ROOT
 
 MP_SCRIPT = """
 import gc, time, micropython
@@ -86,8 +86,8 @@ def _run_unix(code):
 
 
 def _run_wasm32(code):
-    """The script under the 32-bit wasm port (tools/wasm32.py)."""
-    from tools import wasm32
+    """The script under the 32-bit wasm port (edgefw/emul/wasm32.py)."""
+    from edgefw.emul import wasm32
 
     if wasm32.missing():
         return {"error": wasm32.missing()}
@@ -104,9 +104,9 @@ def _median_us(fn, n):
 
 
 def _models():
-    from tools.tflite_build import conv_model
+    from edgefw.build.tflite_build import conv_model
 
-    out = {p.stem: p.read_bytes() for p in sorted((ROOT / "tools" / "models").glob("*.tflite"))}
+    out = {p.stem: p.read_bytes() for p in sorted((ROOT / "firmware" / "models").glob("*.tflite"))}
     rng = np.random.default_rng(0)
     filt = rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8)
     out["conv_8x3x3x3_16x16"] = conv_model("CONV_2D", [1, 16, 16, 3], filt, rng.integers(-500, 500, 8), (0.02, 0), [0.01] * 8, (0.5, 0), (1, 1), "SAME", 1)
@@ -134,8 +134,8 @@ print(statistics.median(ts) / 1000)
 def _invoker(backend, data, x, n):
     """(function that runs one inference, repetitions): the runtime's own
     calls only (set input, invoke, get output), nothing of edgefw's."""
+    from edgefw.infer import BackendMissing
     from firmware.nn.interp import Interpreter
-    from tools.infer import BackendMissing
 
     if backend.startswith("micro"):
         it = Interpreter(data, vectorise=backend == "micro_numpy")
@@ -201,10 +201,10 @@ def _overhead(it, bare, n):
 
 
 def bench_infer(n=200, progress=print):
+    from edgefw.infer import BackendMissing
     from firmware.linux.runtimes import LinuxRuntime
     from firmware.nn.backend import open_model
     from firmware.nn.interp import Interpreter
-    from tools.infer import BackendMissing
 
     res = {}
     for name, data in _models().items():

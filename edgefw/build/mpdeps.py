@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools.cli_util import ROOT
+from edgefw.util import ROOT
 
 LIB = ROOT / ".mp-lib"
 PACKAGES = {"micropython-umqtt.simple==1.3.4": "umqtt"}

@@ -1,8 +1,8 @@
 """A 32-bit MicroPython beside the 64-bit unix port: the wasm32 build from
 npm (``@micropython/micropython-webassembly-pyscript``), run under node by
-``tools/wasm/run.mjs``.
+``edgefw/emul/wasm/run.mjs``.
 
-    from tools.wasm32 import run
+    from edgefw.emul.wasm32 import run
     p = run(["tests/dual/run.py", "tests.dual.test_interlock"])
 
 On it ``sys.maxsize`` is 2**31 - 1, as on an ESP32, so an intermediate
@@ -21,10 +21,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "@micropython/micropython-webassembly-pyscript"
 VERSION = "1.27.0"
-RUNNER = ROOT / "tools" / "wasm" / "run.mjs"
+RUNNER = ROOT / "edgefw" / "emul" / "wasm" / "run.mjs"
 
 
 def cache_dir():
@@ -77,7 +77,7 @@ def command(args, heap="8M", root=ROOT, timeout=600, share=(), step=False):
     each ``share`` directory is copied in and what the run wrote there
     copied back; ``step``: the program only creates asyncio tasks, which
     node then runs one step per call (the port collects garbage only
-    between calls; see tools/wasm/prelude.py)."""
+    between calls; see edgefw/emul/wasm/prelude.py)."""
     n = str(heap).lower()
     mult = {"k": 1024, "m": 1024 * 1024}.get(n[-1:], 1)
     size = int(n.rstrip("km")) * mult

@@ -8,7 +8,7 @@ prints two serial ports and runs until Ctrl-C:
   esp32``, which answers esptool (flash-id, write-flash, verify-flash);
 - ``repl``: MicroPython's REPL on the sim board: the real unix port
   behind a pty, with the device's filesystem in ``DIR/fs`` and the ROM
-  (the simulator, ``tools/vesp32.py``) beside it. mpremote works on it.
+  (the simulator, ``edgefw/emul/vesp32.py``) beside it. mpremote works on it.
 
 The unix port differs from a chip in ways the bridge here hides: it exits
 on Ctrl-D at an empty prompt (the bridge restarts it, as a soft reset:
@@ -29,7 +29,7 @@ import time
 import tty
 from pathlib import Path
 
-from tools import vesp32
+from edgefw.emul import vesp32
 
 PROMPTS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>", b"\x04>")
 

@@ -159,7 +159,7 @@ def _append_raw(j, seq, payload, frame):
 
 def _ingest_worker(port, db, keys):
     """ingest behind its real receiver: commits, then receipts."""
-    from tools.ingest import Ingest, Receiver
+    from edgefw.ingest.server import Ingest, Receiver
 
     ing = Ingest(db, keys, log=None)
     r = Receiver(ing, "127.0.0.1", port, "bench-ingest-%d" % os.getpid()).start()
@@ -231,7 +231,7 @@ def _paho_per_record(port, tmp, n):
 
 
 def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print):
-    from tools.broker import Mosquitto
+    from edgefw.emul.broker import Mosquitto
 
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
     try:

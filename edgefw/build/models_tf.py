@@ -3,14 +3,14 @@ TensorFlow's own TFLite converter (full int8 quantization from a
 representative dataset): the optional ``edgefw[tf]`` path.
 
     pip install 'edgefw[tf]'
-    python -m tools.models.build_tf OUT_DIR
+    python -m edgefw.build.models_tf OUT_DIR
 
 writes ``OUT_DIR/tf_dense.tflite`` (the 6 window features -> Dense 12
 RELU -> Dense 1), ``OUT_DIR/tf_conv.tflite`` (raw windows -> Conv2D 1x9,
 4 filters, RELU -> global average pool -> Dense 1 -> sigmoid), both with
 int8 input and output, and ``OUT_DIR/tf_float_io.tflite`` (features ->
 Dense 8 RELU -> Dense 2 -> softmax, float input and output as the
-converter leaves them by default), on the data tools/models/build.py
+converter leaves them by default), on the data edgefw/build/models.py
 generates. What the converter emits (its op
 versions, per-channel scales, MEAN for the pool, LOGISTIC at the end) is
 what the micro interpreter has to read; tests/data/tf/ keeps one
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.models.build import WINDOW, raw_windows, windows
+from edgefw.build.models import WINDOW, raw_windows, windows
 
 
 def _convert(tf, model, calib, int8_io=True):
@@ -91,12 +91,12 @@ def build(out_dir, seed=0):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tools.models.build_tf OUT_DIR", file=sys.stderr)
+        print("usage: python -m edgefw.build.models_tf OUT_DIR", file=sys.stderr)
         return 2
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        print("tools.models.build_tf: TensorFlow is not installed: pip install 'edgefw[tf]'", file=sys.stderr)
+        print("edgefw.build.models_tf: TensorFlow is not installed: pip install 'edgefw[tf]'", file=sys.stderr)
         return 2
     print(build(argv[0]))
     return 0

@@ -1,6 +1,6 @@
 """Signed update bundles for the Linux boards (host side; CPython only).
 
-    from tools import bundle
+    from firmware.linux import bundle
     bundle.keygen("release")                      # release.key (0600), release.pub
     path = bundle.build("rpi4", "release.key", "edgefw-rpi4.edgefw")
     m = bundle.verify(path, "/etc/edgefw/keys", board="rpi4", running="0.1.0")
@@ -50,11 +50,11 @@ FORMAT = 1
 # writes another one must carry a migration
 JOURNAL_FORMAT = 1
 LINUX_BOARDS = ("rpi4", "rpi5", "jetson_nano", "jetson_orin_nano")
-APP_PACKAGES = ("firmware", "hal", "boards", "sim", "tools")
+APP_PACKAGES = ("firmware", "hal", "boards", "sim", "edgefw")
 MIN_PYTHON = "3.10"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the default health check: the slot's own (tools/slot_health.py)
-DEFAULT_HEALTH = ["{python}", "-m", "tools.slot_health"]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the default health check: the slot's own (firmware/linux/health.py)
+DEFAULT_HEALTH = ["{python}", "-m", "firmware.linux.health"]
 
 
 class BundleError(Exception):

@@ -1,6 +1,6 @@
 """Real-time settings for the loop's thread (Linux, CPython).
 
-    from tools.rt import enable, disable
+    from firmware.linux.rt import enable, disable
     enable(priority=80)      # this thread SCHED_FIFO 80, memory locked
     ...
     disable()

@@ -33,7 +33,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("firmware", "hal", "boards", "sim")
 DATA_SUFFIXES = (".json",)
 OPT = 3
@@ -171,7 +171,7 @@ def image_sources(board, root=ROOT):
                 pairs.append((src, rel))
     for name in spec["boards"]:
         pairs.append((root / "boards" / (name + ".py"), "boards/%s.py" % name))
-    from tools import mpdeps
+    from edgefw.build import mpdeps
 
     for lib in spec["lib"]:
         for src in sorted((mpdeps.LIB / lib).rglob("*.py")):
@@ -210,7 +210,7 @@ def build(out, packages=PACKAGES, root=ROOT, config=None, scenario=None, board=N
 def build_image(out, board, root=ROOT, config=None, scenario=None):
     if board not in IMAGES:
         raise ValueError("no device image for board %r; boards with one: %s" % (board, ", ".join(sorted(IMAGES))))
-    from tools import mpdeps
+    from edgefw.build import mpdeps
 
     if "umqtt" in IMAGES[board]["lib"] and not mpdeps.installed():
         raise SystemExit("edgefw: umqtt.simple is missing; run 'edgefw mp-deps' first")
@@ -292,7 +292,7 @@ def write_manifest(out, board, exe=None):
     ver = mpy_cross_version(exe)
     bundle = hashlib.sha256(listing.encode()).hexdigest()[:16]
     # what the READY line shows: small, read once at boot
-    from tools.cli import _version
+    from edgefw.cli import _version
 
     (out / BUILD).write_text(json.dumps({"version": _version(), "board": board, "bundle": bundle, "mpy": "%d.%d" % ver}, separators=(",", ":")))
     files[BUILD] = {"size": (out / BUILD).stat().st_size, "sha256": sha256_file(out / BUILD)}

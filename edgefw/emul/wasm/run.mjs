@@ -1,12 +1,12 @@
 // Run edgefw code on MicroPython compiled to wasm32 (a 32-bit port: small
 // integers are 31-bit, as on an ESP32), under node.
 //
-//   node tools/wasm/run.mjs --package DIR [--root DIR] [--share DIR]...
+//   node edgefw/emul/wasm/run.mjs --package DIR [--root DIR] [--share DIR]...
 //        [--heap BYTES] [--timeout SECONDS] [--step]
 //        (-m MODULE | -c CODE | SCRIPT) [ARGS...]
 //
 // DIR is the installed @micropython/micropython-webassembly-pyscript
-// package (tools/wasm32.py installs it). The port has no host filesystem,
+// package (edgefw/emul/wasm32.py installs it). The port has no host filesystem,
 // so the tree under --root (default: the current directory) is copied into
 // its in-memory one at the same path, which becomes the working directory;
 // each --share directory is copied in the same way, and the files the run

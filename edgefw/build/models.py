@@ -1,6 +1,6 @@
 """Building the reference models from data generated here (numpy only).
 
-    python -m tools.models.build    # writes tools/models/vib_dense.tflite
+    python -m edgefw.build.models    # writes firmware/models/vib_dense.tflite
 
 ``vib_dense``: ADXL345 windows (64 samples of one axis at 100 Hz) ->
 firmware.infer.features (6 values) -> FULLY_CONNECTED 6x12 RELU ->
@@ -21,9 +21,9 @@ import numpy as np
 from tflite_micro.python.tflite_micro.runtime import schema_fb as s
 
 from firmware.infer.features import features
-from tools.tflite_build import _buffer, _tensor
+from edgefw.build.tflite_build import _buffer, _tensor
 
-MODELS = Path(__file__).resolve().parent
+MODELS = Path(__file__).resolve().parents[2] / "firmware" / "models"
 WINDOW = 64
 RATE = 100
 
@@ -210,7 +210,7 @@ def build_conv1d(rng):
         (s.BuiltinOperator.AVERAGE_POOL_2D, [3], [4], s.BuiltinOptions.Pool2DOptions, po, 2),
         (s.BuiltinOperator.FULLY_CONNECTED, [4, 5, 6], [7], s.BuiltinOptions.FullyConnectedOptions, fo, 4),
     ]
-    from tools.tflite_build import graph_model
+    from edgefw.build.tflite_build import graph_model
 
     return graph_model(tensors, ops, [0], [7]), acc
 

@@ -38,7 +38,7 @@ def realtime(priority):
     if not priority:
         yield None
         return
-    from tools.rt import disable, enable
+    from firmware.linux.rt import disable, enable
 
     info = enable(priority)
     try:

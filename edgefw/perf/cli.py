@@ -13,8 +13,8 @@ import shutil
 import subprocess
 import sys
 
-from tools.bench_load import Hogs, realtime, rt_preexec
-from tools.cli_util import ROOT
+from edgefw.perf.load import Hogs, realtime, rt_preexec
+from edgefw.util import ROOT
 
 
 def _mp_latency(period_ms, trials, stalled, rt_priority=0):
@@ -40,7 +40,7 @@ def bench_interlock(trials=200, progress=None, load=0, rt="off", priority=80):
     """``load``: that many CPU-bound processes run beside the loop for the
     whole benchmark. ``rt``: every case without (``off``), with (``on``)
     or both ways; with, the loop's thread runs SCHED_FIFO at ``priority``
-    with its memory locked (tools/rt.py) and cases are named ``…+rt``."""
+    with its memory locked (firmware/linux/rt.py) and cases are named ``…+rt``."""
     from sim.latency import measure
 
     def cases(p):
@@ -122,7 +122,7 @@ def main(argv):
     a = p.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if a.what == "infer":
-        from tools.bench_infer import bench_infer
+        from edgefw.perf.infer import bench_infer
 
         res = bench_infer(a.n, progress=say)
         for model, row in res["models"].items():
@@ -150,7 +150,7 @@ def main(argv):
             print(json.dumps(res))
         return 0
     if a.what == "store":
-        from tools.bench_store import bench_store
+        from edgefw.perf.store import bench_store
 
         res = bench_store(a.records, a.sync_records, progress=say)
         print("group commit: fsync every %d records or %d ms" % (res["group_commit"]["records"], res["group_commit"]["ms"]))
@@ -162,7 +162,7 @@ def main(argv):
             print(json.dumps(res))
         return 0
     if a.what == "forward":
-        from tools.bench_store import bench_forward
+        from edgefw.perf.store import bench_forward
 
         res = bench_forward(a.records, a.paho_records, a.backlog, progress=say)
         for k, v in res["end_to_end_records_per_s"].items():

@@ -45,14 +45,14 @@ def devices(board):
     return out
 
 
-# an A/B install (tools/update.py): the service runs the ``current`` slot
+# an A/B install (firmware/linux/update.py): the service runs the ``current`` slot
 SLOT_APP = "/opt/edgefw/current/app"
 RECOVER_UNIT = "edgefw-recover.service"
 
 
 def render_recover_unit():
     """Runs once per boot before the service: an update cut short by a
-    power loss is finished or undone (tools.update.recover) before
+    power loss is finished or undone (firmware.linux.update.recover) before
     anything runs from a slot."""
     return "\n".join([
         "[Unit]",
@@ -65,7 +65,7 @@ def render_recover_unit():
         "Type=oneshot",
         "RemainAfterExit=yes",
         "Environment=PYTHONPATH=%s" % SLOT_APP,
-        "ExecStart=%s -m tools.update_cli recover --rootfs /" % sys.executable,
+        "ExecStart=%s -m firmware.linux.update_cli recover --rootfs /" % sys.executable,
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -143,7 +143,7 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
 
 
 def exec_line(board, metrics_port=None, metrics_textfile=None, priority=80, slots=False):
-    edgefw = "%s -m tools.cli" % sys.executable if slots else shutil.which("edgefw") or "%s -m tools.cli" % sys.executable
+    edgefw = "%s -m edgefw.cli" % sys.executable if slots else shutil.which("edgefw") or "%s -m edgefw.cli" % sys.executable
     cmd = "%s run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (edgefw, board.NAME, priority)
     if metrics_port is not None:
         cmd += " --metrics-port %d" % metrics_port

@@ -1,10 +1,10 @@
 """The default health check of an installed slot where the service does
 not judge it (no systemd, or an install into another root; on the device
-under systemd tools.update.service_health does): run the firmware from this slot
+under systemd firmware.linux.update.service_health does): run the firmware from this slot
 for a few cycles with a scratch journal and print ``READY`` when it ran
 every cycle on time, opened and wrote its journal and saw no trip.
 
-    PYTHONPATH=/opt/edgefw/b/app python -m tools.slot_health [--cycles N]
+    PYTHONPATH=/opt/edgefw/b/app python -m firmware.linux.health [--cycles N]
 """
 
 import json
@@ -17,7 +17,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     cycles = int(argv[argv.index("--cycles") + 1]) if "--cycles" in argv else 50
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "tools.cli", "run", "--cycles", str(cycles), "--json", "--journal", tmp + "/journal"]
+        cmd = [sys.executable, "-m", "edgefw.cli", "run", "--cycles", str(cycles), "--json", "--journal", tmp + "/journal"]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:

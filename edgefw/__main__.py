@@ -1,0 +1,5 @@
+import sys
+
+from edgefw.cli import main
+
+sys.exit(main())

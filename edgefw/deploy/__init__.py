@@ -1,0 +1,1 @@
+"""Putting edgefw on boards: signed bundles, flashing, install over SSH, SD images."""

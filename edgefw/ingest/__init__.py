@@ -1,0 +1,1 @@
+"""Receiving the fleet's data: MQTT batches verified, committed, receipted."""

@@ -1,0 +1,1 @@
+"""Benchmarks, each measured beside its peer in the same run (``edgefw bench``)."""

@@ -1,1 +1,0 @@
-"""Host tools (CPython only): the ``edgefw`` command and its helpers."""
