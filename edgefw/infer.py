@@ -197,8 +197,7 @@ def run(args):
     return 0
 
 
-def add_parser(sub):
-    p = sub.add_parser("infer", help="run an int8 .tflite model on a batch of inputs with one backend")
+def add_parser(p):
     p.add_argument("model")
     p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS)
     p.add_argument("--inputs", help=".npy of int8 inputs: first axis = batch, each item the model's input shape (a leading 1 may be left out)")
@@ -207,5 +206,8 @@ def add_parser(sub):
         "--describe", action="store_true", help="print the model's inputs and outputs (shape, type, scale, zero point) and its operators, and run nothing"
     )
     p.add_argument("--reference", action="store_true", help="litert/tflite: use the runtime's reference kernels (BUILTIN_REF) instead of its optimised ones")
-    p.set_defaults(fn=run)
     return p
+
+
+def main(args):
+    return run(args)

@@ -3,3 +3,13 @@
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def version():
+    """The installed edgefw's version, or why there is none."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgefw")
+    except PackageNotFoundError:
+        return "unknown (not installed)"

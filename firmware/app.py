@@ -98,18 +98,9 @@ def main(argv=None):
         up.drain(2000)
     fw.journal.close()
     s = fw.summary()
-    j = fw.journal
-    # losses and repairs by name, as edgefw run's summary has them
-    s["store"] = {
-        "dropped_cap": j.dropped_cap,
-        "dropped_ttl": j.dropped_ttl,
-        "refused": j.refused,
-        "lost_io": j.lost_io,
-        "unstored": fw.recorder.lost,
-        "recovered_bytes": j.recovered_bytes,
-        "corrupt_skipped": j.corrupt_skipped,
-        "ack_repaired": j.ack_repaired,
-    }
+    from firmware.store.summary import summary
+
+    s["store"] = summary(fw.journal, fw.recorder.lost)
     if up is not None:
         s["uplink"] = up.stats()
         s["uplink"]["longest_slice_us"] = fw.clock.longest_us

@@ -146,6 +146,13 @@ class SimHardware:
         report(src, failures, write)
         return failures
 
+    def publish_relay(self, path, hold_ms):
+        """``edgefw run --bench FILE``: the relay's state in FILE for other
+        processes (sim.bench)."""
+        from sim.bench import Bench
+
+        return Bench(path, self.line("RELAY_PERMIT"), hold_ms=hold_ms).attach(self)
+
     # --- the simulated world -----------------------------------------------
     def line(self, role):
         return self.board.PINS[role]["line"]

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from edgefw.build import mpdeps
-from edgefw.build.mpy import HOST_ONLY, MpyMismatch, build, check_mpy_version, image_sources, mpy_cross_version, read_manifest, write_manifest_py
+from edgefw.build.contents import HOST_ONLY
+from edgefw.build.mpy import MpyMismatch, build, check_mpy_version, image_sources, mpy_cross_version, read_manifest, write_manifest_py
 
 # what MicroPython on an ESP32 provides itself (built-in or frozen)
 MP_MODULES = {
@@ -248,9 +249,9 @@ def test_manifest_py_lists_the_image_modules(tmp_path):
 
 def test_cli_builds_the_image(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "edgefw.cli", "mpy-build", str(tmp_path / "o"), "--board", "esp32_devkitc"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "edgefw", "mpy-build", str(tmp_path / "o"), "--board", "esp32_devkitc"], capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 0, p.stderr
     assert "bundle " + read_manifest(tmp_path / "o")["bundle"] in p.stdout
-    p = subprocess.run([sys.executable, "-m", "edgefw.cli", "mpy-build", str(tmp_path / "o"), "--board", "rpi4"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "edgefw", "mpy-build", str(tmp_path / "o"), "--board", "rpi4"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "esp32_devkitc" in p.stderr

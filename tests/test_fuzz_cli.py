@@ -91,9 +91,9 @@ def test_fuzz_run_options(tmp_path):
         n["cases"] += 1
         if "--broker" in chosen and not invalid:
             # a good broker would start the uplink: parse, do not run
-            from edgefw.cli import make_parser
+            from edgefw.cli import parse_args
 
-            make_parser().parse_args(argv)
+            parse_args(argv)
             n["parsed_only"] += 1
             continue
         rc, err, exc = _main(argv)
@@ -119,7 +119,7 @@ def test_fuzz_run_options(tmp_path):
 
 
 def test_fuzz_ingest_options(tmp_path):
-    from edgefw.cli import make_parser
+    from edgefw.cli import parse_args
     from edgefw.ingest.server import load_keys
 
     f = _files(tmp_path)
@@ -147,7 +147,7 @@ def test_fuzz_ingest_options(tmp_path):
         err = io.StringIO()
         try:
             with contextlib.redirect_stderr(err):
-                make_parser().parse_args(argv)
+                parse_args(argv)
             rc = 0
         except SystemExit as e:
             rc = e.code

@@ -22,7 +22,7 @@ def _samples(text):
 def test_textfile_has_the_final_counts(tmp_path):
     prom = tmp_path / "edgefw.prom"
     p = subprocess.run(
-        [sys.executable, "-m", "edgefw.cli", "run", "--cycles", "1600", "--json", "--journal", str(tmp_path / "j"), "--metrics-textfile", str(prom)],
+        [sys.executable, "-m", "edgefw", "run", "--cycles", "1600", "--json", "--journal", str(tmp_path / "j"), "--metrics-textfile", str(prom)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -41,7 +41,7 @@ def test_textfile_has_the_final_counts(tmp_path):
 
 def test_http_endpoint_on_localhost_while_running(tmp_path):
     p = subprocess.Popen(
-        [sys.executable, "-m", "edgefw.cli", "run", "--cycles", "300", "--speed", "1", "--json", "--journal", str(tmp_path / "j"), "--metrics-port", "0"],
+        [sys.executable, "-m", "edgefw", "run", "--cycles", "300", "--speed", "1", "--json", "--journal", str(tmp_path / "j"), "--metrics-port", "0"],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -70,7 +70,7 @@ def test_http_endpoint_on_localhost_while_running(tmp_path):
 
 def test_off_by_default(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "edgefw.cli", "run", "--cycles", "50", "--json", "--journal", str(tmp_path / "j")], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "edgefw", "run", "--cycles", "50", "--json", "--journal", str(tmp_path / "j")], capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 0 and "metrics" not in p.stderr
 
@@ -80,7 +80,7 @@ def test_inference_counts_and_latency(tmp_path):
     cfg.write_text('{"inference": {"enabled": true}}')
     prom = tmp_path / "edgefw.prom"
     p = subprocess.run(
-        [sys.executable, "-m", "edgefw.cli", "run", "--cycles", "1600", "--json", "--journal", str(tmp_path / "j"), "--config", str(cfg), "--metrics-textfile", str(prom)],
+        [sys.executable, "-m", "edgefw", "run", "--cycles", "1600", "--json", "--journal", str(tmp_path / "j"), "--config", str(cfg), "--metrics-textfile", str(prom)],
         capture_output=True,
         text=True,
         timeout=120,

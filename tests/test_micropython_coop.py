@@ -169,7 +169,7 @@ def test_edgefw_run_target_micropython_with_broker(tmp_path, broker):
     try:
         args = ["run", "--target", "micropython", "--broker", "127.0.0.1:%d" % broker.port, "--config", str(tmp_path / "cfg.json")]
         p = subprocess.run(
-            [sys.executable, "-m", "edgefw.cli"] + args + ["--cycles", "1500", "--json", "--journal", str(tmp_path / "j")],
+            [sys.executable, "-m", "edgefw"] + args + ["--cycles", "1500", "--json", "--journal", str(tmp_path / "j")],
             cwd=ROOT,
             capture_output=True,
             text=True,

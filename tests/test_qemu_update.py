@@ -22,7 +22,8 @@ import time
 
 import pytest
 
-from firmware.linux import bundle as B
+from edgefw.build.contents import DEVICE_PACKAGES
+from edgefw.deploy import bundle as DB
 from tests.helpers import qemu_systemd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,13 +42,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 def _broken_tree(dst):
     """This checkout with a self-test that always fails: a version that
     installs cleanly and never becomes healthy."""
-    for top in B.APP_PACKAGES + ("pyproject.toml",):
+    for top in DEVICE_PACKAGES + ("pyproject.toml",):
         src = os.path.join(ROOT, top)
         if os.path.isdir(src):
             shutil.copytree(src, os.path.join(dst, top), ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, dst)
-    p = os.path.join(dst, "tools", "linux_run.py")
+    p = os.path.join(dst, "firmware", "linux", "selftest.py")
     with open(p) as f:
         text = f.read()
     marker = "    bad = []\n"
@@ -72,24 +73,24 @@ def _tampered(src, dst):
 def bundles(tmp_path_factory):
     d = tmp_path_factory.mktemp("bundles")
     for name in ("release", "stranger"):
-        B.keygen(str(d / name))
+        DB.keygen(str(d / name))
     cfg = d / "edgefw.json"
     cfg.write_text(json.dumps(CONFIG))
     out = {}
     for v in ("1.0.0", "1.1.0"):
         out[v] = str(d / ("v%s.edgefw" % v))
-        B.build("rpi4", str(d / "release.key"), out[v], version=v, config=str(cfg))
+        DB.build("rpi4", str(d / "release.key"), out[v], version=v, config=str(cfg))
     out["broken"] = str(d / "v1.2.0.edgefw")
-    B.build("rpi4", str(d / "release.key"), out["broken"], version="1.2.0", config=str(cfg), src=_broken_tree(str(d / "broken-src")))
+    DB.build("rpi4", str(d / "release.key"), out["broken"], version="1.2.0", config=str(cfg), src=_broken_tree(str(d / "broken-src")))
     out["tampered"] = str(d / "v1.3.0-tampered.edgefw")
-    B.build("rpi4", str(d / "release.key"), str(d / "v1.3.0.edgefw"), version="1.3.0", config=str(cfg))
+    DB.build("rpi4", str(d / "release.key"), str(d / "v1.3.0.edgefw"), version="1.3.0", config=str(cfg))
     _tampered(str(d / "v1.3.0.edgefw"), out["tampered"])
     out["stranger"] = str(d / "v1.4.0-stranger.edgefw")
-    B.build("rpi4", str(d / "stranger.key"), out["stranger"], version="1.4.0", config=str(cfg))
+    DB.build("rpi4", str(d / "stranger.key"), out["stranger"], version="1.4.0", config=str(cfg))
     for i, _step in enumerate(CUT_AT):
         v = "2.%d.0" % i
         out[v] = str(d / ("v%s.edgefw" % v))
-        B.build("rpi4", str(d / "release.key"), out[v], version=v, config=str(cfg))
+        DB.build("rpi4", str(d / "release.key"), out[v], version=v, config=str(cfg))
     out["pub"] = str(d / "release.pub")
     return out
 

@@ -58,7 +58,7 @@ def test_no_receiver_means_nothing_is_deleted(tmp_path, broker):
 
 
 def _ingest_process(port, db, keys):
-    args = [sys.executable, "-m", "edgefw.cli", "ingest", "--broker", "127.0.0.1:%d" % port, "--db", str(db), "--keys", str(keys), "--client-id", "killed-ingest"]
+    args = [sys.executable, "-m", "edgefw", "ingest", "--broker", "127.0.0.1:%d" % port, "--db", str(db), "--keys", str(keys), "--client-id", "killed-ingest"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

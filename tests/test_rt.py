@@ -59,7 +59,7 @@ def test_bad_priority_is_refused():
 
 def test_run_refuses_rt_it_cannot_have_and_says_why(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "edgefw.cli", "run", "--cycles", "20", "--json", "--journal", str(tmp_path / "j"), "--rt-priority", "150"],
+        [sys.executable, "-m", "edgefw", "run", "--cycles", "20", "--json", "--journal", str(tmp_path / "j"), "--rt-priority", "150"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,7 +16,7 @@ LINUX = [n for n in boards.KNOWN if boards.get(n).FAMILY == "linux"]
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgefw.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "edgefw", *args], capture_output=True, text=True, timeout=60)
 
 
 def _verify(path):

@@ -11,8 +11,8 @@ from tests.test_cli import edgefw
 
 
 def _line(tmp_path, **kw):
-    from edgefw.cli import Status
     from firmware.app import build
+    from firmware.linux.run import Status
     from tests.dual._util import run
 
     fw, _ = build("sim", journal=str(tmp_path / "j"))

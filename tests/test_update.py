@@ -15,6 +15,7 @@ import time
 import pytest
 from Crypto.Signature import eddsa
 
+from edgefw.deploy import bundle as DB
 from firmware.linux import bundle as B
 from firmware.linux import update as U
 from tests.conftest import ROOT
@@ -36,8 +37,8 @@ FAST = dict(timeout=10.0, settle=0.2, max_restarts=1)
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory):
     d = tmp_path_factory.mktemp("kit")
-    B.keygen(str(d / "rel"))
-    B.keygen(str(d / "other"))
+    DB.keygen(str(d / "rel"))
+    DB.keygen(str(d / "other"))
     keys = d / "keys"
     keys.mkdir()
     shutil.copy(d / "rel.pub", keys / "rel.pub")
@@ -46,7 +47,7 @@ def kit(tmp_path_factory):
     def make(name, version, board="rpi4", health=READY, key="rel", **kw):
         out = str(d / name)
         if not os.path.exists(out):
-            B.build(board, str(d / (key + ".key")), out, version=version, health=health, **kw)
+            DB.build(board, str(d / (key + ".key")), out, version=version, health=health, **kw)
         return out
 
     k = {"dir": d, "keys": str(keys), "make": make}
@@ -103,7 +104,7 @@ def running(root):
 def test_keygen_private_key_is_0600_and_ids_differ(kit):
     d = kit["dir"]
     assert stat.S_IMODE(os.stat(d / "rel.key").st_mode) == 0o600
-    assert B.trusted_keys(kit["keys"]).keys() != {B.key_id(B.load_private(str(d / "other.key")).public_key())}
+    assert B.trusted_keys(kit["keys"]).keys() != {B.key_id(DB.load_private(str(d / "other.key")).public_key())}
 
 
 def test_bundle_is_one_signed_file_naming_every_payload_hash(kit):
@@ -126,7 +127,7 @@ def _resign(src, out, key_path, edit_manifest=None, edit_members=None, sign=True
     if edit_manifest:
         edit_manifest(m)
     mb = json.dumps(m).encode()
-    key = B.load_private(key_path)
+    key = DB.load_private(key_path)
     sig = {"key": B.key_id(key.public_key()), "sig": eddsa.new(key, "rfc8032").sign(mb).hex()}
     sb = mans["manifest.sig"] if not sign else json.dumps(sig).encode()
     with tarfile.open(out, "w") as tar:
@@ -284,7 +285,7 @@ def test_journal_migration_runs_up_and_down_on_rollback(kit, tmp_path):
 def _run(args, env=None, timeout=60):
     e = dict(os.environ, PYTHONPATH=str(ROOT))
     e.update(env or {})
-    return subprocess.run([PY, "-m", "firmware.linux.update_cli"] + args, cwd=str(ROOT), env=e, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([PY, "-m", "firmware.linux", "update"] + args, cwd=str(ROOT), env=e, capture_output=True, text=True, timeout=timeout)
 
 
 UPGRADE_STEPS = [s for s in U.STEPS if not s.startswith("roll")]
@@ -361,7 +362,7 @@ def test_flash_py_is_the_entry_point_for_a_linux_board(tmp_path):
     from tests.conftest import ROOT
 
     flash = [sys.executable, str(ROOT / "tools" / "flash.py"), "--board", "rpi4"]
-    B.keygen(str(tmp_path / "k"))
+    DB.keygen(str(tmp_path / "k"))
     bundle = tmp_path / "b.edgefw"
     p = subprocess.run(flash + ["--build-only", "--key", str(tmp_path / "k.key"), "--out", str(bundle)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and bundle.exists(), p.stderr
@@ -371,7 +372,7 @@ def test_flash_py_is_the_entry_point_for_a_linux_board(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert (root / "opt" / "edgefw" / "current").is_symlink()
     # the same bundle signed by a key the device does not trust: refused
-    B.keygen(str(tmp_path / "stranger"))
+    DB.keygen(str(tmp_path / "stranger"))
     other = tmp_path / "o.edgefw"
     subprocess.run(flash + ["--build-only", "--key", str(tmp_path / "stranger.key"), "--out", str(other)], capture_output=True, text=True, timeout=300, check=True)
     p = subprocess.run(flash + ["--rootfs", str(root), str(other)], capture_output=True, text=True, timeout=300)

@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
+from edgefw.deploy import bundle as DB
 from edgefw.deploy import image
 from edgefw.deploy import update_ssh as S
-from firmware.linux import bundle as B
 from firmware.linux import update as U
 from tests.conftest import ROOT
 from tests.test_update import FAST, READY, new_root, quiet, running, tree
@@ -31,14 +31,14 @@ def _free_port():
 @pytest.fixture(scope="module")
 def kit2(tmp_path_factory):
     d = tmp_path_factory.mktemp("sshkit")
-    B.keygen(str(d / "rel"))
+    DB.keygen(str(d / "rel"))
     keys = d / "keys"
     keys.mkdir()
     shutil.copy(d / "rel.pub", keys)
     k = {"dir": d, "keys": str(keys)}
     for v in ("1.0.0", "2.0.0"):
         k[v] = str(d / ("%s.edgefw" % v))
-        B.build("rpi4", str(d / "rel.key"), k[v], version=v, health=READY)
+        DB.build("rpi4", str(d / "rel.key"), k[v], version=v, health=READY)
     return k
 
 

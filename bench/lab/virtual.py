@@ -34,7 +34,7 @@ def start(dirname, timeout=30.0):
         os.remove(pf)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = open(os.path.join(dirname, "sim_esp32.log"), "w")
-    p = subprocess.Popen([sys.executable, "-m", "edgefw.emul.sim_esp32", "--dir", dirname, "--port-file", pf], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen([sys.executable, "-m", "edgefw", "sim-esp32", "--dir", dirname, "--port-file", pf], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     t0 = time.monotonic()
     while not os.path.exists(pf):

@@ -36,7 +36,7 @@ def forward(board, broker, device_id, key_hex, journal, duration_s=2.0, drain_ms
         up = app.start_uplink(fw)
         fwd = None
     else:
-        from edgefw.cli import start_forwarder
+        from firmware.linux.run import start_forwarder
 
         class _Args:
             config = journal + ".json"

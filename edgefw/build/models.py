@@ -20,8 +20,8 @@ import flatbuffers
 import numpy as np
 from tflite_micro.python.tflite_micro.runtime import schema_fb as s
 
-from firmware.infer.features import features
 from edgefw.build.tflite_build import _buffer, _tensor
+from firmware.infer.features import features
 
 MODELS = Path(__file__).resolve().parents[2] / "firmware" / "models"
 WINDOW = 64

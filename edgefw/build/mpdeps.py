@@ -49,3 +49,12 @@ def install(progress=print):
 
 def micropypath():
     return ".frozen:%s:%s" % (ROOT, LIB)
+
+
+# --- the command: edgefw mp-deps -------------------------------------------
+def add_parser(p):
+    pass
+
+
+def main(args):
+    return install()

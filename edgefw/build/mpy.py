@@ -31,7 +31,10 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+from edgefw.build.contents import board_files, host_only
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("firmware", "hal", "boards", "sim")
@@ -39,26 +42,10 @@ DATA_SUFFIXES = (".json",)
 OPT = 3
 BUILD = "build.json"
 
-# never on a MicroPython image: each needs CPython (threads, paho, numpy,
-# cbor2, /dev/watchdog)
-HOST_ONLY = (
-    "firmware/linux/",  # the folder for it: threads, paho, cbor2, native runtimes
-    "hal/linux/",  # smbus2, libgpiod, pyserial
-    "firmware/nn/kernels_np.py",
-    "hal/linux_watchdog.py",
-)
-
-
-def host_only(rel):
-    """Whether the module at ``rel`` (a path in the tree) runs on CPython
-    only: a name in ``HOST_ONLY``, or a file under a folder named there."""
-    return any(rel == h or (h.endswith("/") and rel.startswith(h)) for h in HOST_ONLY)
-
-# per board: the packages its image holds, and the modules left out of them
+# per board with an image: what it holds beside what runs on it
+# (edgefw.build.contents): MicroPython libraries, and the modules left out
 IMAGES = {
     "esp32_devkitc": {
-        "packages": ("firmware", "hal"),
-        "boards": ("__init__", "esp32_devkitc"),
         "lib": ("umqtt",),
         "exclude": ("hal/interfaces.py",),
     },
@@ -162,15 +149,9 @@ def image_sources(board, root=ROOT):
     """The (source, path in the image) pairs of a board's image."""
     spec = IMAGES[board]
     pairs = []
-    for pkg in spec["packages"]:
-        for src in sorted((root / pkg).rglob("*")):
-            rel = src.relative_to(root).as_posix()
-            if "__pycache__" in rel or src.is_dir() or rel in spec["exclude"] or host_only(rel):
-                continue
-            if src.suffix == ".py" or src.suffix in DATA_SUFFIXES:
-                pairs.append((src, rel))
-    for name in spec["boards"]:
-        pairs.append((root / "boards" / (name + ".py"), "boards/%s.py" % name))
+    for rel, src in board_files(board, root):
+        if rel not in spec["exclude"] and (src.suffix == ".py" or src.suffix in DATA_SUFFIXES):
+            pairs.append((src, rel))
     from edgefw.build import mpdeps
 
     for lib in spec["lib"]:
@@ -292,9 +273,9 @@ def write_manifest(out, board, exe=None):
     ver = mpy_cross_version(exe)
     bundle = hashlib.sha256(listing.encode()).hexdigest()[:16]
     # what the READY line shows: small, read once at boot
-    from edgefw.cli import _version
+    from edgefw.util import version
 
-    (out / BUILD).write_text(json.dumps({"version": _version(), "board": board, "bundle": bundle, "mpy": "%d.%d" % ver}, separators=(",", ":")))
+    (out / BUILD).write_text(json.dumps({"version": version(), "board": board, "bundle": bundle, "mpy": "%d.%d" % ver}, separators=(",", ":")))
     files[BUILD] = {"size": (out / BUILD).stat().st_size, "sha256": sha256_file(out / BUILD)}
     doc = {
         "board": board,
@@ -330,3 +311,32 @@ def write_manifest_py(path, board, root=ROOT):
         lines.append('package("%s", files=%r, base_path="%s", opt=%d)' % (pkg, by_pkg[pkg], root.as_posix(), OPT))
     Path(path).write_text("\n".join(lines) + "\n")
     return path
+
+
+# --- the command: edgefw mpy-build ----------------------------------------
+def add_parser(p):
+    p.add_argument("out")
+    p.add_argument("--config", help="config to check here and ship (default: the shipped defaults)")
+    p.add_argument("--scenario", help="sim scenario to check here and ship (default: the shipped one)")
+    p.add_argument("--board", help="build the device image for this board (esp32_devkitc): its modules only, with a manifest")
+    p.add_argument("--manifest-py", metavar="FILE", help="with --board: also write a micropython-lib style manifest.py for freezing")
+
+
+def main(args):
+    try:
+        n = build(args.out, config=args.config, scenario=args.scenario, board=args.board)
+    except ValueError as e:
+        print("edgefw mpy-build: %s" % e, file=sys.stderr)
+        return 2
+    if args.board:
+        m = read_manifest(args.out)
+        print(
+            "compiled %d modules for %s into %s: %d files, %d bytes, bundle %s, mpy v%s"
+            % (n, args.board, args.out, len(m["files"]), m["bytes"], m["bundle"], m["mpy"])
+        )
+        if args.manifest_py:
+            write_manifest_py(args.manifest_py, args.board)
+            print("wrote %s (for freezing into a MicroPython build)" % args.manifest_py)
+    else:
+        print("compiled %d modules into %s" % (n, args.out))
+    return 0

@@ -18,7 +18,7 @@ ESP32 (``METHODS["esp32"]``):
 4. soft reset, and waits for the firmware's READY line
    (``firmware/device.py``).
 
-Raspberry Pi and Jetson (``METHODS["linux"]``, ``firmware/linux/update_cli.py``):
+Raspberry Pi and Jetson (``METHODS["linux"]``, ``edgefw/deploy/update.py``):
 a signed bundle (``--build-only`` with ``--key`` writes one), installed
 over SSH (``--host user@ADDR [--port N]``), into a root filesystem
 (``--rootfs DIR``) or an SD-card image (``--image FILE``), A/B with a
@@ -221,7 +221,7 @@ class ESP32:
 
 
 def _linux(a):
-    from firmware.linux.update_cli import flash_linux
+    from edgefw.deploy.update import flash_linux
 
     if a.port is not None and not str(a.port).isdigit():
         raise ValueError("--port %s: on a Linux board it is the SSH port, a number" % a.port)

@@ -17,6 +17,7 @@ import sys
 import tarfile
 import time
 
+from edgefw.build.contents import board_files
 from firmware.linux import bundle as B
 from firmware.linux import update as U
 
@@ -27,8 +28,9 @@ class SSHError(Exception):
         self.reason = reason
 
 
-INSTALLER = ("firmware/linux/__init__.py", "firmware/linux/bundle.py", "firmware/linux/update.py", "firmware/linux/update_cli.py")
-INSTALLER_PKGS = ("firmware/__init__.py", "firmware/cbor.py", "firmware/store", "hal")
+# the installer is what a Linux board runs (edgefw.build.contents): every
+# Linux board runs the same packages, so any one of them names the set
+INSTALLER_BOARD = B.LINUX_BOARDS[0]
 
 
 def classify(stderr):
@@ -114,11 +116,12 @@ def _bundle_min_python(path):
 
 
 def installer_tar():
-    """The installer's own files, as tar bytes."""
+    """The installer (``python -m firmware.linux update install``) with
+    what it imports: the packages a Linux board runs, as tar bytes."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel in INSTALLER + INSTALLER_PKGS:
-            tar.add(os.path.join(B.ROOT, rel), rel, filter=lambda i: None if "__pycache__" in i.name else i)
+        for rel, src in board_files(INSTALLER_BOARD):
+            tar.add(str(src), rel)
     return buf.getvalue()
 
 
@@ -167,7 +170,7 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
                 os.unlink(local)
             r.copy(path, rtmp + "/bundle.edgefw")
             progress("step install on %s" % dest)
-            cmd = "cd %s && tar -xf installer.tar && PYTHONPATH=%s %s -m firmware.linux.update_cli install --rootfs %s" % (rtmp, rtmp, py, root)
+            cmd = "cd %s && tar -xf installer.tar && PYTHONPATH=%s %s -m firmware.linux update install --rootfs %s" % (rtmp, rtmp, py, root)
             cmd += " --timeout %s --settle %s --max-restarts %d" % (kw.get("timeout", 60.0), kw.get("settle", 5.0), kw.get("max_restarts", 2))
             if kw.get("allow_downgrade"):
                 cmd += " --allow-downgrade"

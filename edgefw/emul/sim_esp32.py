@@ -162,15 +162,15 @@ def start_rom(chip="esp32", timeout=None):
     raise RuntimeError("esp32-mock-bootloader did not report its port")
 
 
-def main(argv=None):
-    import argparse
-    import tempfile
-
-    ap = argparse.ArgumentParser(prog="edgefw sim-esp32", description="a virtual ESP32: ROM bootloader and MicroPython REPL on two ptys")
+def add_parser(ap):
     ap.add_argument("--dir", help="where the device's filesystem and ROM live (default: a temporary directory)")
     ap.add_argument("--heap", default="256k", help="MicroPython heap (default 256k)")
     ap.add_argument("--port-file", help="also write the two ports to this file, as JSON")
-    a = ap.parse_args(argv)
+
+
+def main(a):
+    import tempfile
+
     base = Path(a.dir or tempfile.mkdtemp(prefix="sim-esp32-"))
     rom_dir = vesp32.build_rom(base / "rom")
     rom, rom_port = start_rom()
@@ -195,7 +195,3 @@ def main(argv=None):
         br.stop()
         rom.kill()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -394,8 +394,7 @@ def _readable(text):
     return text
 
 
-def add_parser(sub):
-    p = sub.add_parser("ingest", help="receive, verify and store device batches (SQLite)")
+def add_parser(p):
     p.add_argument("--broker", type=_broker, default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     p.add_argument("--keys", help="JSON file: device id -> hex key")
     p.add_argument("--db", type=_db, default="edgefw-ingest.sqlite", help="SQLite file (its directory must exist)")
@@ -407,5 +406,8 @@ def add_parser(sub):
     p.add_argument("--tls-ca", type=_readable, help="CA certificate file: connect with TLS")
     p.add_argument("--idle-exit", type=float, help="exit after this many seconds with no batch")
     p.add_argument("--json", action="store_true", help="print the counts as JSON at exit")
-    p.set_defaults(fn=run)
     return p
+
+
+def main(args):
+    return run(args)

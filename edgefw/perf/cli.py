@@ -96,10 +96,7 @@ def print_interlock(res):
 _JSON = "print the results as one JSON object on the last line"
 
 
-def main(argv):
-    import argparse
-
-    p = argparse.ArgumentParser(prog="edgefw bench")
+def add_parser(p):
     sub = p.add_subparsers(dest="what", required=True)
     i = sub.add_parser("interlock", help="trip latency at 100 Hz and 1 kHz, with and without a stalled model")
     i.add_argument("--trials", type=int, default=200, help="trip measurements per case (default 200)")
@@ -119,7 +116,9 @@ def main(argv):
     inf = sub.add_parser("infer", help="median invoke time per model and backend; the stage's overhead around invoke")
     inf.add_argument("--n", type=int, default=200, help="invokes per model and backend (default 200)")
     inf.add_argument("--json", action="store_true", help=_JSON)
-    a = p.parse_args(argv)
+
+
+def main(a):
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if a.what == "infer":
         from edgefw.perf.infer import bench_infer

@@ -1,8 +1,8 @@
-"""Signed update bundles for the Linux boards (host side; CPython only).
+"""Signed update bundles for the Linux boards: their format, and checking
+one on the device (CPython only; building and signing one is
+``edgefw.deploy.bundle``, on a workstation).
 
     from firmware.linux import bundle
-    bundle.keygen("release")                      # release.key (0600), release.pub
-    path = bundle.build("rpi4", "release.key", "edgefw-rpi4.edgefw")
     m = bundle.verify(path, "/etc/edgefw/keys", board="rpi4", running="0.1.0")
 
 A bundle is one uncompressed tar file::
@@ -10,7 +10,8 @@ A bundle is one uncompressed tar file::
     manifest.json   version, board, min_python, journal_format, health,
                     files {name: sha256}, migration (optional)
     manifest.sig    JSON {"key": key id, "sig": Ed25519 signature, hex}
-    payload/...     app/ (the edgefw source tree), config/, model/, ...
+    payload/...     app/ (what runs on the board: firmware/, hal/, boards/),
+                    config/, model/, ...
 
 The signature covers the bytes of manifest.json exactly; the manifest
 names the SHA-256 of every payload file, so a signed manifest pins every
@@ -21,12 +22,10 @@ bundle and raises ``BundleError`` naming the reason.
 """
 
 import hashlib
-import io
 import json
 import os
 import sys
 import tarfile
-import time
 
 
 def _ed25519():
@@ -50,11 +49,9 @@ FORMAT = 1
 # writes another one must carry a migration
 JOURNAL_FORMAT = 1
 LINUX_BOARDS = ("rpi4", "rpi5", "jetson_nano", "jetson_orin_nano")
-APP_PACKAGES = ("firmware", "hal", "boards", "sim", "edgefw")
 MIN_PYTHON = "3.10"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # the default health check: the slot's own (firmware/linux/health.py)
-DEFAULT_HEALTH = ["{python}", "-m", "firmware.linux.health"]
+DEFAULT_HEALTH = ["{python}", "-m", "firmware.linux", "health"]
 
 
 class BundleError(Exception):
@@ -69,28 +66,6 @@ class BundleError(Exception):
 def key_id(pub):
     raw = pub.export_key(format="raw")
     return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def keygen(prefix):
-    """Write ``prefix.key`` (private, mode 0600) and ``prefix.pub``; return
-    the key id."""
-    key = _ed25519()[0].generate(curve="ed25519")
-    priv = key.export_key(format="PEM")
-    fd = os.open(prefix + ".key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(priv)
-    os.chmod(prefix + ".key", 0o600)
-    with open(prefix + ".pub", "w") as f:
-        f.write(key.public_key().export_key(format="PEM"))
-    return key_id(key.public_key())
-
-
-def load_private(path):
-    with open(path) as f:
-        key = _ed25519()[0].import_key(f.read())
-    if not key.has_private():
-        raise BundleError("bad-key", "%s holds no private key" % path)
-    return key
 
 
 def trusted_keys(keys_dir):
@@ -143,91 +118,6 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-# --- building ---------------------------------------------------------------
-def _app_files(src):
-    for pkg in APP_PACKAGES:
-        top = os.path.join(src, pkg)
-        for d, dirs, files in os.walk(top):
-            dirs[:] = sorted(x for x in dirs if x != "__pycache__" and not x.startswith("."))
-            for n in sorted(files):
-                if n.endswith((".pyc", ".pyo")):
-                    continue
-                full = os.path.join(d, n)
-                if os.path.islink(full):
-                    continue
-                yield "app/" + os.path.relpath(full, src).replace(os.sep, "/"), full
-    for n in ("pyproject.toml", "README.md"):
-        if os.path.exists(os.path.join(src, n)):
-            yield "app/" + n, os.path.join(src, n)
-
-
-def source_version(src=ROOT):
-    with open(os.path.join(src, "pyproject.toml")) as f:
-        for line in f:
-            if line.startswith("version"):
-                return line.split("=", 1)[1].strip().strip('"')
-    raise BundleError("malformed", "no version in pyproject.toml")
-
-
-def build(board, key_path, out, version=None, config=None, model=None, src=ROOT, extra=None,
-          migration=None, journal_format=JOURNAL_FORMAT, health=None, min_python=MIN_PYTHON):
-    """Write the bundle ``out`` for ``board``; return its manifest.
-
-    ``extra``: {name in payload: local file}; ``migration``: a script run as
-    ``python SCRIPT up|down JOURNAL_DIR`` when the journal format changes;
-    ``health``: the argv of the health check (``{python}``, ``{slot}``
-    are filled in on the device)."""
-    if board not in LINUX_BOARDS:
-        raise BundleError("wrong-board", "bundles are for the Linux boards (%s), not %r" % (", ".join(LINUX_BOARDS), board))
-    key = load_private(key_path)
-    version = version or source_version(src)
-    parse_version(version)
-    members = list(_app_files(src))
-    members.append(("config/edgefw.json", config or os.path.join(src, "firmware", "defaults", "config.json")))
-    if model:
-        members.append(("model/" + os.path.basename(model), model))
-    for name, path in sorted((extra or {}).items()):
-        members.append((check_name(name), path))
-    manifest = {
-        "format": FORMAT,
-        "version": version,
-        "board": board,
-        "min_python": min_python,
-        "journal_format": journal_format,
-        "health": health or DEFAULT_HEALTH,
-        "created": int(time.time()),
-        "files": {},
-    }
-    if migration:
-        members.append(("migration/migrate.py", migration))
-        manifest["migration"] = "migration/migrate.py"
-    seen = set()
-    for name, path in members:
-        if name in seen:
-            raise BundleError("malformed", "payload name %r given twice" % name)
-        seen.add(name)
-        manifest["files"][name] = sha256_file(path)
-    mbytes = json.dumps(manifest, sort_keys=True, indent=1).encode()
-    sig = _ed25519()[1].new(key, "rfc8032").sign(mbytes)
-    sbytes = json.dumps({"key": key_id(key.public_key()), "sig": sig.hex()}).encode()
-    tmp = out + ".part"
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (("manifest.json", mbytes), ("manifest.sig", sbytes)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = manifest["created"]
-            tar.addfile(info, io.BytesIO(data))
-        for name, path in members:
-            info = tar.gettarinfo(path, "payload/" + name)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mode = 0o644
-            with open(path, "rb") as f:
-                tar.addfile(info, f)
-    os.replace(tmp, out)
-    return manifest
-
-
 # --- verifying -------------------------------------------------------------
 def _open(path):
     try:
@@ -245,7 +135,7 @@ def read_manifest(path, keys_dir):
         except (KeyError, AttributeError, ValueError, tarfile.TarError) as e:
             raise BundleError("malformed", "%s has no readable manifest.json and manifest.sig (%s)" % (path, e))
     if not isinstance(sig, dict) or not isinstance(sig.get("key"), str) or not isinstance(sig.get("sig"), str):
-        raise BundleError("malformed", "manifest.sig is not {\"key\": ..., \"sig\": ...}")
+        raise BundleError("malformed", 'manifest.sig is not {"key": ..., "sig": ...}')
     keys = trusted_keys(keys_dir)
     pub = keys.get(sig["key"])
     if pub is None:
@@ -285,7 +175,8 @@ def check_target(m, board=None, running=None, allow_downgrade=False, journal_for
         raise BundleError("python-too-old", "bundle needs Python >= %s, the device has %d.%d" % (m["min_python"], py[0], py[1]))
     if journal_format is not None and m["journal_format"] != journal_format and "migration" not in m:
         raise BundleError(
-            "journal-format", "bundle writes journal format %d, the device's journal is format %d, and the bundle carries no migration" % (m["journal_format"], journal_format)
+            "journal-format",
+            "bundle writes journal format %d, the device's journal is format %d, and the bundle carries no migration" % (m["journal_format"], journal_format),
         )
 
 
@@ -300,7 +191,7 @@ def _members(tar, m):
             continue
         if not name.startswith("payload/"):
             raise BundleError("malformed", "bundle member %r is outside payload/" % name)
-        rel = name[len("payload/"):]
+        rel = name[len("payload/") :]
         if info.isdir():
             continue
         if info.issym() or info.islnk():

@@ -1,10 +1,11 @@
-"""The default health check of an installed slot where the service does
-not judge it (no systemd, or an install into another root; on the device
-under systemd firmware.linux.update.service_health does): run the firmware from this slot
-for a few cycles with a scratch journal and print ``READY`` when it ran
-every cycle on time, opened and wrote its journal and saw no trip.
+"""``health``: the default health check of an installed slot where the
+service does not judge it (no systemd, or an install into another root;
+on the device under systemd firmware.linux.update.service_health does):
+run the firmware from this slot for a few cycles with a scratch journal
+and print ``READY`` when it ran every cycle on time, opened and wrote its
+journal and saw no trip.
 
-    PYTHONPATH=/opt/edgefw/b/app python -m firmware.linux.health [--cycles N]
+    PYTHONPATH=/opt/edgefw/b/app python -m firmware.linux health [--cycles N]
 """
 
 import json
@@ -13,11 +14,14 @@ import sys
 import tempfile
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    cycles = int(argv[argv.index("--cycles") + 1]) if "--cycles" in argv else 50
+def add_parser(p):
+    p.add_argument("--cycles", type=int, default=50, metavar="N", help="cycles to run (default 50)")
+
+
+def main(args):
+    cycles = args.cycles
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "edgefw.cli", "run", "--cycles", str(cycles), "--json", "--journal", tmp + "/journal"]
+        cmd = [sys.executable, "-m", "firmware.linux", "run", "--cycles", str(cycles), "--json", "--journal", tmp + "/journal"]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
@@ -42,7 +46,3 @@ def main(argv=None):
         return 1
     print("READY", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

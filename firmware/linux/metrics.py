@@ -28,7 +28,7 @@ import os
 import threading
 import time
 
-from edgefw.cli import STORE_LOSSES, store_summary
+from firmware.store.summary import LOSSES, summary
 
 
 def _esc(v):
@@ -111,8 +111,8 @@ class Metrics:
         if j is not None:
             metric("journal_records", "gauge", "Records held in the journal.", [("", j.count)])
             metric("journal_bytes", "gauge", "Journal size on disk.", [("", j.size)])
-            lost = store_summary(j, fw.recorder)
-            metric("journal_lost_total", "counter", "Records lost, by reason.", [('reason="%s"' % k, lost.get(k, 0)) for k, _t in STORE_LOSSES])
+            lost = summary(j, fw.recorder.lost)
+            metric("journal_lost_total", "counter", "Records lost, by reason.", [('reason="%s"' % k, lost.get(k, 0)) for k, _t in LOSSES])
         if self.uplink is not None:
             s = self.uplink.stats()
             metric("uplink_connected", "gauge", "Connected to the broker.", [("", 1 if s["connected"] else 0)])

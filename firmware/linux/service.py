@@ -22,7 +22,6 @@ explained in README's "Raspberry Pi and Jetson" section.
 import grp
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -65,7 +64,7 @@ def render_recover_unit():
         "Type=oneshot",
         "RemainAfterExit=yes",
         "Environment=PYTHONPATH=%s" % SLOT_APP,
-        "ExecStart=%s -m firmware.linux.update_cli recover --rootfs /" % sys.executable,
+        "ExecStart=%s -m firmware.linux update recover --rootfs /" % sys.executable,
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -143,8 +142,8 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
 
 
 def exec_line(board, metrics_port=None, metrics_textfile=None, priority=80, slots=False):
-    edgefw = "%s -m edgefw.cli" % sys.executable if slots else shutil.which("edgefw") or "%s -m edgefw.cli" % sys.executable
-    cmd = "%s run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (edgefw, board.NAME, priority)
+    # the board's runtime itself, never the workstation's edgefw command
+    cmd = "%s -m firmware.linux run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (sys.executable, board.NAME, priority)
     if metrics_port is not None:
         cmd += " --metrics-port %d" % metrics_port
     if metrics_textfile:
@@ -245,8 +244,7 @@ def status(root="/", out=sys.stdout):
     return rc
 
 
-def add_parser(sub):
-    p = sub.add_parser("service", help="install, remove or show the systemd service (Linux boards)")
+def add_parser(p):
     p.add_argument("action", choices=("install", "uninstall", "status"))
     p.add_argument("--board", metavar="NAME", help="board (default: EDGEFW_BOARD, then detection)")
     p.add_argument("--root", default="/", metavar="DIR", help="install under DIR instead of / (touches nothing else)")
@@ -258,7 +256,6 @@ def add_parser(sub):
     p.add_argument("--metrics-textfile", metavar="FILE", help="write metrics to FILE (under a directory the service may write)")
     p.add_argument("--slots", action="store_true", help="run the A/B installer's current slot (%s), recovering an interrupted update at boot" % SLOT_APP)
     p.add_argument("--no-start", action="store_true", help="enable the service without starting it")
-    p.set_defaults(fn=main)
 
 
 def main(args):

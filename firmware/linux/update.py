@@ -361,7 +361,7 @@ def use_slot_unit(lay, slot, board, progress=_progress):
     d = lay.slot(slot)
     env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"))
     env.pop(KILL_ENV, None)
-    cmd = [sys.executable, "-m", "edgefw.cli", "service", "install", "--board", board, "--slots", "--no-start"]
+    cmd = [sys.executable, "-m", "firmware.linux", "service", "install", "--board", board, "--slots", "--no-start"]
     try:
         p = subprocess.run(cmd, cwd=os.path.join(d, "app"), env=env, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:

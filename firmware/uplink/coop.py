@@ -18,7 +18,7 @@ from the same slices.
 import time
 
 from firmware.uplink.mqtt_nb import Client
-from firmware.uplink.uplink import Uplink
+from firmware.uplink.uplink import from_config
 
 
 class CoopClock:
@@ -67,15 +67,6 @@ class CoopClock:
         await self.clock.wait_us(us)
 
 
-def read_key(path):
-    if not path:
-        return None
-    import binascii
-
-    with open(path) as f:
-        return binascii.unhexlify(f.read().strip())
-
-
 def attach(fw, device_id, u, wifi=None):
     """The config's ``uplink`` section as an uplink in ``fw``'s idle time;
     returns the ``Uplink``."""
@@ -88,20 +79,7 @@ def attach(fw, device_id, u, wifi=None):
         client.deadline_us = None
     else:
         client = Client(host, int(port), device_id, u["username"], u["password"])
-    up = Uplink(
-        fw.journal,
-        client,
-        device_id,
-        key=read_key(u["key_file"]),
-        batch_records=min(u["batch_records"], 32),
-        batch_bytes=4096,
-        batch_ms=u["batch_ms"],
-        window=2,
-        rate_bytes_s=u["rate_bytes_s"],
-        live_first=u["live_first"],
-        receipts=u["receipts"],
-        receipt_timeout_ms=u["receipt_timeout_ms"],
-    )
+    up = from_config(fw.journal, client, device_id, u, batch_records=min(u["batch_records"], 32), batch_bytes=4096, window=2)
     # what the uplink loads on first use, loaded now: an import inside a
     # slice would run long past its end
     from firmware import cbor_decode  # noqa: F401  (receipts are parsed)

@@ -422,3 +422,30 @@ class Uplink:
             "bad_receipts": self.bad_receipts,
             "pending": self.pending_records,
         }
+
+
+def read_key(path):
+    """The device's seal key: a file holding it in hex; None for no path."""
+    if not path:
+        return None
+    import binascii
+
+    with open(path) as f:
+        return binascii.unhexlify(f.read().strip())
+
+
+def from_config(journal, client, device_id, u, **limits):
+    """An ``Uplink`` from the config's ``uplink`` section ``u``, the one
+    way both targets build it; ``limits`` override its settings (the
+    MicroPython loop keeps batches and the window small)."""
+    kw = dict(
+        key=read_key(u["key_file"]),
+        batch_records=u["batch_records"],
+        batch_ms=u["batch_ms"],
+        rate_bytes_s=u["rate_bytes_s"],
+        live_first=u["live_first"],
+        receipts=u["receipts"],
+        receipt_timeout_ms=u["receipt_timeout_ms"],
+    )
+    kw.update(limits)
+    return Uplink(journal, client, device_id, **kw)

@@ -159,7 +159,7 @@ def main():
     env = dict(os.environ, PYTHONPATH="/edgefw", EDGEFW_BOARD="rpi4")
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgefw.cli", "run", "--config", "/tmp/edgefw.json", "--json"],
+        [sys.executable, "-m", "edgefw", "run", "--config", "/tmp/edgefw.json", "--json"],
         cwd="/edgefw", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     err = []
