@@ -6,9 +6,9 @@ commands."""
 import ast
 import importlib
 import tarfile
-import tomllib
 
 import pytest
+import tomllib
 
 from tests.conftest import ROOT
 

@@ -190,7 +190,9 @@ def test_power_cut_at_steps_of_an_update(guest, bundles, capsys):
         vm = guest["vm"]
         new = "2.%d.0" % i
         _put(vm, bundles[new], "/root/next.edgefw")
-        cmd = vm.ssh_argv() + ["EDGEFW_UPDATE_PAUSE_AT=%s edgefw update install --rootfs / --timeout 90 --settle 3 /root/next.edgefw 2>&1" % where]
+        # the cut comes through the test's own seam: the installer's progress
+        _put(vm, os.path.join(ROOT, "tests", "helpers", "update_fault.py"), "/root/update_fault.py")
+        cmd = vm.ssh_argv() + ["python3 /root/update_fault.py --pause-at %s install --rootfs / --timeout 90 --settle 3 /root/next.edgefw 2>&1" % where]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seen = []
         t0 = time.monotonic()

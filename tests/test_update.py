@@ -282,6 +282,12 @@ def test_journal_migration_runs_up_and_down_on_rollback(kit, tmp_path):
 
 
 # --- a kill at every step -----------------------------------------------------------
+def _fault(args, timeout=60):
+    """The installer killed at a step (tests/helpers/update_fault.py)."""
+    e = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([PY, str(ROOT / "tests" / "helpers" / "update_fault.py")] + args, cwd=str(ROOT), env=e, capture_output=True, text=True, timeout=timeout)
+
+
 def _run(args, env=None, timeout=60):
     e = dict(os.environ, PYTHONPATH=str(ROOT))
     e.update(env or {})
@@ -303,7 +309,7 @@ def _kill_case(kit, v1_root, tmp_path, bundle, step):
     root = str(tmp_path / "r")
     shutil.copytree(v1_root, root, symlinks=True)
     args = ["install", "--rootfs", root, "--timeout", "10", "--settle", "0.2", "--max-restarts", "0", bundle]
-    r = _run(args, env={U.KILL_ENV: step})
+    r = _fault(["--kill-at", step] + args)
     assert r.returncode == -9, (step, r.returncode, r.stdout[-500:], r.stderr[-500:])
     assert ("step %s" % step) in r.stdout
     # what boots now is one complete slot, whatever update.json says

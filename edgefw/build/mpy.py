@@ -27,6 +27,7 @@ the same module list, for freezing the image into a custom MicroPython
 firmware build (``FROZEN_MANIFEST=...``); it cannot be built here.
 """
 
+from hal.errors import EdgefwError
 import hashlib
 import json
 import shutil
@@ -78,7 +79,7 @@ def decode_mpy(value):
     return value & 0xFF, (value >> 8) & 3
 
 
-class MpyMismatch(ValueError):
+class MpyMismatch(EdgefwError, ValueError):
     pass
 
 

@@ -41,12 +41,13 @@ import time
 from pathlib import Path
 
 from edgefw.build import mpy
+from hal.errors import EdgefwError
 
 # chip -> where its second-stage bootloader, and so a MicroPython image, starts
 FLASH_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0, "esp32c6": 0x0}
 
 
-class FlashError(Exception):
+class FlashError(EdgefwError, RuntimeError):
     pass
 
 

@@ -16,6 +16,7 @@ import tempfile
 import uuid
 
 from firmware.linux import update as U
+from hal.errors import EdgefwError
 
 SECTOR = 512
 LINUX_GPT = uuid.UUID("0fc63daf-8483-4772-8e79-3d69d8477de4")
@@ -23,7 +24,7 @@ MBR_LINUX = 0x83
 MBR_GPT = 0xEE
 
 
-class ImageError(Exception):
+class ImageError(EdgefwError, ValueError):
     pass
 
 

@@ -20,11 +20,14 @@ import time
 from edgefw.build.contents import board_files
 from firmware.linux import bundle as B
 from firmware.linux import update as U
+from hal.errors import EdgefwError
 
 
-class SSHError(Exception):
+class SSHError(EdgefwError, OSError):
+    """An SSH or scp step failed; ``reason`` is one short word for scripts."""
+
     def __init__(self, reason, message):
-        Exception.__init__(self, "%s: %s" % (reason, message))
+        OSError.__init__(self, "%s: %s" % (reason, message))
         self.reason = reason
 
 

@@ -27,6 +27,8 @@ import os
 import sys
 import tarfile
 
+from hal.errors import EdgefwError
+
 
 def _ed25519():
     """pycryptodome's ECC and EdDSA, imported when a key is used: the
@@ -54,11 +56,11 @@ MIN_PYTHON = "3.10"
 DEFAULT_HEALTH = ["{python}", "-m", "firmware.linux", "health"]
 
 
-class BundleError(Exception):
+class BundleError(EdgefwError, ValueError):
     """A bundle refused; ``reason`` is one short word for scripts."""
 
     def __init__(self, reason, message):
-        Exception.__init__(self, "%s: %s" % (reason, message))
+        ValueError.__init__(self, "%s: %s" % (reason, message))
         self.reason = reason
 
 

@@ -40,10 +40,8 @@ from firmware.linux import bundle as B
 
 OK, REFUSED, USAGE, ROLLED_BACK = 0, 1, 2, 3
 SLOTS = ("a", "b")
-KILL_ENV = "EDGEFW_UPDATE_KILL_AT"
-PAUSE_ENV = "EDGEFW_UPDATE_PAUSE_AT"
-# every named step, in order; EDGEFW_UPDATE_KILL_AT=NAME kills the
-# installer there with SIGKILL (the power-cut tests)
+# every named step, in order; each is reported through ``progress`` as
+# "step NAME" as it is reached (the power-cut tests cut there)
 STEPS = (
     "verified", "txn-begun", "slot-cleared", "extracting", "slot-written", "migrating", "migrated",
     "switching", "link-tmp", "switched", "service-started", "ready", "committed", "event-logged",
@@ -75,13 +73,6 @@ def _progress(msg):
 
 def step(name, progress=_progress):
     progress("step %s" % name)
-    if os.environ.get(KILL_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(PAUSE_ENV) == name:
-        # the emulated board's power-cut test: the host cuts QEMU here
-        progress("paused at %s" % name)
-        while True:
-            time.sleep(3600)
 
 
 def _fsync_dir(path):
@@ -306,7 +297,6 @@ def run_health(lay, slot, argv, timeout, settle, max_restarts, progress=_progres
     d = lay.slot(slot)
     argv = [a.replace("{python}", sys.executable).replace("{slot}", d) for a in argv]
     env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"), EDGEFW_SLOT=d, EDGEFW_ROOT=lay.root, EDGEFW_JOURNAL=lay.journal)
-    env.pop(KILL_ENV, None)
     deadline = time.monotonic() + timeout
     starts = 0
     while True:
@@ -360,7 +350,6 @@ def use_slot_unit(lay, slot, board, progress=_progress):
     unit always matches the code it starts; enabled, not started."""
     d = lay.slot(slot)
     env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"))
-    env.pop(KILL_ENV, None)
     cmd = [sys.executable, "-m", "firmware.linux", "service", "install", "--board", board, "--slots", "--no-start"]
     try:
         p = subprocess.run(cmd, cwd=os.path.join(d, "app"), env=env, capture_output=True, text=True, timeout=120)

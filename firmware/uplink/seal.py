@@ -25,6 +25,8 @@ import hashlib
 import os
 import struct
 
+from hal.errors import _Value
+
 try:
     import cryptolib
 
@@ -44,9 +46,9 @@ MAGIC = b"EFS1"
 TAG_LEN = 32
 
 
-class SealError(ValueError):
+class SealError(_Value):
     """A sealed batch that is malformed, from an unknown device, or fails
-    authentication."""
+    authentication (a ValueError; on CPython an EdgefwError too)."""
 
 
 def hmac_sha256(key, msg):
