@@ -29,7 +29,8 @@ STARTUP = ("manual", "auto")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference", "uplink")
 UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first", "receipts", "receipt_timeout_ms")
 __all__ = ("load_config", "check", "check_uplink", "parse_broker", "channel_names", "SENSOR_TYPES")
-SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms", "range_g", "rate_hz")
+# every sensor's; a driver adds its own (its OPTIONS)
+SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms")
 INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
 VOTE_FIELDS = ("name", "channels", "need")
 CHANNEL_FIELDS = ("high", "low", "hysteresis", "on_delay", "rate_per_s", "plausible")
@@ -42,9 +43,6 @@ INFERENCE_FIELDS = ("enabled", "model", "backend", "channel", "window", "hop", "
 INFERENCE_BACKENDS = ("auto", "micro", "litert", "tflite")
 # real-unit bound of every limit: 1e9 thousandths < 2**30
 LIMIT = 1000000
-# the longest gap between two fresh samples, in ms: BME280 at x1
-# oversampling measures in at most 9.3 ms, plus 0.5 ms standby
-SAMPLE_MS = {"bme280": 10}
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 ID_MAX = 64
 ID_RULE = "1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit (it is an MQTT topic level)"
@@ -157,17 +155,20 @@ def _check_sensors(c, sensors, period_ms):
     channels = []
     for i, s in enumerate(sensors):
         f = "sensors[%d]" % i
-        c.obj(f, s, SENSOR_FIELDS)
+        if not isinstance(s, dict):
+            c.fail(f, "an object", s)
         for req in ("name", "type", "bus"):
             if req not in s:
                 c.fail(f + "." + req, "a value (required)")
+        c.choice(f + ".type", s["type"], sorted(SENSOR_TYPES))
+        mod = driver(s["type"])
+        # the driver declares its own fields (name, default, allowed values)
+        c.obj(f, s, SENSOR_FIELDS + tuple(o[0] for o in mod.OPTIONS))
         name = c.text(f + ".name", s["name"])
         if "." in name or name in names:
             c.fail(f + ".name", "a unique name without dots", name)
         names.append(name)
-        c.choice(f + ".type", s["type"], sorted(SENSOR_TYPES))
         c.text(f + ".bus", s["bus"])
-        mod = driver(s["type"])
         if mod.BUS == "i2c":
             if "address" not in s:
                 c.fail(f + ".address", "a value (required)")
@@ -175,16 +176,10 @@ def _check_sensors(c, sensors, period_ms):
         elif "address" in s:
             c.fail(f + ".address", "absent: a %s sensor is on a UART, which has no addresses" % s["type"])
         s.setdefault("stale_ms", 100)
-        if s["type"] == "adxl345":
-            s.setdefault("range_g", 16)
-            s.setdefault("rate_hz", 800)
-            c.choice(f + ".range_g", s["range_g"], (2, 4, 8, 16))
-            c.choice(f + ".rate_hz", s["rate_hz"], (25, 50, 100, 200, 400, 800, 1600, 3200))
-            sample_ms = -(-1000 // s["rate_hz"])
-        elif "range_g" in s or "rate_hz" in s:
-            c.fail(f + ".range_g", "absent: only adxl345 sensors take range_g and rate_hz")
-        else:
-            sample_ms = SAMPLE_MS.get(s["type"]) or mod.SAMPLE_MS
+        for opt, dflt, allowed in mod.OPTIONS:
+            s.setdefault(opt, dflt)
+            c.choice(f + "." + opt, s[opt], allowed)
+        sample_ms = mod.sample_ms(s)
         # a sensor is fresh at most once a cycle and once a sample
         floor = max(period_ms, sample_ms)
         c.num(f + ".stale_ms", s["stale_ms"], floor, 600000, integer=True)

@@ -5,13 +5,10 @@ from bench.probes._hw import open_hw
 
 
 def _driver(hw, spec):
-    from hal.drivers.adxl345 import ADXL345
-    from hal.drivers.bme280 import BME280
+    # as the loop builds it, from the driver's own declaration
+    from firmware.loop import build_driver
 
-    bus = hw.i2c(spec["bus"])
-    if spec["type"] == "bme280":
-        return BME280(bus, spec["address"])
-    return ADXL345(bus, spec["address"], range_g=spec["range_g"], rate_hz=spec["rate_hz"])
+    return build_driver(hw, spec)
 
 
 def _read(hw, d, n):

@@ -20,9 +20,10 @@ def i2c_roles(board):
         ids = {}
         for s in cfg["sensors"]:
             if s["bus"] == role and s["address"] in found:
-                reg = 0xD0 if s["type"] == "bme280" else 0x00
+                from firmware.channels import driver
+
                 buf = bytearray(1)
-                bus.readfrom_mem_into(s["address"], reg, buf)
+                bus.readfrom_mem_into(s["address"], driver(s["type"]).ID_REGISTER, buf)
                 ids[s["name"]] = buf[0]
         free = 0x08
         while free in found:

@@ -30,6 +30,14 @@ _RATES = {25: 0x08, 50: 0x09, 100: 0x0A, 200: 0x0B, 400: 0x0C, 800: 0x0D, 1600: 
 
 BUS = "i2c"
 QUANTITIES = ("accel_x_g", "accel_y_g", "accel_z_g")
+ID_REGISTER = _REG_DEVID
+# extra config fields: (name, default, allowed values)
+OPTIONS = (("range_g", 16, (2, 4, 8, 16)), ("rate_hz", 800, (25, 50, 100, 200, 400, 800, 1600, 3200)))
+
+
+def sample_ms(spec):
+    """A new sample every 1/rate_hz."""
+    return -(-1000 // spec["rate_hz"])
 
 
 def raw_to_mg(lo, hi):

@@ -23,8 +23,12 @@ _LEN = const(28)
 
 BUS = "uart"
 QUANTITIES = ("pm1_ugm3", "pm2_5_ugm3", "pm10_ugm3")
-# the longest gap between two frames in active mode, in ms
-SAMPLE_MS = 2300
+OPTIONS = ()
+
+
+def sample_ms(spec):
+    """The longest gap between two frames in active mode."""
+    return 2300
 
 
 def checksum(frame, n=30):
