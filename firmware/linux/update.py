@@ -43,9 +43,23 @@ SLOTS = ("a", "b")
 # every named step, in order; each is reported through ``progress`` as
 # "step NAME" as it is reached (the power-cut tests cut there)
 STEPS = (
-    "verified", "txn-begun", "slot-cleared", "extracting", "slot-written", "migrating", "migrated",
-    "switching", "link-tmp", "switched", "service-started", "ready", "committed", "event-logged",
-    "rollback-begun", "rollback-switched", "rolled-back",
+    "verified",
+    "txn-begun",
+    "slot-cleared",
+    "extracting",
+    "slot-written",
+    "migrating",
+    "migrated",
+    "switching",
+    "link-tmp",
+    "switched",
+    "service-started",
+    "ready",
+    "committed",
+    "event-logged",
+    "rollback-begun",
+    "rollback-switched",
+    "rolled-back",
 )
 
 
@@ -339,7 +353,9 @@ def _unit_state():
 def _last_log(n=3):
     """The service's own last lines (its output, not systemd's about it)."""
     try:
-        out = subprocess.run(["journalctl", "_SYSTEMD_UNIT=" + UNIT, "-n", str(n), "-o", "cat", "--no-pager"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["journalctl", "_SYSTEMD_UNIT=" + UNIT, "-n", str(n), "-o", "cat", "--no-pager"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return " | ".join(ln.strip() for ln in out.splitlines() if ln.strip())
