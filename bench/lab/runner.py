@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from edgefw.build.contents import DEVICE_PACKAGES
 from edgefw.emul import micropython
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -472,7 +473,9 @@ finally:
 """
 
 # the packages of this tree a board over SSH imports from its copy
-SSH_PACKAGES = ("boards", "firmware", "hal", "sim", "edgefw", "bench")
+# what the board runs (edgefw.build.contents), plus the bench's probes and
+# the sim's fault helpers they import; never the workstation's edgefw package
+SSH_PACKAGES = DEVICE_PACKAGES + ("sim", "bench")
 
 
 class SSHConsole(ProcessConsole):
@@ -497,7 +500,7 @@ class SSH:
     system ``ssh``: the probes run by the board's ``python3`` from a copy
     of this tree's packages in ``remote_dir`` (copied, as one tar stream,
     when their hash differs from the copy's), the firmware is the board's
-    ``edgefw run --board BOARD`` with that copy first on its path.
+    ``python3 -m firmware.linux run --board BOARD`` with that copy first on its path.
 
     ``ssh``: the ``ssh`` argv up to and including the destination
     (``user@host``), one connection shared by every call (OpenSSH's
@@ -651,8 +654,8 @@ class SSH:
         return _result(out, err, rc, "probe %s.%s on %s" % (module, func, self.dest))
 
     def firmware(self, args, share=()):
-        """``edgefw run --board BOARD ARGS`` on the board, its output the
-        console (unbuffered)."""
+        """``python3 -m firmware.linux run --board BOARD ARGS`` on the board,
+        its output the console (unbuffered)."""
         import shlex
 
         if not self._synced:
@@ -661,7 +664,7 @@ class SSH:
         self._put(tar)
         self._n += 1
         pidfile = "%s/fw-%d.pid" % (self.dir, self._n)
-        cmd = "cd {d} && echo $$ > {p} && PYTHONPATH={d} PYTHONUNBUFFERED=1 exec edgefw run --board {b} {a} 2>&1".format(d=self.dir, p=pidfile, b=shlex.quote(self.board), a=" ".join(shlex.quote(a) for a in args))
+        cmd = "cd {d} && echo $$ > {p} && PYTHONPATH={d} PYTHONUNBUFFERED=1 exec python3 -m firmware.linux run --board {b} {a} 2>&1".format(d=self.dir, p=pidfile, b=shlex.quote(self.board), a=" ".join(shlex.quote(a) for a in args))
         return SSHConsole(self.ssh + [cmd], self.root, dict(os.environ), self, pidfile)
 
 
