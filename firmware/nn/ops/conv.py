@@ -5,7 +5,7 @@ requantization (TFLM's ConvPerChannel / DepthwiseConvPerChannel).
     run(interp.t, interp.k, plan)
 """
 
-from firmware.nn import kernels
+from firmware.nn import kernels, q31
 from hal.errors import ModelError
 
 
@@ -46,8 +46,8 @@ def prepare(it, name, ins, outs, o):
         raise ModelError("%s %r: filter scales or bias do not match %d output channels" % (name, tout.name, oc))
     mults, shifts = [], []
     for sc in tf.scale:
-        q, s_ = kernels.quantize_multiplier(tin.scale[0] * sc / tout.scale[0])
-        mults.append(kernels.split_multiplier(q))
+        q, s_ = q31.quantize_multiplier(tin.scale[0] * sc / tout.scale[0])
+        mults.append(q31.split_multiplier(q))
         shifts.append(s_)
     lo, hi = it.activation(o.get("activation", 0), tout, name)
     izp, ozp = tin.zero_point[0], tout.zero_point[0]

@@ -5,7 +5,7 @@ rescales both inputs to twice the larger scale with 20 bits of headroom).
     run(interp.t, interp.k, plan)
 """
 
-from firmware.nn import kernels
+from firmware.nn import q31
 from hal.errors import ModelError
 
 
@@ -19,7 +19,7 @@ def prepare(it, name, ins, outs, o):
     ta, tb, tout = it.quantized(ins[0], name), it.quantized(ins[1], name), it.quantized(outs[0], name)
     amap, bmap = _broadcast(it, name, ins[0], tout), _broadcast(it, name, ins[1], tout)
     lo, hi = it.activation(o.get("activation", 0), tout, name)
-    split, qm = kernels.split_multiplier, kernels.quantize_multiplier
+    split, qm = q31.split_multiplier, q31.quantize_multiplier
     if name == "ADD":
         twice = 2 * max(ta.scale[0], tb.scale[0])
         am, ash = qm(ta.scale[0] / twice)

@@ -5,7 +5,7 @@ reference FullyConnected).
     run(interp.t, interp.k, plan)
 """
 
-from firmware.nn import kernels
+from firmware.nn import q31
 from hal.errors import ModelError
 
 
@@ -37,8 +37,8 @@ def prepare(it, name, ins, outs, opts):
         raise ModelError("FULLY_CONNECTED %r: scales must be positive and zero points int8" % (tout.name,))
     mults, shifts = [], []
     for s in tw_.scale:
-        q, sh = kernels.quantize_multiplier(tin.scale[0] * s / tout.scale[0])
-        mults.append(kernels.split_multiplier(q))
+        q, sh = q31.quantize_multiplier(tin.scale[0] * s / tout.scale[0])
+        mults.append(q31.split_multiplier(q))
         shifts.append(sh)
     lo, hi = it.activation(opts.get("activation", 0), tout, name)
     wzp = tw_.zero_point[0] if tw_.zero_point else 0

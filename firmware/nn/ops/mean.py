@@ -7,7 +7,7 @@ zero point taken out, one rescale that folds in 1/count).
 
 import array
 
-from firmware.nn import kernels
+from firmware.nn import q31
 from firmware.nn.model import INT32
 from hal.errors import ModelError
 
@@ -44,13 +44,13 @@ def prepare(it, name, ins, outs, opts):
             step *= shape[d]
     omap = it.index_map(shape, ostr)
     # TFLM folds the 1/n of the mean into the rescaling multiplier
-    mult, sh = kernels.quantize_multiplier(tin.scale[0] / tout.scale[0])
+    mult, sh = q31.quantize_multiplier(tin.scale[0] / tout.scale[0])
     k = min(len(bin(n)) - 3, 32, 31 + sh)
     mult = (mult << k) // n
     sh -= k
     acc = array.array("i", bytes(4 * len(it.t[outs[0]])))
     it.arena_bytes += 4 * len(acc)
-    return run, ("MEAN", ins[0], omap, acc, outs[0], tin.zero_point[0] * n, kernels.split_multiplier(mult), sh, tout.zero_point[0])
+    return run, ("MEAN", ins[0], omap, acc, outs[0], tin.zero_point[0] * n, q31.split_multiplier(mult), sh, tout.zero_point[0])
 
 
 def run(t, k, p):
