@@ -21,16 +21,58 @@ inference stage does; tflm only when named):
 import array
 import sys
 
-from firmware.nn.backend import BACKENDS as _FIRMWARE_BACKENDS
-from firmware.nn.backend import INSTALL, open_model
+from firmware.nn import backend as _backend
+from firmware.nn.backend import open_model
 from hal.errors import BackendUnavailable
 
-BACKENDS = _FIRMWARE_BACKENDS + ("tflm",)
-AUTO_ORDER = ("litert", "tflite", "micro")
+# the names of firmware.nn.backend's table, the one list of backends
+BACKENDS = tuple(sorted(_backend.BACKENDS))
+AUTO_ORDER = _backend.AUTO_ORDER
 
 
 class BackendMissing(Exception):
     pass
+
+
+class Tflm:
+    """TensorFlow Lite Micro's own Python binding (PyPI tflite-micro)
+    behind the micro interpreter's interface: firmware.nn.backend's
+    ``tflm``, the reference the micro interpreter is compared with."""
+
+    backend = "tflm"
+    arena_bytes = None
+
+    def __init__(self, data):
+        import numpy as np
+        from tflite_micro.python.tflite_micro import runtime
+
+        from firmware.nn.model import FLOAT32, INT8, Tensor
+
+        self._it = runtime.Interpreter.from_bytes(data)
+        tensors = []
+        for d in (self._it.get_input_details(0), self._it.get_output_details(0)):
+            q = d["quantization_parameters"]
+            ttype = FLOAT32 if np.dtype(d["dtype"]) == np.float32 else INT8
+            tensors.append(Tensor([int(n) for n in d["shape"]], ttype, b"", [float(x) for x in q["scales"]], [int(x) for x in q["zero_points"]], 0, ""))
+        self.model = type("TflmModel", (), {"tensors": tensors, "inputs": [0], "outputs": [1]})()
+        self._in = np.zeros(tensors[0].shape, dtype=self._it.get_input_details(0)["dtype"])
+        self._flat_in = self._in.reshape(-1)
+        self._out = np.zeros(tensors[1].size(), dtype=self._it.get_output_details(0)["dtype"])
+
+    def input(self, k=0):
+        return self._flat_in
+
+    def output(self, k=0):
+        return self._out
+
+    def invoke(self):
+        self._it.set_input(self._in, 0)
+        self._it.invoke()
+        self._out[:] = self._it.get_output(0).reshape(-1)
+
+    def steps(self):
+        yield
+        self.invoke()
 
 
 def _runner(name, data, reference=False):
@@ -38,33 +80,15 @@ def _runner(name, data, reference=False):
     ``reference``: LiteRT / tflite-runtime with their BUILTIN_REF kernels."""
     import numpy as np
 
-    if name == "tflm":
-        try:
-            from tflite_micro.python.tflite_micro import runtime
-        except ImportError as e:
-            raise BackendMissing("backend 'tflm' is not installed (%s): pip install tflite-micro" % e)
-        ref = runtime.Interpreter.from_bytes(data)
-
-        def run_tflm(x):
-            ref.set_input(x, 0)
-            ref.invoke()
-            return ref.get_output(0).copy()
-
-        run_tflm.dtype = np.dtype(ref.get_input_details(0)["dtype"])
-        run_tflm.in_shape = tuple(int(d) for d in ref.get_input_details(0)["shape"])
-        run_tflm.out_shape = tuple(int(d) for d in ref.get_output_details(0)["shape"])
-        return run_tflm
     try:
-        if name == "micro" or not reference:
-            it = open_model(data, name)
+        if reference and name in ("litert", "tflite"):
+            it = _backend.resolve(name)(data, reference=True)
         else:
-            from firmware.linux.runtimes import LinuxRuntime
-
-            it = LinuxRuntime(data, name, reference=True)
+            it = open_model(data, name)
     except BackendUnavailable as e:
         raise BackendMissing(str(e))
     except ImportError as e:
-        raise BackendMissing("backend %r is not installed (%s): %s" % (name, e, INSTALL.get(name, "")))
+        raise BackendMissing("backend %r is not installed (%s): %s" % (name, e, _backend.install_hint(name)))
     m = it.model
     shape = m.tensors[m.outputs[0]].shape
     # int8 models, or float at the edges (QUANTIZE in, DEQUANTIZE out)

@@ -136,3 +136,17 @@ class native_info_dropped:
                 sys.stderr.write(line + "\n")
         self._tmp.close()
         return False
+
+
+class LiteRT(LinuxRuntime):
+    """firmware.nn.backend's ``litert``."""
+
+    def __init__(self, data, reference=False):
+        LinuxRuntime.__init__(self, data, "litert", reference)
+
+
+class TfliteRuntime(LinuxRuntime):
+    """firmware.nn.backend's ``tflite``."""
+
+    def __init__(self, data, reference=False):
+        LinuxRuntime.__init__(self, data, "tflite", reference)

@@ -5,17 +5,19 @@ tables, and not in ``invoke``.
 
 A fixed-point value is its raw int32 and a number of integer bits; the
 functions take raws and say which format they expect.
+
+    from firmware.nn import fixedpoint as fp
+    fp.exp_on_negative_values(raw_q5_26, 5)     # exp in Q0.31
+
+It imports only firmware.nn.q31 (which imports nothing of firmware.nn).
 """
 
-from firmware.nn.kernels import rdbpot, srdhm
+from firmware.nn.q31 import rdbpot, srdhm
+from firmware.nn.q31 import wrap32 as _w
+from hal.compat import const
 
-_MIN = -(1 << 31)
-_MAX = (1 << 31) - 1
-
-
-def _w(x):
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x & 0x80000000 else x
+_MIN = const(-0x80000000)
+_MAX = const(0x7FFFFFFF)
 
 
 def one(int_bits):

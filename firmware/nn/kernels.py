@@ -7,102 +7,17 @@ Q31 fixed-point multiplier and a shift the way TFLite's
 ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``, each
 rounding once: the "double rounding" of the reference kernels.
 
-The kernels never form the 64-bit product: the plan holds each multiplier
-as 15-bit halves and ``srdhm_split`` sums the product in 15-bit limbs, so
-on a 32-bit MicroPython (small ints end at 2**30, a larger one is
-allocated) ``invoke`` allocates nothing. ``srdhm`` is the direct formula,
-used at load and by the tests.
+The requantization itself (``mbqm`` and the Q31 arithmetic under it) is
+``firmware.nn.q31``'s, shared with ``firmware.nn.fixedpoint``: imports run
+one way, kernels -> fixedpoint -> q31.
+
+    from firmware.nn import kernels
+    kernels.fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in, n_out, lo, hi)
 """
 
 import math
 
-_INT32_MIN = -(1 << 31)
-_INT32_MAX = (1 << 31) - 1
-
-
-def quantize_multiplier(real):
-    """(q31 multiplier, shift) for a positive real multiplier."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    # std::round: half away from zero (q > 0 here)
-    qf = math.floor(q * (1 << 31) + 0.5)
-    if qf == 1 << 31:
-        qf //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return qf, shift
-
-
-def _wrap32(x):
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x & 0x80000000 else x
-
-
-def srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul for int32 a, b."""
-    if a == _INT32_MIN and b == _INT32_MIN:
-        return _INT32_MAX
-    ab = a * b
-    nudge = (1 << 30) if ab >= 0 else (1 - (1 << 30))
-    v = ab + nudge
-    # C integer division truncates toward zero
-    q = v >> 31 if v >= 0 else -((-v) >> 31)
-    return q
-
-
-def split_multiplier(q):
-    """A Q31 multiplier (0 <= q < 2**31) as the halves ``srdhm_split`` and
-    ``mbqm`` take: (q >> 15, q & 0x7FFF), each a small int on 32-bit."""
-    return (q >> 15, q & 0x7FFF)
-
-
-def srdhm_split(a, bh, bl):
-    """srdhm(a, b) for b = bh * 2**15 + bl >= 0 (0 <= bl < 2**15), without
-    the 64-bit product: a * b + 2**30 is summed in 15-bit limbs, so for
-    |a| < 2**30 no intermediate reaches 2**30 (on a 32-bit MicroPython,
-    past that an int is allocated). Equal to srdhm for every int32 a."""
-    s = 1 if a < 0 else 0
-    m = -a if s else a
-    mh = m >> 15
-    ml = m & 0x7FFF
-    b2 = bh >> 15
-    b1 = bh & 0x7FFF
-    u = mh * bl
-    w = ml * b1
-    c = mh * b1
-    # m*b + 2**30 - s = sum of limbs x * 2**(15*k); then >> 31
-    x = (ml * bl - s) >> 15
-    x = ((x + (u & 0x7FFF) + (w & 0x7FFF)) >> 15) + (u >> 15) + (w >> 15) + (c & 0x7FFF) + ml * b2 + 1
-    q = (((x >> 15) + (c >> 15) + mh * b2) << 14) + ((x & 0x7FFF) >> 1)
-    return -q if s else q
-
-
-def rdbpot(x, exponent):
-    """RoundingDivideByPOT: x / 2**exponent, rounding half away from zero."""
-    if exponent == 0:
-        return x
-    if exponent > 29 and -0x20000000 < x < 0x20000000:
-        return 0  # |x| / 2**exponent < 1/2; and 1 << 30 would be a long int
-    mask = (1 << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
-
-
-def mbqm(x, qh, ql, shift):
-    """MultiplyByQuantizedMultiplier (reference, double rounding) by the
-    multiplier qh * 2**15 + ql (``split_multiplier``)."""
-    if shift > 0:
-        x <<= shift
-    if not -0x80000000 <= x <= 0x7FFFFFFF:
-        # an int32 accumulator that overflowed (only a broken model's
-        # weights get there) wraps, as in TFLM and the numpy kernels
-        x = _wrap32(x)
-    if shift > 0:
-        return srdhm_split(x, qh, ql)
-    return rdbpot(srdhm_split(x, qh, ql), -shift)
+from firmware.nn.q31 import mbqm, quantize_multiplier, rdbpot, split_multiplier, srdhm, srdhm_split, wrap32
 
 
 def activation_range(act, scale, zero_point):
@@ -312,8 +227,9 @@ _fp = None
 
 
 def _fixedpoint():
-    """firmware.nn.fixedpoint, imported at load rather than in a kernel:
-    it imports this module, and an import statement allocates."""
+    """firmware.nn.fixedpoint, imported by the first model that needs it
+    (LOGISTIC, SOFTMAX), at load: a model without them does not carry its
+    code on the heap, and an import statement in a kernel would allocate."""
     global _fp
     if _fp is None:
         from firmware.nn import fixedpoint
@@ -483,11 +399,11 @@ def _softmax_direct(src, out, depth, mult, shift, diff_min, base):
         d = src[base + c] - mx
         if d >= diff_min:
             e = fp.exp_on_negative_values(srdhm(d * (1 << shift), mult), 5)
-            total = fp._w(total + fp.rescale(e, 0, 12))
+            total = wrap32(total + fp.rescale(e, 0, 12))
     ux = total & 0xFFFFFFFF
     headroom = _clz32(ux)
     bits_over_unit = 12 - headroom
-    shifted = fp._w(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
+    shifted = wrap32(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
     scale = fp.one_over_one_plus_x(shifted)
     for c in range(depth):
         d = src[base + c] - mx

@@ -13,6 +13,7 @@ once from the scalar kernels.
 import numpy as np
 
 from firmware.nn import kernels as scalar
+from firmware.nn import q31
 
 _I32_MIN = -(1 << 31)
 _I32_MAX = (1 << 31) - 1
@@ -214,10 +215,10 @@ def softmax(src, out, depth, mult, shift, diff_min, tables=None):
         total = 0
         for c in range(depth):
             if d[r, c] >= diff_min:
-                total = fp._w(total + fp.rescale(int(e[r, c]), 0, 12))
+                total = q31.wrap32(total + fp.rescale(int(e[r, c]), 0, 12))
         ux = total & 0xFFFFFFFF
         headroom = scalar._clz32(ux)
-        shifted = fp._w(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
+        shifted = q31.wrap32(((ux << headroom) & 0xFFFFFFFF) - (1 << 31))
         sc = fp.one_over_one_plus_x(shifted)
         v = rdbpot(srdhm(np.int64(sc), e[r]), 12 - headroom + 31 - 8) - 128
         o[r] = np.where(d[r] >= diff_min, np.clip(v, -128, 127), -128)

@@ -7,29 +7,15 @@
 
 Only what the interpreter uses is read. A malformed file raises
 ``ModelError`` with the byte offset where reading went wrong; an
-unsupported operator raises it with the operator's name, at load.
+operator not in ``firmware.nn.ops.OPERATORS`` raises it with its builtin
+code, at load, and each operator's options are read by its kernel module.
 """
 
 import struct
 
+from firmware.nn import ops
 from hal.errors import ModelError
 
-# BuiltinOperator codes (schema.fbs) for the operators we know by name
-OPS = {
-    0: "ADD",
-    1: "AVERAGE_POOL_2D",
-    3: "CONV_2D",
-    4: "DEPTHWISE_CONV_2D",
-    6: "DEQUANTIZE",
-    9: "FULLY_CONNECTED",
-    14: "LOGISTIC",
-    17: "MAX_POOL_2D",
-    18: "MUL",
-    22: "RESHAPE",
-    25: "SOFTMAX",
-    40: "MEAN",
-    114: "QUANTIZE",
-}
 MAX_DIM = 1 << 16
 MAX_VALUES = 1 << 22
 # TensorType
@@ -134,6 +120,27 @@ class _Buf:
         self._chk(start, size * n)
         return list(struct.unpack_from("<%d%s" % (n, fmt), self.d, start))
 
+    def f32(self, off):
+        self._chk(off, 4)
+        return struct.unpack_from("<f", self.d, off)[0]
+
+    def conv_opts(self, o, fields, dm_field):
+        """padding, strides, activation, dilations (and depth multiplier)
+        from a Conv2D / DepthwiseConv2D / Pool2D options table: ``fields``
+        are the field numbers of the first five (or six) in that order."""
+        if o is None:
+            return {"padding": 0, "stride_w": 0, "stride_h": 0, "activation": 0, "dilation_w": 1, "dilation_h": 1, "depth_multiplier": 1}
+        pad, sw, sh, act, dw, dh = fields
+        return {
+            "padding": self.scalar(o, pad, "b", 0),
+            "stride_w": self.scalar(o, sw, "i", 0),
+            "stride_h": self.scalar(o, sh, "i", 0),
+            "activation": self.scalar(o, act, "b", 0),
+            "dilation_w": self.scalar(o, dw, "i", 1) if dw is not None else 1,
+            "dilation_h": self.scalar(o, dh, "i", 1) if dh is not None else 1,
+            "depth_multiplier": self.scalar(o, dm_field, "i", 1) if dm_field is not None else 1,
+        }
+
     def bytes_(self, t, idx):
         f = self.field(t, idx)
         if f is None:
@@ -216,35 +223,16 @@ class Model:
             idx = b.scalar(op, 0, "i", 0)
             if idx < 0 or idx >= len(codes):
                 raise ModelError("malformed model: operator %d uses opcode %d of %d" % (k, idx, len(codes)))
-            code = codes[idx]
-            name = OPS.get(code)
-            if name is None:
-                raise ModelError(
-                    "operator %d: builtin code %d is not supported by the micro interpreter (supported: %s)" % (k, code, ", ".join(sorted(OPS.values())))
-                )
+            try:
+                name = ops.name(codes[idx])
+            except ModelError as e:
+                raise ModelError("operator %d: %s" % (k, e))
             ins = b.vec_i32(op, 1)
             outs = b.vec_i32(op, 2)
             for ti in ins + outs:
                 if ti >= len(self.tensors) or ti < -1:
                     raise ModelError("malformed model: operator %d (%s) uses tensor %d of %d" % (k, name, ti, len(self.tensors)))
-            opts = {}
-            o = b.sub(op, 4)
-            if o is not None and name == "FULLY_CONNECTED":
-                opts["activation"] = b.scalar(o, 0, "b", 0)
-                opts["keep_num_dims"] = b.scalar(o, 2, "B", 0)
-            elif name == "SOFTMAX":
-                f = b.field(o, 0) if o is not None else None
-                opts["beta"] = struct.unpack_from("<f", data, f)[0] if f is not None else 0.0
-            elif name in ("ADD", "MUL"):
-                opts["activation"] = b.scalar(o, 0, "b", 0) if o else 0
-            elif name == "CONV_2D":
-                opts = _conv_opts(b, o, (0, 1, 2, 3, 4, 5), None)
-            elif name == "DEPTHWISE_CONV_2D":
-                opts = _conv_opts(b, o, (0, 1, 2, 4, 5, 6), 3)
-            elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-                opts = _conv_opts(b, o, (0, 1, 2, 5, None, None), None)
-                opts["filter_w"] = b.scalar(o, 3, "i", 0) if o else 0
-                opts["filter_h"] = b.scalar(o, 4, "i", 0) if o else 0
+            opts = ops.kernel(name).options(b, b.sub(op, 4), name)
             self.operators.append((name, ins, outs, opts))
         self._check_graph()
 
@@ -288,23 +276,6 @@ class Model:
         for ti in self.outputs:
             if ti not in written:
                 raise ModelError("model output tensor %d %r is written by no operator" % (ti, self.tensors[ti].name))
-
-
-def _conv_opts(b, o, fields, dm_field):
-    """padding, strides, activation, dilations (+ depth multiplier) from
-    a Conv2D / DepthwiseConv2D / Pool2D options table."""
-    pad, sw, sh, act, dw, dh = fields
-    if o is None:
-        return {"padding": 0, "stride_w": 0, "stride_h": 0, "activation": 0, "dilation_w": 1, "dilation_h": 1, "depth_multiplier": 1}
-    return {
-        "padding": b.scalar(o, pad, "b", 0),
-        "stride_w": b.scalar(o, sw, "i", 0),
-        "stride_h": b.scalar(o, sh, "i", 0),
-        "activation": b.scalar(o, act, "b", 0),
-        "dilation_w": b.scalar(o, dw, "i", 1) if dw is not None else 1,
-        "dilation_h": b.scalar(o, dh, "i", 1) if dh is not None else 1,
-        "depth_multiplier": b.scalar(o, dm_field, "i", 1) if dm_field is not None else 1,
-    }
 
 
 def load(path):
