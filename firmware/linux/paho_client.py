@@ -6,6 +6,7 @@ CPython only (paho runs a network thread). ``publish`` returns at once;
 
 import collections
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 
@@ -13,6 +14,8 @@ from firmware.uplink.mqtt import ClientBase
 
 
 class Client(ClientBase):
+    LOST_POLL_S = 0.1
+
     def __init__(self, *args, **kw):
         ClientBase.__init__(self, *args, **kw)
         self._c = None
@@ -79,12 +82,21 @@ class Client(ClientBase):
             return True
         if self._lost.is_set():
             raise OSError("connection to the broker lost")
-        if timeout_ms:
+        t_end = time.monotonic() + timeout_ms / 1000
+        while True:
+            left = t_end - time.monotonic()
+            if left <= 0:
+                return handle.is_published()
             try:
-                handle.wait_for_publish(timeout_ms / 1000)
+                # in slices: paho does not wake this wait when the
+                # connection drops, and a long wait must notice that
+                handle.wait_for_publish(min(left, self.LOST_POLL_S))
             except (RuntimeError, ValueError) as e:
                 raise OSError(str(e))
-        return handle.is_published()
+            if handle.is_published():
+                return True
+            if self._lost.is_set():
+                raise OSError("connection to the broker lost")
 
     def receipts(self, timeout_ms=0):
         if not self._inbox and timeout_ms:

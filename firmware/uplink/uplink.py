@@ -147,6 +147,7 @@ class Uplink:
         self._waiting_since = None
         self._tokens = 0
         self._tok_t = ticks_ms()
+        self._short = 0  # bytes of the batch the token bucket held back
         self.batches = 0
         self.records = 0
         self.bytes = 0
@@ -264,13 +265,16 @@ class Uplink:
             if self.receipts:
                 self._take_receipts(0)
             sent = 0
+            self._short = 0
             while len(self._inflight) < self.window and sent < max_batches and not self._paused():
                 b = self._batch()
                 if b is None:
                     break
                 q, lane, first, last, n, body, bid = b
                 if not self._take_tokens(len(body)):
+                    self._short = len(body)
                     break
+                self._short = 0
                 h = self.client.publish(self.topic, body)
                 self._inflight.append(_Batch(h, q, lane, first, last, n, len(body), ticks_ms(), bid))
                 self._sent_to[lane] = last
@@ -359,23 +363,53 @@ class Uplink:
             self._pause = self._backoff(self._refusals)
             self._refusals += 1
 
+    def _await(self, ms):
+        """Wait up to ``ms`` for the next thing the uplink waits on: the
+        PUBACK of the oldest batch without one, else a receipt (cut to the
+        first receipt deadline, so a batch goes again on time). True when
+        something arrived."""
+        for b in self._inflight:
+            if b.state == _SENT:
+                if not self.client.wait(b.handle, min(ms, self.ack_timeout_ms)):
+                    return False
+                b.state = _AT_BROKER if self.receipts else _DONE
+                b.t = ticks_ms()
+                return True
+        if not self.receipts:
+            return False
+        now = ticks_ms()
+        for b in self._inflight:
+            if b.state == _AT_BROKER:
+                ms = min(ms, max(0, self.receipt_timeout_ms - ticks_diff(now, b.t)) + 1)
+        before = [b.state for b in self._inflight]
+        n = self.bad_receipts
+        self._take_receipts(ms)
+        return n != self.bad_receipts or before != [b.state for b in self._inflight]
+
     def drain(self, timeout_ms=60000, idle_sleep_ms=5):
         """Pump until nothing is pending or the time is up; True when the
-        journal is fully acknowledged. Every wait inside is cut to the time
-        left, so this returns within ``timeout_ms`` and a few ms."""
+        journal is fully acknowledged. Between pumps it sleeps on what it
+        waits for (a PUBACK, a receipt, the next connection attempt), and
+        every wait is cut to the time left, so this returns within
+        ``timeout_ms`` and a few ms."""
         t0 = ticks_ms()
         # whatever the journal still holds is written and synced first
         with self.j.lock:
             self.j.flush()
-        saved = self.batch_ms, self.ack_timeout_ms, self.client.timeout_s
+        c = self.client
+        saved = self.batch_ms, self.ack_timeout_ms, c.timeout_s, getattr(c, "deadline_us", None)
         self.batch_ms = 0
+        if saved[3] is not None:
+            # the coop client's slice ends where the loop's next cycle
+            # was: past now, it would make every wait return at once
+            c.deadline_us = None
         try:
             while True:
                 left = timeout_ms - ticks_diff(ticks_ms(), t0)
                 if left <= 0:
                     return False
                 self.ack_timeout_ms = max(1, min(saved[1], left))
-                self.client.timeout_s = max(0.001, min(saved[2], left / 1000))
+                c.timeout_s = max(0.001, min(saved[2], left / 1000))
                 self.pump()
                 if not self._inflight:
                     with self.j.lock:
@@ -383,10 +417,47 @@ class Uplink:
                     self.pending_records = n
                     if n == 0:
                         return True
-                if not self.connected or not self._inflight or self._paused():
-                    sleep_ms(min(idle_sleep_ms, max(1, left)))
+                left = timeout_ms - ticks_diff(ticks_ms(), t0)
+                if left <= 0:
+                    return False
+                nap = self._idle_ms(idle_sleep_ms)
+                if nap is None:
+                    # batches in flight and nothing more may go: wait on them
+                    t1 = ticks_ms()
+                    try:
+                        if self._await(left):
+                            continue
+                    except Exception as e:
+                        self._fail(e)
+                        continue
+                    # a client that cannot block (umqtt.simple's receipts)
+                    # returns at once: do not spin on it
+                    nap = idle_sleep_ms - ticks_diff(ticks_ms(), t1)
+                if nap > 0:
+                    sleep_ms(min(nap, left))
         finally:
-            self.batch_ms, self.ack_timeout_ms, self.client.timeout_s = saved
+            self.batch_ms, self.ack_timeout_ms, c.timeout_s = saved[:3]
+            if saved[3] is not None:
+                c.deadline_us = saved[3]
+
+    def _idle_ms(self, idle_sleep_ms):
+        """How long drain may sleep before pumping again, or None when it
+        should wait on the batches in flight."""
+        if not self.connected:
+            if self._retry_at is None:
+                return idle_sleep_ms
+            t0, wait = self._retry_at
+            return max(1, wait - ticks_diff(ticks_ms(), t0))
+        if self._pause is not None:
+            t0, wait = self._pause
+            return max(1, wait - ticks_diff(ticks_ms(), t0))
+        if self._short and len(self._inflight) < self.window:
+            # the token bucket holds the next batch back: until it refills
+            return max(1, int((self._short - self._tokens) * 1000 / self.rate) + 1)
+        if not self._inflight:
+            # records pending but none readable yet (not synced): soon
+            return idle_sleep_ms
+        return None
 
     def state(self):
         """One line for people: connected, or when the next try is."""
