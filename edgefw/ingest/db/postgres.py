@@ -122,7 +122,9 @@ def check_url(text):
     try:
         d = conninfo_to_dict(text)
     except Exception as e:
-        raise ValueError("--db %s is not a PostgreSQL URL libpq can read (%s); %s" % (redact(text), str(e).strip(), fix))
+        # libpq quotes the URL it could not read, password and all
+        why = str(e).strip().replace(text, redact(text))
+        raise ValueError("--db %s is not a PostgreSQL URL libpq can read (%s); %s" % (redact(text), why, fix))
     port = d.get("port")
     if port is not None and not all(p.isdigit() and 0 < int(p) < 65536 for p in str(port).split(",")):
         raise ValueError("--db %s: port %r is not a number from 1 to 65535; %s" % (redact(text), port, fix))
