@@ -62,7 +62,9 @@ class Postgres:
         self.url = "postgresql://edgefw:%s@127.0.0.1:%d/edgefw" % (self.password, self.port)
 
     def _as_postgres(self, args, **kw):
-        return subprocess.run(args, user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], cwd=self.dir, check=True, capture_output=True, timeout=120, **kw)
+        return subprocess.run(
+            args, user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], cwd=self.dir, check=True, capture_output=True, timeout=120, **kw
+        )
 
     def url_with(self, password=None, dbname="edgefw"):
         return "postgresql://edgefw:%s@127.0.0.1:%d/%s" % (password or self.password, self.port, dbname)
