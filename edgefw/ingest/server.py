@@ -209,7 +209,7 @@ class Receiver:
     # after a failed commit: first wait, and the longest
     RETRY_S = (0.2, 5.0)
 
-    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True):
+    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True, clean_session=False):
         import paho.mqtt.client as mqtt
 
         self.ing = ing
@@ -221,7 +221,8 @@ class Receiver:
         if share:
             self.topic = "$share/%s/%s" % (share, self.topic)
         # a persistent session: the broker keeps what comes while we are away
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False)
+        # (unless ``clean_session``: see --clean-session)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session)
         if username:
             c.username_pw_set(username, password)
         if tls_ca:
@@ -349,7 +350,9 @@ def run(args):
     # a service manager's stop commits and receipts what is staged
     signal.signal(signal.SIGTERM, _term)
     cid = args.client_id or ("edgefw-ingest-" + args.share if args.share else "edgefw-ingest")
-    r = Receiver(ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts).start()
+    r = Receiver(
+        ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts, clean_session=args.clean_session
+    ).start()
     last = -1
     t_start = t_last_change = time.monotonic()
     said = None
@@ -429,6 +432,12 @@ def add_parser(sub):
     )
     p.add_argument("--share", metavar="GROUP", help="join shared subscription GROUP (several workers)")
     p.add_argument("--client-id", help="MQTT client id of the persistent session (default edgefw-ingest, or edgefw-ingest-GROUP with --share)")
+    p.add_argument(
+        "--clean-session",
+        action="store_true",
+        help="no persistent session: with --share, a worker that dies stops getting its share at once"
+        " (mosquitto keeps queueing a dead persistent member's share until it returns); needs receipts: devices resend what a dead worker held",
+    )
     p.add_argument("--no-receipts", action="store_true", help="send no receipts (for devices with uplink.receipts off)")
     p.add_argument("--username")
     p.add_argument("--password")
