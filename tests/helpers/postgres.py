@@ -32,6 +32,21 @@ def _bin(name):
     return found[-1]
 
 
+def _reachable_tmp():
+    """The temporary directory, if the postgres user can reach into it
+    (every directory on the way open to others), else /tmp: a test's own
+    TMPDIR is often private to root."""
+    import stat
+
+    base = tempfile.gettempdir()
+    p = os.path.abspath(base)
+    while p != "/":
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return "/tmp"
+        p = os.path.dirname(p)
+    return base
+
+
 def _free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -43,7 +58,7 @@ def _free_port():
 class Postgres:
     def __init__(self, settings=None):
         self.user = pwd.getpwnam("postgres")
-        self.dir = tempfile.mkdtemp(prefix="edgefw-pg-")
+        self.dir = tempfile.mkdtemp(prefix="edgefw-pg-", dir=_reachable_tmp())
         os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.data = os.path.join(self.dir, "data")
         self.port = _free_port()
