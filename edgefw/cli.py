@@ -18,8 +18,8 @@ from firmware.linux.commands import parse_args as _parse_args
 # name, module, help
 COMMANDS = (
     ("run", "edgefw.run", "run the firmware (the sim board unless told otherwise)"),
-    ("ingest", "edgefw.ingest.server", "receive, verify and store device batches"),
-    ("bench", "edgefw.perf.cli", "benchmarks, each beside its peer: interlock, store, forward, infer"),
+    ("ingest", "edgefw.ingest.server", "receive, verify and store device batches (SQLite or PostgreSQL)"),
+    ("bench", "edgefw.perf.cli", "benchmarks, each beside its peer: interlock, store, forward, infer, ingest"),
     ("infer", "edgefw.infer", "run an int8 .tflite model on a batch of inputs with one backend"),
     ("mpy-build", "edgefw.build.mpy", "precompile the dual-target packages to .mpy; a board's device image"),
     ("mp-deps", "edgefw.build.mpdeps", "fetch the MicroPython libraries (umqtt.simple) into .mp-lib/"),

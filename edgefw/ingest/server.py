@@ -6,8 +6,11 @@ Subscribes to ``edgefw/+/up`` at QoS 1 (``--share GROUP`` subscribes to
 ``$share/GROUP/edgefw/+/up``, so several workers split the load), checks
 each batch's seal with the device's key, refuses tampered batches and
 replayed ones (a nonce already seen from that device), and stores each
-record once per (device, seq) in SQLite. Rejections are counted and logged
-to stderr.
+record once per (device, seq) in SQLite or PostgreSQL (``--db``:
+``PATH``, ``sqlite:PATH`` or ``postgresql://USER:PASSWORD@HOST:PORT/DB``;
+``edgefw.ingest.db``). Rejections are counted and logged to stderr;
+``--metrics-port`` serves the counts as Prometheus text
+(``edgefw.ingest.metrics``).
 
 Receipts: once a batch is committed to the database, a receipt goes to
 ``edgefw/<device>/receipt`` (QoS 1, ``firmware.uplink.receipt``); only then may
@@ -21,7 +24,14 @@ own ``--client-id``), so the broker queues batches while ingest is away.
 Without ``--keys`` batches are taken as plain CBOR (for a trusted
 network only; the log says so at start).
 
-SQLite schema (one file):
+A database that is down or refuses a write (unreachable, wrong password,
+read-only, full) gets no receipt sent for what it did not commit: the
+verified batches wait in memory (up to ``Ingest.MAX_PENDING``; beyond, the
+oldest are dropped unreceipted and their devices send them again), the
+log and the metrics say why, and the writes are tried again with a
+backoff until the database takes them.
+
+SQLite schema (one file; PostgreSQL's is in ``edgefw.ingest.db.postgres``):
 
     records(device TEXT, seq INTEGER, queue INTEGER, kind TEXT, t_us INTEGER,
             body BLOB, received REAL, boot BLOB, device_utc_ms INTEGER,
@@ -38,55 +48,40 @@ device's clocks at that moment.
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import threading
 import time
 
+from edgefw.ingest.db import StoreError, open_store
+from edgefw.ingest.metrics import Metrics
+from edgefw.ingest.verify import Refused, open_batch, topic_device
 
-def _loads(b):
-    # cbor2's C decoder: ingest sees every record of every device
-    import cbor2
-
-    v = cbor2.loads(b)
-    if not isinstance(v, dict):
-        raise ValueError("expected a CBOR map, got %s" % type(v).__name__)
-    return v
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    device TEXT NOT NULL, seq INTEGER NOT NULL, queue INTEGER NOT NULL,
-    kind TEXT, t_us INTEGER, body BLOB NOT NULL, received REAL NOT NULL,
-    boot BLOB, device_utc_ms INTEGER, device_mono_ms INTEGER,
-    PRIMARY KEY (device, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nonces (
-    device TEXT NOT NULL, nonce BLOB NOT NULL, received REAL NOT NULL,
-    PRIMARY KEY (device, nonce)
-) WITHOUT ROWID;
-"""
+__all__ = ["Ingest", "Receiver", "load_keys", "topic_device", "add_parser", "run"]
 
 
 class Ingest:
     """Checks and stores batches; thread-safe ``handle(payload)``, which
     returns the receipt to send (``firmware.uplink.receipt``), or None when the
-    batch names no device to send it to."""
+    batch names no device to send it to (or, with ``commit`` on, when the
+    database did not take it: nothing may be receipted then).
 
-    def __init__(self, db_path, keys=None, log=sys.stderr):
-        self.db = sqlite3.connect(db_path, check_same_thread=False)
-        self.db.executescript(SCHEMA)
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(records)")}
-        for col, kind in (("boot", "BLOB"), ("device_utc_ms", "INTEGER"), ("device_mono_ms", "INTEGER")):
-            if col not in have:
-                # a database from before batch headers carried clocks
-                self.db.execute("ALTER TABLE records ADD COLUMN %s %s" % (col, kind))
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # a receipt lets the device delete: the commit must be on disk first
-        self.db.execute("PRAGMA synchronous=FULL")
+    ``db``: a SQLite path or a ``--db`` URL. ``lock`` guards the database
+    connection (``db`` is SQLite's, for readers in this process)."""
+
+    # verified batches held while the database is away; beyond, the
+    # oldest go unreceipted (their devices resend them)
+    MAX_PENDING = 20000
+
+    def __init__(self, db, keys=None, log=sys.stderr):
+        self.store = open_store(str(db), log)
+        self.db = getattr(self.store, "db", None)
+        self.lock = self.store.lock
         self.keys = keys
         self.log = log
-        self.lock = threading.Lock()
+        self.metrics = Metrics()
+        self.db_error = None
+        self._pending = []  # (batch or None for a refusal, (dev, receipt), arrived)
+        self._plock = threading.Lock()
         self.counts = {
             "batches": 0,
             "records": 0,
@@ -99,10 +94,17 @@ class Ingest:
             "refusals": 0,
         }
 
+    def _say(self, msg):
+        if self.log:
+            self.log.write("edgefw ingest: %s\n" % msg)
+            try:
+                self.log.flush()
+            except Exception:
+                pass
+
     def _reject(self, kind, msg, dev=None, head=None):
         self.counts[kind] += 1
-        if self.log:
-            self.log.write("edgefw ingest: rejected (%s): %s\n" % (kind, msg))
+        self._say("rejected (%s): %s" % (kind, msg))
         if dev is None:
             return None
         q, first, last, bid = head or (None, None, None, None)
@@ -116,98 +118,84 @@ class Ingest:
         return receipt.make(dev, q, first, last, bid, ok, why, key)
 
     def handle(self, payload, topic_dev=None, commit=True):
-        """Check and store one batch. Returns (device, receipt bytes) to
+        """Check one batch and stage it. Returns (device, receipt bytes) to
         publish, or None. ``topic_dev`` is the device named by the topic it
         came on: where a refused batch's receipt goes. ``commit=False``
-        leaves the transaction open: the caller must ``commit()`` before it
-        sends the receipt (several batches then share one sync)."""
-        from firmware.uplink.seal import SealError, open_sealed, parse_header
-
-        nonce = None
-        head = None
-        if self.keys is not None:
-            try:
-                dev, q, first, last, nonce, _h = parse_header(payload)
-                head = (q, first, last, None)
-            except (SealError, UnicodeError) as e:
-                return self._reject("malformed", str(e), topic_dev, _peek(payload))
-            if dev not in self.keys:
-                return self._reject("unknown_device", "no key for device %r" % dev)
-            if topic_dev is not None and dev != topic_dev:
-                return self._reject("tampered", "batch of %r on the topic of %r" % (dev, topic_dev))
-            try:
-                dev, q, first, last, nonce, plain = open_sealed(payload, self.keys)
-            except SealError as e:
-                return self._reject("tampered", str(e), dev, head)
-        else:
-            plain = payload
+        only stages it: the caller sends the receipts ``commit()`` returns
+        (several batches then share one transaction and one sync)."""
+        t = time.time()
         try:
-            batch = _loads(plain)
-            dev_b, q_b, recs = batch["dev"], batch["q"], batch["recs"]
-            bodies = [(_loads(r), r) for r in recs]
-            if not isinstance(dev_b, str):
-                raise ValueError("device id is not text")
-        except Exception as e:  # cbor2 raises several types for bad input
-            return self._reject("malformed", "batch does not decode: %s" % e, topic_dev if self.keys is None else dev, head)
-        bid = batch.get("id")
-        if self.keys is not None and (dev_b != dev or q_b != q or batch.get("first") != first or batch.get("last") != last):
-            return self._reject("tampered", "sealed header and batch disagree for %r" % dev, dev, head)
-        if topic_dev is not None and dev_b != topic_dev:
-            return self._reject("tampered", "batch of %r on the topic of %r" % (dev_b, topic_dev))
-        now = time.time()
-        boot, utc, mono = batch.get("boot"), batch.get("utc_ms"), batch.get("mono_ms")
-        with self.lock:
-            cur = self.db.cursor()
-            if nonce is not None:
-                cur.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", (dev_b, nonce, now))
-                if cur.rowcount == 0:
-                    # seen before (the broker sending again what we took
-                    # before a crash, or a replay): its nonce was committed
-                    # with its records, so they are stored and the receipt
-                    # may say so
-                    self._reject("replayed", "batch %s..%s from %r seen before" % (batch.get("first"), batch.get("last"), dev_b))
-                    self.counts["receipts"] += 1
-                    return dev_b, self._receipt(dev_b, q_b, batch.get("first"), batch.get("last"), bid, True)
-            before = self.db.total_changes
-            cur.executemany(
-                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(dev_b, rec.get("seq"), q_b, rec.get("k"), rec.get("t"), bytes(raw), now, boot, utc, mono) for rec, raw in bodies],
-            )
-            new = self.db.total_changes - before
-            if commit:
-                self.db.commit()
-            self.counts["batches"] += 1
-            self.counts["records"] += new
-            self.counts["duplicates"] += len(bodies) - new
-            self.counts["receipts"] += 1
-        return dev_b, self._receipt(dev_b, q_b, batch.get("first"), batch.get("last"), bid, True)
+            b = open_batch(payload, self.keys, topic_dev, t)
+        except Refused as r:
+            out = self._reject(r.kind, r.msg, r.dev, r.head)
+            if not commit and out is not None:
+                with self._plock:
+                    self._pending.append((None, out, t))
+            return out
+        out = b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True)
+        with self._plock:
+            self._pending.append((b, out, t))
+            if len(self._pending) > self.MAX_PENDING:
+                self._shed()
+            self.metrics.pending = len(self._pending)
+        if not commit:
+            return out
+        sent = self.commit()
+        return out if any(o is out for o, _t in sent) else None
+
+    def _shed(self):
+        # under _plock: the oldest verified batch goes without a receipt
+        for i, (b, _o, _t) in enumerate(self._pending):
+            if b is not None:
+                del self._pending[i]
+                self.metrics.shed += 1
+                return
 
     def commit(self):
-        with self.lock:
-            self.db.commit()
+        """Write what is staged in one transaction. Returns [(device,
+        receipt), arrival time] to publish: refusals always, batches only
+        once committed. When the database fails, its batches stay staged
+        for the next call and ``db_error`` says why."""
+        with self._plock:
+            held, self._pending = self._pending, []
+        out = [(o, t) for b, o, t in held if b is None]
+        work = [(b, o, t) for b, o, t in held if b is not None]
+        if not work:
+            return out
+        try:
+            new, dup, replayed = self.store.write([b for b, _o, _t in work])
+        except StoreError as e:
+            with self._plock:
+                self._pending[:0] = work
+                while len(self._pending) > self.MAX_PENDING:
+                    self._shed()
+                self.metrics.pending = len(self._pending)
+            if self.db_error is None or self.db_error[0] != e.reason:
+                self._say("database refused the write (%s): %s; %d batches wait unreceipted, retrying" % (e.reason, e, len(work)))
+            self.db_error = (e.reason, str(e))
+            self.metrics.db_failed(e.reason, str(e))
+            return out
+        if self.db_error is not None:
+            self._say("database back: %d batches committed" % len(work))
+        self.db_error = None
+        self.metrics.db_ok()
+        for i in sorted(replayed):
+            b = work[i][0]
+            self._reject("replayed", "batch %s..%s from %r seen before" % (b.first, b.last, b.dev))
+        self.counts["batches"] += len(work) - len(replayed)
+        self.counts["records"] += new
+        self.counts["duplicates"] += dup
+        self.counts["receipts"] += len(work)
+        self.metrics.seen([b for b, _o, _t in work])
+        with self._plock:
+            self.metrics.pending = len(self._pending)
+        return out + [(o, t) for _b, o, t in work]
 
     def seqs(self, device):
-        with self.lock:
-            return [r[0] for r in self.db.execute("SELECT seq FROM records WHERE device=? ORDER BY seq", (device,))]
+        return self.store.seqs(device)
 
     def close(self):
-        self.db.close()
-
-
-def _peek(payload):
-    """(q, first, last, id) of an unsealed batch, for the receipt that
-    refuses it; Nones where it does not decode."""
-    try:
-        b = _loads(payload)
-        return b.get("q"), b.get("first"), b.get("last"), b.get("id")
-    except Exception:
-        return None
-
-
-def topic_device(topic):
-    """The device of an ``edgefw/<device>/up`` topic, or None."""
-    parts = topic.split("/")
-    return parts[1] if len(parts) == 3 and parts[0] == "edgefw" and parts[2] == "up" else None
+        self.store.close()
 
 
 class Receiver:
@@ -218,14 +206,14 @@ class Receiver:
     # batches that arrive within this long share one commit (one sync of
     # the database); their receipts go after it
     COMMIT_S = 0.005
+    # after a failed commit: first wait, and the longest
+    RETRY_S = (0.2, 5.0)
 
-    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True):
+    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True, clean_session=False):
         import paho.mqtt.client as mqtt
 
         self.ing = ing
         self.receipts = receipts
-        self._held = []
-        self._held_lock = threading.Lock()
         self._work = threading.Event()
         self._stop = threading.Event()
         self._committer = None
@@ -233,11 +221,14 @@ class Receiver:
         if share:
             self.topic = "$share/%s/%s" % (share, self.topic)
         # a persistent session: the broker keeps what comes while we are away
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False)
+        # (unless ``clean_session``: see --clean-session)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session)
         if username:
             c.username_pw_set(username, password)
         if tls_ca:
             c.tls_set(ca_certs=tls_ca)
+        # receipts of a large group go out in one burst
+        c.max_inflight_messages_set(1000)
         self.subscribed = threading.Event()
         self.refused = None
         self.last_error = None
@@ -261,30 +252,32 @@ class Receiver:
         self.host, self.port = host, port
 
     def _on_message(self, cl, u, m):
-        out = self.ing.handle(m.payload, topic_device(m.topic), commit=False)
-        with self._held_lock:
-            self._held.append(out)
+        self.ing.handle(m.payload, topic_device(m.topic), commit=False)
         self._work.set()
 
     def _commit_loop(self):
         from firmware.uplink.receipt import topic_for
 
-        while not self._stop.is_set() or self._held:
+        wait = 0
+        while not self._stop.is_set():
             if not self._work.wait(0.2):
                 continue
             time.sleep(self.COMMIT_S)
             self._work.clear()
-            with self._held_lock:
-                held, self._held = self._held, []
-            if not held:
-                continue
             # on disk first: only then may a device delete what it sent
-            self.ing.commit()
+            sent = self.ing.commit()
+            now = time.time()
             if self.receipts:
-                for out in held:
-                    if out is not None:
-                        dev, body = out
-                        self.c.publish(topic_for(dev), body, qos=1)
+                for (dev, body), t in sent:
+                    self.c.publish(topic_for(dev), body, qos=1)
+                    self.ing.metrics.receipt(now - t)
+            if self.ing.db_error is not None:
+                # what failed is still staged: try again, later each time
+                wait = min(self.RETRY_S[1], max(self.RETRY_S[0], wait * 2))
+                self._stop.wait(wait)
+                self._work.set()
+            else:
+                wait = 0
 
     def start(self):
         self._committer = threading.Thread(target=self._commit_loop, name="edgefw-ingest-commit", daemon=True)
@@ -294,10 +287,18 @@ class Receiver:
         return self
 
     def stop(self):
+        # no new batches, then what is staged is committed and receipted
+        self.c.on_message = None
         self._stop.set()
         self._work.set()
         if self._committer is not None:
             self._committer.join(5)
+        if self.ing.db_error is None:
+            from firmware.uplink.receipt import topic_for
+
+            for (dev, body), _t in self.ing.commit():
+                if self.receipts:
+                    self.c.publish(topic_for(dev), body, qos=1)
         self.c.disconnect()
         self.c.loop_stop()
 
@@ -336,8 +337,22 @@ def run(args):
     if keys is None:
         print("edgefw ingest: no --keys: taking batches unsealed (trusted network only)", file=sys.stderr)
     ing = Ingest(args.db, keys)
+    if args.metrics_port is not None:
+        from edgefw.ingest.metrics import serve
+
+        srv = serve(ing, args.metrics_port, args.metrics_host)
+        print("edgefw ingest: metrics at http://%s:%d/metrics" % srv.server_address[:2], file=sys.stderr, flush=True)
+    import signal
+
+    def _term(*_a):
+        raise KeyboardInterrupt
+
+    # a service manager's stop commits and receipts what is staged
+    signal.signal(signal.SIGTERM, _term)
     cid = args.client_id or ("edgefw-ingest-" + args.share if args.share else "edgefw-ingest")
-    r = Receiver(ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts).start()
+    r = Receiver(
+        ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts, clean_session=args.clean_session
+    ).start()
     last = -1
     t_start = t_last_change = time.monotonic()
     said = None
@@ -379,13 +394,24 @@ def _broker(text):
 
 
 def _db(text):
-    """--db: a file in a directory that exists."""
-    d = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(d):
-        raise argparse.ArgumentTypeError("%r: directory %s does not exist" % (text, d))
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError("%r is a directory; name a file in it" % text)
+    """--db: a SQLite file in a directory that exists, or a PostgreSQL URL."""
+    from edgefw.ingest.db import parse
+
+    try:
+        parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
     return text
+
+
+def _port(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError("expected a port number 0..65535, got %r" % text)
+    return n
 
 
 def _readable(text):
@@ -397,15 +423,28 @@ def _readable(text):
 def add_parser(p):
     p.add_argument("--broker", type=_broker, default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     p.add_argument("--keys", help="JSON file: device id -> hex key")
-    p.add_argument("--db", type=_db, default="edgefw-ingest.sqlite", help="SQLite file (its directory must exist)")
+    p.add_argument(
+        "--db",
+        type=_db,
+        default="edgefw-ingest.sqlite",
+        help="where to commit: a SQLite file (PATH or sqlite:PATH; its directory must exist) or postgresql://USER:PASSWORD@HOST:PORT/DBNAME",
+    )
     p.add_argument("--share", metavar="GROUP", help="join shared subscription GROUP (several workers)")
     p.add_argument("--client-id", help="MQTT client id of the persistent session (default edgefw-ingest, or edgefw-ingest-GROUP with --share)")
+    p.add_argument(
+        "--clean-session",
+        action="store_true",
+        help="no persistent session: with --share, a worker that dies stops getting its share at once"
+        " (mosquitto keeps queueing a dead persistent member's share until it returns); needs receipts: devices resend what a dead worker held",
+    )
     p.add_argument("--no-receipts", action="store_true", help="send no receipts (for devices with uplink.receipts off)")
     p.add_argument("--username")
     p.add_argument("--password")
     p.add_argument("--tls-ca", type=_readable, help="CA certificate file: connect with TLS")
     p.add_argument("--idle-exit", type=float, help="exit after this many seconds with no batch")
     p.add_argument("--json", action="store_true", help="print the counts as JSON at exit")
+    p.add_argument("--metrics-port", type=_port, metavar="PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics listen on (default 127.0.0.1)")
     return p
 
 

@@ -5,6 +5,7 @@ each is compared with. Not tests: the numbers depend on the machine.
     edgefw bench store [--json]
     edgefw bench forward [--backlog N] [--json]
     edgefw bench infer [--json]
+    edgefw bench ingest [--devices N] [--workers K] [--json]
 """
 
 import json
@@ -113,10 +114,27 @@ def add_parser(p):
     inf = sub.add_parser("infer", help="median invoke time per model and backend; the stage's overhead around invoke")
     inf.add_argument("--n", type=int, default=200, help="invokes per model and backend (default 200)")
     inf.add_argument("--json", action="store_true", help=_JSON)
+    ig = sub.add_parser("ingest", help="N simulated devices -> mosquitto -> K ingest workers -> PostgreSQL (and SQLite), vs naive paho and COPY")
+    ig.add_argument("--devices", type=int, default=20, help="simulated devices (real uplink, sealing and receipts; default 20)")
+    ig.add_argument("--records", type=int, default=10000, help="records each device sends per run (default 10000)")
+    ig.add_argument("--workers", type=int, default=2, help="ingest workers on PostgreSQL, one shared subscription (default 2)")
+    ig.add_argument("--repeat", type=int, default=3, help="runs of each case; median and spread reported (default 3)")
+    ig.add_argument("--naive-records", type=int, default=3000, help="records for the naive peer, one message and one commit each (default 3000)")
+    ig.add_argument("--pg-url", help="use this PostgreSQL (its records tables are truncated!) instead of a private server")
+    ig.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
+    ig.add_argument("--json", action="store_true", help=_JSON)
 
 
 def main(a):
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if a.what == "ingest":
+        from edgefw.perf.ingest import bench_ingest, print_ingest
+
+        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, progress=say)
+        print_ingest(res)
+        if a.json:
+            print(json.dumps(res))
+        return 0
     if a.what == "infer":
         from edgefw.perf.infer import bench_infer
 

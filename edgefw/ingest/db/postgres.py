@@ -1,0 +1,312 @@
+"""PostgreSQL through psycopg 3: several ingest workers, one database.
+
+Schema (created on first connect; every worker may race to it, an
+advisory lock orders them):
+
+    records(device text, priority smallint, seq bigint, kind text,
+            t_us bigint, received timestamptz, boot bytea,
+            device_utc_ms bigint, device_utc timestamptz (generated),
+            device_mono_ms bigint, body bytea, data jsonb)
+        PARTITION BY RANGE (received): one table per UTC day,
+        records_pYYYYMMDD, made ahead (today and tomorrow) by the workers
+        index (device, received) on every partition
+    record_keys(device text, seq bigint, received timestamptz,
+                PRIMARY KEY (device, seq))
+    readings: view, one row per channel of a window record
+    edgefw_retain(keep interval): drops whole days older than ``keep``
+        and their keys
+
+``priority`` is the device's journal queue (0 events, 1 telemetry);
+``data`` is the record as JSON (bytes as hex) for dashboards, ``body``
+its CBOR exactly as the device wrote it.
+
+Why ``record_keys``: a record's identity is (device, seq) (sequence
+numbers never repeat on a device, across its queues and restarts), while
+``received`` is when this copy arrived, so a resend can land in another
+day's partition; PostgreSQL's unique indexes on a partitioned table must
+contain the partition key, so they cannot stop that. The keys table can,
+and ON CONFLICT DO NOTHING on it in the same transaction as the records
+makes replays and resends harmless even when two workers take copies of
+one batch at the same moment.
+"""
+
+import datetime
+import json
+import re
+import threading
+
+from edgefw.ingest.db import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    device text NOT NULL,
+    priority smallint NOT NULL,
+    seq bigint NOT NULL,
+    kind text,
+    t_us bigint,
+    received timestamptz NOT NULL,
+    boot bytea,
+    device_utc_ms bigint,
+    device_utc timestamptz GENERATED ALWAYS AS (to_timestamp(device_utc_ms / 1000.0)) STORED,
+    device_mono_ms bigint,
+    body bytea NOT NULL,
+    data jsonb NOT NULL
+) PARTITION BY RANGE (received);
+CREATE INDEX IF NOT EXISTS records_device_received ON records (device, received);
+CREATE TABLE IF NOT EXISTS record_keys (
+    device text NOT NULL,
+    seq bigint NOT NULL,
+    received timestamptz NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE OR REPLACE VIEW readings AS
+SELECT r.device, r.received, r.device_utc, r.seq, r.t_us, c.key AS channel,
+       CASE WHEN jsonb_typeof(c.value -> 0) = 'number' THEN (c.value ->> 0)::numeric END AS n,
+       CASE WHEN jsonb_typeof(c.value -> 1) = 'number' THEN (c.value ->> 1)::numeric END AS min_milli,
+       CASE WHEN jsonb_typeof(c.value -> 2) = 'number' THEN (c.value ->> 2)::numeric END AS mean_milli,
+       CASE WHEN jsonb_typeof(c.value -> 3) = 'number' THEN (c.value ->> 3)::numeric END AS max_milli
+FROM records r CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(r.data -> 'ch') = 'object' THEN r.data -> 'ch' ELSE '{}'::jsonb END) c
+WHERE r.kind = 'win';
+CREATE OR REPLACE FUNCTION edgefw_retain(keep interval) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    part record;
+    dropped integer := 0;
+    cutoff timestamptz := date_trunc('day', now() - keep);
+BEGIN
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'records'::regclass AND c.relname ~ '^records_p[0-9]{8}$'
+          AND to_date(substr(c.relname, 10), 'YYYYMMDD') + 1 <= cutoff::date
+    LOOP
+        EXECUTE format('DROP TABLE %I', part.relname);
+        dropped := dropped + 1;
+    END LOOP;
+    DELETE FROM record_keys WHERE received < cutoff;
+    RETURN dropped;
+END $$;
+"""
+
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS edgefw_stage (
+    device text, priority smallint, seq bigint, kind text, t_us bigint,
+    received double precision, boot bytea, device_utc_ms bigint,
+    device_mono_ms bigint, body bytea, data text
+) ON COMMIT DELETE ROWS
+"""
+
+# the keys decide which staged rows are new; only those become records
+MERGE = """
+WITH k AS (
+    INSERT INTO record_keys (device, seq, received)
+    SELECT device, seq, to_timestamp(received) FROM edgefw_stage
+    ON CONFLICT DO NOTHING
+    RETURNING device, seq
+)
+INSERT INTO records (device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_mono_ms, body, data)
+SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.boot, s.device_utc_ms, s.device_mono_ms, s.body, s.data::jsonb
+FROM edgefw_stage s JOIN k USING (device, seq)
+"""
+
+COLUMNS = "device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_mono_ms, body, data"
+# one constant for the advisory lock that orders schema and partition DDL
+_DDL_LOCK = 0x65646766
+
+
+def check_url(text):
+    """The URL if libpq can read it, else ValueError naming the fix."""
+    fix = "write --db postgresql://USER:PASSWORD@HOST:PORT/DBNAME (percent-encode special characters in the password)"
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise ValueError("--db %s needs psycopg 3: pip install 'psycopg[binary]' (or pip install 'edgefw[postgres]')" % redact(text))
+    try:
+        d = conninfo_to_dict(text)
+    except Exception as e:
+        # libpq quotes the URL it could not read, password and all
+        why = str(e).strip().replace(text, redact(text))
+        raise ValueError("--db %s is not a PostgreSQL URL libpq can read (%s); %s" % (redact(text), why, fix))
+    port = d.get("port")
+    if port is not None and not all(p.isdigit() and 0 < int(p) < 65536 for p in str(port).split(",")):
+        raise ValueError("--db %s: port %r is not a number from 1 to 65535; %s" % (redact(text), port, fix))
+    return text
+
+
+def redact(url):
+    """The URL without its password: what logs and errors may show."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def _reason(e):
+    state = getattr(e, "sqlstate", None) or ""
+    msg = str(e)
+    if state in ("28P01", "28000") or "password authentication failed" in msg or "no pg_hba.conf entry" in msg:
+        return "auth"
+    if state == "25006":
+        return "read_only"
+    if state in ("53100", "53000"):
+        return "disk_full"
+    if state.startswith("08") or state.startswith("57P") or not state:
+        return "unavailable"
+    return "error"
+
+
+def _json_default(v):
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    return str(v)
+
+
+def _scrub(v):
+    # JSON has no NaN or infinities, PostgreSQL's jsonb refuses them
+    if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _scrub(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_scrub(x) for x in v]
+    return v
+
+
+def to_json(rec):
+    try:
+        return json.dumps(rec, default=_json_default, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        return json.dumps(_scrub(rec), default=_json_default, allow_nan=False, separators=(",", ":"))
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < (1 << 63) else None
+
+
+def _day(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).date()
+
+
+class PostgresStore:
+    scheme = "postgresql"
+
+    def __init__(self, url, log=None, connect_timeout=5):
+        self.url = url
+        self.where = redact(url)
+        self.log = log
+        self.connect_timeout = connect_timeout
+        self.conn = None
+        self.lock = threading.Lock()
+        self._days = set()
+        try:
+            with self.lock:
+                self._connect()
+        except StoreError as e:
+            # ingest starts anyway: batches wait unreceipted until it is back
+            if log:
+                log.write("edgefw ingest: database %s: %s (%s); retrying\n" % (self.where, e.reason, e))
+
+    def _connect(self):
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, autocommit=False, connect_timeout=self.connect_timeout, application_name="edgefw-ingest")
+        except psycopg.Error as e:
+            raise StoreError(_reason(e), str(e).strip())
+        try:
+            # a receipt lets the device delete: whatever the server's
+            # default, this session's commits are on disk when they return
+            conn.execute("SET synchronous_commit TO on")
+            if conn.execute("SELECT to_regclass('record_keys') IS NULL OR to_regclass('readings') IS NULL").fetchone()[0]:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                conn.execute(SCHEMA)
+            conn.execute(STAGE)
+            conn.commit()
+            self.conn = conn
+            self._days = set()
+            now = datetime.datetime.now(datetime.timezone.utc).date()
+            self._partitions({now, now + datetime.timedelta(days=1)})
+        except psycopg.Error as e:
+            self.conn = None
+            conn.close()
+            raise StoreError(_reason(e), str(e).strip())
+
+    def _partitions(self, days):
+        """Each day's partition exists (its own committed transaction)."""
+        need = sorted(d for d in days if d not in self._days)
+        if not need:
+            return
+        c = self.conn
+        c.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        for d in need:
+            nxt = d + datetime.timedelta(days=1)
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS records_p%s PARTITION OF records FOR VALUES FROM ('%s 00:00:00+00') TO ('%s 00:00:00+00')"
+                % (d.strftime("%Y%m%d"), d.isoformat(), nxt.isoformat())
+            )
+        c.commit()
+        self._days.update(need)
+
+    def write(self, batches):
+        """Store ``batches`` in one transaction. Returns (new records,
+        duplicate records, set()): replays need no nonce table here, their
+        records are duplicates by key."""
+        import psycopg
+
+        seen = set()
+        rows = []
+        days = set()
+        for b in batches:
+            days.add(_day(b.received))
+            boot = bytes(b.boot) if isinstance(b.boot, (bytes, bytearray)) else None
+            utc, mono = _int(b.utc_ms), _int(b.mono_ms)
+            for rec, raw in b.recs:
+                key = (b.dev, rec["seq"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                k = rec.get("k")
+                rows.append((b.dev, b.q, rec["seq"], k if isinstance(k, str) else None, _int(rec.get("t")), b.received, boot, utc, mono, raw, to_json(rec)))
+        total = sum(len(b.recs) for b in batches)
+        with self.lock:
+            try:
+                if self.conn is None or self.conn.closed:
+                    self._connect()
+                # near midnight a group may reach into a day not made yet
+                if days:
+                    days.add(max(days) + datetime.timedelta(days=1))
+                self._partitions(days)
+                with self.conn.cursor() as cur:
+                    with cur.copy("COPY edgefw_stage (%s) FROM STDIN" % COLUMNS) as cp:
+                        for r in rows:
+                            cp.write_row(r)
+                    cur.execute(MERGE)
+                    new = cur.rowcount
+                self.conn.commit()
+            except psycopg.Error as e:
+                self._drop()
+                raise StoreError(_reason(e), str(e).strip())
+            except StoreError:
+                self._drop()
+                raise
+        return new, total - new, set()
+
+    def _drop(self):
+        # a failed transaction or connection: start clean on the next write
+        c, self.conn = self.conn, None
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    def seqs(self, device):
+        with self.lock:
+            if self.conn is None:
+                self._connect()
+            rows = self.conn.execute("SELECT seq FROM records WHERE device = %s ORDER BY seq", (device,)).fetchall()
+            self.conn.commit()
+        return [r[0] for r in rows]
+
+    def close(self):
+        with self.lock:
+            self._drop()
+
+
+def open(target, log=None):
+    return PostgresStore(target, log)

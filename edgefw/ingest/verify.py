@@ -1,0 +1,115 @@
+"""Opening a batch: seal, device, topic and CBOR checked before anything
+reaches a database. Pure functions of the payload and the keys, so every
+worker of a shared subscription decides alike."""
+
+
+class Refused(Exception):
+    """A batch ingest will not store. ``kind`` is the counter it goes to
+    (tampered, malformed, unknown_device); ``dev`` the device a negative
+    receipt goes to, or None when there is no one to tell (a device we
+    hold no key for, or one named only by a topic it does not own)."""
+
+    def __init__(self, kind, msg, dev=None, head=None):
+        Exception.__init__(self, msg)
+        self.kind = kind
+        self.msg = msg
+        self.dev = dev
+        self.head = head or (None, None, None, None)
+
+
+class Batch:
+    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "nonce", "recs", "received")
+
+    def __init__(self, dev, q, first, last, bid, boot, utc_ms, mono_ms, nonce, recs, received):
+        self.dev = dev
+        self.q = q
+        self.first = first
+        self.last = last
+        self.id = bid
+        self.boot = boot
+        self.utc_ms = utc_ms
+        self.mono_ms = mono_ms
+        self.nonce = nonce
+        # [(decoded record, its CBOR exactly as the device wrote it)]
+        self.recs = recs
+        self.received = received
+
+
+def loads(b):
+    # cbor2's C decoder: ingest sees every record of every device
+    import cbor2
+
+    v = cbor2.loads(b)
+    if not isinstance(v, dict):
+        raise ValueError("expected a CBOR map, got %s" % type(v).__name__)
+    return v
+
+
+def peek(payload):
+    """(q, first, last, id) of an unsealed batch, for the receipt that
+    refuses it; None where it does not decode."""
+    try:
+        b = loads(payload)
+        return b.get("q"), b.get("first"), b.get("last"), b.get("id")
+    except Exception:
+        return None
+
+
+def topic_device(topic):
+    """The device of an ``edgefw/<device>/up`` topic, or None."""
+    parts = topic.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == "edgefw" and parts[2] == "up" else None
+
+
+def open_batch(payload, keys, topic_dev, received):
+    """The checked, decoded batch, or Refused. ``keys`` None takes batches
+    unsealed (a trusted network)."""
+    from firmware.uplink.seal import SealError, open_sealed, parse_header
+
+    nonce = None
+    head = None
+    dev = None
+    if keys is not None:
+        try:
+            dev, q, first, last, nonce, _h = parse_header(payload)
+            head = (q, first, last, None)
+        except (SealError, UnicodeError) as e:
+            raise Refused("malformed", str(e), topic_dev, peek(payload))
+        if dev not in keys:
+            raise Refused("unknown_device", "no key for device %r" % dev)
+        if topic_dev is not None and dev != topic_dev:
+            raise Refused("tampered", "batch of %r on the topic of %r" % (dev, topic_dev))
+        try:
+            dev, q, first, last, nonce, plain = open_sealed(payload, keys)
+        except SealError as e:
+            raise Refused("tampered", str(e), dev, head)
+    else:
+        plain = payload
+    try:
+        batch = loads(plain)
+        dev_b, q_b, recs = batch["dev"], batch["q"], batch["recs"]
+        bodies = [(loads(r), bytes(r)) for r in recs]
+        if not isinstance(dev_b, str):
+            raise ValueError("device id is not text")
+        for rec, _raw in bodies:
+            if not isinstance(rec.get("seq"), int):
+                raise ValueError("a record without an integer seq")
+    except Exception as e:  # cbor2 raises several types for bad input
+        raise Refused("malformed", "batch does not decode: %s" % e, topic_dev if keys is None else dev, head)
+    if keys is not None and (dev_b != dev or q_b != q or batch.get("first") != first or batch.get("last") != last):
+        raise Refused("tampered", "sealed header and batch disagree for %r" % dev, dev, head)
+    if topic_dev is not None and dev_b != topic_dev:
+        raise Refused("tampered", "batch of %r on the topic of %r" % (dev_b, topic_dev))
+    return Batch(
+        dev_b,
+        q_b,
+        batch.get("first"),
+        batch.get("last"),
+        batch.get("id"),
+        batch.get("boot"),
+        batch.get("utc_ms"),
+        batch.get("mono_ms"),
+        nonce,
+        bodies,
+        received,
+    )

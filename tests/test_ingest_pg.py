@@ -1,0 +1,326 @@
+"""edgefw ingest into a real PostgreSQL (tests/helpers/postgres.py): the
+schema, idempotent writes, the same rows as SQLite, receipts only after
+commit, and a database that goes away or refuses."""
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.helpers.postgres import Postgres
+
+KEY = bytes(range(1, 33))
+DEV = "pg-dev"
+
+
+@pytest.fixture
+def pg():
+    with Postgres() as p:
+        yield p
+
+
+def _record(seq, t=1000000):
+    from edgefw.perf.store import RECORD
+
+    return dict(RECORD, t=t * seq, seq=seq)
+
+
+def _batch(dev, q, seqs, boot=b"B" * 8, utc_ms=1764763200123, mono_ms=42, key=KEY, recs=None):
+    """A sealed batch as firmware/uplink/uplink.py builds it."""
+    from firmware import cbor
+    from firmware.uplink.seal import Sealer
+
+    recs = recs if recs is not None else [cbor.dumps(_record(s)) for s in seqs]
+    m = {"dev": dev, "q": q, "first": seqs[0], "last": seqs[-1], "id": bytes(8), "boot": boot, "utc_ms": utc_ms, "mono_ms": mono_ms, "recs": recs}
+    return Sealer(key, dev).seal(q, seqs[0], seqs[-1], cbor.dumps(m))
+
+
+def _ingest(url, keys=None):
+    from edgefw.ingest.server import Ingest
+
+    return Ingest(url, keys or {DEV: KEY}, log=None)
+
+
+def _pg_rows(pg, dev=DEV):
+    import psycopg
+
+    with psycopg.connect(pg.url) as c:
+        return c.execute(
+            "SELECT device, seq, priority, kind, t_us, body, extract(epoch FROM received)::float8, boot, device_utc_ms, device_mono_ms"
+            " FROM records WHERE device = %s ORDER BY seq",
+            (dev,),
+        ).fetchall()
+
+
+def test_same_records_in_sqlite_and_postgresql(tmp_path, pg):
+    from firmware import cbor
+
+    lite = _ingest(str(tmp_path / "i.sqlite"))
+    post = _ingest(pg.url)
+    # an event batch, a telemetry batch, a run without a clock, and an
+    # event record with bytes and text in it
+    boot_rec = cbor.dumps({"k": "boot", "t": 0, "boot": b"\x00\x01\x02\x03\x04\x05\x06\x07", "utc_ms": None, "seq": 7})
+    blobs = [
+        _batch(DEV, 1, [1, 2, 3]),
+        _batch(DEV, 0, [7], recs=[boot_rec], utc_ms=None),
+        _batch(DEV, 1, [8, 9], boot=b"C" * 8, mono_ms=2**40),
+    ]
+    for blob in blobs:
+        a, b = lite.handle(blob), post.handle(blob)
+        assert a is not None and b is not None and a == b  # the same receipt
+    # the arrival time is each database's own: made equal for the comparison
+    lite_rows = [
+        tuple(r)
+        for r in lite.db.execute("SELECT device, seq, queue, kind, t_us, body, received, boot, device_utc_ms, device_mono_ms FROM records ORDER BY seq")
+    ]
+    pg_rows = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in _pg_rows(pg)]
+    assert len(lite_rows) == len(pg_rows) == 6
+    for lr, pr in zip(lite_rows, pg_rows, strict=True):
+        assert abs(lr[6] - pr[6]) < 5
+        assert lr[:6] + lr[7:] == pr[:6] + pr[7:]
+    assert lite.counts == post.counts
+    # the dashboard's columns: device clocks as a timestamp, readings by channel
+    import psycopg
+
+    with psycopg.connect(pg.url) as c:
+        utc = c.execute("SELECT extract(epoch FROM device_utc)::float8 FROM records WHERE seq = 1").fetchone()[0]
+        assert utc == pytest.approx(1764763200.123)
+        assert c.execute("SELECT device_utc FROM records WHERE seq = 7").fetchone()[0] is None
+        assert c.execute("SELECT data->>'boot', priority FROM records WHERE seq = 7").fetchone() == ("0001020304050607", 0)
+        rd = c.execute("SELECT channel, n, min_milli, mean_milli, max_milli FROM readings WHERE seq = 2 ORDER BY channel").fetchall()
+        assert rd == [
+            ("env.humidity_pct", 100, 45000, 45006, 45010),
+            ("env.pressure_hpa", 100, 1013200, 1013250, 1013300),
+            ("env.temperature_c", 100, 21950, 22000, 22050),
+        ]
+    lite.close()
+    post.close()
+
+
+def test_resends_and_replays_are_stored_once(pg):
+    post = _ingest(pg.url)
+    blob = _batch(DEV, 1, list(range(1, 101)))
+    assert post.handle(blob) is not None
+    assert post.handle(blob) is not None  # the broker delivering it again
+    # the device resending after a reboot: a new seal, another run id, and
+    # a batch that reaches past the first
+    assert post.handle(_batch(DEV, 1, list(range(51, 151)), boot=b"R" * 8)) is not None
+    assert post.counts["records"] == 150 and post.counts["duplicates"] == 150
+    assert [r[1] for r in _pg_rows(pg)] == list(range(1, 151))
+    post.close()
+
+
+def test_two_workers_committing_the_same_batch_at_once_store_it_once(pg):
+    # two workers of a shared subscription each got a copy (a resend while
+    # the first was committing): the key table decides, in both transactions
+    ings = [_ingest(pg.url) for _ in range(2)]
+    for round_ in range(20):
+        seqs = list(range(round_ * 50 + 1, round_ * 50 + 51))
+        for ing in ings:
+            ing.handle(_batch(DEV, 1, seqs), commit=False)
+        go = threading.Barrier(2)
+        outs = []
+
+        def commit(ing, go=go, outs=outs):
+            go.wait()
+            outs.append(ing.commit())
+
+        ts = [threading.Thread(target=commit, args=(i,)) for i in ings]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        # both copies are receipted: each worker saw the batch committed
+        assert [len(o) for o in outs] == [1, 1]
+    assert sum(i.counts["records"] for i in ings) == 1000
+    assert sum(i.counts["duplicates"] for i in ings) == 1000
+    assert [r[1] for r in _pg_rows(pg)] == list(range(1, 1001))
+
+
+def test_last_hour_of_a_device_uses_the_index_and_one_partition(pg):
+    import psycopg
+
+    post = _ingest(pg.url, {"d%03d" % i: KEY for i in range(40)})
+    for i in range(40):
+        for k in range(5):
+            post.handle(_batch("d%03d" % i, 1, list(range(k * 100 + 1, k * 100 + 101))), commit=False)
+    post.commit()
+    assert post.counts["records"] == 40 * 500
+    with psycopg.connect(pg.url, autocommit=True) as c:
+        # yesterday's partition, so there is one to prune
+        c.execute("CREATE TABLE IF NOT EXISTS records_p20000101 PARTITION OF records FOR VALUES FROM ('2000-01-01 00:00+00') TO ('2000-01-02 00:00+00')")
+        c.execute("ANALYZE records")
+        plan = "\n".join(
+            r[0]
+            for r in c.execute(
+                "EXPLAIN SELECT received, data FROM records WHERE device = 'd007' AND received > now() - interval '1 hour' ORDER BY received"
+            ).fetchall()
+        )
+        n = c.execute("SELECT count(*) FROM records WHERE device = 'd007' AND received > now() - interval '1 hour'").fetchone()[0]
+    assert n == 500
+    # today's partition, through its copy of the (device, received) index
+    assert re.search(r"Index (Only )?Scan using records_p\d{8}_device_received_idx", plan) or re.search(
+        r"Bitmap Index Scan on records_p\d{8}_device_received_idx", plan
+    ), plan
+    assert "Index" in plan and "Seq Scan" not in plan, plan
+    assert "records_p20000101" not in plan, plan
+    post.close()
+
+
+def test_retention_drops_whole_days(pg):
+    import psycopg
+
+    post = _ingest(pg.url)
+    post.handle(_batch(DEV, 1, [1, 2]))
+    with psycopg.connect(pg.url, autocommit=True) as c:
+        c.execute("CREATE TABLE records_p20000101 PARTITION OF records FOR VALUES FROM ('2000-01-01 00:00+00') TO ('2000-01-02 00:00+00')")
+        c.execute("INSERT INTO records (device, priority, seq, received, body, data) VALUES ('old', 1, 1, '2000-01-01 12:00+00', '\\x00', '{}')")
+        c.execute("INSERT INTO record_keys VALUES ('old', 1, '2000-01-01 12:00+00')")
+        assert c.execute("SELECT edgefw_retain('30 days')").fetchone()[0] == 1
+        assert c.execute("SELECT to_regclass('records_p20000101')").fetchone()[0] is None
+        assert c.execute("SELECT device, count(*) FROM records GROUP BY device").fetchall() == [(DEV, 2)]
+        assert c.execute("SELECT device FROM record_keys GROUP BY device").fetchall() == [(DEV,)]
+    post.close()
+
+
+def _ingest_cli(*args, timeout=20):
+    return subprocess.run([sys.executable, "-m", "edgefw.cli", "ingest", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "url,says",
+    [
+        ("postgresql://u:secret@h:port/db", "port 'port' is not a number"),
+        ("postgresql://u:secret@[::1/db", "not a PostgreSQL URL"),
+        ("postgresql://u:secret@h/db?colour=red", "not a PostgreSQL URL"),
+        ("mysql://u@h/db", "unknown database 'mysql'"),
+    ],
+)
+def test_a_malformed_url_is_refused_at_start(url, says):
+    p = _ingest_cli("--db", url, "--idle-exit", "1")
+    assert p.returncode == 2
+    assert "--db" in p.stderr and says in p.stderr, p.stderr
+    assert "postgresql://USER:PASSWORD@HOST:PORT/DBNAME" in p.stderr
+    assert "secret" not in p.stderr
+
+
+def test_refusing_database_gets_no_receipt_until_it_takes_the_batch(pg):
+    """Wrong password, then read-only, then a stopped server: each time no
+    receipt, the reason in the metrics; then the same staged batch commits."""
+    from edgefw.ingest.server import Ingest
+
+    ing = Ingest(pg.url_with(password="wrong"), {DEV: KEY}, log=None)
+    assert ing.handle(_batch(DEV, 1, [1, 2, 3])) is None
+    assert ing.db_error[0] == "auth"
+    assert ing.commit() == [] and ing.db_error[0] == "auth"
+    ing.close()
+
+    pg.sql("ALTER DATABASE edgefw SET default_transaction_read_only = on")
+    ing = Ingest(pg.url, {DEV: KEY}, log=None)
+    assert ing.handle(_batch(DEV, 1, [1, 2, 3])) is None
+    assert ing.db_error[0] == "read_only", ing.db_error
+    pg.stop()
+    assert ing.commit() == [] and ing.db_error[0] == "unavailable", ing.db_error
+    text = ing.metrics.render(ing.counts)
+    assert 'edgefw_ingest_db_errors_total{reason="read_only"} ' in text and "edgefw_ingest_db_up 0" in text
+    assert "edgefw_ingest_pending_batches 1" in text
+    pg.start()
+    pg.sql("ALTER DATABASE edgefw SET default_transaction_read_only = off")
+    sent = ing.commit()
+    assert ing.db_error is None and len(sent) == 1 and sent[0][0][0] == DEV
+    assert ing.counts["records"] == 3 and ing.counts["receipts"] == 1
+    assert [r[1] for r in _pg_rows(pg)] == [1, 2, 3]
+    ing.close()
+
+
+def device(journal, port, dev, count, drain_s=60, env=None):
+    """A device process: real journal and uplink (tests/helpers/device.py)."""
+    import os
+
+    args = [sys.executable, "-m", "tests.helpers.device", str(journal), str(port), dev, KEY.hex(), str(count), str(64 << 20), str(drain_s)]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
+
+
+def _metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def _scrape(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_postgres_stopped_mid_load_every_record_once(tmp_path, broker, pg):
+    """Three devices (real journal and uplink, tests/helpers/device.py)
+    forward through mosquitto to an ingest process on PostgreSQL; the
+    database stops for 3 s and starts again. Every record is stored once,
+    each device's journal empties, and ingest said why on its log and
+    metrics."""
+    from edgefw.emul.broker import free_port
+
+    keys = tmp_path / "keys.json"
+    devs = ["pg-a", "pg-b", "pg-c"]
+    keys.write_text(json.dumps({d: KEY.hex() for d in devs}))
+    mport = free_port()
+    log = open(tmp_path / "ingest.log", "w")
+    ing = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgefw.cli",
+            "ingest",
+            "--broker",
+            "127.0.0.1:%d" % broker.port,
+            "--db",
+            pg.url,
+            "--keys",
+            str(keys),
+            "--client-id",
+            "pg-ingest",
+            "--metrics-port",
+            str(mport),
+        ],
+        cwd=ROOT,
+        stderr=log,
+    )
+    try:
+        t0 = time.monotonic()
+        while "subscribed" not in (tmp_path / "ingest.log").read_text() and time.monotonic() - t0 < 20:
+            time.sleep(0.1)
+        ps = [device(tmp_path / ("j-" + d), broker.port, d, 3000, env={"EDGEFW_TEST_APPEND_S": "0.001"}) for d in devs]
+        time.sleep(1.0)
+        pg.stop()
+        time.sleep(3.0)
+        down = _metrics(mport)
+        pg.start()
+        outs = [p.communicate(timeout=120) for p in ps]
+        stats = [json.loads(o.strip().splitlines()[-1]) for o, _e in outs]
+        assert all(p.returncode == 0 for p in ps), [e[-500:] for _o, e in outs]
+        assert all(s["pending"] == 0 for s in stats), stats
+        assert _scrape(down, "edgefw_ingest_db_up") == 0
+        assert _scrape(down, 'edgefw_ingest_db_errors_total{reason="unavailable"}') >= 1
+        import psycopg
+
+        with psycopg.connect(pg.url) as c:
+            for d, s in zip(devs, stats, strict=True):
+                seqs = [r[0] for r in c.execute("SELECT seq FROM records WHERE device = %s ORDER BY seq", (d,)).fetchall()]
+                assert seqs == list(range(1, s["next_seq"])), d
+        up = _metrics(mport)
+        assert _scrape(up, "edgefw_ingest_db_up") == 1
+        assert _scrape(up, "edgefw_ingest_records_committed_total") == sum(s["next_seq"] - 1 for s in stats)
+        for d in devs:
+            assert 'edgefw_ingest_device_last_seen_timestamp_seconds{device="%s"}' % d in up
+    finally:
+        ing.terminate()
+        ing.wait(20)
+        log.close()
+    assert "database refused the write (unavailable)" in (tmp_path / "ingest.log").read_text()
