@@ -143,29 +143,35 @@ def check_files(fleet):
     return ca_key, ca
 
 
-def write_broker_config(fleet, now=None):
-    """Check everything, make the CRL, ACL and mosquitto.conf, then write
-    them; a check that fails writes nothing. Returns the paths."""
+def render(fleet, now=None):
+    """Check every file the registry names and make the CRL, ACL and
+    mosquitto.conf in memory: {path: (bytes or str, mode)}. Nothing is
+    written, so a failed check leaves everything as it was."""
     ca_key, ca = check_files(fleet)
     for p in ("server.pem", "server.key"):
         full = os.path.join(fleet.broker_dir, p)
         if not os.path.exists(full):
-            raise FleetError("%s: missing; re-create it with `edgefw fleet init` on a new directory, or restore it from your backup" % full)
+            raise FleetError("%s: missing; restore it from your backup (the broker cannot start without it)" % full)
     pki.load_cert(os.path.join(fleet.broker_dir, "server.pem"), "restore it from your backup")
-    revoked = revoked_serials(fleet, now)
     # the CRL number only has to grow: seconds since the epoch do
-    crl = pki.make_crl(ca_key, ca, revoked, int(time.time()), fleet.settings["crl_days"])
-    files = {
-        "crl.pem": (pki.cert_pem(crl), 0o644),
-        "acl": (acl_text(fleet), 0o644),
-        "mosquitto.conf": (conf_text(fleet), 0o644),
+    crl = pki.make_crl(ca_key, ca, revoked_serials(fleet, now), int(time.time()), fleet.settings["crl_days"])
+    b = fleet.broker_dir
+    return {
+        os.path.join(b, "crl.pem"): (pki.cert_pem(crl), 0o644),
+        os.path.join(b, "acl"): (acl_text(fleet), 0o644),
+        os.path.join(b, "mosquitto.conf"): (conf_text(fleet), 0o644),
     }
-    out = []
-    for name, (data, mode) in files.items():
-        p = os.path.join(fleet.broker_dir, name)
-        write_atomic(p, data, mode)
-        out.append(p)
-    return out
+
+
+def write_files(files):
+    # the CRL and ACL before the config that names them
+    for path, (data, mode) in files.items():
+        write_atomic(path, data, mode)
+    return list(files)
+
+
+def write_broker_config(fleet, now=None):
+    return write_files(render(fleet, now))
 
 
 def reload(pidfile, wait_s=0.0):

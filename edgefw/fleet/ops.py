@@ -15,7 +15,7 @@ import os
 import secrets
 
 from edgefw.fleet import FleetError, pki
-from edgefw.fleet.broker import write_broker_config
+from edgefw.fleet.broker import render, write_files
 from edgefw.fleet.registry import FORMAT, Fleet, check_name, dumps, write_atomic
 
 ON_DEVICE_KEYGEN = ("rpi4", "rpi5", "jetson_nano", "jetson_orin_nano")
@@ -79,8 +79,9 @@ def init(
     f.seal = {}
     # the directory may go under version control; the secrets must not
     write_atomic(f.path(".gitignore"), "private/\ncreds/\nbroker/server.key\n", 0o644)
+    files = render(f)
     f.save()
-    write_broker_config(f)
+    write_files(files)
     return f
 
 
@@ -158,9 +159,10 @@ def add_device(root, dev, board, labels=None, out=None):
         "firmware_sha256": None,
         "revoked": None,
     }
+    files = render(f)
     write_credentials(out, dev, key, cert, ca, seal, f.settings["broker"])
     f.save()
-    write_broker_config(f)
+    write_files(files)
     return f, out
 
 
@@ -181,9 +183,10 @@ def add_service(root, name, role, devices=(), out=None):
     f.doc["services"][name] = {"role": role, "status": "active", "added": pki.iso(pki.utcnow()), "certs": [centry], "revoked": None}
     if role == "gateway":
         f.doc["services"][name]["devices"] = sorted(devices)
+    files = render(f)
     write_credentials(out, name, key, cert, ca, None, f.settings["broker"])
     f.save()
-    write_broker_config(f)
+    write_files(files)
     return f, out
 
 
@@ -199,8 +202,9 @@ def revoke(root, name, reason="unspecified"):
         c.setdefault("revoked_at", None)
         if not c["revoked_at"]:
             c["revoked_at"] = now
+    files = render(f)
     f.save()
-    write_broker_config(f)
+    write_files(files)
     return f
 
 
@@ -226,9 +230,10 @@ def rotate(root, name, out=None):
         seal, sentry = _new_seal_key(f, name)
         e["seal_keys"].insert(0, sentry)
     out = out or f.path(os.path.join("creds", name))
+    files = render(f)
     write_credentials(out, name, key, cert, ca, seal, f.settings["broker"])
     f.save()
-    write_broker_config(f)
+    write_files(files)
     return f, out
 
 
