@@ -331,3 +331,46 @@ def test_revoked_device_is_out_within_the_bound(fleet):
     # dev-b is as it was
     assert bb.publish("edgefw/dev-b/up", b"still here")
     assert ing.wait_for(lambda g: g[-1][1] == b"still here")
+
+
+def _mp(args):
+    from tests.test_micropython_uplink import mp
+
+    return mp(args, timeout=60)
+
+
+def test_micropython_device_with_its_client_certificate(fleet, tmp_path):
+    """The MicroPython unix port (mbedtls, the same ssl module the ESP32
+    port has) connects through firmware.uplink.umqtt_client with dev-a's
+    certificate, publishes on its own topic (ingest receives and opens it)
+    and on dev-b's (acknowledged by the broker, dropped by the ACL: the
+    batch after it arrives, it does not)."""
+    root, b = fleet
+    ing = peer(b, root, "ingest-1")
+    ing.subscribe("edgefw/+/up")
+    d = str(root / "creds" / "dev-a")
+    p = _mp(["tests/mp_only/fleet_device.py", str(b.port), d, "dev-a", "edgefw/dev-b/up", "edgefw/dev-a/up"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["connected"], out
+    assert out["acked"] == ["edgefw/dev-b/up", "edgefw/dev-a/up"]
+    assert ing.wait_for(lambda g: len(g) >= 1)
+    time.sleep(0.2)
+    assert [t for t, _ in ing.got] == ["edgefw/dev-a/up"]
+    keys = ops.ingest_keys(root)
+    assert open_sealed(ing.got[0][1], {k: bytes.fromhex(v) for k, v in keys.items()})[5] == b"edgefw/dev-a/up"
+
+
+def test_micropython_device_revoked_is_refused(fleet):
+    """The same device after `fleet revoke --reload`: the broker refuses its
+    handshake (CRL), and umqtt's connect fails."""
+    root, b = fleet
+    assert _fleet_cli("--dir", root, "revoke", "dev-a", "--reload", b.pid_file) == 0
+    time.sleep(0.5)
+    d = str(root / "creds" / "dev-a")
+    mark = len(b.log())
+    p = _mp(["tests/mp_only/fleet_device.py", str(b.port), d, "dev-a", "edgefw/dev-a/up"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert not out["connected"] and out["acked"] == [], out
+    assert VERIFY_FAILED in _log_after(b, mark)
