@@ -26,7 +26,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def check_name(name, what):
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise FleetError(
             "%s %r: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (it becomes an MQTT topic level and the broker user name)"
             % (what, name)
