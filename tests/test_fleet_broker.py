@@ -142,6 +142,18 @@ def _conn_attempt(b, ca, cert, key, cid="dev-a"):
     return p, _log_after(b, mark)
 
 
+def _until_refused(b, ca, cert, key, bound_s=2.0):
+    """Try to connect until the broker refuses the handshake (a reload is
+    applied by mosquitto's main loop, not when the signal is sent)."""
+    t0 = time.monotonic()
+    while True:
+        p, log = _conn_attempt(b, ca, cert, key, cid="retry")
+        if not p.ok:
+            return p, log
+        p.close()
+        assert time.monotonic() - t0 < bound_s, "still accepted %.1f s after the reload" % bound_s
+
+
 def test_no_client_certificate_is_refused(fleet):
     """Stopped by require_certificate: the handshake fails."""
     root, b = fleet
@@ -366,7 +378,8 @@ def test_micropython_device_revoked_is_refused(fleet):
     handshake (CRL), and umqtt's connect fails."""
     root, b = fleet
     assert _fleet_cli("--dir", root, "revoke", "dev-a", "--reload", b.pid_file) == 0
-    time.sleep(0.5)
+    c = creds(root, "dev-a")
+    _until_refused(b, c["ca"], c["cert"], c["key"])
     d = str(root / "creds" / "dev-a")
     mark = len(b.log())
     p = _mp(["tests/mp_only/fleet_device.py", str(b.port), d, "dev-a", "edgefw/dev-a/up"])
@@ -374,3 +387,79 @@ def test_micropython_device_revoked_is_refused(fleet):
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert not out["connected"] and out["acked"] == [], out
     assert VERIFY_FAILED in _log_after(b, mark)
+
+
+def test_ingest_may_share_its_subscription_and_may_not_impersonate_devices(fleet):
+    """`edgefw ingest --share GROUP` subscribes $share/GROUP/edgefw/+/up:
+    the ACL lets the ingest identity read through it. What ingest may not
+    do is publish batches or commands: its block grants read on
+    edgefw/+/up and write on edgefw/+/receipt only."""
+    root, b = fleet
+    ing = peer(b, root, "ingest-1")
+    ing.subscribe("$share/workers/edgefw/+/up")
+    watcher = peer(b, root, "dev-b")
+    watcher.subscribe("edgefw/dev-b/cmd", "edgefw/dev-b/receipt")
+    a = peer(b, root, "dev-a")
+    a.publish("edgefw/dev-a/up", b"batch")
+    assert ing.wait_for(lambda g: g == [("edgefw/dev-a/up", b"batch")])
+    ing.publish("edgefw/dev-b/cmd", b"reboot")
+    ing.publish("edgefw/dev-b/up", b"forged batch")
+    ing.publish("edgefw/dev-b/receipt", b"control")
+    assert watcher.wait_for(lambda g: ("edgefw/dev-b/receipt", b"control") in g)
+    time.sleep(0.2)
+    assert watcher.got == [("edgefw/dev-b/receipt", b"control")]
+    assert ing.got == [("edgefw/dev-a/up", b"batch")]
+
+
+def test_gateway_relays_for_its_devices_only(tmp_path):
+    """A gateway identity publishes for the devices the registry puts behind
+    it and reads their receipts; for any other device the ACL drops it."""
+    root = tmp_path / "fleet"
+    make_fleet(root, devices=(("node-1", "esp32_devkitc"), ("node-2", "esp32_devkitc"), ("dev-b", "rpi4")))
+    ops.add_service(root, "gw-1", "gateway", ["node-1", "node-2"])
+    with FleetBroker(root) as b:
+        ing = peer(b, root, "ingest-1")
+        ing.subscribe("edgefw/+/up")
+        gw = peer(b, root, "gw-1")
+        assert gw.ok, gw.why
+        gw.subscribe("edgefw/+/receipt")
+        for d in ("dev-b", "node-1", "node-2"):
+            gw.publish("edgefw/%s/up" % d, d.encode())
+        assert ing.wait_for(lambda g: len(g) >= 2)
+        for d in ("dev-b", "node-2"):
+            ing.publish("edgefw/%s/receipt" % d, d.encode())
+        assert gw.wait_for(lambda g: ("edgefw/node-2/receipt", b"node-2") in g)
+        time.sleep(0.2)
+        assert sorted(ing.got) == [("edgefw/node-1/up", b"node-1"), ("edgefw/node-2/up", b"node-2")]
+        assert gw.got == [("edgefw/node-2/receipt", b"node-2")]
+
+
+def test_rotated_certificate_works_through_the_overlap_and_not_after(fleet, tmp_path):
+    """After `fleet rotate dev-a` both certificates connect (the overlap);
+    when the overlap has ended, the next `broker-config --reload` puts the
+    old one on the CRL and the broker refuses it, while the new one
+    connects. The end of the overlap is passed to broker-config as a time,
+    not waited for."""
+    import shutil
+
+    root, b = fleet
+    old = tmp_path / "old"
+    shutil.copytree(root / "creds" / "dev-a", old)
+    assert _fleet_cli("--dir", root, "rotate", "dev-a", "--reload", b.pid_file) == 0
+    time.sleep(0.3)
+    ca = creds(root, "dev-a")["ca"]
+    for cert_dir in (old, root / "creds" / "dev-a"):
+        p = Peer(b.port, ca, str(cert_dir / "client.pem"), str(cert_dir / "client.key"), client_id="rot")
+        assert p.ok, (cert_dir, p.why)
+        p.close()
+    f = Fleet(root).load()
+    from edgefw.fleet import broker as fb
+
+    end = pki.parse_iso(f.doc["devices"]["dev-a"]["certs"][1]["retire_at"])
+    fb.write_broker_config(f, now=end + datetime.timedelta(seconds=1))
+    fb.reload(b.pid_file)
+    p, log = _until_refused(b, ca, str(old / "client.pem"), str(old / "client.key"))
+    assert VERIFY_FAILED in log, (p.why, log)
+    p = peer(b, root, "dev-a")
+    assert p.ok, p.why
+    p.close()
