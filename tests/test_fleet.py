@@ -247,13 +247,31 @@ def test_write_atomic_leaves_the_old_file_when_the_write_fails(tmp_path, monkeyp
 
 def test_list_shows_devices_and_services(root, capsys):
     assert fleet_cli("--dir", root, "list", "--json") == 0
-    rows = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    rows = out["identities"]
+    assert out["crl"]["revoked"] == 0 and 29 * 24 < out["crl"]["hours_left"] <= 30 * 24
     assert [(r["name"], r["kind"], r["what"], r["status"]) for r in rows] == [
         ("dev-a", "device", "esp32_devkitc", "active"),
         ("dev-b", "device", "rpi4", "active"),
         ("ingest-1", "service", "ingest", "active"),
     ]
     assert all(89 <= r["cert_days_left"] <= 90 for r in rows)
+
+
+def test_list_fails_when_the_crl_is_about_to_expire(root, capsys):
+    f = Fleet(root).load()
+    ca_key, ca = pki.load_key(f.ca_key_path, ""), pki.load_cert(f.ca_path, "")
+    (root / "broker/crl.pem").write_bytes(pki.cert_pem(pki.make_crl(ca_key, ca, [], 1, 0)))
+    assert fleet_cli("--dir", root, "list") == 1
+    assert "the CRL expires in" in capsys.readouterr().err
+    assert fleet_cli("--dir", root, "broker-config") == 0
+    assert fleet_cli("--dir", root, "list") == 0
+
+
+@pytest.mark.parametrize("opt", [("--crl-days", "0"), ("--cert-days", "0"), ("--overlap-days", "400")])
+def test_init_refuses_validities_that_make_no_sense(tmp_path, opt, capsys):
+    assert fleet_cli("init", tmp_path / "f", *opt) == 2
+    assert "days" in capsys.readouterr().err and not (tmp_path / "f").exists()
 
 
 def test_write_credentials_for_other_tools(tmp_path):

@@ -297,6 +297,9 @@ def test_revoked_device_is_out_within_the_bound(fleet):
             a.c.publish("edgefw/dev-a/up", b"%d" % n, qos=1)
             time.sleep(0.01)
 
+    a.subscribe("edgefw/dev-a/receipt")
+    ing.publish("edgefw/dev-a/receipt", b"before")
+    assert a.wait_for(lambda g: g == [("edgefw/dev-a/receipt", b"before")])
     th = threading.Thread(target=probe, daemon=True)
     th.start()
     assert ing.wait_for(lambda g: len(g) >= 20)
@@ -343,6 +346,14 @@ def test_revoked_device_is_out_within_the_bound(fleet):
     # dev-b is as it was
     assert bb.publish("edgefw/dev-b/up", b"still here")
     assert ing.wait_for(lambda g: g[-1][1] == b"still here")
+    # the connection dev-a still holds receives nothing either: its receipt
+    # subscription (made before the revocation) no longer passes the ACL
+    bb.subscribe("edgefw/dev-b/receipt")
+    ing.publish("edgefw/dev-a/receipt", b"for the revoked")
+    ing.publish("edgefw/dev-b/receipt", b"control")
+    assert bb.wait_for(lambda g: g == [("edgefw/dev-b/receipt", b"control")])
+    time.sleep(0.2)
+    assert a.got == [("edgefw/dev-a/receipt", b"before")]
 
 
 def _mp(args):
@@ -463,3 +474,24 @@ def test_rotated_certificate_works_through_the_overlap_and_not_after(fleet, tmp_
     p = peer(b, root, "dev-a")
     assert p.ok, p.why
     p.close()
+
+
+def test_an_expired_crl_locks_every_client_out(fleet):
+    """The pitfall that makes broker-config a periodic job: once the CRL's
+    next-update time has passed, OpenSSL fails every verification, so a
+    valid device is refused too (`fleet list` exits 1 a day before)."""
+    root, b = fleet
+    f = Fleet(root).load()
+    ca_key, ca = pki.load_key(f.ca_key_path, ""), pki.load_cert(f.ca_path, "")
+    (root / "broker" / "crl.pem").write_bytes(pki.cert_pem(pki.make_crl(ca_key, ca, [], 1, 0)))
+    time.sleep(1.1)
+    from edgefw.fleet import broker as fb
+
+    fb.reload(b.pid_file)
+    c = creds(root, "dev-a")
+    p, log = _until_refused(b, c["ca"], c["cert"], c["key"])
+    assert VERIFY_FAILED in log
+    assert _fleet_cli("--dir", root, "broker-config", "--reload", b.pid_file) == 0
+    t0 = time.monotonic()
+    while not peer(b, root, "dev-a").ok:
+        assert time.monotonic() - t0 < 2, "a fresh CRL did not let dev-a back in"

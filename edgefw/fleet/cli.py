@@ -116,13 +116,18 @@ def _run(args):
         print("%s: new credentials in %s" % (args.name, out))
     elif c == "list":
         rows = ops.listing(root)
+        crl = ops.crl_status(root)
         if args.json:
-            print(json.dumps(rows, indent=2, sort_keys=True))
+            print(json.dumps({"identities": rows, "crl": crl}, indent=2, sort_keys=True))
         else:
             for r in rows:
-                print(
-                    "%-24s %-7s %-16s %-8s cert %s (%d days left)" % (r["name"], r["kind"], r["what"], r["status"], r["cert_serial"][:12], r["cert_days_left"])
-                )
+                row = (r["name"], r["kind"], r["what"], r["status"], r["cert_serial"][:12], r["cert_days_left"])
+                print("%-24s %-7s %-16s %-8s cert %s (%d days left)" % row)
+            print("CRL: %d revoked, valid until %s; run broker-config again before then" % (crl["revoked"], crl["next_update"]))
+        if crl["hours_left"] < 24:
+            # past it, the broker refuses every client, revoked or not
+            print("edgefw fleet: the CRL expires in %.1f h: run `edgefw fleet broker-config --reload PIDFILE`" % crl["hours_left"], file=sys.stderr)
+            return 1
     elif c == "broker-config":
         from edgefw.fleet.registry import Fleet
 

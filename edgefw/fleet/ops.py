@@ -45,6 +45,11 @@ def init(
     user=None,
 ):
     f = Fleet(root)
+    for what, v in (("cert_days", cert_days), ("crl_days", crl_days), ("ca_days", ca_days)):
+        if not isinstance(v, int) or v < 1:
+            raise FleetError("%s must be a whole number of days, at least 1 (got %r)" % (what, v))
+    if not isinstance(overlap_days, int) or not 0 <= overlap_days < cert_days:
+        raise FleetError("overlap_days must be from 0 to cert_days - 1 (got %r)" % (overlap_days,))
     if os.path.exists(f.registry_path):
         raise FleetError("%s: a fleet is already here; it is never overwritten" % f.registry_path)
     if not hosts:
@@ -300,6 +305,21 @@ def listing(root):
                 }
             )
     return rows
+
+
+def crl_status(root):
+    """When the broker's CRL expires: after that OpenSSL refuses every
+    client, so ``broker-config`` must run again before (a daily timer)."""
+    from cryptography import x509
+
+    f = Fleet(root).load()
+    path = os.path.join(f.broker_dir, "crl.pem")
+    try:
+        crl = x509.load_pem_x509_crl(open(path, "rb").read())
+    except (OSError, ValueError) as e:
+        raise FleetError("%s: cannot read the CRL (%s); `edgefw fleet broker-config` writes a new one" % (path, e))
+    left = crl.next_update_utc - pki.utcnow()
+    return {"crl": path, "next_update": pki.iso(crl.next_update_utc), "hours_left": round(left.total_seconds() / 3600, 1), "revoked": len(list(crl))}
 
 
 def export_json(doc):

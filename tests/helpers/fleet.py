@@ -56,9 +56,11 @@ class FleetBroker:
                 raise RuntimeError("mosquitto exited: %s" % self.log())
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                if os.path.exists(self.pid_file):
-                    return self
-            except OSError:
+                # created first and written after: wait for the number
+                with open(self.pid_file) as f:
+                    if int(f.read().split()[0]) == self.proc.pid:
+                        return self
+            except (OSError, ValueError, IndexError):
                 pass
             time.sleep(0.02)
         raise RuntimeError("mosquitto did not listen on port %d: %s" % (self.port, self.log()))
