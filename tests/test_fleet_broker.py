@@ -495,3 +495,59 @@ def test_an_expired_crl_locks_every_client_out(fleet):
     t0 = time.monotonic()
     while not peer(b, root, "dev-a").ok:
         assert time.monotonic() - t0 < 2, "a fresh CRL did not let dev-a back in"
+
+
+def test_debian_layout_broker_drops_to_mosquitto_and_includes_the_generated_config(tmp_path):
+    """The README walkthrough's layout: Debian's main config (pid_file,
+    include_dir) includes DIR/broker/mosquitto.conf, and mosquitto, started
+    as root, drops to user "mosquitto" before reading its key: `init
+    --broker-user mosquitto` makes that user the key's owner. Needs root and
+    a mosquitto user (the Debian package makes one); the directory is under
+    /tmp, as the test's own is not readable by that user."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("starting mosquitto so that it drops privileges needs root")
+    try:
+        mq = pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.skip("no mosquitto user (apt-get install mosquitto makes it)")
+    from edgefw.emul.broker import free_port
+
+    top = tempfile.mkdtemp(prefix="edgefw-fleet-", dir="/tmp")
+    try:
+        os.chmod(top, 0o755)
+        root = os.path.join(top, "fleet")
+        ops.init(root, port=free_port(), user="mosquitto")
+        ops.add_device(root, "dev-a", "esp32_devkitc")
+        ops.add_service(root, "ingest-1", "ingest")
+        key = os.stat(os.path.join(root, "broker", "server.key"))
+        assert (key.st_uid, oct(key.st_mode & 0o777)) == (mq.pw_uid, "0o600")
+        for d in ("conf.d", "run"):
+            os.mkdir(os.path.join(top, d))
+        os.chown(os.path.join(top, "run"), mq.pw_uid, mq.pw_gid)
+        os.symlink(os.path.join(root, "broker", "mosquitto.conf"), os.path.join(top, "conf.d", "edgefw-fleet.conf"))
+        main = os.path.join(top, "mosquitto.conf")
+        pid = os.path.join(top, "run", "mosquitto.pid")
+        with open(main, "w") as f:
+            f.write("pid_file %s\npersistence false\ninclude_dir %s\n" % (pid, os.path.join(top, "conf.d")))
+        with FleetBroker(root, conf=main, pid_file=pid) as b:
+            # it did drop to mosquitto, so the key's owner is what let it in
+            with open("/proc/%d/status" % b.proc.pid) as f:
+                uid = next(line.split()[1] for line in f if line.startswith("Uid:"))
+            assert int(uid) == mq.pw_uid
+            ing = peer(b, root, "ingest-1")
+            assert ing.ok, (ing.why, b.log())
+            ing.subscribe("edgefw/+/up")
+            a = peer(b, root, "dev-a")
+            a.publish("edgefw/dev-a/up", b"hello")
+            assert ing.wait_for(lambda g: g == [("edgefw/dev-a/up", b"hello")])
+            a.close()
+            assert _fleet_cli("--dir", root, "revoke", "dev-a", "--reload", pid) == 0
+            c = creds(root, "dev-a")
+            _until_refused(b, c["ca"], c["cert"], c["key"])
+    finally:
+        shutil.rmtree(top)

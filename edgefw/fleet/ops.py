@@ -52,6 +52,18 @@ def init(
         raise FleetError("overlap_days must be from 0 to cert_days - 1 (got %r)" % (overlap_days,))
     if os.path.exists(f.registry_path):
         raise FleetError("%s: a fleet is already here; it is never overwritten" % f.registry_path)
+    for what, v in (("bind address", bind), ("pid file", pid_file), ("broker user", user)) + tuple(("broker host", h) for h in hosts):
+        # each becomes a line of mosquitto.conf or a name in a certificate
+        if v is not None and (not isinstance(v, str) or not v or any(ch.isspace() for ch in v)):
+            raise FleetError("%s %r: must be non-empty, without spaces or line breaks" % (what, v))
+    owner = None
+    if user and os.geteuid() == 0:
+        import pwd
+
+        try:
+            owner = pwd.getpwnam(user)
+        except KeyError:
+            raise FleetError("--broker-user %r: no such user on this machine" % user)
     if not hosts:
         raise FleetError("the broker needs at least one host name or address for its certificate")
     for d, mode in ((f.root, 0o755), (f.path("private"), 0o700), (f.path("certs"), 0o755), (f.broker_dir, 0o755)):
@@ -65,8 +77,12 @@ def init(
     )
     write_atomic(f.ca_key_path, pki.key_pem(ca_key), 0o600)
     write_atomic(f.ca_path, pki.cert_pem(ca), 0o644)
-    # read by mosquitto, which may run as its own user: chown it to that user
-    write_atomic(os.path.join(f.broker_dir, "server.key"), pki.key_pem(srv_key), 0o600)
+    srv_key_path = os.path.join(f.broker_dir, "server.key")
+    write_atomic(srv_key_path, pki.key_pem(srv_key), 0o600)
+    if owner:
+        # mosquitto started as root drops to ``user`` before it reads its
+        # key, so that user must own it (0600 stays)
+        os.chown(srv_key_path, owner.pw_uid, owner.pw_gid)
     write_atomic(os.path.join(f.broker_dir, "server.pem"), pki.cert_pem(srv), 0o644)
     f.doc = {
         "format": FORMAT,

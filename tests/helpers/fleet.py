@@ -34,14 +34,17 @@ def make_fleet(root, devices=(("dev-a", "esp32_devkitc"), ("dev-b", "rpi4")), se
 class FleetBroker:
     """mosquitto run from DIR/broker/mosquitto.conf exactly as generated."""
 
-    def __init__(self, fleet_root):
+    def __init__(self, fleet_root, conf=None, pid_file=None):
+        """``conf``: a main config that includes the generated one (as
+        Debian's /etc/mosquitto/mosquitto.conf does from conf.d), with its
+        ``pid_file``."""
         from edgefw.fleet.registry import Fleet
 
         self.f = Fleet(fleet_root).load()
         s = self.f.settings["broker"]
         self.port = s["port"]
-        self.pid_file = s["pid_file"]
-        self.conf = os.path.join(self.f.broker_dir, "mosquitto.conf")
+        self.pid_file = pid_file or s["pid_file"]
+        self.conf = conf or os.path.join(self.f.broker_dir, "mosquitto.conf")
         self.log_path = os.path.join(str(fleet_root), "mosquitto.log")
         self.proc = None
 
