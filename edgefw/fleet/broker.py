@@ -16,7 +16,6 @@ the reload, but from then on the broker lets it publish and receive
 nothing, because its ACL block is gone.
 """
 
-import datetime
 import os
 import signal
 import time
@@ -109,11 +108,11 @@ def _all_certs(fleet):
                 yield name, e, c
 
 
-def revoked_serials(fleet, now=None):
+def revoked_serials(fleet):
     """(serial, time) of every certificate the broker must refuse: those of
     revoked identities, and those a rotation replaced once their overlap
     has ended."""
-    now = now or pki.utcnow()
+    now = pki.utcnow()
     out = []
     for _name, _e, c in _all_certs(fleet):
         when = None
@@ -143,7 +142,7 @@ def check_files(fleet):
     return ca_key, ca
 
 
-def render(fleet, now=None):
+def render(fleet):
     """Check every file the registry names and make the CRL, ACL and
     mosquitto.conf in memory: {path: (bytes or str, mode)}. Nothing is
     written, so a failed check leaves everything as it was."""
@@ -154,7 +153,7 @@ def render(fleet, now=None):
             raise FleetError("%s: missing; restore it from your backup (the broker cannot start without it)" % full)
     pki.load_cert(os.path.join(fleet.broker_dir, "server.pem"), "restore it from your backup")
     # the CRL number only has to grow: seconds since the epoch do
-    crl = pki.make_crl(ca_key, ca, revoked_serials(fleet, now), int(time.time()), fleet.settings["crl_days"])
+    crl = pki.make_crl(ca_key, ca, revoked_serials(fleet), int(time.time()), fleet.settings["crl_days"])
     b = fleet.broker_dir
     return {
         os.path.join(b, "crl.pem"): (pki.cert_pem(crl), 0o644),
@@ -170,13 +169,13 @@ def write_files(files):
     return list(files)
 
 
-def write_broker_config(fleet, now=None):
-    return write_files(render(fleet, now))
+def write_broker_config(fleet):
+    return write_files(render(fleet))
 
 
-def reload(pidfile, wait_s=0.0):
-    """SIGHUP to the broker whose pid is in ``pidfile``: mosquitto re-reads
-    the ACL file (not the CRL)."""
+def reload(pidfile):
+    """SIGHUP to the broker whose pid is in ``pidfile``: mosquitto 2.0.11
+    re-reads the ACL file and the CRL."""
     try:
         pid = int(open(pidfile).read().split()[0])
     except (OSError, ValueError, IndexError) as e:
@@ -185,10 +184,4 @@ def reload(pidfile, wait_s=0.0):
         os.kill(pid, signal.SIGHUP)
     except OSError as e:
         raise FleetError("%s: cannot signal pid %d (%s)" % (pidfile, pid, e.strerror or e))
-    if wait_s:
-        time.sleep(wait_s)
     return pid
-
-
-def crl_expiry(fleet):
-    return pki.utcnow() + datetime.timedelta(days=fleet.settings["crl_days"])
