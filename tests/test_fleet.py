@@ -294,3 +294,53 @@ def test_write_credentials_for_other_tools(tmp_path):
 def test_fleet_error_is_what_main_reports():
     with pytest.raises(FleetError):
         ops.parse_labels(["novalue"])
+
+
+def _openssl_csr(tmp_path, cn, curve="prime256v1"):
+    import subprocess
+
+    key, csr = tmp_path / (cn + ".key"), tmp_path / (cn + ".csr")
+    subprocess.run(
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:" + curve, "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return key, csr
+
+
+def test_a_device_made_key_is_certified_from_its_csr_and_never_written(root, tmp_path):
+    key, csr = _openssl_csr(tmp_path, "pi-1")
+    out = tmp_path / "pi-1-creds"
+    assert fleet_cli("--dir", root, "add", "pi-1", "--board", "rpi4", "--csr", csr, "--out", out) == 0
+    assert sorted(os.listdir(out)) == ["ca.pem", "client.pem", "seal.key", "uplink.json"]
+    cert = x509.load_pem_x509_certificate((out / "client.pem").read_bytes())
+    dev_key = pki.load_key(str(key), "")
+    assert cert.public_key().public_numbers() == dev_key.public_key().public_numbers()
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "pi-1"
+    assert json.loads((root / "registry.json").read_text())["devices"]["pi-1"]["key_origin"] == "device (CSR)"
+    # a rotation with a new request from the device
+    (tmp_path / "r").mkdir()
+    key2, csr2 = _openssl_csr(tmp_path / "r", "pi-1", "secp384r1")
+    assert fleet_cli("--dir", root, "rotate", "pi-1", "--csr", csr2, "--out", out) == 0
+    cert2 = x509.load_pem_x509_certificate((out / "client.pem").read_bytes())
+    assert cert2.public_key().public_numbers() == pki.load_key(str(key2), "").public_key().public_numbers()
+
+
+def test_a_bad_csr_is_refused_with_the_reason_and_nothing_is_written(root, tmp_path, capsys):
+    _key, other = _openssl_csr(tmp_path, "someone-else")
+    _key, good = _openssl_csr(tmp_path, "pi-2")
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = bytearray(x509.load_pem_x509_csr(good.read_bytes()).public_bytes(Encoding.DER))
+    der[-3] ^= 0xFF  # inside the signature
+    tampered = tmp_path / "tampered.csr"
+    tampered.write_bytes(bytes(der))
+    garbage = tmp_path / "garbage.csr"
+    garbage.write_text("hello\n")
+    before = snapshot(root)
+    for path, why in ((other, "CN=someone-else, not pi-2"), (tampered, "signature does not match"), (garbage, "not a certificate signing request")):
+        assert fleet_cli("--dir", root, "add", "pi-2", "--board", "rpi5", "--csr", path) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and why in err, err
+        assert snapshot(root) == before

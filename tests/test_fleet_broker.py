@@ -549,3 +549,33 @@ def test_debian_layout_broker_drops_to_mosquitto_and_includes_the_generated_conf
             _until_refused(b, c["ca"], c["cert"], c["key"])
     finally:
         shutil.rmtree(top)
+
+
+def test_a_linux_board_with_its_own_key_from_a_csr_connects(fleet, tmp_path):
+    """A Raspberry Pi makes its key and request with openssl; the fleet
+    certifies the request (`add --csr`), the key never leaves the board,
+    and the board connects with it and publishes on its own topic."""
+    import subprocess
+
+    root, b = fleet
+    key, csr = tmp_path / "pi.key", tmp_path / "pi.csr"
+    subprocess.run(
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=pi-1"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    assert _fleet_cli("--dir", root, "add", "pi-1", "--board", "rpi4", "--csr", csr, "--reload", b.pid_file) == 0
+    ing = peer(b, root, "ingest-1")
+    ing.subscribe("edgefw/+/up")
+    c = creds(root, "pi-1")
+    t0 = time.monotonic()
+    while True:
+        # the new ACL block applies once the reload is
+        pi = Peer(b.port, c["ca"], c["cert"], str(key), client_id="pi-1")
+        assert pi.ok, pi.why
+        pi.publish("edgefw/pi-1/up", b"from the pi")
+        if ing.wait_for(lambda g: g == [("edgefw/pi-1/up", b"from the pi")], 0.5):
+            break
+        pi.close()
+        assert time.monotonic() - t0 < 3

@@ -30,12 +30,16 @@ def add_parser(parser):
     p.add_argument("--board", required=True)
     p.add_argument("--label", action="append", metavar="KEY=VALUE")
     p.add_argument("--out", help="credential directory (default DIR/creds/DEVICE)")
+    p.add_argument("--csr", metavar="FILE", help="a request made on the device (Linux boards): certify its own key, write no key")
+    p.add_argument("--reload", metavar="PIDFILE", help="SIGHUP the broker so the new ACL applies")
 
     p = sub.add_parser("add-service", help="an identity for ingest or a gateway")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--role", required=True, choices=ops.ROLES)
     p.add_argument("--devices", default="", help="a gateway's devices, comma-separated")
     p.add_argument("--out")
+    p.add_argument("--csr", metavar="FILE")
+    p.add_argument("--reload", metavar="PIDFILE")
 
     p = sub.add_parser("revoke", help="revoke a device or service")
     p.add_argument("name")
@@ -45,6 +49,7 @@ def add_parser(parser):
     p = sub.add_parser("rotate", help="new certificate (and seal key); the old ones stay accepted for the overlap")
     p.add_argument("name")
     p.add_argument("--out")
+    p.add_argument("--csr", metavar="FILE")
     p.add_argument("--reload", metavar="PIDFILE")
 
     sub.add_parser("list", help="devices and services").add_argument("--json", action="store_true")
@@ -99,11 +104,13 @@ def _run(args):
         return 0
     root = args.dir
     if c == "add":
-        _f, out = ops.add_device(root, args.name, args.board, ops.parse_labels(args.label), args.out)
+        _f, out = ops.add_device(root, args.name, args.board, ops.parse_labels(args.label), args.out, args.csr)
+        _reload(args.reload)
         print("%s: credentials in %s (copy them to the device once, then delete them here)" % (args.name, out))
     elif c == "add-service":
         devs = [d for d in args.devices.split(",") if d]
-        _f, out = ops.add_service(root, args.name, args.role, devs, args.out)
+        _f, out = ops.add_service(root, args.name, args.role, devs, args.out, args.csr)
+        _reload(args.reload)
         print("%s: credentials in %s" % (args.name, out))
     elif c == "revoke":
         t = time.monotonic()
@@ -111,7 +118,7 @@ def _run(args):
         _reload(args.reload)
         print("%s revoked (%.0f ms)" % (args.name, (time.monotonic() - t) * 1000))
     elif c == "rotate":
-        _f, out = ops.rotate(root, args.name, args.out)
+        _f, out = ops.rotate(root, args.name, args.out, args.csr)
         _reload(args.reload)
         print("%s: new credentials in %s" % (args.name, out))
     elif c == "list":

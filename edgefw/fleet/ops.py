@@ -1,11 +1,12 @@
 """Fleet operations: what each ``edgefw fleet`` command does, callable from
 other tools (tools/flash.py, the Linux install) as functions.
 
-Device key pairs are made here on the workstation and handed over once, in
-the device's credential directory; the fleet keeps only the certificate.
-The Linux boards (rpi4, rpi5, jetson_nano, jetson_orin_nano) could make
-their own key and send a CSR instead: they have OpenSSL. MicroPython on the
-ESP32 cannot: its ``ssl`` module loads keys but exposes no key generation.
+By default a key pair is made here on the workstation and handed over once,
+in the credential directory; the fleet keeps only the certificate. The
+Linux boards (rpi4, rpi5, jetson_nano, jetson_orin_nano) have OpenSSL and
+can make their own key and send a CSR (``add --csr``), so their key never
+leaves them. MicroPython on the ESP32 cannot: its ``ssl`` module loads keys
+but exposes no key generation.
 """
 
 import datetime
@@ -106,12 +107,17 @@ def init(
     return f
 
 
-def _issue_cert(f, cn, ca_key, ca, key=None, not_before=None, not_after=None):
-    key = key or pki.new_key()
+def _issue_cert(f, cn, ca_key, ca, public_key=None):
+    """A client certificate for ``cn``: for ``public_key`` (from a CSR), or
+    for a key pair made here. Returns (private key or None, cert, entry)."""
+    key = None
+    if public_key is None:
+        key = pki.new_key()
+        public_key = key.public_key()
     now = pki.utcnow()
-    not_before = not_before or now - datetime.timedelta(minutes=5)
-    not_after = not_after or now + datetime.timedelta(days=f.settings["cert_days"])
-    cert = pki.issue(ca_key, ca, cn, key.public_key(), not_before, not_after)
+    not_before = now - datetime.timedelta(minutes=5)
+    not_after = now + datetime.timedelta(days=f.settings["cert_days"])
+    cert = pki.issue(ca_key, ca, cn, public_key, not_before, not_after)
     rel = "certs/%x.pem" % cert.serial_number
     write_atomic(f.path(rel), pki.cert_pem(cert), 0o644)
     entry = {
@@ -122,6 +128,14 @@ def _issue_cert(f, cn, ca_key, ca, key=None, not_before=None, not_after=None):
         "not_after": pki.iso(not_after),
     }
     return key, cert, entry
+
+
+def _csr_key(csr, name):
+    return None if csr is None else pki.load_csr(csr, name)
+
+
+def _origin(csr):
+    return "workstation" if csr is None else "device (CSR)"
 
 
 def _ca(f):
@@ -153,18 +167,21 @@ def parse_labels(items):
     return out
 
 
-def add_device(root, dev, board, labels=None, out=None):
+def add_device(root, dev, board, labels=None, out=None, csr=None):
     """Provision ``dev``: key pair, client certificate (CN = dev), seal key,
     registry entry; its credentials go to ``out`` (default
-    DIR/creds/<dev>). Returns (Fleet, credential directory)."""
+    DIR/creds/<dev>). With ``csr`` (a request file made on the device) the
+    certificate is for the device's own key, and no key is written.
+    Returns (Fleet, credential directory)."""
     f = Fleet(root).load()
     check_name(dev, "device id")
     _taken(f, dev)
     known = _boards()
     if known is not None and board not in known:
         raise FleetError("board %r: one of %s" % (board, ", ".join(known)))
+    pub = _csr_key(csr, dev)
     ca_key, ca = _ca(f)
-    key, cert, centry = _issue_cert(f, dev, ca_key, ca)
+    key, cert, centry = _issue_cert(f, dev, ca_key, ca, pub)
     seal, sentry = _new_seal_key(f, dev)
     out = out or f.path(os.path.join("creds", dev))
     f.doc["devices"][dev] = {
@@ -172,7 +189,7 @@ def add_device(root, dev, board, labels=None, out=None):
         "labels": labels or {},
         "status": "active",
         "added": pki.iso(pki.utcnow()),
-        "key_origin": "workstation",
+        "key_origin": _origin(csr),
         "certs": [centry],
         "seal_keys": [sentry],
         # the firmware image hash this device must report; set at flash
@@ -187,7 +204,7 @@ def add_device(root, dev, board, labels=None, out=None):
     return f, out
 
 
-def add_service(root, name, role, devices=(), out=None):
+def add_service(root, name, role, devices=(), out=None, csr=None):
     f = Fleet(root).load()
     check_name(name, "service name")
     _taken(f, name)
@@ -198,10 +215,18 @@ def add_service(root, name, role, devices=(), out=None):
     for d in devices:
         if d not in f.doc["devices"]:
             raise FleetError("gateway %s: device %r is not in the registry; add it first" % (name, d))
+    pub = _csr_key(csr, name)
     ca_key, ca = _ca(f)
-    key, cert, centry = _issue_cert(f, name, ca_key, ca)
+    key, cert, centry = _issue_cert(f, name, ca_key, ca, pub)
     out = out or f.path(os.path.join("creds", name))
-    f.doc["services"][name] = {"role": role, "status": "active", "added": pki.iso(pki.utcnow()), "certs": [centry], "revoked": None}
+    f.doc["services"][name] = {
+        "role": role,
+        "status": "active",
+        "added": pki.iso(pki.utcnow()),
+        "key_origin": _origin(csr),
+        "certs": [centry],
+        "revoked": None,
+    }
     if role == "gateway":
         f.doc["services"][name]["devices"] = sorted(devices)
     files = render(f)
@@ -229,7 +254,7 @@ def revoke(root, name, reason="unspecified"):
     return f
 
 
-def rotate(root, name, out=None):
+def rotate(root, name, out=None, csr=None):
     """A new certificate (and for a device a new seal key); the old
     certificate stays valid for the fleet's ``overlap_days`` and is then put
     on the CRL by the next ``broker-config``."""
@@ -237,13 +262,15 @@ def rotate(root, name, out=None):
     kind, e = f.identity(name)
     if e["status"] != "active":
         raise FleetError("%s is revoked: add it again under a new name instead" % name)
+    pub = _csr_key(csr, name)
     ca_key, ca = _ca(f)
     retire = pki.iso(pki.utcnow() + datetime.timedelta(days=f.settings["overlap_days"]))
     for c in e["certs"]:
         if not c.get("revoked_at") and not c.get("retire_at"):
             c["retire_at"] = retire
-    key, cert, centry = _issue_cert(f, name, ca_key, ca)
+    key, cert, centry = _issue_cert(f, name, ca_key, ca, pub)
     e["certs"].insert(0, centry)
+    e["key_origin"] = _origin(csr)
     seal = None
     if kind == "device":
         for s in e["seal_keys"] + f.seal.get(name, []):
@@ -261,7 +288,8 @@ def rotate(root, name, out=None):
 def write_credentials(dest, name, key, cert, ca, seal_key, broker):
     """A device's (or service's) credential directory, ready to copy to it:
 
-        client.key  TLS private key (0600)      client.pem  its certificate
+        client.key  TLS private key (0600; not when the device made its
+                    own and sent a CSR)       client.pem  its certificate
         ca.pem      the fleet CA, to check the broker
         seal.key    the seal key as hex (0600; devices only)
         uplink.json the uplink config fields that name these files
@@ -271,7 +299,8 @@ def write_credentials(dest, name, key, cert, ca, seal_key, broker):
     os.makedirs(dest, exist_ok=True)
     os.chmod(dest, 0o700)
     as_pem = lambda o, f: o if isinstance(o, bytes) else f(o)  # noqa: E731
-    write_atomic(os.path.join(dest, "client.key"), as_pem(key, pki.key_pem), 0o600)
+    if key is not None:
+        write_atomic(os.path.join(dest, "client.key"), as_pem(key, pki.key_pem), 0o600)
     write_atomic(os.path.join(dest, "client.pem"), as_pem(cert, pki.cert_pem), 0o644)
     write_atomic(os.path.join(dest, "ca.pem"), as_pem(ca, pki.cert_pem), 0o644)
     up = {"broker": "%s:%d" % (broker["hosts"][0], broker["port"]), "tls_ca": "ca.pem", "tls_cert": "client.pem", "tls_key": "client.key"}
@@ -308,7 +337,7 @@ def listing(root):
     for kind, table in (("device", f.doc["devices"]), ("service", f.doc["services"])):
         for name, e in sorted(table.items()):
             cur = e["certs"][0]
-            days = (pki.parse_iso(cur["not_after"]) - now).days
+            days = round((pki.parse_iso(cur["not_after"]) - now).total_seconds() / 86400)
             rows.append(
                 {
                     "name": name,

@@ -12,7 +12,7 @@ import ipaddress
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgefw.fleet import FleetError
@@ -141,3 +141,32 @@ def load_key(path, fix):
         return serialization.load_pem_private_key(data, None)
     except (ValueError, TypeError) as e:
         raise FleetError("%s: not an unencrypted PEM private key (%s); %s" % (path, e, fix))
+
+
+def load_csr(path, cn):
+    """The public key of the CSR in ``path`` (PEM or DER), made on the
+    device for ``cn``. The CSR's signature proves the sender holds the
+    private key; a CN other than ``cn`` means the wrong file."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as e:
+        raise FleetError("%s: cannot read it (%s)" % (path, e.strerror or e))
+    try:
+        csr = x509.load_pem_x509_csr(data) if b"-----BEGIN" in data else x509.load_der_x509_csr(data)
+    except ValueError as e:
+        raise FleetError("%s: not a certificate signing request (%s); make one on the device, e.g. openssl req -new -key KEY -subj /CN=%s" % (path, e, cn))
+    if not csr.is_signature_valid:
+        raise FleetError("%s: its signature does not match its public key (corrupted or tampered); make a new one on the device" % path)
+    names = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if names and names != [cn]:
+        raise FleetError("%s: the request is for CN=%s, not %s; is it the right device's file?" % (path, names[0], cn))
+    key = csr.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in ("secp256r1", "secp384r1"):
+            raise FleetError("%s: EC curve %s: use P-256 (prime256v1) or P-384" % (path, key.curve.name))
+    elif isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise FleetError("%s: a %d-bit RSA key is too short: use 2048 bits or more, or EC P-256" % (path, key.key_size))
+    else:
+        raise FleetError("%s: a %s key: use EC P-256 or RSA" % (path, type(key).__name__))
+    return key
