@@ -344,3 +344,23 @@ def test_a_bad_csr_is_refused_with_the_reason_and_nothing_is_written(root, tmp_p
         err = capsys.readouterr().err
         assert str(path) in err and why in err, err
         assert snapshot(root) == before
+
+
+@pytest.mark.parametrize(
+    "edit, what",
+    [
+        (lambda d: d["devices"].__setitem__("x\ntopic readwrite #", d["devices"].pop("dev-b")), "device id"),
+        (lambda d: d["devices"]["dev-a"].__setitem__("board", "esp32\nuser dev-b"), "board of dev-a"),
+        (lambda d: d["fleet"]["broker"].__setitem__("user", "root\nallow_anonymous true"), "fleet.broker.user"),
+        (lambda d: d["fleet"]["broker"].__setitem__("port", "8883\nlistener 1883"), "fleet.broker.port"),
+    ],
+)
+def test_a_hand_edited_registry_cannot_add_lines_to_the_acl_or_config(root, edit, what, capsys):
+    doc = json.loads((root / "registry.json").read_text())
+    edit(doc)
+    (root / "registry.json").write_text(json.dumps(doc))
+    before = {p: (root / "broker" / p).read_bytes() for p in ("acl", "mosquitto.conf", "crl.pem")}
+    assert fleet_cli("--dir", root, "broker-config") == 2
+    err = capsys.readouterr().err
+    assert "registry.json" in err and what in err, err
+    assert {p: (root / "broker" / p).read_bytes() for p in before} == before

@@ -21,7 +21,7 @@ import signal
 import time
 
 from edgefw.fleet import FleetError, pki
-from edgefw.fleet.registry import write_atomic
+from edgefw.fleet.registry import check_name, write_atomic
 
 HEADER = "# Written by `edgefw fleet broker-config` from %s: edit the registry, not this file.\n"
 
@@ -47,19 +47,32 @@ def service_topics(entry):
     raise FleetError("unknown service role %r" % role)
 
 
+def _checked(fleet, name, what):
+    # the registry is a file people edit: a name must not be able to add
+    # lines (rules) to the ACL
+    try:
+        return check_name(name, what)
+    except FleetError as e:
+        raise FleetError("%s: %s; fix the entry" % (fleet.registry_path, e))
+
+
 def acl_text(fleet):
     lines = [HEADER % fleet.registry_path, "# Anything not granted below is denied.\n"]
     for dev in sorted(fleet.doc["devices"]):
         e = fleet.doc["devices"][dev]
+        _checked(fleet, dev, "device id")
         if e["status"] != "active":
-            lines.append("\n# %s: revoked %s\n" % (dev, e["revoked"]["at"]))
+            lines.append("\n# %s: revoked\n" % dev)
             continue
-        lines.append("\n# device %s (board %s)\nuser %s\n" % (dev, e["board"], dev))
+        lines.append("\n# device %s (board %s)\nuser %s\n" % (dev, _checked(fleet, e["board"], "board of %s" % dev), dev))
         lines += ["topic %s %s\n" % at for at in device_topics(dev)]
     for name in sorted(fleet.doc["services"]):
         e = fleet.doc["services"][name]
+        _checked(fleet, name, "service name")
+        for d in e.get("devices", []):
+            _checked(fleet, d, "device of gateway %s" % name)
         if e["status"] != "active":
-            lines.append("\n# %s: revoked %s\n" % (name, e["revoked"]["at"]))
+            lines.append("\n# %s: revoked\n" % name)
             continue
         lines.append("\n# service %s (role %s)\nuser %s\n" % (name, e["role"], name))
         lines += ["topic %s %s\n" % at for at in service_topics(_active_view(fleet, e))]
@@ -78,6 +91,12 @@ def _active_view(fleet, entry):
 def conf_text(fleet):
     s = fleet.settings["broker"]
     b = fleet.broker_dir
+    for k in ("pid_file", "user", "bind"):
+        v = s.get(k)
+        if v is not None and (not isinstance(v, str) or not v or any(ch.isspace() for ch in v)):
+            raise FleetError("%s: fleet.broker.%s %r: must be non-empty, without spaces or line breaks" % (fleet.registry_path, k, v))
+    if not isinstance(s.get("port"), int) or not 0 < s["port"] < 65536:
+        raise FleetError("%s: fleet.broker.port %r: a port from 1 to 65535" % (fleet.registry_path, s.get("port")))
     lines = [
         HEADER % fleet.registry_path,
         "per_listener_settings false\n",
