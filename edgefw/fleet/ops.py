@@ -51,9 +51,9 @@ def init(
             raise FleetError("%s must be a whole number of days, at least 1 (got %r)" % (what, v))
     if not isinstance(overlap_days, int) or not 0 <= overlap_days < cert_days:
         raise FleetError("overlap_days must be from 0 to cert_days - 1 (got %r)" % (overlap_days,))
-    if any(ch.isspace() for ch in f.root):
-        # its paths become mosquitto.conf values, which end at a space
-        raise FleetError("%r: the fleet directory's path must have no spaces" % f.root)
+    if "\n" in f.root or "\r" in f.root:
+        # its paths become mosquitto.conf lines
+        raise FleetError("%r: the fleet directory's path must have no line breaks" % f.root)
     if os.path.exists(f.registry_path):
         raise FleetError("%s: a fleet is already here; it is never overwritten" % f.registry_path)
     for what, v in (("bind address", bind), ("pid file", pid_file), ("broker user", user)) + tuple(("broker host", h) for h in hosts):
