@@ -27,7 +27,7 @@ from hal.errors import ConfigError
 
 STARTUP = ("manual", "auto")
 TOP_FIELDS = ("device_id", "period_ms", "startup", "sensors", "interlock", "record", "inference", "uplink")
-UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first", "receipts", "receipt_timeout_ms")
+UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "tls_cert", "tls_key", "key_file", "batch_records", "batch_ms", "rate_bytes_s", "live_first", "receipts", "receipt_timeout_ms")
 __all__ = ("load_config", "check", "check_uplink", "parse_broker", "channel_names", "SENSOR_TYPES")
 # every sensor's; a driver adds its own (its OPTIONS)
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms")
@@ -316,14 +316,20 @@ def check_uplink(cfg, src="<config>", files=False):
         hp = parse_broker(b)
     except ValueError as e:
         c.fail("uplink.broker", str(e), b)
-    for k in ("username", "password", "tls_ca", "key_file"):
+    for k in ("username", "password", "tls_ca", "tls_cert", "tls_key", "key_file"):
         if up[k] is not None:
             c.text("uplink." + k, up[k])
-            if files and k in ("tls_ca", "key_file"):
+            if files and k in ("tls_ca", "tls_cert", "tls_key", "key_file"):
                 try:
                     os.stat(up[k])
                 except OSError:
                     c.fail("uplink." + k, "a file that exists, or null", up[k])
+    # a certificate is useless without its key, and sent only over TLS
+    if (up["tls_cert"] is None) != (up["tls_key"] is None):
+        k = "uplink.tls_key" if up["tls_key"] is None else "uplink.tls_cert"
+        c.fail(k, "set together with uplink.tls_cert and uplink.tls_key (both, or both null)", None)
+    if up["tls_cert"] is not None and up["tls_ca"] is None:
+        c.fail("uplink.tls_ca", "a CA file: a client certificate is sent only over TLS (uplink.tls_cert is set)", None)
     c.num("uplink.batch_records", up["batch_records"], 1, 100000, integer=True)
     c.num("uplink.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
     c.num("uplink.rate_bytes_s", up["rate_bytes_s"], 0, 1 << 30, integer=True)

@@ -11,7 +11,8 @@ known problems handled.
   ``ssl`` is registered under that name before connecting. The broker's
   certificate is checked against the configured CA (``tls["ca"]``, PEM or
   DER; mbedtls here takes DER, so PEM is decoded first) and the broker's
-  host name or address.
+  host name or address. ``tls["cert"]`` and ``tls["key"]`` (PEM or DER)
+  add a client certificate (``edgefw fleet add`` writes them).
 
 - Timeouts: umqtt.simple's ``wait_msg`` calls ``setblocking(True)`` on
   every packet, which on MicroPython drops the socket's timeout, so a
@@ -74,6 +75,11 @@ class Client(ClientBase):
             if "ussl" not in sys.modules:
                 sys.modules["ussl"] = ssl
             params = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": self.host, "cadata": _der(self.tls["ca"])}
+            if self.tls.get("cert"):
+                # a client certificate, for a broker that requires one;
+                # mbedtls takes a PEM buffer only NUL-terminated, DER as is
+                params["cert"] = _der(self.tls["cert"])
+                params["key"] = _der(self.tls["key"])
         c = _Fixed(
             self.client_id,
             self.host,
@@ -144,7 +150,7 @@ class Client(ClientBase):
 
 
 def _der(path):
-    """A CA certificate file as DER (the first certificate of a PEM file)."""
+    """A certificate or key file as DER (the first block of a PEM file)."""
     import binascii
 
     with open(path, "rb") as f:
