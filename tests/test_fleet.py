@@ -364,3 +364,14 @@ def test_a_hand_edited_registry_cannot_add_lines_to_the_acl_or_config(root, edit
     err = capsys.readouterr().err
     assert "registry.json" in err and what in err, err
     assert {p: (root / "broker" / p).read_bytes() for p in before} == before
+
+
+def test_the_expected_firmware_hash_is_set_checked_and_cleared(root, capsys):
+    h = "AB" * 32
+    assert fleet_cli("--dir", root, "firmware", "dev-a", "--sha256", h) == 0
+    assert json.loads((root / "registry.json").read_text())["devices"]["dev-a"]["firmware_sha256"] == h.lower()
+    assert fleet_cli("--dir", root, "firmware", "dev-a", "--sha256", "abc") == 2
+    assert fleet_cli("--dir", root, "firmware", "ingest-1", "--sha256", h) == 2
+    assert "64 hex digits" in capsys.readouterr().err
+    assert fleet_cli("--dir", root, "firmware", "dev-a", "--clear") == 0
+    assert json.loads((root / "registry.json").read_text())["devices"]["dev-a"]["firmware_sha256"] is None

@@ -3,13 +3,16 @@ credentials, and the broker's TLS-only configuration with per-identity ACLs
 made from the registry (docs/security.md).
 
     edgefw fleet init DIR [--broker-host H ...] [--listen ADDR:PORT]
-    edgefw fleet add DEVICE --board B [--label k=v ...] [--out CREDDIR]
-    edgefw fleet add-service NAME --role ingest|gateway [--devices a,b]
-    edgefw fleet revoke DEVICE [--reload PIDFILE]
-    edgefw fleet rotate DEVICE
+    edgefw fleet add DEVICE --board B [--label k=v ...] [--out CREDDIR] [--csr FILE] [--reload PIDFILE]
+    edgefw fleet add-service NAME --role ingest|gateway [--devices a,b] [--csr FILE] [--reload PIDFILE]
+    edgefw fleet revoke NAME [--reason TEXT] [--reload PIDFILE]
+    edgefw fleet rotate NAME [--csr FILE] [--reload PIDFILE]
+    edgefw fleet firmware DEVICE --sha256 HEX | --clear
     edgefw fleet list
-    edgefw fleet broker-config
-    edgefw fleet ingest-keys [--out FILE]
+    edgefw fleet broker-config [--reload PIDFILE]
+    edgefw fleet ingest-keys [--out FILE] [--all]
+
+(``--dir DIR`` before the sub-command, or $EDGEFW_FLEET, names the fleet.)
 """
 
 

@@ -52,6 +52,12 @@ def add_parser(parser):
     p.add_argument("--csr", metavar="FILE")
     p.add_argument("--reload", metavar="PIDFILE")
 
+    p = sub.add_parser("firmware", help="the firmware image hash a device is expected to run (for attestation)")
+    p.add_argument("name", metavar="DEVICE")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--sha256", metavar="HEX")
+    g.add_argument("--clear", action="store_true")
+
     sub.add_parser("list", help="devices and services").add_argument("--json", action="store_true")
 
     p = sub.add_parser("broker-config", help="write mosquitto.conf, acl and crl.pem from the registry")
@@ -121,6 +127,8 @@ def _run(args):
         _f, out = ops.rotate(root, args.name, args.out, args.csr)
         _reload(args.reload)
         print("%s: new credentials in %s" % (args.name, out))
+    elif c == "firmware":
+        ops.set_firmware(root, args.name, None if args.clear else args.sha256)
     elif c == "list":
         rows = ops.listing(root)
         crl = ops.crl_status(root)

@@ -288,6 +288,22 @@ def rotate(root, name, out=None, csr=None):
     return f, out
 
 
+def set_firmware(root, dev, sha256):
+    """The firmware image hash ``dev`` is expected to run (hex SHA-256), or
+    None to clear it: what ingest will compare the device's attestation
+    with."""
+    f = Fleet(root).load()
+    if dev not in f.doc["devices"]:
+        raise FleetError("%s: no device %r in the registry" % (f.registry_path, dev))
+    if sha256 is not None:
+        sha256 = sha256.lower()
+        if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
+            raise FleetError("%r: a SHA-256 as 64 hex digits" % sha256)
+    f.doc["devices"][dev]["firmware_sha256"] = sha256
+    f.save()
+    return f
+
+
 def write_credentials(dest, name, key, cert, ca, seal_key, broker):
     """A device's (or service's) credential directory, ready to copy to it:
 
