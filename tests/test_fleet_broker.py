@@ -579,3 +579,80 @@ def test_a_linux_board_with_its_own_key_from_a_csr_connects(fleet, tmp_path):
             break
         pi.close()
         assert time.monotonic() - t0 < 3
+
+
+def test_a_device_and_ingest_with_their_fleet_identities_deliver_end_to_end(fleet, tmp_path):
+    """The whole path on the fleet's broker: `edgefw run` with the device's
+    credentials in its uplink config (tls_ca, tls_cert, tls_key, key_file)
+    and `edgefw ingest` with the ingest identity's certificate and the
+    exported seal keys; every record is committed and receipted, so the
+    device's journal ends empty."""
+    import json
+    import sqlite3
+    import subprocess
+    import sys
+
+    root, b = fleet
+    keys = tmp_path / "keys.json"
+    assert _fleet_cli("--dir", root, "ingest-keys", "--out", keys) == 0
+    ic = creds(root, "ingest-1")
+    db = tmp_path / "ingest.sqlite"
+    ing = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgefw",
+            "ingest",
+            "--broker",
+            "127.0.0.1:%d" % b.port,
+            "--db",
+            str(db),
+            "--keys",
+            str(keys),
+            "--tls-ca",
+            ic["ca"],
+            "--tls-cert",
+            ic["cert"],
+            "--tls-key",
+            ic["key"],
+            "--client-id",
+            "ingest-1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        dc = creds(root, "dev-a")
+        cfg = tmp_path / "dev.json"
+        cfg.write_text(
+            json.dumps(
+                {
+                    "device_id": "dev-a",
+                    "uplink": {
+                        "enabled": True,
+                        "broker": "127.0.0.1:%d" % b.port,
+                        "tls_ca": dc["ca"],
+                        "tls_cert": dc["cert"],
+                        "tls_key": dc["key"],
+                        "key_file": dc["key"].replace("client.key", "seal.key"),
+                    },
+                }
+            )
+        )
+        p = subprocess.run(
+            [sys.executable, "-m", "edgefw", "run", "--config", str(cfg), "--cycles", "300", "--json", "--journal", str(tmp_path / "j"), "--drain-s", "20"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, p.stderr
+        s = json.loads(p.stdout.strip().splitlines()[-1])
+        # the uplink also carries the run's start event beside the loop's records
+        assert s["journal_pending"] == 0 and s["uplink"]["records"] >= s["records"] > 0, s["uplink"]
+        n = sqlite3.connect(str(db)).execute("SELECT COUNT(*) FROM records WHERE device='dev-a'").fetchone()[0]
+        assert n == s["uplink"]["records"]
+    finally:
+        ing.terminate()
+        out, err = ing.communicate(timeout=30)
+    assert "refused" not in err.lower() or "0 refused" in err.lower(), err[-500:]

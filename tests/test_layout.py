@@ -175,5 +175,11 @@ def test_pip_installs_no_generic_top_level_package():
     # board, which edgefw run uses by default (README, Layout)
     assert tops == {"firmware", "hal", "boards", "sim", "edgefw"}
     assert cfg["project"]["scripts"]["edgefw"] == "edgefw.cli:main"
-    for pkg in cfg["tool"]["setuptools"]["packages"]:
+    listed = set(cfg["tool"]["setuptools"]["packages"])
+    for pkg in listed:
         assert (ROOT / pkg.replace(".", "/")).is_dir(), pkg
+    # every package of the installed tops is listed, or pip leaves it out
+    for top in tops:
+        for init in (ROOT / top).rglob("__init__.py"):
+            if "__pycache__" not in init.parts:
+                assert ".".join(init.parent.relative_to(ROOT).parts) in listed, init

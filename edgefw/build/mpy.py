@@ -235,7 +235,7 @@ def _bundle_files(out, cfg):
     shipped config names them there."""
     up = cfg["uplink"]
     moved = {}
-    for field, name in (("key_file", "device.key"), ("tls_ca", "ca.pem")):
+    for field, name in (("key_file", "device.key"), ("tls_ca", "ca.pem"), ("tls_cert", "client.pem"), ("tls_key", "client.key")):
         if up.get(field):
             shutil.copyfile(up[field], out / name)
             moved[field] = name

@@ -209,7 +209,7 @@ class Receiver:
     # after a failed commit: first wait, and the longest
     RETRY_S = (0.2, 5.0)
 
-    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True, clean_session=False):
+    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True, clean_session=False, tls_cert=None, tls_key=None):
         import paho.mqtt.client as mqtt
 
         self.ing = ing
@@ -226,7 +226,7 @@ class Receiver:
         if username:
             c.username_pw_set(username, password)
         if tls_ca:
-            c.tls_set(ca_certs=tls_ca)
+            c.tls_set(ca_certs=tls_ca, certfile=tls_cert, keyfile=tls_key)
         # receipts of a large group go out in one burst
         c.max_inflight_messages_set(1000)
         self.subscribed = threading.Event()
@@ -331,6 +331,9 @@ def load_keys(path):
 
 
 def run(args):
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_cert and not args.tls_ca):
+        print("edgefw ingest: --tls-cert and --tls-key go together, and with --tls-ca (the fleet's ca.pem)", file=sys.stderr)
+        return 2
     host, _, port = args.broker.partition(":")
     port = int(port or 1883)
     keys = load_keys(args.keys) if args.keys else None
@@ -351,7 +354,8 @@ def run(args):
     signal.signal(signal.SIGTERM, _term)
     cid = args.client_id or ("edgefw-ingest-" + args.share if args.share else "edgefw-ingest")
     r = Receiver(
-        ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts, clean_session=args.clean_session
+        ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts, clean_session=args.clean_session,
+        tls_cert=args.tls_cert, tls_key=args.tls_key
     ).start()
     last = -1
     t_start = t_last_change = time.monotonic()
@@ -441,6 +445,8 @@ def add_parser(p):
     p.add_argument("--username")
     p.add_argument("--password")
     p.add_argument("--tls-ca", type=_readable, help="CA certificate file: connect with TLS")
+    p.add_argument("--tls-cert", type=_readable, help="client certificate (PEM), for a broker that requires one (edgefw fleet add-service --role ingest)")
+    p.add_argument("--tls-key", type=_readable, help="the client certificate's private key (PEM)")
     p.add_argument("--idle-exit", type=float, help="exit after this many seconds with no batch")
     p.add_argument("--json", action="store_true", help="print the counts as JSON at exit")
     p.add_argument("--metrics-port", type=_port, metavar="PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port)")

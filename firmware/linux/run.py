@@ -173,14 +173,14 @@ def start_forwarder(fw, args):
     (``--broker`` overrides its broker and enables it)."""
     from firmware.config import load_config
     from firmware.linux.forwarder import Forwarder
-    from firmware.uplink.uplink import check_config, from_config, make_client
+    from firmware.uplink.uplink import check_config, from_config, make_client, tls_of
 
     cfg = load_config(args.config)
     if args.broker:
         cfg["uplink"]["broker"] = args.broker
     host, port = check_config(cfg, args.config or "defaults")
     u = cfg["uplink"]
-    tls = {"ca": u["tls_ca"]} if u["tls_ca"] else None
+    tls = tls_of(u)
     client = make_client(host, port, cfg["device_id"], u["username"], u["password"], tls)
     fwd = Forwarder(fw.journal, from_config(fw.journal, client, cfg["device_id"], u))
     fwd.start()

@@ -18,7 +18,7 @@ from the same slices.
 import time
 
 from firmware.uplink.mqtt_nb import Client
-from firmware.uplink.uplink import from_config
+from firmware.uplink.uplink import from_config, tls_of
 
 
 class CoopClock:
@@ -71,11 +71,12 @@ def attach(fw, device_id, u, wifi=None):
     """The config's ``uplink`` section as an uplink in ``fw``'s idle time;
     returns the ``Uplink``."""
     host, _, port = u["broker"].rpartition(":")
-    if u.get("tls_ca"):
+    tls = tls_of(u)
+    if tls is not None:
         from firmware.uplink.umqtt_client import Client as Blocking
 
         # TLS: umqtt.simple, which blocks up to its timeout per call
-        client = Blocking(host, int(port), device_id, u["username"], u["password"], {"ca": u["tls_ca"]}, 200)
+        client = Blocking(host, int(port), device_id, u["username"], u["password"], tls, 200)
         client.deadline_us = None
     else:
         client = Client(host, int(port), device_id, u["username"], u["password"])

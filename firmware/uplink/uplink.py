@@ -505,6 +505,15 @@ def read_key(path):
         return binascii.unhexlify(f.read().strip())
 
 
+def tls_of(u):
+    """The client's TLS settings from the config's ``uplink`` section: None
+    without ``tls_ca``; else the CA, and the client certificate and key
+    when the broker asks for one (``edgefw fleet add`` writes them)."""
+    if not u.get("tls_ca"):
+        return None
+    return {"ca": u["tls_ca"], "cert": u.get("tls_cert"), "key": u.get("tls_key")}
+
+
 def from_config(journal, client, device_id, u, **limits):
     """An ``Uplink`` from the config's ``uplink`` section ``u``, the one
     way both targets build it; ``limits`` override its settings (the
