@@ -15,7 +15,10 @@ made from the registry (docs/security.md).
 (``--dir DIR`` before the sub-command, or $EDGEFW_FLEET, names the fleet.)
 """
 
+from hal.errors import EdgefwError
 
-class FleetError(Exception):
+
+class FleetError(EdgefwError, RuntimeError):
     """A fleet operation that cannot go ahead: the message names the file
     or the entry and what to do about it."""
+
