@@ -142,6 +142,11 @@ def main(argv):
                     continue
                 elif "error" in v:
                     print("  %-24s %s" % (k, v["error"][:100]))
+                elif k == "instructions_per_invoke":
+                    print(
+                        "  instructions per invoke: unix port pure %d, native %d (%.1fx fewer), tflite-micro %s"
+                        % (v["unix_pure"], v["unix_native"], v["pure_over_native"], v.get("tflm", "-"))
+                    )
                 elif "alloc_bytes_per_invoke" in v:
                     print("  %-24s %12.1f us median invoke, %d bytes allocated per invoke" % (k, v["median_us"], v["alloc_bytes_per_invoke"]))
                 else:
@@ -171,7 +176,10 @@ def main(argv):
             print("%-24s %12.1f records/s stored in SQLite%s" % (k, v, ", receipted and deleted" if k == "ours" else ""))
         print("end to end vs paho per record: %.2fx (target >= 25)" % res["ratios"]["end_to_end_vs_paho_per_record"])
         if "backlog_1m_drain_s" in res:
-            print("1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)" % (res["backlog_1m_drain_s"], res["backlog_records"]))
+            print(
+                "1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)"
+                % (res["backlog_1m_drain_s"], res["backlog_records"])
+            )
         if a.json:
             print(json.dumps(res))
         return 0
