@@ -2,8 +2,8 @@
 native emitter (the unix port here; an ESP32 from an xtensawin .mpy), the
 pure ones elsewhere (the 32-bit wasm port, CPython); on the unix port the
 same bytes as TensorFlow Lite Micro for every operator they implement
-(FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools) and every shipped
-model, and no allocation in invoke (tests/test_nn_parity.py's heap-lock
+(FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD, MUL, MEAN)
+and every shipped model, and no allocation in invoke (tests/test_nn_parity.py's heap-lock
 test runs every operator on both ports)."""
 
 import subprocess
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, TARGETS, run_micropython
-from tests.test_nn_parity import CASES, CONV_CASES, make, tflm_outputs
+from tests.test_nn_parity import BROADCASTS, CASES, CONV_CASES, MEAN_CASES, make
 
 pytestmark = pytest.mark.micropython
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install tflite-micro (the test extra)")
@@ -51,14 +51,38 @@ def _models():
         for pad in ("SAME", "VALID"):
             models["%s_%s" % (kind, pad)] = pool_model(kind, [1, 7, 9, 3], (0.05, 4), (3, 3), (2, 2), pad, 0)
             models["%s_%s_relu6" % (kind, pad)] = pool_model(kind, [2, 5, 6, 2], (0.05, -20), (2, 3), (1, 2), pad, 3)
+    from edgefw.build.tflite_build import elementwise_model, mean_model
+
+    for kind in ("ADD", "MUL"):
+        for act in (0, 1, 3):
+            qo = (0.06, 3) if kind == "ADD" else (0.02, -4)
+            models["%s_act%d" % (kind, act)] = elementwise_model(kind, [1, 5, 4], (0.03, -2), (0.05, 7), qo, act)
+        for k, (sa, sb) in enumerate(BROADCASTS):
+            models["%s_broadcast_%d" % (kind, k)] = elementwise_model(kind, sa, (0.04, 5), (0.02, -9), (0.05, 1) if kind == "ADD" else (0.01, 2), 0, sb)
+    for k, (shape, axes, keep, qi, qo) in enumerate(MEAN_CASES):
+        models["mean_%d" % k] = mean_model(shape, axes, keep, qi, qo)
     for p in sorted((ROOT / "firmware" / "models").glob("*.tflite")):
         models[p.stem] = p.read_bytes()
     return models
 
 
+def _reference(data, xs):
+    """TFLM's outputs for samples ``xs``, each {input index: int8 array}."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    ref = runtime.Interpreter.from_bytes(data)
+    out = b""
+    for x in xs:
+        for k, v in x.items():
+            ref.set_input(v, k)
+        ref.invoke()
+        out += ref.get_output(0).tobytes()
+    return out
+
+
 def _script(tmp_path, names, pure):
     # one process for every model: it prints the kernel set it ran, then
-    # writes each model's outputs
+    # writes each model's outputs (a sample is every input's bytes in turn)
     force = "from firmware.nn import kernels\ninterp.KERNELS = kernels\n" if pure else ""
     return (
         "import array\nfrom firmware.nn import interp\n%s"
@@ -66,10 +90,14 @@ def _script(tmp_path, names, pure):
         "for n in %r:\n"
         "    it = interp.Interpreter(open('%s/' + n + '.tflite', 'rb').read())\n"
         "    xs = open('%s/' + n + '.in', 'rb').read()\n"
-        "    k = len(it.input(0))\n"
+        "    m = it.model\n"
+        "    ins = [it.input(k) for k in range(len(m.inputs)) if not m.tensors[m.inputs[k]].data and m.tensors[m.inputs[k]].type == 9]\n"
         "    out = bytearray()\n"
-        "    for j in range(len(xs) // k):\n"
-        "        it.input(0)[:] = array.array('b', xs[j * k:(j + 1) * k])\n"
+        "    at = 0\n"
+        "    while at < len(xs):\n"
+        "        for t in ins:\n"
+        "            t[:] = array.array('b', xs[at:at + len(t)])\n"
+        "            at += len(t)\n"
         "        it.invoke()\n"
         "        out.extend(bytes(it.output(0)))\n"
         "    open('%s/' + n + '.out', 'wb').write(out)\n" % (force, names, tmp_path, tmp_path, tmp_path)
@@ -78,22 +106,26 @@ def _script(tmp_path, names, pure):
 
 @pytest.mark.parametrize("pure", [False, True], ids=["native", "pure"])
 def test_unix_port_kernels_are_bit_exact_with_tflite_micro(tmp_path, pure):
-    from tflite_micro.python.tflite_micro import runtime
+    from firmware.nn.interp import Interpreter
+    from firmware.nn.model import INT8
 
     models = _models()
     want = {}
     for k, (n, data) in enumerate(sorted(models.items())):
-        shape = runtime.Interpreter.from_bytes(data).get_input_details(0)["shape"]
-        xs = np.random.default_rng(k).integers(-128, 128, (60,) + tuple(shape)).astype(np.int8)
+        m = Interpreter(data).model
+        # the inputs a caller fills (MEAN lists its constant axes as one too)
+        feed = [j for j, ti in enumerate(m.inputs) if not m.tensors[ti].data and m.tensors[ti].type == INT8]
+        rng = np.random.default_rng(k)
+        xs = [{j: rng.integers(-128, 128, m.tensors[m.inputs[j]].shape).astype(np.int8) for j in feed} for _ in range(60)]
         (tmp_path / (n + ".tflite")).write_bytes(data)
-        (tmp_path / (n + ".in")).write_bytes(xs.tobytes())
-        want[n] = tflm_outputs(data, xs)
+        (tmp_path / (n + ".in")).write_bytes(b"".join(x[j].tobytes() for x in xs for j in feed))
+        want[n] = _reference(data, xs)
     p = run_micropython(["-c", _script(tmp_path, sorted(models), pure)])
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.split()[0] == ("firmware.nn.kernels" if pure else "firmware.nn.kernels_native")
     differ = [n for n in sorted(models) if (tmp_path / (n + ".out")).read_bytes() != want[n]]
     assert differ == [], differ
-    assert len(models) >= 30
+    assert len(models) >= 50
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

@@ -2,8 +2,8 @@
 port with a native emitter: the unix port on x86-64, and an ESP32 from a
 ``.mpy`` built with ``mpy-cross -march=xtensawin``. Same arguments and the
 same output bytes as firmware.nn.kernels (TFLM's reference kernels); the
-operators not here (ADD, MUL, MEAN, SOFTMAX, LOGISTIC, QUANTIZE,
-DEQUANTIZE) are firmware.nn.kernels' own, re-exported.
+operators not here (SOFTMAX and LOGISTIC, table look-ups; QUANTIZE and
+DEQUANTIZE, float) are firmware.nn.kernels' own, re-exported.
 
     from firmware.nn import kernels_native as k   # ImportError on CPython,
     k.fully_connected(...)                        # SyntaxError or ValueError
@@ -15,15 +15,18 @@ x86-64 and 32 on an ESP32, so the arithmetic is written to give TFLM's
 int32 results on both: the accumulator and a left-shifted one wrap to 32
 bits (``(x + M) & MASK) - M``, the identity on a 32-bit word), and the
 requantization is ``q31.srdhm_split``'s, in 15-bit limbs that never pass
-2**31. Each kernel does its requantization inline: calling another viper
-function boxes the arguments, and a box past 2**30 is a heap allocation
-on a 32-bit port.
+2**31. FULLY_CONNECTED and the convolutions requantize inline: calling
+another viper function boxes the arguments, and a box past 2**30 is a
+heap allocation on a 32-bit port. ADD, MUL and MEAN call ``_mbqm``, whose
+arguments stay below 2**30 there (an int8 difference shifted by 20 bits,
+a product of two, a sum of int8 values). Viper takes no default
+arguments: every argument is passed, as the operators' run functions do.
 """
 
 # ruff: noqa: F821 (ptr8, ptr32 and uint are viper's own types)
 import micropython
 
-from firmware.nn.kernels import add, dequantize, logistic, mean, mul, quantize, softmax  # noqa: F401
+from firmware.nn.kernels import dequantize, logistic, quantize, softmax  # noqa: F401
 
 
 @micropython.viper
@@ -261,3 +264,131 @@ def pool2d(inp, shp, out, oshp, filt, stride, pad, lo: int, hi: int, average):
                     elif v > hi:
                         v = hi
                     po[((b * oh + oy) * ow + ox) * c + ch] = v
+
+
+@micropython.viper
+def _mbqm(x: int, qh: int, ql: int, sh: int) -> int:
+    # q31.mbqm, for the element-wise kernels below
+    M = int(1) << 31
+    MASK = M + (M - 1)
+    x = ((x + M) & MASK) - M
+    if sh > 0:
+        x = (((x << sh) + M) & MASK) - M
+    s = 0
+    mu = uint(x)
+    if x < 0:
+        s = 1
+        mu = uint(0 - x)
+    mh = int(mu >> 15)
+    ml = int(mu & 0x7FFF)
+    b2 = qh >> 15
+    b1 = qh & 0x7FFF
+    u = mh * ql
+    v = ml * b1
+    c = mh * b1
+    y = (ml * ql - s) >> 15
+    y = ((y + (u & 0x7FFF) + (v & 0x7FFF)) >> 15) + (u >> 15) + (v >> 15) + (c & 0x7FFF) + ml * b2 + 1
+    q = (((y >> 15) + (c >> 15) + mh * b2) << 14) + ((y & 0x7FFF) >> 1)
+    if s:
+        q = 0 - q
+    if sh < 0:
+        e = 0 - sh
+        mask = (1 << e) - 1
+        thr = mask >> 1
+        if q < 0:
+            thr += 1
+        r = q & mask
+        q = q >> e
+        if r > thr:
+            q += 1
+    return q
+
+
+@micropython.viper
+def add(a, a_off: int, am, ash: int, b, b_off: int, bm, bsh: int, out, om, osh: int, out_zp: int, lo: int, hi: int, amap, bmap):
+    pa = ptr8(a)
+    pb = ptr8(b)
+    po = ptr8(out)
+    amh = int(am[0])
+    aml = int(am[1])
+    bmh = int(bm[0])
+    bml = int(bm[1])
+    omh = int(om[0])
+    oml = int(om[1])
+    has_a = 0
+    if amap:
+        ma = ptr32(amap)
+        has_a = 1
+    has_b = 0
+    if bmap:
+        mb = ptr32(bmap)
+        has_b = 1
+    for i in range(int(len(out))):
+        ia = i
+        if has_a:
+            ia = ma[i]
+        ib = i
+        if has_b:
+            ib = mb[i]
+        x = int(_mbqm((((pa[ia] ^ 0x80) - 0x80) + a_off) << 20, amh, aml, ash))
+        y = int(_mbqm((((pb[ib] ^ 0x80) - 0x80) + b_off) << 20, bmh, bml, bsh))
+        v = int(_mbqm(x + y, omh, oml, osh)) + out_zp
+        if v < lo:
+            v = lo
+        elif v > hi:
+            v = hi
+        po[i] = v
+
+
+@micropython.viper
+def mul(a, a_off: int, b, b_off: int, out, m, sh: int, out_zp: int, lo: int, hi: int, amap, bmap):
+    pa = ptr8(a)
+    pb = ptr8(b)
+    po = ptr8(out)
+    mh = int(m[0])
+    ml = int(m[1])
+    has_a = 0
+    if amap:
+        ma = ptr32(amap)
+        has_a = 1
+    has_b = 0
+    if bmap:
+        mb = ptr32(bmap)
+        has_b = 1
+    for i in range(int(len(out))):
+        ia = i
+        if has_a:
+            ia = ma[i]
+        ib = i
+        if has_b:
+            ib = mb[i]
+        v = int(_mbqm((((pa[ia] ^ 0x80) - 0x80) + a_off) * (((pb[ib] ^ 0x80) - 0x80) + b_off), mh, ml, sh)) + out_zp
+        if v < lo:
+            v = lo
+        elif v > hi:
+            v = hi
+        po[i] = v
+
+
+@micropython.viper
+def mean(src, omap, acc, out, in_zp_n: int, m, sh: int, out_zp: int):
+    ps = ptr8(src)
+    pm = ptr32(omap)
+    pa = ptr32(acc)
+    po = ptr8(out)
+    mh = int(m[0])
+    ml = int(m[1])
+    M = int(1) << 31
+    na = int(len(acc))
+    for j in range(na):
+        pa[j] = 0
+    for i in range(int(len(src))):
+        k = pm[i]
+        pa[k] = pa[k] + ((ps[i] ^ 0x80) - 0x80)
+    for j in range(int(len(out))):
+        v = int(_mbqm(((pa[j] ^ M) - M) - in_zp_n, mh, ml, sh)) + out_zp
+        if v < -128:
+            v = -128
+        elif v > 127:
+            v = 127
+        po[j] = v
