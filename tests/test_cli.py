@@ -142,17 +142,30 @@ def test_ingest_refuses_a_bad_keys_file(tmp_path):
 @pytest.mark.slow
 def test_bench_infer_json_names_every_model_and_backend():
     # the benchmark's shape, not its timings: these machines are shared
-    p = subprocess.run([edgefw(), "bench", "infer", "--n", "4", "--json"], capture_output=True, text=True, timeout=900)
+    p = subprocess.run([edgefw(), "bench", "infer", "--n", "4", "--json"], capture_output=True, text=True, timeout=1800)
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert {"vib_dense", "vib_conv1d", "vib_autoencoder"} <= set(res["models"])
     for row in res["models"].values():
         assert row["micro_scalar"]["median_us"] > 0 and row["micro_numpy"]["median_us"] > 0
-        for target in ("micro_micropython", "micro_micropython32"):
+        for target in ("micro_micropython", "micro_micropython_pure", "micro_micropython32"):
             assert row[target]["median_us"] > 0, target
+            lo, hi = row[target]["spread_us"]
+            assert 0 < lo <= row[target]["median_us"] <= hi, (target, row[target])
             # invoke allocates nothing, on the 64-bit and the 32-bit port
             assert row[target]["alloc_bytes_per_invoke"] == 0 and row[target]["heap_locked_failures"] == "0/10", (target, row[target])
+        # the unix port runs its native kernels unless told not to; the wasm port has none
+        assert [row[t]["kernels"] for t in ("micro_micropython", "micro_micropython_pure", "micro_micropython32")] == ["kernels_native", "kernels", "kernels"]
+        lo, hi = row["micro_scalar"]["spread_us"]
+        assert lo <= row["micro_scalar"]["median_us"] <= hi
         assert row["overhead_vs_bare_invoke"]["micro"]["ratio"] > 0
+    for name in ("vib_dense", "vib_conv1d", "vib_autoencoder"):
+        ins = res["models"][name]["instructions_per_invoke"]
+        # counted, not timed: positive, each way, and the ratios are the counts'
+        assert ins["unix_pure_kernels"] == "kernels" and ins["unix_native_kernels"] == "kernels_native", ins
+        assert ins["unix_pure"] > 0 and ins["unix_native"] > 0 and ins["tflm"] > 0, ins
+        assert ins["pure_over_native"] == round(ins["unix_pure"] / ins["unix_native"], 2), ins
+        assert ins["native_over_tflm"] == round(ins["unix_native"] / ins["tflm"], 2), ins
 
 
 @pytest.mark.parametrize("target", ["cpython", "micropython"])

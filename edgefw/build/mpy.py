@@ -43,10 +43,17 @@ DATA_SUFFIXES = (".json",)
 OPT = 3
 BUILD = "build.json"
 
+# modules with native code (@micropython.viper), compiled for the target's
+# native emitter: "march" of the board's image, the host's for the unix
+# port; a port without one refuses the .mpy and runs the pure kernels
+NATIVE = ("firmware/nn/kernels_native.py",)
+
 # per board with an image: what it holds beside what runs on it
-# (edgefw.build.contents): MicroPython libraries, and the modules left out
+# (edgefw.build.contents): its native emitter, MicroPython libraries, and
+# the modules left out
 IMAGES = {
     "esp32_devkitc": {
+        "march": "xtensawin",
         "lib": ("umqtt",),
         "exclude": ("hal/interfaces.py",),
     },
@@ -141,9 +148,10 @@ def check_device(device, src):
     return {"wifi": wifi, "ntp": ntp}
 
 
-def _compile(exe, root, rel, dst):
+def _compile(exe, root, rel, dst, march="host"):
     dst.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([exe, "-O%d" % OPT, "-o", str(dst), str(rel)], cwd=root, check=True, timeout=60)
+    arch = ["-march=" + march] if Path(rel).as_posix() in NATIVE else []
+    subprocess.run([exe, "-O%d" % OPT] + arch + ["-o", str(dst), str(rel)], cwd=root, check=True, timeout=60)
 
 
 def image_sources(board, root=ROOT):
@@ -208,7 +216,7 @@ def build_image(out, board, root=ROOT, config=None, scenario=None):
             # compiled from its name in the image: no host path in the bytecode
             base = src.parents[len(Path(rel).parts) - 1] if not rel.startswith("lib/") else mpdeps.LIB
             name = rel if not rel.startswith("lib/") else rel[4:]
-            _compile(exe, base, name, dst.with_suffix(".mpy"))
+            _compile(exe, base, name, dst.with_suffix(".mpy"), IMAGES[board]["march"])
             n += 1
         elif rel == "boot.py":
             line = _board_module(board, root).PINS["RELAY_PERMIT"]["line"]

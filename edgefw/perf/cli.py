@@ -156,6 +156,11 @@ def main(a):
                     continue
                 elif "error" in v:
                     print("  %-24s %s" % (k, v["error"][:100]))
+                elif k == "instructions_per_invoke":
+                    print(
+                        "  instructions per invoke: unix port pure %d, native %d (%.1fx fewer), tflite-micro %s"
+                        % (v["unix_pure"], v["unix_native"], v["pure_over_native"], v.get("tflm", "-"))
+                    )
                 elif "alloc_bytes_per_invoke" in v:
                     print("  %-24s %12.1f us median invoke, %d bytes allocated per invoke" % (k, v["median_us"], v["alloc_bytes_per_invoke"]))
                 else:

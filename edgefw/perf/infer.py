@@ -1,9 +1,21 @@
 """``edgefw bench infer``: median invoke time per model and backend, side
-by side in one run (MicroPython twice: the 64-bit unix port and the 32-bit
-wasm port, each with the bytes allocated per invoke, which must be 0), and the overhead the loop's inference stage adds
-around ``invoke`` (quantized input in, score out) against a bare
-``invoke``. Feature extraction is not counted: it is the same for every
-backend.
+by side in one run (MicroPython three times: the 64-bit unix port with its
+native kernels and with the pure ones, and the 32-bit wasm port, each with
+the bytes allocated per invoke, which must be 0), and the overhead the
+loop's inference stage adds around ``invoke`` (quantized input in, score
+out) against a bare ``invoke``. Feature extraction is not counted: it is
+the same for every backend. Every time is the median of batches, with the
+spread of the batches (``spread_us``: fastest, slowest).
+
+``instructions_per_invoke`` counts instructions with valgrind's callgrind,
+which a shared machine's load does not change: the unix port's invoke
+with pure and native kernels, and tflite-micro's C++ ``Invoke`` on the
+same model, and their ratios. On MicroPython the invokes run inside
+``map()``, the only place callgrind collects (``--toggle-collect``), and
+the same map over a function that does nothing is subtracted; for TFLM
+callgrind collects inside ``MicroInterpreter::Invoke`` alone.
+
+    edgefw bench infer --json     # or bench_infer(n) from here
 """
 
 import os
@@ -18,11 +30,13 @@ from edgefw.util import ROOT
 
 MP_SCRIPT = """
 import gc, time, micropython
-from firmware.nn.interp import Interpreter
+from firmware.nn import interp, kernels
 
 
-def main(path, batches):
-    it = Interpreter(open(path, 'rb').read())
+def main(path, batches, pure):
+    if pure:
+        interp.KERNELS = kernels
+    it = interp.Interpreter(open(path, 'rb').read())
     it.invoke()
     # time per invoke: the mean over a batch of at least 50 ms (the 32-bit
     # port's clock ticks in milliseconds), median of the batches
@@ -60,10 +74,10 @@ def main(path, batches):
             ok = 0
         micropython.heap_unlock()
         failed += 1 - ok
-    print(per[len(per) // 2], (b - a) // k, failed, k)
+    print(interp.KERNELS.__name__, per[0], per[-1], per[len(per) // 2], (b - a) // k, failed, k)
 
 
-main(%r, %d)
+main(%r, %d, %d)
 """
 
 
@@ -72,8 +86,14 @@ def _mp_row(p):
         return {"error": "not installed"}
     if p.returncode != 0:
         return {"error": (p.stdout + p.stderr).strip()[-200:]}
-    us, per_invoke, failed, k = p.stdout.split()[-4:]
-    return {"median_us": round(float(us), 1), "alloc_bytes_per_invoke": int(per_invoke), "heap_locked_failures": "%s/%s" % (failed, k)}
+    kset, lo, hi, us, per_invoke, failed, k = p.stdout.split()[-7:]
+    return {
+        "median_us": round(float(us), 1),
+        "spread_us": [round(float(lo), 1), round(float(hi), 1)],
+        "kernels": kset.rsplit(".", 1)[-1],
+        "alloc_bytes_per_invoke": int(per_invoke),
+        "heap_locked_failures": "%s/%s" % (failed, k),
+    }
 
 
 def _run_unix(code):
@@ -101,6 +121,13 @@ def _median_us(fn, n):
         fn()
         ts.append(time.perf_counter_ns() - t)
     return statistics.median(ts) / 1000
+
+
+def _timed(fn, n, batches=5):
+    """Median of ``batches`` batch medians of ``n // batches`` calls each,
+    and the spread of those batch medians (fastest, slowest)."""
+    per = sorted(_median_us(fn, max(1, n // batches)) for _ in range(batches))
+    return {"median_us": round(per[len(per) // 2], 2), "spread_us": [round(per[0], 2), round(per[-1], 2)]}
 
 
 def _models():
@@ -200,7 +227,101 @@ def _overhead(it, bare, n):
     return {"bare_us": round(b, 2), "wrapped_us": round(w, 2), "ratio": round(w / b, 3)}
 
 
-def bench_infer(n=200, progress=print):
+# MicroPython: invokes inside map(), where callgrind collects; K > 0 runs
+# K invokes, K < 0 the same map over a function that does nothing
+CG_MP_SCRIPT = """
+import sys
+from firmware.nn import interp, kernels
+if %d:
+    interp.KERNELS = kernels
+it = interp.Interpreter(open(%r, "rb").read())
+it.invoke()
+inv = it.invoke
+K = %d
+f = (lambda _: inv()) if K > 0 else (lambda _: None)
+for _ in map(f, range(abs(K))):
+    pass
+print(interp.KERNELS.__name__)
+"""
+CG_TFLM_SCRIPT = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+ref = runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read())
+d = ref.get_input_details(0)
+ref.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+for _ in range(int(sys.argv[2])):
+    ref.invoke()
+"""
+CG_INVOKES = 10
+# the models whose instructions are counted (callgrind is slow): the shipped ones
+SHIPPED = ("vib_dense", "vib_conv1d", "vib_autoencoder")
+
+
+def _callgrind(argv, toggle, env=None, cwd=ROOT):
+    """Instructions callgrind collected inside ``toggle`` (a function name
+    pattern) while ``argv`` ran, and the run's stdout."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "cg.out")
+        cmd = ["valgrind", "--tool=callgrind", "--toggle-collect=" + toggle, "--callgrind-out-file=" + out] + argv
+        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            raise RuntimeError((p.stdout + p.stderr).strip()[-300:])
+        with open(out) as f:
+            for line in f:
+                if line.startswith("summary:"):
+                    return int(line.split()[1]), p.stdout
+    raise RuntimeError("callgrind wrote no summary")
+
+
+def _mp_argv():
+    """The unix port's command line: the pip package's ``micropython`` is a
+    Python script around the port (run under its Python, so callgrind
+    follows the port's C code), a build from source a binary."""
+    import sys
+
+    exe = shutil.which("micropython")
+    with open(exe, "rb") as f:
+        script = f.read(2) == b"#!"
+    return ([sys.executable, exe] if script else [exe]) + ["-X", "heapsize=8M"]
+
+
+def instructions_per_invoke(path, k=CG_INVOKES):
+    """Instructions per invoke of the model at ``path``: the unix port with
+    pure and with native kernels, and tflite-micro (see the module's
+    docstring); a reason instead where something is missing."""
+    if shutil.which("valgrind") is None:
+        return {"error": "valgrind not installed (apt-get install valgrind)"}
+    if shutil.which("micropython") is None:
+        return {"error": "micropython not installed"}
+    env = dict(os.environ, MICROPYPATH=".frozen:" + str(ROOT))
+    res = {"invokes": k}
+    try:
+        for key, pure in (("unix_pure", 1), ("unix_native", 0)):
+            runs = {}
+            for sign in (1, -1):
+                ir, out = _callgrind(_mp_argv() + ["-c", CG_MP_SCRIPT % (pure, str(path), sign * k)], "map_iternext", env)
+                runs[sign] = ir
+            res[key] = round((runs[1] - runs[-1]) / k)
+            res[key + "_kernels"] = out.split()[-1].rsplit(".", 1)[-1]
+    except RuntimeError as e:
+        return {"error": "callgrind on the unix port: %s" % e}
+    try:
+        import sys
+
+        ir, _out = _callgrind([sys.executable, "-c", CG_TFLM_SCRIPT, str(path), str(k)], "*MicroInterpreter::Invoke*", dict(os.environ, PYTHONHASHSEED="0"))
+        res["tflm"] = round(ir / k)
+    except RuntimeError as e:
+        res["tflm_error"] = str(e)[-200:]
+    res["pure_over_native"] = round(res["unix_pure"] / res["unix_native"], 2) if res["unix_native"] > 0 else None
+    if res.get("tflm"):
+        res["native_over_tflm"] = round(res["unix_native"] / res["tflm"], 2)
+    return res
+
+
+def bench_infer(n=200, progress=print, count=True):
     from edgefw.infer import BackendMissing
     from firmware.linux.runtimes import LinuxRuntime
     from firmware.nn.backend import open_model
@@ -222,12 +343,17 @@ def bench_infer(n=200, progress=print):
                     row[backend] = {"error": str(e)}
                 continue
             fn()
-            row[backend] = {"median_us": round(_median_us(fn, reps), 2)}
+            row[backend] = _timed(fn, reps)
         path = ROOT / ".bench-model.tflite"
         path.write_bytes(data)
         try:
-            for key, run in (("micro_micropython", _run_unix), ("micro_micropython32", _run_wasm32)):
-                row[key] = run(MP_SCRIPT % (str(path), 5))
+            # the unix port as it chooses (native kernels), then pure
+            row["micro_micropython"] = _run_unix(MP_SCRIPT % (str(path), 5, 0))
+            row["micro_micropython_pure"] = _run_unix(MP_SCRIPT % (str(path), 5, 1))
+            row["micro_micropython32"] = _run_wasm32(MP_SCRIPT % (str(path), 5, 0))
+            if count and name in SHIPPED:
+                progress("  instructions per invoke (callgrind)")
+                row["instructions_per_invoke"] = instructions_per_invoke(path)
         finally:
             path.unlink()
         # the stage around invoke, for the micro interpreter as the loop

@@ -23,6 +23,24 @@ from firmware.nn.model import FLOAT32, INT8, INT32, TYPE_NAMES, Model
 from hal.compat import IS_MICROPYTHON
 from hal.errors import ModelError
 
+
+def _kernel_set():
+    """The kernels every Interpreter runs, chosen once, at import: the
+    native ones (firmware.nn.kernels_native) where the port has a native
+    emitter, else the pure ones. A port without one refuses the module
+    (SyntaxError from source, ValueError from a .mpy with native code);
+    CPython runs the pure or the numpy kernels."""
+    if not IS_MICROPYTHON:
+        return kernels
+    try:
+        from firmware.nn import kernels_native
+
+        return kernels_native
+    except (ImportError, SyntaxError, ValueError):
+        return kernels
+
+
+KERNELS = _kernel_set()
 # CPython's struct.error is no ValueError; MicroPython raises ValueError
 _STRUCT_ERROR = getattr(struct, "error", ValueError)
 # Interpreter(vectorise=None) follows this: None = numpy kernels on CPython
@@ -53,7 +71,7 @@ class Interpreter:
         installed), False the scalar ones (what MicroPython runs); None
         chooses numpy on CPython when the model has at least
         VECTORISE_MIN_MACS multiply-accumulates."""
-        self.k = kernels
+        self.k = KERNELS
         try:
             self._load(data)
         except ModelError:

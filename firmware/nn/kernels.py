@@ -36,8 +36,9 @@ def activation_range(act, scale, zero_point):
 
 def fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in, n_out, lo, hi):
     """out[b*n_out + o] for every batch row b; ``mults``/``shifts`` hold one
-    entry (per tensor) or one per output channel."""
-    per_channel = len(mults) > 1
+    entry (per tensor) or one per output channel
+    (``q31.channel_multipliers``)."""
+    per_channel = len(shifts) > 1
     batches = len(inp) // n_in
     for bt in range(batches):
         base = bt * n_in
@@ -49,8 +50,7 @@ def fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in,
             if bias is not None:
                 acc += bias[o]
             k = o if per_channel else 0
-            m = mults[k]
-            acc = mbqm(acc, m[0], m[1], shifts[k]) + out_zp
+            acc = mbqm(acc, mults[2 * k], mults[2 * k + 1], shifts[k]) + out_zp
             if acc < lo:
                 acc = lo
             elif acc > hi:
@@ -104,9 +104,8 @@ def conv2d(inp, in_zp, shp, filt, fshp, bias, out, oshp, out_zp, mults, shifts, 
                                     acc += filt[fb + c] * (inp[ib + c] - in_zp)
                     if bias is not None:
                         acc += bias[o]
-                    k = o if len(mults) > 1 else 0
-                    m = mults[k]
-                    acc = mbqm(acc, m[0], m[1], shifts[k]) + out_zp
+                    k = o if len(shifts) > 1 else 0
+                    acc = mbqm(acc, mults[2 * k], mults[2 * k + 1], shifts[k]) + out_zp
                     out[obase + o] = lo if acc < lo else (hi if acc > hi else acc)
 
 

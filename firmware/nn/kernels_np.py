@@ -53,6 +53,15 @@ def _q31(m):
     return np.array([(h << 15) | lo for h, lo in m], dtype=np.int64)
 
 
+def _channels(mults, shifts):
+    """A layer's (multiplier as halves, shift), one pair or arrays of one
+    per output channel, from q31.channel_multipliers' flat arrays."""
+    if len(shifts) == 1:
+        return (mults[0], mults[1]), shifts[0]
+    a = np.frombuffer(mults, dtype=np.int32).astype(np.int64)
+    return list(zip(a[0::2].tolist(), a[1::2].tolist(), strict=True)), np.frombuffer(shifts, dtype=np.int32).astype(np.int64)
+
+
 def mbqm(x, qm, shift):
     """MultiplyByQuantizedMultiplier on an int64 array; ``qm`` a multiplier
     as halves or a list of them, ``shift`` a scalar or an array, both
@@ -75,7 +84,8 @@ def fully_connected(inp, in_zp, w, w_zp, bias, out, out_zp, mults, shifts, n_in,
     acc = x @ wm.T
     if bias is not None:
         acc += _vi(bias)
-    v = mbqm(acc, mults if len(mults) > 1 else mults[0], shifts if len(shifts) > 1 else shifts[0]) + out_zp
+    m, sh = _channels(mults, shifts)
+    v = mbqm(acc, m, sh) + out_zp
     _clamp_into(out, v.reshape(-1), lo, hi)
 
 
@@ -131,9 +141,8 @@ def conv2d(inp, in_zp, shp, filt, fshp, bias, out, oshp, out_zp, mults, shifts, 
         acc = patches.reshape(patches.shape[0], -1) @ f.T
     if bias is not None:
         acc += _vi(bias)
-    m = np.asarray(mults, dtype=np.int64) if len(mults) > 1 else mults[0]
-    s = np.asarray(shifts, dtype=np.int64) if len(shifts) > 1 else shifts[0]
-    v = mbqm(acc, m, s) + out_zp
+    m, sh = _channels(mults, shifts)
+    v = mbqm(acc, m, sh) + out_zp
     _clamp_into(out, v.reshape(-1), lo, hi)
 
 

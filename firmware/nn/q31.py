@@ -61,6 +61,22 @@ def split_multiplier(q):
     return (q >> 15, q & 0x7FFF)
 
 
+def channel_multipliers(in_scale, w_scales, out_scale):
+    """The requantization of a layer with one weight scale per output
+    channel (or one for all): array('i') of halves ``qh0, ql0, qh1, ql1,
+    ...`` and array('i') of shifts, as every kernel set reads them (the
+    native kernels as plain int32 memory)."""
+    import array
+
+    mults = array.array("i", bytes(8 * len(w_scales)))
+    shifts = array.array("i", bytes(4 * len(w_scales)))
+    for k, s in enumerate(w_scales):
+        q, sh = quantize_multiplier(in_scale * s / out_scale)
+        mults[2 * k], mults[2 * k + 1] = split_multiplier(q)
+        shifts[k] = sh
+    return mults, shifts
+
+
 def srdhm_split(a, bh, bl):
     """srdhm(a, b) for b = bh * 2**15 + bl >= 0 (0 <= bl < 2**15), without
     the 64-bit product: a * b + 2**30 is summed in 15-bit limbs, so for

@@ -44,11 +44,7 @@ def prepare(it, name, ins, outs, o):
         raise ModelError("%s %r: output shape %r, expected %r" % (name, tout.name, tout.shape, [tin.shape[0], oh, ow, oc]))
     if len(tf.scale) not in (1, oc) or min(tf.scale) <= 0 or (tb >= 0 and len(it.t[tb]) != oc):
         raise ModelError("%s %r: filter scales or bias do not match %d output channels" % (name, tout.name, oc))
-    mults, shifts = [], []
-    for sc in tf.scale:
-        q, s_ = q31.quantize_multiplier(tin.scale[0] * sc / tout.scale[0])
-        mults.append(q31.split_multiplier(q))
-        shifts.append(s_)
+    mults, shifts = q31.channel_multipliers(tin.scale[0], tf.scale, tout.scale[0])
     lo, hi = it.activation(o.get("activation", 0), tout, name)
     izp, ozp = tin.zero_point[0], tout.zero_point[0]
     return run, (name, ins[0], tin.shape, ins[1], tf.shape, tb, outs[0], tout.shape, izp, ozp, mults, shifts, (sh, sw), (dh, dwl), (ph, pw), lo, hi, dw, dm)

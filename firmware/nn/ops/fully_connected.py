@@ -35,11 +35,7 @@ def prepare(it, name, ins, outs, opts):
         raise ModelError("FULLY_CONNECTED %r: input, weights and output must be quantized (scale and zero point)" % (tout.name,))
     if min(tw_.scale) <= 0:
         raise ModelError("FULLY_CONNECTED %r: scales must be positive and zero points int8" % (tout.name,))
-    mults, shifts = [], []
-    for s in tw_.scale:
-        q, sh = q31.quantize_multiplier(tin.scale[0] * s / tout.scale[0])
-        mults.append(q31.split_multiplier(q))
-        shifts.append(sh)
+    mults, shifts = q31.channel_multipliers(tin.scale[0], tw_.scale, tout.scale[0])
     lo, hi = it.activation(opts.get("activation", 0), tout, name)
     wzp = tw_.zero_point[0] if tw_.zero_point else 0
     return run, (name, ti, tw, tb, outs[0], tin.zero_point[0], wzp, tout.zero_point[0], mults, shifts, n_in, n_out, lo, hi)
