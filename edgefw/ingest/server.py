@@ -70,7 +70,7 @@ class Ingest:
 
     # verified batches held while the database is away; beyond, the
     # oldest go unreceipted (their devices resend them)
-    MAX_PENDING = 20000
+    MAX_PENDING = 5000
 
     def __init__(self, db, keys=None, log=sys.stderr):
         self.store = open_store(str(db), log)

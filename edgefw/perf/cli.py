@@ -5,7 +5,7 @@ each is compared with. Not tests: the numbers depend on the machine.
     edgefw bench store [--json]
     edgefw bench forward [--backlog N] [--json]
     edgefw bench infer [--json]
-    edgefw bench ingest [--devices N] [--workers K] [--json]
+    edgefw bench ingest [--devices N] [--workers K] [--rate R] [--json]
 """
 
 import json
@@ -127,6 +127,7 @@ def main(argv):
     ig.add_argument("--repeat", type=int, default=3, help="runs of each case; median and spread reported (default 3)")
     ig.add_argument("--naive-records", type=int, default=3000, help="records for the naive peer, one message and one commit each (default 3000)")
     ig.add_argument("--pg-url", help="use this PostgreSQL (its records tables are truncated!) instead of a private server")
+    ig.add_argument("--rate", type=float, default=0, help="records/s each device measures and sends (default 0: a backlog, sent as fast as receipts allow)")
     ig.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
     ig.add_argument("--json", action="store_true", help=_JSON)
     a = p.parse_args(argv)
@@ -134,7 +135,7 @@ def main(argv):
     if a.what == "ingest":
         from edgefw.perf.ingest import bench_ingest, print_ingest
 
-        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, progress=say)
+        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, a.rate, progress=say)
         print_ingest(res)
         if a.json:
             print(json.dumps(res))

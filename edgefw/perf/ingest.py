@@ -44,14 +44,27 @@ TARGETS = {"postgresql_records_per_s": 50000, "receipt_p99_ms": 1000, "vs_copy":
 # ----------------------------------------------------------------- devices
 class MemJournal:
     """What ``Uplink`` needs of a journal, in memory: one telemetry queue
-    holding records 1..n, acknowledged in order."""
+    holding records 1..n, acknowledged in order. With ``rate`` (records/s)
+    the records appear at that pace from ``start()`` on, as a device
+    measuring them would append them; without, all are there at once (a
+    backlog)."""
 
-    def __init__(self, n, payload):
+    def __init__(self, n, payload, rate=None):
         self.lock = threading.Lock()
         self._live = {}
         self.n = n
         self.acked = 0
         self.payload = payload
+        self.rate = rate
+        self.t0 = None
+
+    def start(self):
+        self.t0 = time.perf_counter()
+
+    def available(self):
+        if not self.rate or self.t0 is None:
+            return self.n
+        return min(self.n, int(self.rate * (time.perf_counter() - self.t0)))
 
     def tick(self):
         pass
@@ -61,10 +74,11 @@ class MemJournal:
 
     def read_batch_after(self, after, max_records=100, max_bytes=65536):
         start = max(self.acked, after.get(1, 0), after.get(3, 0)) + 1
-        if start > self.n:
+        top = self.available()
+        if start > top:
             return None, []
         out, size = [], 0
-        for s in range(start, min(self.n, start + max_records - 1) + 1):
+        for s in range(start, min(top, start + max_records - 1) + 1):
             p = self.payload(s)
             if out and size + len(p) > max_bytes:
                 break
@@ -103,15 +117,15 @@ def _payload_fn():
 
 
 def _device_main(argv):
-    """python -m edgefw.perf.ingest device PORT RECORDS DEV...: connect
-    every device, say "ready", wait for a line on stdin, send everything,
-    print one JSON line."""
+    """python -m edgefw.perf.ingest device PORT RECORDS RATE DEV...: connect
+    every device, say "ready", wait for a line on stdin, send everything
+    (RATE records/s each, 0: all at once), print one JSON line."""
     from firmware.linux.paho_client import Client
     from firmware.uplink import receipt
     from firmware.uplink.uplink import Uplink
 
-    port, n = int(argv[0]), int(argv[1])
-    devs = argv[2:]
+    port, n, rate = int(argv[0]), int(argv[1]), float(argv[2])
+    devs = argv[3:]
     payload = _payload_fn()
 
     class Timed(Client):
@@ -144,7 +158,19 @@ def _device_main(argv):
     ups = []
     for d in devs:
         c = Timed("127.0.0.1", port, d, timeout_ms=20000)
-        up = Uplink(MemJournal(n, payload), c, d, key=KEY, batch_records=200, batch_ms=0, window=4, ack_timeout_ms=20000, receipt_timeout_ms=20000)
+        # a paced device batches as a real one does (up to 200 records or
+        # 1 s); a backlog goes out in full batches at once
+        up = Uplink(
+            MemJournal(n, payload, rate or None),
+            c,
+            d,
+            key=KEY,
+            batch_records=200,
+            batch_ms=1000 if rate else 0,
+            window=4,
+            ack_timeout_ms=20000,
+            receipt_timeout_ms=20000,
+        )
         c.up = up
         up._ensure_connected()
         ups.append((up, c))
@@ -155,9 +181,10 @@ def _device_main(argv):
     done = []
 
     def run(up, c):
+        up.j.start()
         while up.j.pending():
             up.pump()
-            if up.j.acked + sum(b.n for b in up._inflight) >= up.j.n:
+            if up.j.acked + sum(b.n for b in up._inflight) >= up.j.available():
                 # all sent: wait for receipts, not a busy loop
                 time.sleep(0.001)
         done.append(time.time())
@@ -245,7 +272,7 @@ def _env():
     return env, str(ROOT)
 
 
-def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None):
+def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None, rate=0):
     """One run: K workers on ``db``, the fleet sends its backlog; returns
     the figures."""
     env, root = _env()
@@ -280,7 +307,7 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
     groups = [names[i::nproc] for i in range(nproc)]
     ds = [
         subprocess.Popen(
-            [sys.executable, "-m", "edgefw.perf.ingest", "device", str(port), str(records)] + g,
+            [sys.executable, "-m", "edgefw.perf.ingest", "device", str(port), str(records), str(rate)] + g,
             cwd=root,
             env=env,
             stdin=subprocess.PIPE,
@@ -422,7 +449,9 @@ def _copy_peer(url, n_rows):
     return len(lines) / dt
 
 
-def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, progress=print):
+def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, rate=0, progress=print):
+    """``rate``: records/s per device (0: each device's records are a
+    backlog sent as fast as receipts come back: the throughput case)."""
     from edgefw.emul.broker import Mosquitto
 
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-ingest-"))
@@ -461,13 +490,15 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
                     c.execute("TRUNCATE records, record_keys")
                 progress("run %d/%d: %d devices x %d records -> mosquitto -> %d ingest workers -> PostgreSQL" % (r + 1, repeat, devices, records, workers))
                 runs["postgresql"].append(
-                    _fleet_run(b.port, url, devices, records, workers, tmp, "pg%d" % r, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid)
+                    _fleet_run(
+                        b.port, url, devices, records, workers, tmp, "pg%d" % r, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate
+                    )
                 )
                 progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["postgresql"][-1]["records_per_s"], runs["postgresql"][-1]["receipt_p99_ms"] or -1))
                 if sqlite:
                     db = str(tmp / ("sqlite-%d.sqlite" % r))
                     progress("run %d/%d: the same devices -> 1 ingest worker -> SQLite" % (r + 1, repeat))
-                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, "lite%d" % r, mosquitto_pid=b.proc.pid))
+                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, "lite%d" % r, mosquitto_pid=b.proc.pid, rate=rate))
                     progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["sqlite"][-1]["records_per_s"], runs["sqlite"][-1]["receipt_p99_ms"] or -1))
             peers = {"naive_paho_row_per_message": [], "copy_one_process": []}
             for r in range(repeat):
