@@ -18,7 +18,8 @@ the device delete those records. A refused batch gets a negative receipt
 with the reason, and the device keeps its records. The MQTT session is
 persistent (clean session off, a stable client id: ``edgefw-ingest``, or
 ``edgefw-ingest-GROUP`` with ``--share``; give each worker of a group its
-own ``--client-id``), so the broker queues batches while ingest is away.
+own ``--client-id``), so the broker queues batches while ingest is away
+(``--clean-session`` turns that off: docs/ingest.md says when to).
 
 ``keys.json`` maps device ids to hex keys: ``{"sim-0001": "00112233..."}``.
 Without ``--keys`` batches are taken as plain CBOR (for a trusted
