@@ -1,8 +1,8 @@
 """CPU load and real-time switches for ``edgefw bench interlock``.
 
-with Hogs(2):                 # two CPU-bound processes for the duration
-    with realtime(80):        # this thread SCHED_FIFO 80 + mlockall
-        measure(...)
+    with Hogs(2):                 # two CPU-bound processes for the duration
+        with realtime(80):        # this thread SCHED_FIFO 80 + mlockall
+            measure(...)
 """
 
 import contextlib
