@@ -26,6 +26,8 @@ def test_bench_ingest_tiny_fleet_reports_its_fields():
             assert len(r[k]["runs"]) == 2 and r[k]["min"] <= r[k]["median"] <= r[k]["max"], (db, k, r[k])
             assert r[k]["min"] > 0
         assert r["receipt_p50_ms"]["median"] <= r["receipt_p99_ms"]["median"]
+        # ingest's own part of it, from the workers' histograms
+        assert 0 < r["ingest_side_receipt_p50_ms"]["median"] <= r["ingest_side_receipt_p99_ms"]["median"]
         assert set(r["cpu_s"]) >= {"ingest_workers", "mosquitto", "devices"}
         assert all(v["min"] >= 0 for v in r["cpu_s"].values()), r["cpu_s"]
     pgr = res["postgresql"]

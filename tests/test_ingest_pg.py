@@ -324,3 +324,72 @@ def test_postgres_stopped_mid_load_every_record_once(tmp_path, broker, pg):
         ing.wait(20)
         log.close()
     assert "database refused the write (unavailable)" in (tmp_path / "ingest.log").read_text()
+
+
+def test_full_disk_gets_no_receipt_and_commits_once_space_returns(pg):
+    """Today's partition on a 4 MB tmpfs tablespace: writes fail with
+    PostgreSQL's disk-full error (53100) until the tmpfs grows."""
+    import os
+
+    tiny = os.path.join(pg.dir, "tiny")
+    os.mkdir(tiny)
+    uid, gid = pg.user.pw_uid, pg.user.pw_gid
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M,uid=%d,gid=%d,mode=0700" % (uid, gid), "tmpfs", tiny], check=True, timeout=30)
+    try:
+        post = _ingest(pg.url)
+        pg.sql("CREATE TABLESPACE tiny LOCATION '%s'" % tiny, db="edgefw")
+        for part in pg.sql(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'records'::regclass", db="edgefw"
+        ).split():
+            pg.sql("ALTER TABLE %s SET TABLESPACE tiny" % part, db="edgefw")
+        sent = 0
+        for k in range(200):
+            if post.handle(_batch(DEV, 1, list(range(k * 200 + 1, k * 200 + 201)))) is None:
+                break
+            sent += 1
+        assert 0 < sent < 200
+        assert post.db_error[0] == "disk_full", post.db_error
+        assert post.metrics.render(post.counts).count('edgefw_ingest_db_errors_total{reason="disk_full"} 1') == 1
+        # still full: still no receipt, and the batch is still waiting
+        assert post.commit() == [] and post.metrics.pending == 1
+        subprocess.run(["mount", "-o", "remount,size=64M", tiny], check=True, timeout=30)
+        out = post.commit()
+        assert post.db_error is None and len(out) == 1
+        assert [r[1] for r in _pg_rows(pg)] == list(range(1, (sent + 1) * 200 + 1))
+        post.close()
+    finally:
+        pg.stop()
+        subprocess.run(["umount", tiny], timeout=30)
+
+
+def test_rows_the_database_refuses_do_not_hold_up_the_rest(pg):
+    """A batch PostgreSQL refuses for its data (here a CHECK constraint the
+    test adds) is refused to its device with a negative receipt; the
+    batches committed with it in one group are stored and receipted.
+    Text PostgreSQL cannot hold (NUL) and a device clock past any
+    timestamp are stored, not refused."""
+    from firmware import cbor
+    from firmware.uplink import receipt
+
+    post = _ingest(pg.url)
+    pg.sql("ALTER TABLE records ADD CONSTRAINT test_no_poison CHECK (kind IS DISTINCT FROM 'poison')", db="edgefw")
+    poison = [cbor.dumps({"k": "poison", "t": 1, "seq": 201})]
+    nul = [cbor.dumps({"k": "ev\x00il", "t": 2, "msg": "a\x00b", "seq": 301})]
+    post.handle(_batch(DEV, 1, list(range(1, 101))), commit=False)
+    post.handle(_batch(DEV, 0, [201], recs=poison), commit=False)
+    post.handle(_batch(DEV, 0, [301], recs=nul, utc_ms=2**62), commit=False)
+    post.handle(_batch(DEV, 1, list(range(101, 201))), commit=False)
+    sent = post.commit()
+    assert post.db_error is None
+    verdicts = [receipt.parse(body, KEY) for (dev, body), _t in sent]
+    assert [(r["first"], r["ok"]) for r in verdicts] == [(1, True), (201, False), (301, True), (101, True)]
+    assert "the database refused it" in verdicts[1]["why"] and "test_no_poison" in verdicts[1]["why"]
+    assert post.counts["malformed"] == 1 and post.counts["records"] == 201
+    import psycopg
+
+    with psycopg.connect(pg.url) as c:
+        assert [r[0] for r in c.execute("SELECT seq FROM records ORDER BY seq").fetchall()] == list(range(1, 201)) + [301]
+        kind, msg, utc_ms, utc, body = c.execute("SELECT kind, data->>'msg', device_utc_ms, device_utc, body FROM records WHERE seq = 301").fetchone()
+        assert (kind, msg, utc_ms, utc) == ("ev\ufffdil", "a\ufffdb", 2**62, None)
+        assert bytes(body) == nul[0]  # the record's own bytes, NUL and all
+    post.close()

@@ -4,7 +4,7 @@
     edgefw_ingest_records_committed_total
     edgefw_ingest_duplicates_dropped_total
     edgefw_ingest_refused_total{reason}       tampered, malformed, unknown_device, replayed
-    edgefw_ingest_db_errors_total{reason}     unavailable, auth, read_only, disk_full, error
+    edgefw_ingest_db_errors_total{reason}     unavailable, auth, read_only, disk_full, server, data
     edgefw_ingest_db_up                       1 after a commit, 0 after a failed one
     edgefw_ingest_pending_batches             verified, waiting for the database
     edgefw_ingest_shed_batches_total          dropped unreceipted (pending full); devices resend
@@ -22,7 +22,7 @@ count (``edgefw run``'s summary) is where to look.
 import bisect
 import threading
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0)
 
 
 def _esc(v):
@@ -95,7 +95,7 @@ class Metrics:
                 "Commits that failed, by reason; their batches wait unreceipted.",
                 [
                     ((("reason", k),), self.db_errors.get(k, 0))
-                    for k in sorted(set(self.db_errors) | {"unavailable", "auth", "read_only", "disk_full", "error"})
+                    for k in sorted(set(self.db_errors) | {"unavailable", "auth", "read_only", "disk_full", "server", "data"})
                 ],
             )
             if self.db_up is not None:

@@ -18,7 +18,8 @@ the device delete those records. A refused batch gets a negative receipt
 with the reason, and the device keeps its records. The MQTT session is
 persistent (clean session off, a stable client id: ``edgefw-ingest``, or
 ``edgefw-ingest-GROUP`` with ``--share``; give each worker of a group its
-own ``--client-id``), so the broker queues batches while ingest is away.
+own ``--client-id``), so the broker queues batches while ingest is away
+(``--clean-session`` turns that off: docs/ingest.md says when to).
 
 ``keys.json`` maps device ids to hex keys: ``{"sim-0001": "00112233..."}``.
 Without ``--keys`` batches are taken as plain CBOR (for a trusted
@@ -70,7 +71,7 @@ class Ingest:
 
     # verified batches held while the database is away; beyond, the
     # oldest go unreceipted (their devices resend them)
-    MAX_PENDING = 20000
+    MAX_PENDING = 5000
 
     def __init__(self, db, keys=None, log=sys.stderr):
         self.store = open_store(str(db), log)
@@ -141,7 +142,9 @@ class Ingest:
         if not commit:
             return out
         sent = self.commit()
-        return out if any(o is out for o, _t in sent) else None
+        if any(o is out for o, _t in sent):
+            return out
+        return b.refusal
 
     def _shed(self):
         # under _plock: the oldest verified batch goes without a receipt
@@ -155,7 +158,10 @@ class Ingest:
         """Write what is staged in one transaction. Returns [(device,
         receipt), arrival time] to publish: refusals always, batches only
         once committed. When the database fails, its batches stay staged
-        for the next call and ``db_error`` says why."""
+        for the next call and ``db_error`` says why. When it refuses the
+        data itself (``data``: not an outage), each batch is written
+        alone, so one it cannot take does not hold up the others: that
+        one is refused to its device."""
         with self._plock:
             held, self._pending = self._pending, []
         out = [(o, t) for b, o, t in held if b is None]
@@ -163,18 +169,32 @@ class Ingest:
         if not work:
             return out
         try:
-            new, dup, replayed = self.store.write([b for b, _o, _t in work])
+            done = self._write(work)
         except StoreError as e:
-            with self._plock:
-                self._pending[:0] = work
-                while len(self._pending) > self.MAX_PENDING:
-                    self._shed()
-                self.metrics.pending = len(self._pending)
-            if self.db_error is None or self.db_error[0] != e.reason:
-                self._say("database refused the write (%s): %s; %d batches wait unreceipted, retrying" % (e.reason, e, len(work)))
-            self.db_error = (e.reason, str(e))
-            self.metrics.db_failed(e.reason, str(e))
-            return out
+            if e.reason != "data":
+                return out + self._failed(work, e)
+            done = []
+            for i, w in enumerate(work):
+                try:
+                    done += self._write([w])
+                except StoreError as e1:
+                    if e1.reason != "data":
+                        return out + done + self._failed(work[i:], e1)
+                    b = w[0]
+                    self.metrics.db_failed(e1.reason, str(e1))
+                    ref = self._reject(
+                        "malformed", "batch %s..%s from %r: the database refused it: %s" % (b.first, b.last, b.dev, e1), b.dev, (b.q, b.first, b.last, b.id)
+                    )
+                    b.refusal = ref
+                    if ref is not None:
+                        done.append((ref, w[2]))
+        with self._plock:
+            self.metrics.pending = len(self._pending)
+        return out + done
+
+    def _write(self, work):
+        """One transaction for ``work``; the receipts it frees."""
+        new, dup, replayed = self.store.write([b for b, _o, _t in work])
         if self.db_error is not None:
             self._say("database back: %d batches committed" % len(work))
         self.db_error = None
@@ -187,9 +207,21 @@ class Ingest:
         self.counts["duplicates"] += dup
         self.counts["receipts"] += len(work)
         self.metrics.seen([b for b, _o, _t in work])
+        return [(o, t) for _b, o, t in work]
+
+    def _failed(self, work, e):
+        """The database is away or refusing: ``work`` waits for the next
+        try, unreceipted."""
         with self._plock:
+            self._pending[:0] = work
+            while len(self._pending) > self.MAX_PENDING:
+                self._shed()
             self.metrics.pending = len(self._pending)
-        return out + [(o, t) for _b, o, t in work]
+        if self.db_error is None or self.db_error[0] != e.reason:
+            self._say("database refused the write (%s): %s; %d batches wait unreceipted, retrying" % (e.reason, e, len(work)))
+        self.db_error = (e.reason, str(e))
+        self.metrics.db_failed(e.reason, str(e))
+        return []
 
     def seqs(self, device):
         return self.store.seqs(device)

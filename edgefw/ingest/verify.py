@@ -18,7 +18,7 @@ class Refused(Exception):
 
 
 class Batch:
-    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "nonce", "recs", "received")
+    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "nonce", "recs", "received", "refusal")
 
     def __init__(self, dev, q, first, last, bid, boot, utc_ms, mono_ms, nonce, recs, received):
         self.dev = dev
@@ -33,6 +33,8 @@ class Batch:
         # [(decoded record, its CBOR exactly as the device wrote it)]
         self.recs = recs
         self.received = received
+        # the negative receipt, if the database refused this batch's rows
+        self.refusal = None
 
 
 def loads(b):
@@ -92,8 +94,9 @@ def open_batch(payload, keys, topic_dev, received):
         if not isinstance(dev_b, str):
             raise ValueError("device id is not text")
         for rec, _raw in bodies:
-            if not isinstance(rec.get("seq"), int):
-                raise ValueError("a record without an integer seq")
+            seq = rec.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < (1 << 63):
+                raise ValueError("a record without a sequence number in 0..2**63-1")
     except Exception as e:  # cbor2 raises several types for bad input
         raise Refused("malformed", "batch does not decode: %s" % e, topic_dev if keys is None else dev, head)
     if keys is not None and (dev_b != dev or q_b != q or batch.get("first") != first or batch.get("last") != last):

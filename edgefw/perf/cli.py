@@ -5,7 +5,7 @@ each is compared with. Not tests: the numbers depend on the machine.
     edgefw bench store [--json]
     edgefw bench forward [--backlog N] [--json]
     edgefw bench infer [--json]
-    edgefw bench ingest [--devices N] [--workers K] [--json]
+    edgefw bench ingest [--devices N] [--workers K] [--rate R] [--json]
 """
 
 import json
@@ -120,7 +120,8 @@ def add_parser(p):
     ig.add_argument("--workers", type=int, default=2, help="ingest workers on PostgreSQL, one shared subscription (default 2)")
     ig.add_argument("--repeat", type=int, default=3, help="runs of each case; median and spread reported (default 3)")
     ig.add_argument("--naive-records", type=int, default=3000, help="records for the naive peer, one message and one commit each (default 3000)")
-    ig.add_argument("--pg-url", help="use this PostgreSQL (its records tables are truncated!) instead of a private server")
+    ig.add_argument("--pg-url", help="use this PostgreSQL instead of a private server (its records and record_keys are TRUNCATED, a schema peer is made and dropped)")
+    ig.add_argument("--rate", type=float, default=0, help="records/s each device measures and sends (default 0: a backlog, sent as fast as receipts allow)")
     ig.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
     ig.add_argument("--json", action="store_true", help=_JSON)
 
@@ -130,7 +131,7 @@ def main(a):
     if a.what == "ingest":
         from edgefw.perf.ingest import bench_ingest, print_ingest
 
-        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, progress=say)
+        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, a.rate, progress=say)
         print_ingest(res)
         if a.json:
             print(json.dumps(res))
@@ -190,10 +191,7 @@ def main(a):
             print("%-24s %12.1f records/s stored in SQLite%s" % (k, v, ", receipted and deleted" if k == "ours" else ""))
         print("end to end vs paho per record: %.2fx (target >= 25)" % res["ratios"]["end_to_end_vs_paho_per_record"])
         if "backlog_1m_drain_s" in res:
-            print(
-                "1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)"
-                % (res["backlog_1m_drain_s"], res["backlog_records"])
-            )
+            print("1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)" % (res["backlog_1m_drain_s"], res["backlog_records"]))
         if a.json:
             print(json.dumps(res))
         return 0

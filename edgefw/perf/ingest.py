@@ -25,6 +25,7 @@ processes; they share the machine, so records/s is what a box of this size
 does with the fleet simulator on it too.
 """
 
+import collections
 import json
 import os
 import shutil
@@ -44,14 +45,27 @@ TARGETS = {"postgresql_records_per_s": 50000, "receipt_p99_ms": 1000, "vs_copy":
 # ----------------------------------------------------------------- devices
 class MemJournal:
     """What ``Uplink`` needs of a journal, in memory: one telemetry queue
-    holding records 1..n, acknowledged in order."""
+    holding records 1..n, acknowledged in order. With ``rate`` (records/s)
+    the records appear at that pace from ``start()`` on, as a device
+    measuring them would append them; without, all are there at once (a
+    backlog)."""
 
-    def __init__(self, n, payload):
+    def __init__(self, n, payload, rate=None):
         self.lock = threading.Lock()
         self._live = {}
         self.n = n
         self.acked = 0
         self.payload = payload
+        self.rate = rate
+        self.t0 = None
+
+    def start(self):
+        self.t0 = time.perf_counter()
+
+    def available(self):
+        if not self.rate or self.t0 is None:
+            return self.n
+        return min(self.n, int(self.rate * (time.perf_counter() - self.t0)))
 
     def tick(self):
         pass
@@ -61,10 +75,11 @@ class MemJournal:
 
     def read_batch_after(self, after, max_records=100, max_bytes=65536):
         start = max(self.acked, after.get(1, 0), after.get(3, 0)) + 1
-        if start > self.n:
+        top = self.available()
+        if start > top:
             return None, []
         out, size = [], 0
-        for s in range(start, min(self.n, start + max_records - 1) + 1):
+        for s in range(start, min(top, start + max_records - 1) + 1):
             p = self.payload(s)
             if out and size + len(p) > max_bytes:
                 break
@@ -103,20 +118,27 @@ def _payload_fn():
 
 
 def _device_main(argv):
-    """python -m edgefw.perf.ingest device PORT RECORDS DEV...: connect
-    every device, say "ready", wait for a line on stdin, send everything,
-    print one JSON line."""
+    """python -m edgefw.perf.ingest device PORT RECORDS RATE DEV...: connect
+    every device, say "ready", wait for a line on stdin, send everything
+    (RATE records/s each, 0: all at once), print one JSON line."""
     from firmware.linux.paho_client import Client
     from firmware.uplink import receipt
     from firmware.uplink.uplink import Uplink
 
-    port, n = int(argv[0]), int(argv[1])
-    devs = argv[2:]
+    port, n, rate = int(argv[0]), int(argv[1]), float(argv[2])
+    devs = argv[3:]
     payload = _payload_fn()
+
+    class Stamped(collections.deque):
+        # paho's callback appends each receipt here as it arrives: its
+        # arrival time is the receipt's, however late the device polls
+        def append(self, x):
+            collections.deque.append(self, (x, time.perf_counter()))
 
     class Timed(Client):
         def __init__(self, *a, **kw):
             Client.__init__(self, *a, **kw)
+            self._inbox = Stamped()
             self.up = None
             self.sent_at = {}
             self.lat = []
@@ -127,9 +149,13 @@ def _device_main(argv):
             return h
 
         def receipts(self, timeout_ms=0):
-            out = Client.receipts(self, timeout_ms)
-            now = time.perf_counter()
-            for blob in out:
+            if not self._inbox and timeout_ms:
+                self._arrived.wait(timeout_ms / 1000)
+            self._arrived.clear()
+            out = []
+            while self._inbox:
+                blob, t_in = self._inbox.popleft()
+                out.append(blob)
                 r = receipt.parse(blob, KEY)
                 if not r or not r.get("ok"):
                     continue
@@ -137,14 +163,26 @@ def _device_main(argv):
                     if b.id == r.get("id"):
                         t = self.sent_at.pop(b.handle.mid, None)
                         if t is not None:
-                            self.lat.append(now - t)
+                            self.lat.append(t_in - t)
                         break
             return out
 
     ups = []
     for d in devs:
         c = Timed("127.0.0.1", port, d, timeout_ms=20000)
-        up = Uplink(MemJournal(n, payload), c, d, key=KEY, batch_records=200, batch_ms=0, window=4, ack_timeout_ms=20000, receipt_timeout_ms=20000)
+        # a paced device batches as a real one does (up to 200 records or
+        # 1 s); a backlog goes out in full batches at once
+        up = Uplink(
+            MemJournal(n, payload, rate or None),
+            c,
+            d,
+            key=KEY,
+            batch_records=200,
+            batch_ms=1000 if rate else 0,
+            window=4,
+            ack_timeout_ms=20000,
+            receipt_timeout_ms=20000,
+        )
         c.up = up
         up._ensure_connected()
         ups.append((up, c))
@@ -155,10 +193,16 @@ def _device_main(argv):
     done = []
 
     def run(up, c):
+        up.j.start()
         while up.j.pending():
             up.pump()
-            if up.j.acked + sum(b.n for b in up._inflight) >= up.j.n:
-                # all sent: wait for receipts, not a busy loop
+            if rate:
+                # a paced device has a part-filled batch waiting most of the
+                # time: poll as a device loop would, not in a busy loop
+                # (receipt times are taken on arrival regardless)
+                time.sleep(0.02)
+            elif up.j.acked + sum(b.n for b in up._inflight) >= up.j.n:
+                # all sent: wait for receipts
                 time.sleep(0.001)
         done.append(time.time())
         c.disconnect()
@@ -245,7 +289,7 @@ def _env():
     return env, str(ROOT)
 
 
-def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None):
+def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None, rate=0):
     """One run: K workers on ``db``, the fleet sends its backlog; returns
     the figures."""
     env, root = _env()
@@ -268,6 +312,8 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
             str(keys),
             "--client-id",
             "%s-w%d" % (tag, k),
+            "--metrics-port",
+            "0",
         ]
         if workers > 1:
             args += ["--share", "bench-" + tag]
@@ -280,7 +326,7 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
     groups = [names[i::nproc] for i in range(nproc)]
     ds = [
         subprocess.Popen(
-            [sys.executable, "-m", "edgefw.perf.ingest", "device", str(port), str(records)] + g,
+            [sys.executable, "-m", "edgefw.perf.ingest", "device", str(port), str(records), str(rate)] + g,
             cwd=root,
             env=env,
             stdin=subprocess.PIPE,
@@ -309,6 +355,7 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
     outs = [json.loads(d.communicate(timeout=1800)[0].strip().splitlines()[-1]) for d in ds]
     cpu = meter.stop()
     cpu["devices"] = round(sum(o["cpu_s"] for o in outs), 2)
+    hist = _ingest_histogram(tmp, tag, workers)
     t0 = min(o["t0"] for o in outs)
     t1 = max(o["t1"] for o in outs)
     for w in ws:
@@ -332,11 +379,47 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
         "batches": len(lat),
         "resent_records": sum(o["resent"] for o in outs),
         "cpu_s": cpu,
+        # ingest's own share: batch arrived -> receipt published (bucket bounds)
+        "ingest_side_receipt_p50_ms": _hist_pct(hist, 0.50),
+        "ingest_side_receipt_p99_ms": _hist_pct(hist, 0.99),
     }
     if rows0 is not None:
         res["db_rows"] = rows1 - rows0
         res["db_rows_per_s"] = (rows1 - rows0) / dt
     return res
+
+
+def _ingest_histogram(tmp, tag, workers):
+    """Every worker's receipt latency histogram, summed: {le: count}."""
+    import re
+    import urllib.request
+
+    total = {}
+    for k in range(workers):
+        m = re.search(r"metrics at (http://[0-9.]+:[0-9]+/metrics)", (tmp / ("%s-w%d.log" % (tag, k))).read_text())
+        if not m:
+            continue
+        try:
+            with urllib.request.urlopen(m.group(1), timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for le, n in re.findall(r'edgefw_ingest_receipt_latency_seconds_bucket\{le="([^"]+)"\} (\d+)', text):
+            total[le] = total.get(le, 0) + int(n)
+    return total
+
+
+def _hist_pct(hist, q):
+    """The upper bound (ms) of the bucket holding quantile ``q``."""
+    if not hist:
+        return None
+    n = hist.get("+Inf", 0)
+    if not n:
+        return None
+    for le, c in sorted(((float(k), v) for k, v in hist.items()), key=lambda kv: kv[0]):
+        if c >= q * n:
+            return le * 1000
+    return None
 
 
 def _naive(port, url, n):
@@ -422,7 +505,9 @@ def _copy_peer(url, n_rows):
     return len(lines) / dt
 
 
-def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, progress=print):
+def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, rate=0, progress=print):
+    """``rate``: records/s per device (0: each device's records are a
+    backlog sent as fast as receipts come back: the throughput case)."""
     from edgefw.emul.broker import Mosquitto
 
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-ingest-"))
@@ -430,6 +515,7 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
     res = {
         "devices": devices,
         "records_per_device": records,
+        "rate_per_device": rate,
         "workers": workers,
         "repeat": repeat,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
@@ -461,13 +547,15 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
                     c.execute("TRUNCATE records, record_keys")
                 progress("run %d/%d: %d devices x %d records -> mosquitto -> %d ingest workers -> PostgreSQL" % (r + 1, repeat, devices, records, workers))
                 runs["postgresql"].append(
-                    _fleet_run(b.port, url, devices, records, workers, tmp, "pg%d" % r, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid)
+                    _fleet_run(
+                        b.port, url, devices, records, workers, tmp, "pg%d" % r, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate
+                    )
                 )
                 progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["postgresql"][-1]["records_per_s"], runs["postgresql"][-1]["receipt_p99_ms"] or -1))
                 if sqlite:
                     db = str(tmp / ("sqlite-%d.sqlite" % r))
                     progress("run %d/%d: the same devices -> 1 ingest worker -> SQLite" % (r + 1, repeat))
-                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, "lite%d" % r, mosquitto_pid=b.proc.pid))
+                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, "lite%d" % r, mosquitto_pid=b.proc.pid, rate=rate))
                     progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["sqlite"][-1]["records_per_s"], runs["sqlite"][-1]["receipt_p99_ms"] or -1))
             peers = {"naive_paho_row_per_message": [], "copy_one_process": []}
             for r in range(repeat):
@@ -483,7 +571,8 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
     def summary(rs):
         if not rs:
             return None
-        out = {k: _spread([x[k] for x in rs]) for k in ("records_per_s", "receipt_p50_ms", "receipt_p99_ms", "db_rows_per_s") if k in rs[0]}
+        keys = ("records_per_s", "receipt_p50_ms", "receipt_p99_ms", "ingest_side_receipt_p50_ms", "ingest_side_receipt_p99_ms", "db_rows_per_s")
+        out = {k: _spread([x[k] for x in rs]) for k in keys if k in rs[0]}
         out["cpu_s"] = {k: _spread([x["cpu_s"][k] for x in rs]) for k in rs[0]["cpu_s"]}
         out["seconds"] = _spread([x["seconds"] for x in rs])
         out["resent_records"] = [x["resent_records"] for x in rs]
@@ -505,9 +594,10 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
 
 def print_ingest(res):
     m = res["machine"]
+    pace = "%g records/s each" % res["rate_per_device"] if res.get("rate_per_device") else "each a backlog"
     print(
-        "%d devices x %d records, %d workers, %d runs; %d CPUs, load average %.1f at start, %.1f at end"
-        % (res["devices"], res["records_per_device"], res["workers"], res["repeat"], m["cpus"], m["loadavg_start"][0], m["loadavg_end"][0])
+        "%d devices x %d records (%s), %d workers, %d runs; %d CPUs, load average %.1f at start, %.1f at end"
+        % (res["devices"], res["records_per_device"], pace, res["workers"], res["repeat"], m["cpus"], m["loadavg_start"][0], m["loadavg_end"][0])
     )
     for name in ("postgresql", "sqlite"):
         r = res.get(name)
@@ -519,6 +609,12 @@ def print_ingest(res):
             "            receipt p50 %.0f ms, p99 %.0f ms (medians of runs; p99 %.0f..%.0f)"
             % (r["receipt_p50_ms"]["median"], r["receipt_p99_ms"]["median"], r["receipt_p99_ms"]["min"], r["receipt_p99_ms"]["max"])
         )
+        i50, i99 = r.get("ingest_side_receipt_p50_ms"), r.get("ingest_side_receipt_p99_ms")
+        if i50 and i99:
+            print(
+                "            of which in ingest (arrival -> receipt published): p50 <= %.0f ms, p99 <= %.0f ms (histogram buckets)"
+                % (i50["median"], i99["median"])
+            )
         if "db_rows_per_s" in r:
             print("            database: %.0f rows/s into records" % r["db_rows_per_s"]["median"])
         print("            CPU s: " + ", ".join("%s %.1f" % (k, v["median"]) for k, v in r["cpu_s"].items()))
@@ -526,6 +622,8 @@ def print_ingest(res):
         s = v["records_per_s"]
         print("peer %-26s %9.0f records/s (median; %.0f..%.0f)" % (k, s["median"], s["min"], s["max"]))
     t = res["targets"]
+    if res.get("rate_per_device"):
+        print("(paced devices: records/s is the offered load, the ratios below are not throughput comparisons)")
     print(
         "ours / COPY: %.3f (target >= %.2f); ours / naive: %.1fx (target >= %d)"
         % (res["ratios"]["vs_copy"], t["vs_copy"], res["ratios"]["vs_naive"], t["vs_naive"])

@@ -15,9 +15,11 @@ ALIASES = {"postgres": "postgresql"}
 
 
 class StoreError(Exception):
-    """A write that did not commit. ``reason`` is one word for metrics
-    (unavailable, auth, read_only, disk_full, error); the batches stay
-    unreceipted and are written again later."""
+    """A write that did not commit. ``reason`` is one word for metrics:
+    unavailable, auth, read_only, disk_full, server (the batches stay
+    unreceipted and are written again later), or data (the database
+    refuses these rows themselves: ingest writes the batches one by one
+    and refuses the one it cannot take)."""
 
     def __init__(self, reason, msg):
         Exception.__init__(self, msg)

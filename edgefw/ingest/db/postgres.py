@@ -5,7 +5,7 @@ advisory lock orders them):
 
     records(device text, priority smallint, seq bigint, kind text,
             t_us bigint, received timestamptz, boot bytea,
-            device_utc_ms bigint, device_utc timestamptz (generated),
+            device_utc_ms bigint, device_utc timestamptz,
             device_mono_ms bigint, body bytea, data jsonb)
         PARTITION BY RANGE (received): one table per UTC day,
         records_pYYYYMMDD, made ahead (today and tomorrow) by the workers
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS records (
     received timestamptz NOT NULL,
     boot bytea,
     device_utc_ms bigint,
-    device_utc timestamptz GENERATED ALWAYS AS (to_timestamp(device_utc_ms / 1000.0)) STORED,
+    device_utc timestamptz,
     device_mono_ms bigint,
     body bytea NOT NULL,
     data jsonb NOT NULL
@@ -102,8 +102,11 @@ WITH k AS (
     ON CONFLICT DO NOTHING
     RETURNING device, seq
 )
-INSERT INTO records (device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_mono_ms, body, data)
-SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.boot, s.device_utc_ms, s.device_mono_ms, s.body, s.data::jsonb
+INSERT INTO records (device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_utc, device_mono_ms, body, data)
+SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.boot, s.device_utc_ms,
+       -- a device clock beyond the year 6000 or so is kept in ms, not as a time
+       CASE WHEN abs(s.device_utc_ms) < 140737488355328 THEN to_timestamp(s.device_utc_ms / 1000.0) END,
+       s.device_mono_ms, s.body, s.data::jsonb
 FROM edgefw_stage s JOIN k USING (device, seq)
 """
 
@@ -147,7 +150,10 @@ def _reason(e):
         return "disk_full"
     if state.startswith("08") or state.startswith("57P") or not state:
         return "unavailable"
-    return "error"
+    if state[:2] in ("22", "23", "54"):
+        # the data itself: another try of the same batch fails the same way
+        return "data"
+    return "server"
 
 
 def _json_default(v):
@@ -160,8 +166,10 @@ def _scrub(v):
     # JSON has no NaN or infinities, PostgreSQL's jsonb refuses them
     if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
         return None
+    if isinstance(v, str):
+        return _text(v)
     if isinstance(v, dict):
-        return {str(k): _scrub(x) for k, x in v.items()}
+        return {_text(str(k)): _scrub(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_scrub(x) for x in v]
     return v
@@ -169,9 +177,18 @@ def _scrub(v):
 
 def to_json(rec):
     try:
-        return json.dumps(rec, default=_json_default, allow_nan=False, separators=(",", ":"))
+        j = json.dumps(rec, default=_json_default, allow_nan=False, separators=(",", ":"))
     except (ValueError, TypeError):
-        return json.dumps(_scrub(rec), default=_json_default, allow_nan=False, separators=(",", ":"))
+        j = json.dumps(_scrub(rec), default=_json_default, allow_nan=False, separators=(",", ":"))
+    if "\\u0000" in j:
+        # jsonb cannot hold U+0000: U+FFFD stands in (body keeps the exact bytes)
+        j = json.dumps(_scrub(rec), default=_json_default, allow_nan=False, separators=(",", ":"))
+    return j
+
+
+def _text(v):
+    # PostgreSQL text cannot hold NUL
+    return v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
 
 
 def _int(v):
@@ -261,7 +278,21 @@ class PostgresStore:
                     continue
                 seen.add(key)
                 k = rec.get("k")
-                rows.append((b.dev, b.q, rec["seq"], k if isinstance(k, str) else None, _int(rec.get("t")), b.received, boot, utc, mono, raw, to_json(rec)))
+                rows.append(
+                    (
+                        _text(b.dev),
+                        b.q,
+                        rec["seq"],
+                        _text(k) if isinstance(k, str) else None,
+                        _int(rec.get("t")),
+                        b.received,
+                        boot,
+                        utc,
+                        mono,
+                        raw,
+                        to_json(rec),
+                    )
+                )
         total = sum(len(b.recs) for b in batches)
         with self.lock:
             try:

@@ -96,7 +96,11 @@ class SQLiteStore:
                 except sqlite3.Error:
                     pass
                 msg = str(e)
-                reason = "disk_full" if "full" in msg else "read_only" if "readonly" in msg else "error"
+                if isinstance(e, (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)):
+                    reason = "data"
+                else:
+                    # locked by another writer, I/O, a vanished file: try again
+                    reason = "disk_full" if "full" in msg else "read_only" if "readonly" in msg else "unavailable"
                 raise StoreError(reason, "SQLite %s: %s" % (self.path, msg))
         return new, dup, replayed
 
