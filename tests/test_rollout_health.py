@@ -12,6 +12,7 @@ import pytest
 from edgefw.rollout import health as H
 from edgefw.rollout.inventory import Device
 from firmware.linux import update as U
+from tests.conftest import ROOT
 from tests.test_update import FAST, kit, new_root, quiet  # noqa: F401  (kit is a fixture)
 
 
@@ -68,7 +69,8 @@ def test_a_change_within_the_healthy_time_fails(tmp_path, kit):  # noqa: F811
     root = new_root(tmp_path, kit)
     assert U.install(root, kit["v1"], progress=quiet, **FAST) == U.OK
     other = kit["make"]("v1again.edgefw", "1.0.0")
-    threading.Timer(0.5, lambda: U.install(root, other, progress=quiet, **FAST)).start()
+    argv = [sys.executable, "-m", "firmware.linux", "update", "install", "--rootfs", root, "--timeout", "10", "--settle", "0.2", other]
+    threading.Timer(0.5, lambda: subprocess.run(argv, capture_output=True, timeout=60, cwd=ROOT)).start()
     state, why = H.watch(_dev(root), "1.0.0", 4.0, time.monotonic() + 30, [LocalStatus()], poll_s=0.2)
     assert state == "failed" and why.startswith("changed while being held healthy"), why
 
@@ -101,7 +103,23 @@ def test_a_systemd_unit_that_restarted_or_is_not_active_fails():
     assert H.judge(up, "2.0.0") == ("committed", None)
     assert H.judge(dict(base, unit={"ActiveState": "activating"}), "2.0.0")[0] == "failed"
     assert H.fingerprint(up) != H.fingerprint(dict(base, unit={"ActiveState": "active", "MainPID": "11", "NRestarts": "1"}))
-    assert H.judge(dict(base, open=True), "2.0.0")[0] == "pending"
+    assert H.judge(dict(base, installing=True), "2.0.0")[0] == "pending"
+    assert H.judge(dict(base, open=True, txn={"phase": "trying"}), "2.0.0") == ("failed", "an interrupted update is open on the device (phase trying)")
+
+
+def test_a_running_installer_is_seen_and_the_status_shell_is_not(tmp_path, kit):  # noqa: F811
+    root = new_root(tmp_path, kit)
+    dev = _dev(root)
+    assert LocalStatus().observe(dev)["installing"] is False
+    # a process whose command line is an installer's on this root
+    p = subprocess.Popen(["bash", "-c", "exec -a 'python3 -m firmware.linux update install --rootfs %s --timeout 9' sleep 30" % root])
+    try:
+        time.sleep(0.3)
+        assert LocalStatus().observe(dev)["installing"] is True
+        assert LocalStatus().observe(_dev(root + "x"))["installing"] is False  # another root's installer is not this one's
+    finally:
+        p.kill()
+        p.wait(timeout=10)
 
 
 @pytest.mark.parametrize("root,app", [("/", "/opt/edgefw/current/app"), ("/srv/dev1/", "/srv/dev1/opt/edgefw/current/app")])

@@ -125,7 +125,7 @@ def test_cumulative_stages_grow_never_exceed_the_fleet_and_start_at_one(n, sizes
     cum = ST.cumulative(n, sizes)
     counts = [c for _, c in cum]
     assert counts and counts[0] >= 1
-    assert all(a < b for a, b in zip(counts, counts[1:]))
+    assert all(a < b for a, b in zip(counts, counts[1:], strict=False))
     assert counts[-1] <= n
     assert sum(b for _, b in ST.batches(n, sizes)) == counts[-1]
     # every stage covers at least what it asks for (capped by the fleet),

@@ -9,8 +9,8 @@ import json
 import sys
 
 from edgefw.rollout import plan as P
-from edgefw.rollout import state as S
 from edgefw.rollout import stages as ST
+from edgefw.rollout import state as S
 
 
 def add_parser(p):

@@ -17,6 +17,7 @@ source to agree.
 """
 
 import json
+import re
 import shlex
 import time
 
@@ -32,11 +33,16 @@ def status_command(device):
     app = shlex.quote((root if root != "/" else "") + "/opt/edgefw/current/app")
     py = shlex.quote(device.python)
     r = shlex.quote(root)
+    # an installer still at work on this root (one whose ssh client went
+    # away goes on until it next writes); "[f]" keeps the pattern from
+    # matching the shell that runs this very command
+    busy = shlex.quote("[f]irmware.linux update install --rootfs %s( |$)" % re.escape(root))
     return (
         "if [ -d %s ]; then PYTHONPATH=%s %s -m firmware.linux update status --rootfs %s; else echo '{}'; fi; "
         "echo '--- systemd'; if [ %s = / ] && command -v systemctl >/dev/null 2>&1; then "
-        "systemctl show edgefw.service -p ActiveState,MainPID,NRestarts; fi"
-    ) % (app, app, py, r, r)
+        "systemctl show edgefw.service -p ActiveState,MainPID,NRestarts; fi; "
+        "pgrep -f -- %s >/dev/null 2>&1 && echo INSTALLER-RUNNING; true"
+    ) % (app, app, py, r, r, busy)
 
 
 def parse_status(text):
@@ -49,12 +55,15 @@ def parse_status(text):
     cur = st.get("current")
     slot = (st.get("slots") or {}).get(cur) or {}
     unit = dict(ln.split("=", 1) for ln in sysd.strip().splitlines() if "=" in ln) or None
+    installing = "INSTALLER-RUNNING" in sysd.split()
     last = st.get("last") or {}
     return {
         "slot": cur,
         "version": slot.get("version"),
         "state": slot.get("state"),
         "open": st.get("txn") is not None,
+        "txn": st.get("txn"),
+        "installing": installing,
         "last": last,
         "problems": st.get("problems") or [],
         "unit": unit,
@@ -82,10 +91,12 @@ class SSHStatus:
 
 def judge(obs, version):
     """("committed", None) when ``obs`` shows ``version`` committed in the
-    running slot and nothing wrong; ("pending", why) while an update is
-    open; ("failed", why) otherwise."""
+    running slot and nothing wrong; ("pending", why) while an installer
+    runs there; ("failed", why) otherwise."""
+    if obs.get("installing"):
+        return "pending", "an installer is running on the device"
     if obs["open"]:
-        return "pending", "an update is still open on the device"
+        return "failed", "an interrupted update is open on the device (phase %s)" % ((obs.get("txn") or {}).get("phase"))
     if obs["version"] == version and obs["state"] == "committed" and not obs["problems"]:
         unit = obs["unit"]
         if unit and unit.get("ActiveState") != "active":
