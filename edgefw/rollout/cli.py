@@ -32,10 +32,6 @@ def main(args):
     return args.fn(args)
 
 
-def _pct(f):
-    return ("%.4f" % float(f)).rstrip("0").rstrip(".")
-
-
 def dry_run(plan, devices, out=print):
     lay = P.layout(plan, devices)
     out("plan %s: bundle %s, %d devices from %s, offline policy %s%s, engine %s" % (
@@ -45,7 +41,7 @@ def dry_run(plan, devices, out=print):
     for k, (stage, devs) in enumerate(lay):
         total += len(devs)
         out("stage %d (%s): %d devices, %d of %d in all; deadline %.0f s, healthy %.0f s; stop when more than %s%% of the judged devices failed (minimum sample %d)" % (
-            k + 1, stage.size, len(devs), total, len(devices), stage.deadline_s, stage.healthy_s, _pct(stage.max_failed), stage.min_sample))
+            k + 1, stage.size, len(devs), total, len(devices), stage.deadline_s, stage.healthy_s, ST.pct(stage.max_failed), stage.min_sample))
         out("  " + " ".join(d.id for d in devs))
     if total < len(devices):
         out("the last stage stops at %d of %d devices" % (total, len(devices)))

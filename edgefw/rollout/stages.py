@@ -101,6 +101,11 @@ def exceeded(failed, judged, threshold, min_sample):
     return Fraction(failed * 100) > Fraction(threshold) * max(judged, min_sample)
 
 
+def pct(f):
+    """A percentage for people: 12.5, 20, 0.3333."""
+    return ("%.4f" % float(f)).rstrip("0").rstrip(".")
+
+
 def ansible_percentage(threshold, batch, min_sample):
     """The max_fail_percentage that makes Ansible's rule (failed / batch
     * 100 > value) stop a batch exactly where ``exceeded`` would stop it
