@@ -66,7 +66,7 @@ def _plan(f, name, version, extra=""):
     p = f.base / (name + ".toml")
     p.write_text(
         'bundle = "%s"\nrollback_bundles = [%s]\ninventory = "%s"\nstages = [1, "10%%", "50%%", "100%%"]\nparallel = 10\n%s\n'
-        "[stage_defaults]\ndeadline_s = 150\nhealthy_s = 2\nmax_failed = \"20%%\"\nmin_sample = 5\n"
+        "[stage_defaults]\ndeadline_s = 150\nhealthy_s = 1\nmax_failed = \"20%%\"\nmin_sample = 5\n"
         "[install]\ntimeout_s = 15\nsettle_s = 0.2\nmax_restarts = 1\n"
         % (f.bundles[version], ", ".join('"%s"' % b for v, b in sorted(f.bundles.items()) if v < version), f.inv, extra)
         + ("" if "[offline]" in extra else "[offline]\npolicy = \"fail\"\n")

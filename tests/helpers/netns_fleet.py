@@ -125,9 +125,17 @@ class Fleet:
         or Wi-Fi goes); the host end loses carrier with it."""
         _run("ip", "netns", "exec", self.devices[i]["ns"], "ip", "link", "set", "eth0", "up" if up else "down")
 
+    def ssh_options(self):
+        # one master connection per device, reused by every ssh and scp
+        # of an install and by the status polls (a handshake costs a
+        # second on a loaded machine); a master to a device whose link
+        # went down gives up after ~6 s of unanswered keep-alives
+        return ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR", "ControlMaster=auto",
+                "ControlPath=%s/cm-%%C" % self.base, "ControlPersist=60", "ServerAliveInterval=2", "ServerAliveCountMax=3"]
+
     def inventory(self, path, python, extra_ssh=""):
         rows = ["[ssh]", 'user = "root"', 'identity = "%s"' % (self.base / "client"),
-                'options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]', 'python = "%s"' % python, extra_ssh]
+                "options = [%s]" % ", ".join('"%s"' % o for o in self.ssh_options()), 'python = "%s"' % python, extra_ssh]
         for dev in self.devices:
             rows += ["", "[[device]]", 'id = "%s"' % dev["id"], 'board = "%s"' % self.board, 'address = "%s"' % dev["address"],
                      'root = "%s"' % dev["root"], 'labels = {ring = "%s"}' % ("canary" if dev["id"] == "n00" else "main")]
@@ -135,6 +143,9 @@ class Fleet:
         return str(path)
 
     def close(self):
+        for dev in self.devices:
+            subprocess.run(["ssh", "-o", "ControlPath=%s/cm-%%C" % self.base, "-O", "exit", "root@" + dev["address"]],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
