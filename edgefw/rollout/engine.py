@@ -148,7 +148,7 @@ class Rollout:
             if verdict != "committed":
                 if time.monotonic() >= until:
                     return "failed", "deadline: not installed before the stage deadline"
-                self.st.set_device(dev.id, state="installing")
+                self.st.set_device(dev.id, state="installing", attempted=True)
                 code, why = self._install(dev, self.plan.bundle)
                 if code == U.ROLLED_BACK:
                     return "failed", "the device rolled back: %s" % why
@@ -264,7 +264,9 @@ class Rollout:
         return "rolled-back", "back to %s" % prev
 
     def _rollback(self, why, pool=None):
-        touched = [d for d in self.devices if self.st.device(d.id)["state"] not in ("pending", "skipped") and self.st.device(d.id)["rollback"] in (None, "rollback-failed")]
+        # only devices an install was started on: one failed before that
+        # (unreachable from the start) runs what it ran
+        touched = [d for d in self.devices if self.st.device(d.id).get("attempted") and self.st.device(d.id)["rollback"] in (None, "rollback-failed")]
         self.out("rolling back %d devices (%s)" % (len(touched), why))
 
         def one(d):
