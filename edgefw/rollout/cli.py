@@ -14,7 +14,12 @@ from edgefw.rollout import state as S
 
 
 def add_parser(p):
-    sub = p.add_subparsers(dest="fleet_cmd", required=True)
+    add_commands(p.add_subparsers(dest="fleet_cmd", required=True))
+
+
+def add_commands(sub):
+    """The rollout sub-commands, added to an existing sub-parser set (so a
+    ``fleet`` command can hold them beside the registry's)."""
     r = sub.add_parser("rollout", help="roll a bundle out in stages, as the plan says")
     r.add_argument("plan", help="the plan file (TOML or JSON)")
     r.add_argument("--dry-run", action="store_true", help="print the stages and their devices; change nothing")
