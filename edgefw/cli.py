@@ -25,7 +25,7 @@ COMMANDS = (
     ("mp-deps", "edgefw.build.mpdeps", "fetch the MicroPython libraries (umqtt.simple) into .mp-lib/"),
     ("service", "firmware.linux.service", "install, remove or show the systemd service (Linux boards)"),
     ("update", "edgefw.deploy.update", "signed A/B application updates for the Linux boards (docs/updates.md)"),
-    ("fleet", "edgefw.fleet.cli", "the fleet's identities: CA, registry, device certificates and seal keys, the broker's configuration"),
+    ("fleet", "edgefw.fleet.cli", "the fleet: identities (CA, registry, certificates, seal keys, the broker's configuration) and staged rollouts"),
     ("sim-esp32", "edgefw.emul.sim_esp32", "a virtual ESP32 (ROM bootloader and MicroPython REPL on two ptys) for tools/flash.py"),
 )
 

@@ -94,7 +94,7 @@ def copies(state_dir, dev_id):
 
 def _cli(plan, *more):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "edgefw.rollout", "rollout", plan] + list(more), cwd=str(ROOT), env=env,
+    return subprocess.Popen([sys.executable, "-m", "edgefw", "fleet", "rollout", plan] + list(more), cwd=str(ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 

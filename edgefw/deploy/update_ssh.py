@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 from edgefw.build.contents import board_files
@@ -176,8 +177,10 @@ def ssh_install(dest, path, port=22, identity=None, options=(), board=None, remo
         rtmp = out.strip()
         try:
             progress("step copy %s (%d kB)" % (os.path.basename(path), size >> 10))
-            local = path + ".installer.tar"
-            with open(local, "wb") as f:
+            # a file of its own: several devices may be given the same
+            # bundle at once (a rollout's stage)
+            fd, local = tempfile.mkstemp(prefix="edgefw-installer-", suffix=".tar")
+            with os.fdopen(fd, "wb") as f:
                 f.write(installer_tar())
             try:
                 r.copy(local, rtmp + "/installer.tar")

@@ -8,6 +8,7 @@ import time
 
 from edgefw.fleet import FleetError, broker, ops
 from edgefw.fleet.registry import write_atomic
+from edgefw.rollout import cli as rollout_cli
 
 
 def add_parser(parser):
@@ -63,6 +64,9 @@ def add_parser(parser):
     p = sub.add_parser("broker-config", help="write mosquitto.conf, acl and crl.pem from the registry")
     p.add_argument("--reload", metavar="PIDFILE")
 
+    # staged, health-gated rollouts (edgefw.rollout): rollout PLAN, status PLAN
+    rollout_cli.add_commands(sub)
+
     p = sub.add_parser("ingest-keys", help="seal keys in the format `edgefw ingest --keys` reads")
     p.add_argument("--out", help="write them here (mode 0600) instead of stdout")
     p.add_argument("--all", action="store_true", help="device -> list of keys still accepted (rotation overlap)")
@@ -83,6 +87,8 @@ def _reload(pidfile):
 
 
 def main(args):
+    if args.fleet_cmd in ("rollout", "status"):
+        return rollout_cli.main(args)
     try:
         return _run(args)
     except FleetError as e:

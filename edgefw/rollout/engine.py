@@ -88,21 +88,8 @@ class Rollout:
         except (ValueError, update_ssh.SSHError) as e:
             return None, "status: %s" % e
 
-    def _own_copy(self, dev, bundle):
-        """A path to ``bundle`` that only this device's install uses:
-        ssh_install writes its installer beside the bundle under a name
-        made from the bundle's, so parallel installs of one file collide."""
-        d = os.path.join(self.dir, "work", dev.id)
-        os.makedirs(d, exist_ok=True)
-        link = os.path.join(d, os.path.basename(bundle))
-        if os.path.lexists(link):
-            os.unlink(link)
-        os.symlink(os.path.abspath(bundle), link)
-        return link
-
     def _install(self, dev, bundle, allow_downgrade=False):
         msgs = []
-        bundle = self._own_copy(dev, bundle)
 
         def progress(m):
             msgs.append(m)
