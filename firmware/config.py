@@ -40,7 +40,6 @@ READBACK_FIELDS = ("enabled", "grace_ms")
 RECORD_FIELDS = ("window_ms", "journal", "durability", "segment_bytes", "cap_bytes", "full_policy", "ttl_s", "group_records", "group_ms")
 TTL_FIELDS = ("events", "telemetry")
 INFERENCE_FIELDS = ("enabled", "model", "backend", "channel", "window", "hop", "threshold", "k")
-INFERENCE_BACKENDS = ("auto", "micro", "litert", "tflite")
 # real-unit bound of every limit: 1e9 thousandths < 2**30
 LIMIT = 1000000
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
@@ -276,8 +275,12 @@ def _check_inference(c, inf, channels):
     if not isinstance(inf["enabled"], bool):
         c.fail("inference.enabled", "true or false", inf["enabled"])
     c.text("inference.model", inf["model"])
-    if inf["backend"] not in INFERENCE_BACKENDS:
-        c.fail("inference.backend", "one of " + ", ".join(INFERENCE_BACKENDS), inf["backend"])
+    # the backends' one table (firmware.nn.backend), read only here
+    from firmware.nn.backend import BACKENDS
+
+    names = ("auto",) + tuple(sorted(BACKENDS))
+    if inf["backend"] not in names:
+        c.fail("inference.backend", "one of " + ", ".join(names), inf["backend"])
     c.text("inference.channel", inf["channel"])
     if inf["enabled"] and inf["channel"] not in channels:
         c.fail("inference.channel", "a channel name from: " + ", ".join(channels), inf["channel"])

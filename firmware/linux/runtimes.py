@@ -150,3 +150,45 @@ class TfliteRuntime(LinuxRuntime):
 
     def __init__(self, data, reference=False):
         LinuxRuntime.__init__(self, data, "tflite", reference)
+
+
+class Tflm:
+    """TensorFlow Lite Micro's own Python binding (PyPI tflite-micro)
+    behind the micro interpreter's interface: firmware.nn.backend's
+    ``tflm``, the reference the micro interpreter is compared with
+    (``edgefw infer --backend tflm``, the parity tests, the benchmarks)."""
+
+    backend = "tflm"
+    arena_bytes = None
+
+    def __init__(self, data):
+        import numpy as np
+        from tflite_micro.python.tflite_micro import runtime
+
+        from firmware.nn.model import FLOAT32, INT8, Tensor
+
+        self._it = runtime.Interpreter.from_bytes(data)
+        tensors = []
+        for d in (self._it.get_input_details(0), self._it.get_output_details(0)):
+            q = d["quantization_parameters"]
+            ttype = FLOAT32 if np.dtype(d["dtype"]) == np.float32 else INT8
+            tensors.append(Tensor([int(n) for n in d["shape"]], ttype, b"", [float(x) for x in q["scales"]], [int(x) for x in q["zero_points"]], 0, ""))
+        self.model = type("TflmModel", (), {"tensors": tensors, "inputs": [0], "outputs": [1]})()
+        self._in = np.zeros(tensors[0].shape, dtype=self._it.get_input_details(0)["dtype"])
+        self._flat_in = self._in.reshape(-1)
+        self._out = np.zeros(tensors[1].size(), dtype=self._it.get_output_details(0)["dtype"])
+
+    def input(self, k=0):
+        return self._flat_in
+
+    def output(self, k=0):
+        return self._out
+
+    def invoke(self):
+        self._it.set_input(self._in, 0)
+        self._it.invoke()
+        self._out[:] = self._it.get_output(0).reshape(-1)
+
+    def steps(self):
+        yield
+        self.invoke()

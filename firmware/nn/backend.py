@@ -34,7 +34,7 @@ BACKENDS = {
     "micro": ("firmware.nn.interp:Interpreter", None),
     "litert": ("firmware.linux.runtimes:LiteRT", "pip install 'edgefw[litert]'  (ai-edge-litert)"),
     "tflite": ("firmware.linux.runtimes:TfliteRuntime", "pip install 'edgefw[tflite]'  (tflite-runtime 2.14: numpy<2, Python<=3.11)"),
-    "tflm": ("edgefw.infer:Tflm", "pip install tflite-micro"),
+    "tflm": ("firmware.linux.runtimes:Tflm", "pip install tflite-micro"),
 }
 AUTO_ORDER = ("litert", "tflite", "micro")
 # the ones MicroPython has: the others need CPython and their packages

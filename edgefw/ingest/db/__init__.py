@@ -6,24 +6,14 @@ return, or StoreError and nothing of it kept), ``seqs(device)`` and
 
 import os
 
+from edgefw.ingest.db.errors import StoreError  # noqa: F401  (the backends' one error, for callers)
+
 # scheme -> (module, what the rest of the URL is)
 BACKENDS = {
     "sqlite": ("edgefw.ingest.db.sqlite", "a file path: sqlite:PATH, or just PATH"),
     "postgresql": ("edgefw.ingest.db.postgres", "a libpq URL: postgresql://USER:PASSWORD@HOST:PORT/DBNAME"),
 }
 ALIASES = {"postgres": "postgresql"}
-
-
-class StoreError(Exception):
-    """A write that did not commit. ``reason`` is one word for metrics:
-    unavailable, auth, read_only, disk_full, server (the batches stay
-    unreceipted and are written again later), or data (the database
-    refuses these rows themselves: ingest writes the batches one by one
-    and refuses the one it cannot take)."""
-
-    def __init__(self, reason, msg):
-        Exception.__init__(self, msg)
-        self.reason = reason
 
 
 def parse(text):

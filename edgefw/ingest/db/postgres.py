@@ -35,7 +35,7 @@ import json
 import re
 import threading
 
-from edgefw.ingest.db import StoreError
+from edgefw.ingest.db.errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

@@ -10,7 +10,7 @@ needs.
 import sqlite3
 import threading
 
-from edgefw.ingest.db import StoreError
+from edgefw.ingest.db.errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
