@@ -1,0 +1,109 @@
+"""The gateway's config file (JSON), checked whole at load: a mistake
+names its field and stops the gateway before it touches a broker.
+
+    cfg = load("gateway.json")      # defaults filled in, or ConfigError
+"""
+
+import json
+import os
+
+from firmware.config import ID_RULE, _Checker, device_id, parse_broker
+from hal.errors import ConfigError
+
+DEFAULTS = {
+    "gateway": {"id": None, "key_file": None},
+    "site": {"broker": "127.0.0.1:1883", "keys": None, "client_id": None},
+    "upstream": {
+        "broker": None,
+        "batch_records": 200,
+        "batch_ms": 1000,
+        "window": 8,
+        "receipt_timeout_ms": 5000,
+        "backoff_ms": 200,
+        "backoff_max_ms": 30000,
+        "rate_bytes_s": 0,
+    },
+    "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "segment_bytes": 1 << 20, "ttl_s": None},
+    "metrics": {"path": None, "every_s": 10},
+}
+
+
+def _fill(c, field, got, default):
+    if not isinstance(default, dict):
+        return got
+    c.obj(field, got, tuple(default))
+    out = {}
+    for k, d in default.items():
+        sub = field + "." + k if field else k
+        out[k] = _fill(c, sub, got[k], d) if k in got else (dict(d) if isinstance(d, dict) else d)
+    return out
+
+
+def _file(c, field, v):
+    if v is None:
+        return None
+    c.text(field, v)
+    if not os.path.isfile(v):
+        c.fail(field, "a file that exists, or null", v)
+    return v
+
+
+def check(doc, src="<config>", files=True):
+    """The config with every default filled in; ConfigError names the
+    first field that is wrong. ``files``: the files it names must exist."""
+    c = _Checker(src)
+    cfg = _fill(c, "", doc, DEFAULTS)
+    g = cfg["gateway"]
+    if g["id"] is None:
+        c.fail("gateway.id", "the gateway's device id (its own records go upstream under it)")
+    try:
+        device_id(c, g["id"])
+    except ConfigError:
+        c.fail("gateway.id", ID_RULE, g["id"])
+    for field, v in (("site.broker", cfg["site"]["broker"]), ("upstream.broker", cfg["upstream"]["broker"])):
+        if v is None:
+            c.fail(field, 'HOST:PORT, e.g. "127.0.0.1:1883"')
+        try:
+            parse_broker(c.text(field, v))
+        except ValueError as e:
+            c.fail(field, str(e), v)
+    if files:
+        _file(c, "gateway.key_file", g["key_file"])
+        _file(c, "site.keys", cfg["site"]["keys"])
+    if (cfg["site"]["keys"] is None) != (g["key_file"] is None):
+        # sealed on one side and plain on the other would hand the
+        # gateway's own records to a trusted-network ingest or the reverse
+        c.fail("gateway.key_file", "set together with site.keys (both sealed) or both null (a trusted network)", g["key_file"])
+    if cfg["site"]["client_id"] is not None:
+        c.text("site.client_id", cfg["site"]["client_id"])
+    up = cfg["upstream"]
+    c.num("upstream.batch_records", up["batch_records"], 1, 100000, integer=True)
+    c.num("upstream.batch_ms", up["batch_ms"], 0, 3600000, integer=True)
+    c.num("upstream.window", up["window"], 1, 256, integer=True)
+    c.num("upstream.receipt_timeout_ms", up["receipt_timeout_ms"], 100, 3600000, integer=True)
+    c.num("upstream.backoff_ms", up["backoff_ms"], 1, 600000, integer=True)
+    c.num("upstream.backoff_max_ms", up["backoff_max_ms"], up["backoff_ms"], 3600000, integer=True)
+    c.num("upstream.rate_bytes_s", up["rate_bytes_s"], 0, 1 << 30, integer=True)
+    st = cfg["store"]
+    c.text("store.path", st["path"])
+    c.num("store.cap_bytes", st["cap_bytes"], 1 << 16, 1 << 40, integer=True)
+    c.num("store.segment_bytes", st["segment_bytes"], 1 << 12, st["cap_bytes"], integer=True)
+    c.num("store.ttl_s", st["ttl_s"], 1, 10 * 365 * 86400, integer=True, null=True)
+    m = cfg["metrics"]
+    if m["path"] is not None:
+        c.text("metrics.path", m["path"])
+    c.num("metrics.every_s", m["every_s"], 0.1, 3600)
+    return cfg
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise ConfigError(path, "(file)", "a readable JSON file (%s)" % (e,))
+    except ValueError as e:
+        raise ConfigError(path, "(file)", "valid JSON (%s)" % (e,))
+    except RecursionError:
+        raise ConfigError(path, "(file)", "JSON nested less deeply")
+    return check(doc, path)
