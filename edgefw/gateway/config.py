@@ -25,11 +25,14 @@ DEFAULTS = {
     },
     "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "segment_bytes": 1 << 20, "ttl_s": None},
     "metrics": {"path": None, "every_s": 10},
+    "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None},
 }
+MODES = ("summary", "raw")
 
 
 def _fill(c, field, got, default):
-    if not isinstance(default, dict):
+    if not isinstance(default, dict) or not default:
+        # a leaf, or a free-form object (aggregate.channels) checked below
         return got
     c.obj(field, got, tuple(default))
     out = {}
@@ -89,6 +92,14 @@ def check(doc, src="<config>", files=True):
     c.num("store.cap_bytes", st["cap_bytes"], 1 << 16, 1 << 40, integer=True)
     c.num("store.segment_bytes", st["segment_bytes"], 1 << 12, st["cap_bytes"], integer=True)
     c.num("store.ttl_s", st["ttl_s"], 1, 10 * 365 * 86400, integer=True, null=True)
+    a = cfg["aggregate"]
+    c.num("aggregate.window_s", a["window_s"], 0, 86400)
+    if not isinstance(a["channels"], dict):
+        c.fail("aggregate.channels", "an object: channel -> one of " + ", ".join(MODES), a["channels"])
+    for ch, mode in a["channels"].items():
+        c.choice("aggregate.channels." + ch, mode, MODES)
+    c.num("aggregate.keep_s", a["keep_s"], 0, 7 * 86400, null=True)
+    c.num("aggregate.close_idle_s", a["close_idle_s"], 0.1, 86400, null=True)
     m = cfg["metrics"]
     if m["path"] is not None:
         c.text("metrics.path", m["path"])

@@ -7,8 +7,11 @@ checked config (``edgefw.gateway.config``).
 """
 
 import sys
+import threading
 import time
 
+from edgefw.gateway.aggregate import Aggregator
+from edgefw.gateway.store import Store
 from edgefw.gateway.forward import Relay
 from edgefw.gateway.receiver import Receiver
 from firmware.clocks import boot_id, utc_ms
@@ -31,6 +34,8 @@ def load_node_keys(path):
 
 
 class Gateway:
+    TICK_S = 0.1
+
     def __init__(self, cfg, log=sys.stderr):
         self.cfg = cfg
         self.log = log
@@ -40,7 +45,7 @@ class Gateway:
         self.key = read_key(g["key_file"])
         ttl = st["ttl_s"]
         self.j = Journal(
-            st["path"],
+            st["path"] + "/out",
             "group",
             segment_bytes=st["segment_bytes"],
             cap_bytes=st["cap_bytes"],
@@ -65,9 +70,25 @@ class Gateway:
             receipt_timeout_ms=up["receipt_timeout_ms"],
         )
         self.fwd = Forwarder(self.j, self.up, period_ms=10)
+        a = cfg["aggregate"]
+        self.agg = None
+        self.raw = None
+        if a["window_s"]:
+            modes = dict(a["channels"])
+            self.agg = Aggregator(a["window_s"], modes, a["keep_s"], a["close_idle_s"])
+            self.raw = Journal(
+                st["path"] + "/raw",
+                "group",
+                segment_bytes=st["segment_bytes"],
+                cap_bytes=st["cap_bytes"],
+                group_records=_NEVER,
+                group_ms=_NEVER,
+            )
+            self.raw.lock = threading.Lock()
+        self.store = Store(self.j, self.raw, self.agg)
         shost, sport = parse_broker(site["broker"])
         self.nodes = {}
-        self.rx = Receiver(self.j, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log)
+        self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log)
         self.t0 = time.time()
 
     def _seen(self, b):
@@ -85,16 +106,39 @@ class Gateway:
             # a run starts with a boot event, as a device's does
             self.j.append({"k": "boot", "t": 0, "boot": boot_id(), "utc_ms": utc_ms()}, PRIO_EVENT)
             self.j.flush()
+        self.recovered = self.store.recover()
         self.rx.start()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="edgefw-gateway-tick", daemon=True)
+        self._ticker.start()
         return self
+
+    def _tick_loop(self):
+        while not self._stop.wait(self.TICK_S):
+            self.store.tick()
 
     def stop(self, drain_s=0):
         self.rx.stop()
+        self._stop.set()
+        self._ticker.join(5)
+        self.store.tick()
         left = self.fwd.stop(drain_s)
+        # what the drain had receipted is marked done, so the raw records
+        # behind it go now rather than being summarized again next start
+        self.store.tick()
         self.j.close()
+        if self.raw is not None:
+            with self.raw.lock:
+                self.raw.close()
         return left
 
     def stats(self):
         with self.j.lock:
             js = self.j.stats()
-        return {"id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}
+        agg = None
+        if self.agg is not None:
+            with self.store.lock:
+                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates}
+            with self.raw.lock:
+                agg["raw"] = self.raw.stats()
+        return {"aggregate": agg, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}

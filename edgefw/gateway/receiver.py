@@ -2,8 +2,10 @@
 journal, and only then their receipts.
 
 Each batch is checked (``edgefw.gateway.verify``, ingest's checks) and
-appended to the journal as one ``relay`` record; batches that arrive
-together share one write and one sync (``Journal.flush``). After that
+handed to the store (``edgefw.gateway.store``: events and raw telemetry
+into the upstream journal, telemetry that summaries stand for into the
+raw journal); batches that arrive together share one write and one sync
+of each. After that
 sync, and not before, each node gets its receipt on
 ``edgefw/<node>/receipt`` and the site broker its PUBACK (paho's manual
 acknowledgement: a gateway killed between the two finds the broker
@@ -20,7 +22,6 @@ import threading
 import time
 
 from edgefw.ingest.server import topic_device
-from edgefw.gateway.forward import relay_record
 from edgefw.gateway.verify import Refused, check
 from firmware.uplink import receipt
 
@@ -29,10 +30,10 @@ class Receiver:
     # batches arriving within this long share one sync
     COMMIT_S = 0.005
 
-    def __init__(self, journal, host, port, client_id, keys=None, on_batch=None, log=sys.stderr):
+    def __init__(self, store, host, port, client_id, keys=None, on_batch=None, log=sys.stderr):
         import paho.mqtt.client as mqtt
 
-        self.j = journal
+        self.store = store
         self.keys = keys
         self.on_batch = on_batch
         self.log = log
@@ -84,12 +85,11 @@ class Receiver:
             q, first, last, bid = e.head
             return e.dev, self._receipt(e.dev, q, first, last, bid, False, str(e))
         try:
-            with self.j.lock:
-                seq = self.j.append(relay_record(b), b.q)
+            stored = self.store.take(b)
         except OSError as e:
-            seq = 0
+            stored = False
             self.last_error = str(e)
-        if not seq:
+        if not stored:
             # not stored: the node keeps the records and tries again
             self.counts["store_failed"] += 1
             return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, False, "gateway store: %s" % (self.last_error or "full"))
@@ -115,8 +115,7 @@ class Receiver:
                 continue
             outs = [self._store(topic, payload) for _mid, _qos, topic, payload in held]
             try:
-                with self.j.lock:
-                    self.j.flush()
+                self.store.sync()
             except OSError as e:
                 # nothing of this group is known to be on disk: no receipt,
                 # no PUBACK; the broker and the nodes send them again

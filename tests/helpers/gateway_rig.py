@@ -77,6 +77,12 @@ class Rig:
         self.procs.append(p)
         return p
 
+    def agg_node(self, name, count, trip_every, pace_s=0):
+        args = [sys.executable, "-m", "tests.helpers.agg_node", str(self.tmp / ("j-" + name)), str(self.site.port), name, key_of(name).hex(), str(count), str(trip_every), str(pace_s)]
+        p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        return p
+
     def rows(self, dev):
         with self.ing.lock:
             return list(self.ing.db.execute("SELECT seq, kind, body FROM records WHERE device=? ORDER BY seq", (dev,)))

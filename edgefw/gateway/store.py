@@ -1,0 +1,199 @@
+"""The gateway's store: two journals and the windows between them.
+
+    out/   what goes upstream (firmware.store.journal): node events and raw
+           telemetry as ``relay`` records, the gateway's own records
+           (``sum`` summaries, its boot and loss events)
+    raw/   node telemetry that summaries stand for, one ``raw`` record per
+           node batch (the records a summary counts, byte for byte), and
+           ``done`` markers
+
+A node's telemetry record that goes into a summary is in ``raw/`` (synced)
+before the node's receipt, and leaves it only after the summary covering
+it is in ``out/`` and receipted upstream: then a ``done`` marker naming
+the window is synced into ``raw/``, and ``raw/``'s cursor moves over
+every record whose windows are all done.
+
+Restart: ``recover`` reads ``raw/`` past its cursor. Windows with a
+``done`` marker are finished; a record of such a window newer than its
+marker (late data whose revision was not receipted) goes up raw, since
+the rest of its window is gone; everything else is folded into its window
+again and summarized again. Upstream, the summary of a window with the
+highest gateway seq counts, and each lists every seq it covers.
+"""
+
+import threading
+import time
+
+from edgefw.gateway.aggregate import covers
+from edgefw.gateway.forward import relay_record
+from firmware import cbor
+from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
+
+
+class Store:
+    def __init__(self, out, raw, agg):
+        self.out = out
+        self.raw = raw
+        self.agg = agg
+        # held while batches go in and while windows are summarized: the
+        # two journals and the windows move together
+        self.lock = threading.Lock()
+        # raw seq -> window keys it feeds, in the order they were written
+        self.raw_windows = {}
+        self.markers = {}
+
+    # --- hop 1 -----------------------------------------------------------
+    def take(self, b):
+        """Append a checked node batch (not yet synced: ``sync``). False
+        when a journal refused it (full, ``pause``); OSError from a failing
+        disk."""
+        with self.lock:
+            if b.q == PRIO_EVENT or self.agg is None:
+                return self._relay(b, b.raw, b.recs)
+            keep, relay = self.agg.split(b)
+            if relay and not self._relay(b, [r for r, _ in relay], [d for _, d in relay]):
+                return False
+            if keep:
+                rec = b.header()
+                rec["k"] = "raw"
+                rec["recs"] = [r for r, _ in keep]
+                with self.raw.lock:
+                    seq = self.raw.append(rec, PRIO_TELEMETRY)
+                if not seq:
+                    return False
+                self.raw_windows[seq] = self.agg.add(b.dev, b.boot, keep, b.id, seq, time.monotonic())
+            return True
+
+    def _relay(self, b, raw, recs):
+        r = relay_record(b)
+        if len(raw) != len(b.raw):
+            # part of the batch: its header names the part
+            r["first"] = min(d["seq"] for d in recs)
+            r["last"] = max(d["seq"] for d in recs)
+            r["recs"] = raw
+        with self.out.lock:
+            return self.out.append(r, b.q) != 0
+
+    def sync(self):
+        with self.out.lock:
+            self.out.flush()
+        with self.raw.lock:
+            self.raw.flush()
+
+    def append_own(self, rec, prio):
+        with self.out.lock:
+            seq = self.out.append(rec, prio)
+            self.out.flush()
+        return seq
+
+    # --- windows ---------------------------------------------------------
+    def tick(self, now=None, all_open=False):
+        """Summarize what is due, mark windows whose summary is receipted,
+        move ``raw/``'s cursor. Returns the summaries written."""
+        if self.agg is None:
+            return []
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            wrote = []
+            for w in self.agg.due(now, all_open):
+                s = self.agg.summary(w)
+                with self.out.lock:
+                    w.out_seq = self.out.append(s, PRIO_TELEMETRY)
+                wrote.append(s)
+            if wrote:
+                with self.out.lock:
+                    self.out.flush()
+            with self.out.lock:
+                acked = self.out.acked(PRIO_TELEMETRY)
+            marked = False
+            for w in self.agg.windows.values():
+                if not w.done and not w.dirty and w.out_seq and w.out_seq <= acked:
+                    w.done = True
+                    node, boot, idx = w.key
+                    with self.raw.lock:
+                        m = self.raw.append({"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}, PRIO_TELEMETRY)
+                    self.raw_windows[m] = set()
+                    marked = True
+            if marked:
+                with self.raw.lock:
+                    self.raw.flush()
+            self._advance()
+            self.agg.evict(now, set(self.raw_windows))
+        return wrote
+
+    def _window_done(self, key):
+        w = self.agg.windows.get(key)
+        return w.done if w is not None else key in self.agg.done_keys
+
+    def _advance(self):
+        last = None
+        for seq in list(self.raw_windows):
+            if not all(self._window_done(k) for k in self.raw_windows[seq]):
+                break
+            del self.raw_windows[seq]
+            last = seq
+        if last is not None:
+            with self.raw.lock:
+                self.raw.ack(PRIO_TELEMETRY, last)
+
+    # --- restart ----------------------------------------------------------
+    def recover(self):
+        """Rebuild the windows from ``raw/`` past its cursor (before the
+        receiver starts). Returns (records folded, records sent up raw)."""
+        if self.agg is None:
+            return 0, 0
+        from edgefw.gateway.verify import Batch
+
+        acked = self.raw.acked(PRIO_TELEMETRY)
+        items = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked]
+        # window -> (newest raw seq its receipted summary stood for, the
+        # node seqs it covered), from the newest done marker
+        marks = {}
+        for s, r in items:
+            if r.get("k") == "done":
+                key = (r["node"], r["boot"], r["w"])
+                if key not in marks or r["upto"] > marks[key][0]:
+                    marks[key] = (r["upto"], [list(x) for x in r["seqs"]])
+        # summaries written but not yet receipted will still go up, each
+        # covering what it lists
+        oacked = self.out.acked(PRIO_TELEMETRY)
+        pending = {}
+        for s, r in self.out.records(PRIO_TELEMETRY):
+            if s > oacked and r.get("k") == "sum":
+                pending[(r["node"], r["boot"], r["w"])] = r["seqs"]
+        folded = relayed = 0
+        now = time.monotonic()
+        for s, r in items:
+            if r.get("k") != "raw":
+                self.raw_windows[s] = set()
+                continue
+            b = Batch()
+            for f in ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms"):
+                setattr(b, f, r.get(f))
+            b.raw = [bytes(x) for x in r["recs"]]
+            b.recs = [cbor.loads(x) for x in b.raw]
+            keep, late = [], []
+            for raw, rec in zip(b.raw, b.recs):
+                key = (b.dev, b.boot, rec["t"] // self.agg.W)
+                m = marks.get(key)
+                if m is None:
+                    keep.append((raw, rec))
+                    continue
+                self.agg.done_keys[key] = m[1]
+                if s > m[0] and not covers(m[1], rec["seq"]) and not covers(pending.get(key, ()), rec["seq"]):
+                    # late, and its revision was not receipted: the rest
+                    # of its window is gone, so it goes up on its own
+                    late.append((raw, rec))
+                if s > m[0]:
+                    m[1].append([rec["seq"], rec["seq"]])
+            if late:
+                self._relay(b, [x for x, _ in late], [d for _, d in late])
+                relayed += len(late)
+            self.raw_windows[s] = self.agg.add(b.dev, b.boot, keep, b.id, s, now) if keep else set()
+            folded += len(keep)
+        if relayed:
+            with self.out.lock:
+                self.out.flush()
+        with self.lock:
+            self._advance()
+        return folded, relayed
