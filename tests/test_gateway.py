@@ -87,3 +87,58 @@ def test_sigkill_gateway_mid_forwarding_still_exactly_once(rig):
     assert gw["left"] == 0
     # six boots and the last run's: each restart is in the gateway's stream
     assert [r[1] for r in rig.rows(GW)].count("boot") == 7
+
+
+def test_tiers_chain_node_gateway_gateway_ingest(tmp_path):
+    """A second gateway between the first and ingest takes the first's
+    relays as node batches: nothing new on the wire."""
+    from edgefw.emul.broker import Mosquitto
+    from tests.helpers.gateway_rig import key_of
+
+    rig = Rig(tmp_path, NODES)
+    (tmp_path / "mid").mkdir()
+    mid = Mosquitto(tmp_path / "mid").start()
+    gw2 = None
+    try:
+        cfg1 = json.loads(rig.cfg_path.read_text())
+        up = cfg1["upstream"]["broker"]
+        cfg1["upstream"]["broker"] = "127.0.0.1:%d" % mid.port
+        rig.cfg_path.write_text(json.dumps(cfg1))
+        keys2 = json.loads((tmp_path / "node-keys.json").read_text())
+        keys2[GW] = key_of(GW).hex()
+        (tmp_path / "keys2.json").write_text(json.dumps(keys2))
+        (tmp_path / "gw2.key").write_text(key_of("gw-2").hex())
+        cfg2 = {
+            "gateway": {"id": "gw-2", "key_file": str(tmp_path / "gw2.key")},
+            "site": {"broker": "127.0.0.1:%d" % mid.port, "keys": str(tmp_path / "keys2.json")},
+            "upstream": dict(cfg1["upstream"], broker=up),
+            "store": {"path": str(tmp_path / "gw2-store")},
+        }
+        (tmp_path / "gw2.json").write_text(json.dumps(cfg2))
+        rig.ing.keys["gw-2"] = key_of("gw-2")
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT
+
+        gw2 = subprocess.Popen([sys.executable, "-m", "edgefw.gateway.cli", "--config", str(tmp_path / "gw2.json"), "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rig.start_gateway()
+        for name in NODES:
+            rig.node(name, 800)
+        stats = _finish_nodes(rig)
+        _exactly_once(rig, stats, 800)
+        # both gateways' own streams arrived, the first's through the second
+        assert _wait_boots(rig, 1)
+        assert [r[1] for r in rig.rows("gw-2")][:1] == ["boot"]
+        assert rig.stop_gateway()["left"] == 0
+        gw2.terminate()
+        out, err = gw2.communicate(timeout=60)
+        assert gw2.returncode == 0, err
+        s2 = json.loads(out.strip().splitlines()[-1])
+        assert s2["left"] == 0 and set(s2["nodes"]) == set(NODES) | {GW}
+    finally:
+        if gw2 is not None and gw2.poll() is None:
+            gw2.kill()
+            gw2.wait()
+        rig.close()
+        mid.stop()
