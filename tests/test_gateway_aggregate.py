@@ -144,3 +144,48 @@ def test_sigkill_gateway_while_aggregating(rig):
     gw = rig.stop_gateway()
     print(gw["aggregate"])
     assert gw["left"] == 0 and gw["aggregate"]["raw"]["pending"] == 0
+
+
+def test_quorum_rule_sends_site_event_upstream_and_trip_commands(tmp_path):
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from edgefw.gateway.commands import _DOMAIN
+    from firmware.uplink.seal import derive, hmac_sha256
+    from tests.helpers.gateway_rig import key_of
+
+    rule = {"name": "two-hot", "kind": "quorum", "match": {"k": "trip", "cause": "temp_c"}, "nodes": NODES, "need": 2, "window_s": 5, "then": ["event", "trip"]}
+    rig = Rig(tmp_path, NODES, gw_cfg={"aggregate": {"window_s": WINDOW_S, "close_idle_s": 0.5}, "rules": [rule]})
+    got = []
+    subscribed = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cmd-watch")
+    c.on_message = lambda cl, u, m: got.append((m.topic, m.payload))
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.connect("127.0.0.1", rig.site.port)
+    c.subscribe("edgefw/+/cmd", qos=1)
+    c.loop_start()
+    try:
+        assert subscribed.wait(10)
+        rig.start_gateway()
+        for n in NODES:
+            rig.agg_node(n, 100, TRIP_EVERY)
+        _finish(rig)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30 and not [r for r in rig.rows(GW) if r[1] == "site"]:
+            time.sleep(0.1)
+        sites = [cbor.loads(r[2]) for r in rig.rows(GW) if r[1] == "site"]
+        assert sites and all(s["rule"] == "two-hot" and len(s["nodes"]) >= 2 for s in sites)
+        gw = rig.stop_gateway()
+        assert gw["rules"]["actions"]["event"] == len(sites)
+        # each firing told every node of the rule to trip, tagged with its key
+        assert len(got) == gw["rules"]["actions"]["commands"] == 3 * len(sites)
+        for topic, payload in got:
+            node = topic.split("/")[1]
+            body, tag = payload[:-32], payload[-32:]
+            assert hmac_sha256(derive(key_of(node))[1], _DOMAIN + body) == tag
+            assert cbor.loads(body)["cmd"] == "trip"
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        rig.close()

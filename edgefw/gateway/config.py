@@ -26,6 +26,7 @@ DEFAULTS = {
     "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "segment_bytes": 1 << 20, "ttl_s": None},
     "metrics": {"path": None, "every_s": 10},
     "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None},
+    "rules": [],
 }
 MODES = ("summary", "raw")
 
@@ -49,6 +50,19 @@ def _file(c, field, v):
     if not os.path.isfile(v):
         c.fail(field, "a file that exists, or null", v)
     return v
+
+
+def _node_ids(c, path):
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        c.fail("site.keys", "a readable JSON file of node id -> hex key (%s)" % e, path)
+    if not isinstance(doc, dict):
+        c.fail("site.keys", "a JSON object of node id -> hex key", path)
+    return set(doc)
 
 
 def check(doc, src="<config>", files=True):
@@ -100,6 +114,9 @@ def check(doc, src="<config>", files=True):
         c.choice("aggregate.channels." + ch, mode, MODES)
     c.num("aggregate.keep_s", a["keep_s"], 0, 7 * 86400, null=True)
     c.num("aggregate.close_idle_s", a["close_idle_s"], 0.1, 86400, null=True)
+    from edgefw.gateway import rules
+
+    rules.check(c, cfg["rules"], _node_ids(c, cfg["site"]["keys"]) if files else None)
     m = cfg["metrics"]
     if m["path"] is not None:
         c.text("metrics.path", m["path"])

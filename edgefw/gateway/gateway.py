@@ -10,10 +10,12 @@ import sys
 import threading
 import time
 
+from edgefw.gateway import commands
 from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.store import Store
 from edgefw.gateway.forward import Relay
 from edgefw.gateway.receiver import Receiver
+from edgefw.gateway.rules import Rules
 from firmware.clocks import boot_id, utc_ms
 from firmware.config import parse_broker
 from firmware.linux.forwarder import Forwarder
@@ -90,6 +92,9 @@ class Gateway:
         self.nodes = {}
         self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log)
         self.t0 = time.time()
+        self.rules = Rules(cfg["rules"]) if cfg["rules"] else None
+        self._rules_lock = threading.Lock()
+        self.actions = {"event": 0, "trip": 0, "commands": 0}
 
     def _seen(self, b):
         n = self.nodes.get(b.dev)
@@ -98,6 +103,21 @@ class Gateway:
         n["batches"] += 1
         n["records"] += len(b.recs)
         n["last_seen"] = time.time()
+        if self.rules is not None:
+            with self._rules_lock:
+                acts = self.rules.observe(b)
+            self._act(acts)
+
+    def _act(self, acts):
+        for r, action, nodes, utc in acts:
+            self.actions[action] += 1
+            if action == "event":
+                self.store.append_own({"k": "site", "t": 0, "rule": r["name"], "nodes": nodes, "utc_ms": utc}, PRIO_EVENT)
+            elif action == "trip":
+                for n in r["nodes"]:
+                    key = self.node_keys.get(n) if self.node_keys else None
+                    self.rx.c.publish(commands.topic_for(n), commands.make("trip", r["name"], utc, key), qos=1)
+                    self.actions["commands"] += 1
 
     def start(self):
         # the lock first: the forwarder's thread and the receiver's share it
@@ -116,6 +136,10 @@ class Gateway:
     def _tick_loop(self):
         while not self._stop.wait(self.TICK_S):
             self.store.tick()
+            if self.rules is not None:
+                with self._rules_lock:
+                    acts = self.rules.tick()
+                self._act(acts)
 
     def stop(self, drain_s=0):
         self.rx.stop()
@@ -141,4 +165,7 @@ class Gateway:
                 agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates}
             with self.raw.lock:
                 agg["raw"] = self.raw.stats()
-        return {"aggregate": agg, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}
+        rules = None
+        if self.rules is not None:
+            rules = {"fired": dict(self.rules.fired_count), "actions": dict(self.actions)}
+        return {"aggregate": agg, "rules": rules, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}

@@ -29,10 +29,22 @@ class Rig:
         self.tmp = tmp_path
         self.nodes = list(nodes)
         self.sealed = sealed
+        self.gw = None
+        self.procs = []
         (tmp_path / "site").mkdir()
         (tmp_path / "up").mkdir()
         self.site = Mosquitto(tmp_path / "site").start()
-        self.upb = Mosquitto(tmp_path / "up").start()
+        self.upb = Mosquitto(tmp_path / "up")
+        self.rx = self.ing = None
+        try:
+            self._setup(tmp_path, gw_cfg)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, tmp_path, gw_cfg):
+        self.upb.start()
+        sealed = self.sealed
         keys = {n: key_of(n).hex() for n in self.nodes}
         (tmp_path / "node-keys.json").write_text(json.dumps(keys))
         (tmp_path / "gw.key").write_text(key_of(GW).hex())
@@ -43,7 +55,10 @@ class Rig:
             "store": {"path": str(tmp_path / "gw-store")},
         }
         for sect, over in (gw_cfg or {}).items():
-            cfg.setdefault(sect, {}).update(over)
+            if isinstance(over, dict):
+                cfg.setdefault(sect, {}).update(over)
+            else:
+                cfg[sect] = over
         self.cfg_path = tmp_path / "gateway.json"
         self.cfg_path.write_text(json.dumps(cfg))
         ing_keys = {n: key_of(n) for n in self.nodes + [GW]} if sealed else None
@@ -52,8 +67,6 @@ class Rig:
         self.rx.c.reconnect_delay_set(0.05, 0.5)
         self.rx.start()
         assert self.rx.subscribed.wait(10)
-        self.gw = None
-        self.procs = []
 
     def start_gateway(self, *extra):
         args = [sys.executable, "-m", "edgefw.gateway.cli", "--config", str(self.cfg_path), "--json"] + list(extra)
@@ -102,7 +115,9 @@ class Rig:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        self.rx.stop()
-        self.ing.close()
+        if self.rx is not None:
+            self.rx.stop()
+        if self.ing is not None:
+            self.ing.close()
         self.site.stop()
         self.upb.stop()
