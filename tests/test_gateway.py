@@ -103,6 +103,8 @@ def test_tiers_chain_node_gateway_gateway_ingest(tmp_path):
         cfg1 = json.loads(rig.cfg_path.read_text())
         up = cfg1["upstream"]["broker"]
         cfg1["upstream"]["broker"] = "127.0.0.1:%d" % mid.port
+        # the first hop compressed: the second gateway expands it
+        cfg1["upstream"]["codec"] = "zlib"
         rig.cfg_path.write_text(json.dumps(cfg1))
         keys2 = json.loads((tmp_path / "node-keys.json").read_text())
         keys2[GW] = key_of(GW).hex()
@@ -111,7 +113,7 @@ def test_tiers_chain_node_gateway_gateway_ingest(tmp_path):
         cfg2 = {
             "gateway": {"id": "gw-2", "key_file": str(tmp_path / "gw2.key")},
             "site": {"broker": "127.0.0.1:%d" % mid.port, "keys": str(tmp_path / "keys2.json")},
-            "upstream": dict(cfg1["upstream"], broker=up),
+            "upstream": dict(cfg1["upstream"], broker=up, codec="none"),
             "store": {"path": str(tmp_path / "gw2-store")},
         }
         (tmp_path / "gw2.json").write_text(json.dumps(cfg2))
@@ -130,7 +132,9 @@ def test_tiers_chain_node_gateway_gateway_ingest(tmp_path):
         # both gateways' own streams arrived, the first's through the second
         assert _wait_boots(rig, 1)
         assert [r[1] for r in rig.rows("gw-2")][:1] == ["boot"]
-        assert rig.stop_gateway()["left"] == 0
+        s1 = rig.stop_gateway()
+        assert s1["left"] == 0
+        assert s1["codec"]["codec"] == "zlib" and s1["codec"]["bytes_out"] < s1["codec"]["bytes_in"]
         gw2.terminate()
         out, err = gw2.communicate(timeout=60)
         assert gw2.returncode == 0, err

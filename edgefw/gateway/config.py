@@ -22,6 +22,9 @@ DEFAULTS = {
         "backoff_ms": 200,
         "backoff_max_ms": 30000,
         "rate_bytes_s": 0,
+        "codec": "none",
+        "level": None,
+        "zstd_dict": None,
     },
     "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "segment_bytes": 1 << 20, "ttl_s": None},
     "metrics": {"path": None, "every_s": 10},
@@ -101,6 +104,17 @@ def check(doc, src="<config>", files=True):
     c.num("upstream.backoff_ms", up["backoff_ms"], 1, 600000, integer=True)
     c.num("upstream.backoff_max_ms", up["backoff_max_ms"], up["backoff_ms"], 3600000, integer=True)
     c.num("upstream.rate_bytes_s", up["rate_bytes_s"], 0, 1 << 30, integer=True)
+    from edgefw.gateway.codec import CODECS
+
+    c.choice("upstream.codec", up["codec"], CODECS)
+    c.num("upstream.level", up["level"], 1, 9 if up["codec"] == "zlib" else 22, integer=True, null=True)
+    if files:
+        _file(c, "upstream.zstd_dict", up["zstd_dict"])
+    if up["codec"] == "zstd":
+        try:
+            import zstandard  # noqa: F401
+        except ImportError:
+            c.fail("upstream.codec", "a codec this machine has (pip install zstandard for zstd)", "zstd")
     st = cfg["store"]
     c.text("store.path", st["path"])
     c.num("store.cap_bytes", st["cap_bytes"], 1 << 16, 1 << 40, integer=True)

@@ -16,6 +16,9 @@ only what one message is and whose key checks a receipt:
 * the gateway's own records (summaries, site events, losses) go in
   batches of their own under the gateway's id and key, like a device's.
 
+Either may go compressed (``edgefw.gateway.codec``: the codec named in
+the batch map, records as they were when expanded).
+
 The journal's ack cursor moves over a relay record only once the
 receipt naming it has come and verified with that node's key.
 """
@@ -42,8 +45,11 @@ def relay_record(batch):
 
 
 class Relay(Uplink):
-    def __init__(self, journal, client, gateway_id, key=None, node_keys=None, **kw):
+    def __init__(self, journal, client, gateway_id, key=None, node_keys=None, packer=None, **kw):
         Uplink.__init__(self, journal, client, gateway_id, key=key, receipts=True, **kw)
+        from edgefw.gateway.codec import Packer
+
+        self.packer = packer or Packer()
         # receipts for the nodes' batches come on their own topics
         client.receipt_topic = "edgefw/+/receipt"
         self.node_keys = node_keys
@@ -82,7 +88,7 @@ class Relay(Uplink):
         if head.get("k") == RELAY:
             recs = recs[:1]
             dev = head["dev"]
-            m = {"dev": dev, "q": head["q"], "first": head["first"], "last": head["last"], "id": bid, "boot": head["boot"], "utc_ms": head["utc_ms"], "mono_ms": head["mono_ms"], "recs": head["recs"]}
+            m = self.packer.pack({"dev": dev, "q": head["q"], "first": head["first"], "last": head["last"], "id": bid, "boot": head["boot"], "utc_ms": head["utc_ms"], "mono_ms": head["mono_ms"]}, head["recs"])
             n = len(head["recs"])
             hq, hfirst, hlast = head["q"], head["first"], head["last"]
         else:
@@ -100,7 +106,7 @@ class Relay(Uplink):
             self._waiting_since = None
             dev = self.device
             hq, hfirst, hlast = q, recs[0][0], recs[-1][0]
-            m = {"dev": dev, "q": q, "first": hfirst, "last": hlast, "id": bid, "boot": boot_id(), "utc_ms": utc_ms(), "mono_ms": ticks_ms(), "recs": [p for _s, p in recs]}
+            m = self.packer.pack({"dev": dev, "q": q, "first": hfirst, "last": hlast, "id": bid, "boot": boot_id(), "utc_ms": utc_ms(), "mono_ms": ticks_ms()}, [p for _s, p in recs])
             n = len(recs)
         body = cbor.dumps(m)
         if self._key_of(dev) is not None:

@@ -12,6 +12,7 @@ import time
 
 from edgefw.gateway import commands
 from edgefw.gateway.aggregate import Aggregator
+from edgefw.gateway.codec import Packer
 from edgefw.gateway.store import Store
 from edgefw.gateway.forward import Relay
 from edgefw.gateway.receiver import Receiver
@@ -56,6 +57,15 @@ class Gateway:
             group_ms=_NEVER,
         )
         host, port = parse_broker(up["broker"])
+        zdict = None
+        self.dicts = None
+        if up["zstd_dict"]:
+            import zstandard
+
+            with open(up["zstd_dict"], "rb") as f:
+                zdict = f.read()
+            self.dicts = {zstandard.ZstdCompressionDict(zdict).dict_id(): zdict}
+        self.packer = Packer(up["codec"], up["level"], zdict)
         client = make_client(host, port, "edgefw-gw-%s-up" % self.id, timeout_ms=5000)
         self.up = Relay(
             self.j,
@@ -63,6 +73,7 @@ class Gateway:
             self.id,
             key=self.key,
             node_keys=self.node_keys,
+            packer=self.packer,
             batch_records=up["batch_records"],
             batch_ms=up["batch_ms"],
             window=up["window"],
@@ -90,7 +101,7 @@ class Gateway:
         self.store = Store(self.j, self.raw, self.agg)
         shost, sport = parse_broker(site["broker"])
         self.nodes = {}
-        self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log)
+        self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log, self.dicts)
         self.t0 = time.time()
         self.rules = Rules(cfg["rules"]) if cfg["rules"] else None
         self._rules_lock = threading.Lock()
@@ -168,4 +179,6 @@ class Gateway:
         rules = None
         if self.rules is not None:
             rules = {"fired": dict(self.rules.fired_count), "actions": dict(self.actions)}
-        return {"aggregate": agg, "rules": rules, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}
+        p = self.packer
+        codec = {"codec": p.codec, "bytes_in": p.bytes_in, "bytes_out": p.bytes_out, "ratio": round(p.bytes_in / p.bytes_out, 3) if p.bytes_out else None, "raw_batches": p.raw_batches}
+        return {"aggregate": agg, "rules": rules, "codec": codec, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}

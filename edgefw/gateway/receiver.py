@@ -30,10 +30,11 @@ class Receiver:
     # batches arriving within this long share one sync
     COMMIT_S = 0.005
 
-    def __init__(self, store, host, port, client_id, keys=None, on_batch=None, log=sys.stderr):
+    def __init__(self, store, host, port, client_id, keys=None, on_batch=None, log=sys.stderr, dicts=None):
         import paho.mqtt.client as mqtt
 
         self.store = store
+        self.dicts = dicts
         self.keys = keys
         self.on_batch = on_batch
         self.log = log
@@ -43,7 +44,7 @@ class Receiver:
         self._stop = threading.Event()
         self._thread = None
         self.subscribed = threading.Event()
-        self.counts = {"batches": 0, "records": 0, "refused": 0, "store_failed": 0, "receipts": 0}
+        self.counts = {"batches": 0, "records": 0, "bytes": 0, "refused": 0, "store_failed": 0, "receipts": 0}
         self.refusals = {}
         self.last_error = None
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
@@ -74,7 +75,7 @@ class Receiver:
     def _store(self, topic, payload):
         """(device, receipt) to publish, or None: nobody to tell."""
         try:
-            b = check(payload, self.keys, topic_device(topic))
+            b = check(payload, self.keys, topic_device(topic), self.dicts)
         except Refused as e:
             self.counts["refused"] += 1
             self.refusals[e.kind] = self.refusals.get(e.kind, 0) + 1
@@ -95,6 +96,7 @@ class Receiver:
             return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, False, "gateway store: %s" % (self.last_error or "full"))
         self.counts["batches"] += 1
         self.counts["records"] += len(b.recs)
+        self.counts["bytes"] += len(payload)
         if self.on_batch is not None:
             self.on_batch(b)
         return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True)

@@ -5,11 +5,13 @@
 The checks are ingest's (``edgefw.ingest.server.Ingest.handle``): the seal
 (``firmware.uplink.seal``), the device named by the topic, the sealed
 header against the map inside, and every record decoding to a CBOR map
-with a sequence number. ``Ingest.handle`` checks and stores in one step;
+with a sequence number. A compressed batch (another gateway's,
+``edgefw.gateway.codec``) is expanded first. ``Ingest.handle`` checks and stores in one step;
 the pieces it is made of are called here so the two tiers refuse the same
 batches for the same reasons.
 """
 
+from edgefw.gateway.codec import expand
 from edgefw.ingest.server import _loads, _peek
 from firmware.uplink.seal import SealError, open_sealed, parse_header
 
@@ -36,7 +38,7 @@ class Batch:
         return {"dev": self.dev, "q": self.q, "first": self.first, "last": self.last, "id": self.id, "boot": self.boot, "utc_ms": self.utc_ms, "mono_ms": self.mono_ms}
 
 
-def check(payload, keys=None, topic_dev=None):
+def check(payload, keys=None, topic_dev=None, dicts=None):
     nonce = None
     dev = None
     head = None
@@ -58,7 +60,7 @@ def check(payload, keys=None, topic_dev=None):
         plain = payload
     try:
         m = _loads(plain)
-        raw = [bytes(r) for r in m["recs"]]
+        raw = [bytes(r) for r in expand(m, dicts)]
         recs = [_loads(r) for r in raw]
         if not isinstance(m["dev"], str):
             raise ValueError("device id is not text")
