@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 import threading
+import time
 
 
 def add_parser(p):
@@ -38,13 +39,16 @@ def main(args):
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda *_a: stop.set())
-    stop.wait(args.run_s)
+    t_end = None if args.run_s is None else time.monotonic() + args.run_s
+    while not stop.wait(0.5):
+        if gw.rx.fatal or (t_end is not None and time.monotonic() >= t_end):
+            break
     left = gw.stop(args.drain_s)
     if args.json:
         s = gw.stats()
         s["left"] = left
         print(json.dumps(s, default=repr))
-    return 0
+    return 1 if gw.rx.fatal else 0
 
 
 if __name__ == "__main__":

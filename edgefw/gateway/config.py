@@ -26,7 +26,7 @@ DEFAULTS = {
         "level": None,
         "zstd_dict": None,
     },
-    "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "segment_bytes": 1 << 20, "ttl_s": None},
+    "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "raw_cap_bytes": 64 << 20, "segment_bytes": 1 << 20, "ttl_s": None, "event_ttl_s": None},
     "metrics": {"path": None, "every_s": 10},
     "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None},
     "rules": [],
@@ -119,7 +119,9 @@ def check(doc, src="<config>", files=True):
     c.text("store.path", st["path"])
     c.num("store.cap_bytes", st["cap_bytes"], 1 << 16, 1 << 40, integer=True)
     c.num("store.segment_bytes", st["segment_bytes"], 1 << 12, st["cap_bytes"], integer=True)
+    c.num("store.raw_cap_bytes", st["raw_cap_bytes"], 1 << 16, 1 << 40, integer=True)
     c.num("store.ttl_s", st["ttl_s"], 1, 10 * 365 * 86400, integer=True, null=True)
+    c.num("store.event_ttl_s", st["event_ttl_s"], 1, 10 * 365 * 86400, integer=True, null=True)
     a = cfg["aggregate"]
     c.num("aggregate.window_s", a["window_s"], 0, 86400)
     if not isinstance(a["channels"], dict):

@@ -44,6 +44,25 @@ def relay_record(batch):
     return r
 
 
+class Backlog:
+    """Per node, its records the gateway holds that are not yet accounted
+    for upstream (relayed and receipted, or summarized and receipted)."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.n = {}
+
+    def add(self, dev, k):
+        with self.lock:
+            self.n[dev] = self.n.get(dev, 0) + k
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.n)
+
+
 class Relay(Uplink):
     def __init__(self, journal, client, gateway_id, key=None, node_keys=None, packer=None, **kw):
         Uplink.__init__(self, journal, client, gateway_id, key=key, receipts=True, **kw)
@@ -56,8 +75,9 @@ class Relay(Uplink):
         self._sealers = {}
         # batch id -> the device it went up as: a receipt must name it
         self._dev_of = {}
-        self.relayed_batches = 0
-        self.relayed_records = 0
+        self._count_of = {}
+        # node -> its records at the gateway not yet accounted for upstream
+        self.backlog = Backlog()
 
     def _key_of(self, dev):
         if dev == self.device:
@@ -117,11 +137,27 @@ class Relay(Uplink):
         if len(self._dev_of) > 4 * self.window:
             live_ids = set(x.id for x in self._inflight)
             self._dev_of = {k: v for k, v in self._dev_of.items() if k in live_ids}
+            self._count_of = {k: v for k, v in self._count_of.items() if k in live_ids}
         self._dev_of[bid] = dev
+        self._count_of[bid] = (dev, n) if head.get("k") == RELAY else None
         # Uplink.pump publishes on self.topic right after this returns
         self.topic = topic_for(dev)
         lane = live_lane(q) if live is not None and recs[0][0] >= live[0] else q
         return q, lane, recs[0][0], recs[-1][0], n, body, bid
+
+    def _collect(self, block):
+        before = list(self._inflight)
+        acked = Uplink._collect(self, block)
+        # what went is a run of receipted batches from the front
+        left = acked
+        for b in before:
+            if left <= 0 or b.state != _DONE:
+                break
+            left -= b.n
+            c = self._count_of.pop(b.id, None)
+            if c is not None:
+                self.backlog.add(c[0], -c[1])
+        return acked
 
     def _take_receipts(self, timeout_ms):
         for blob in self.client.receipts(timeout_ms):

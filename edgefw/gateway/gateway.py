@@ -15,12 +15,15 @@ from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.codec import Packer
 from edgefw.gateway.store import Store
 from edgefw.gateway.forward import Relay
+from edgefw.gateway.metrics import render
+from edgefw.gateway.metrics import write as write_metrics
 from edgefw.gateway.receiver import Receiver
 from edgefw.gateway.rules import Rules
 from firmware.clocks import boot_id, utc_ms
 from firmware.config import parse_broker
 from firmware.linux.forwarder import Forwarder
 from firmware.store.journal import PRIO_EVENT, Journal
+from firmware.store.summary import LOSSES
 from firmware.uplink.uplink import make_client, read_key
 
 # the receiver syncs before every receipt itself; the journal's own group
@@ -52,7 +55,9 @@ class Gateway:
             "group",
             segment_bytes=st["segment_bytes"],
             cap_bytes=st["cap_bytes"],
-            ttl_s={0: ttl, 1: ttl} if ttl else None,
+            # events and telemetry expire apart: telemetry's TTL, and the
+            # events' (default none: kept until the cap takes them, last)
+            ttl_s={q: t for q, t in ((0, st["event_ttl_s"]), (1, ttl)) if t} or None,
             group_records=_NEVER,
             group_ms=_NEVER,
         )
@@ -92,13 +97,14 @@ class Gateway:
             self.raw = Journal(
                 st["path"] + "/raw",
                 "group",
-                segment_bytes=st["segment_bytes"],
-                cap_bytes=st["cap_bytes"],
+                segment_bytes=min(st["segment_bytes"], st["raw_cap_bytes"]),
+                cap_bytes=st["raw_cap_bytes"],
                 group_records=_NEVER,
                 group_ms=_NEVER,
             )
             self.raw.lock = threading.Lock()
         self.store = Store(self.j, self.raw, self.agg)
+        self.store.backlog = self.up.backlog
         shost, sport = parse_broker(site["broker"])
         self.nodes = {}
         self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log, self.dicts)
@@ -138,15 +144,61 @@ class Gateway:
             self.j.append({"k": "boot", "t": 0, "boot": boot_id(), "utc_ms": utc_ms()}, PRIO_EVENT)
             self.j.flush()
         self.recovered = self.store.recover()
+        self._count_backlog()
+        self._reported = self._losses()
+        self._loss_at = 0.0
+        self._metrics_at = 0.0
         self.rx.start()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="edgefw-gateway-tick", daemon=True)
         self._ticker.start()
         return self
 
+    def _count_backlog(self):
+        # relays waiting from before a restart; raw ones were counted by recover
+        with self.j.lock:
+            acked = {q: self.j.acked(q) for q in (0, 1)}
+            for seq, r in self.j.records():
+                if r.get("k") == "relay" and seq > acked[0 if r.get("q") == 0 else 1]:
+                    self.up.backlog.add(r["dev"], len(r["recs"]))
+
+    def _losses(self):
+        """Totals of what the gateway dropped, per journal and reason."""
+        out = {}
+        for name, j in (("out", self.j), ("raw", self.raw)):
+            if j is None:
+                continue
+            with j.lock:
+                for k, _t in LOSSES:
+                    if hasattr(j, k):
+                        out[name + "_" + k] = getattr(j, k)
+        return out
+
+    # loss events at most this often: a full store drops segment after
+    # segment, and each event takes room itself
+    LOSS_EVERY_S = 1.0
+
+    def _report_losses(self, force=False):
+        if not force and time.monotonic() - self._loss_at < self.LOSS_EVERY_S:
+            return
+        now = self._losses()
+        if now != self._reported:
+            self._loss_at = time.monotonic()
+            # as a node reports its own: totals, in an event that goes first
+            self._reported = now
+            self.store.append_own(dict(now, k="loss", t=0, utc_ms=utc_ms()), PRIO_EVENT)
+
     def _tick_loop(self):
         while not self._stop.wait(self.TICK_S):
             self.store.tick()
+            self._report_losses()
+            m = self.cfg["metrics"]
+            if m["path"] and time.monotonic() - self._metrics_at >= m["every_s"]:
+                self._metrics_at = time.monotonic()
+                try:
+                    write_metrics(m["path"], render(self.stats()))
+                except OSError as e:
+                    self.metrics_error = str(e)
             if self.rules is not None:
                 with self._rules_lock:
                     acts = self.rules.tick()
@@ -157,6 +209,7 @@ class Gateway:
         self._stop.set()
         self._ticker.join(5)
         self.store.tick()
+        self._report_losses(force=True)
         left = self.fwd.stop(drain_s)
         # what the drain had receipted is marked done, so the raw records
         # behind it go now rather than being summarized again next start
@@ -181,4 +234,4 @@ class Gateway:
             rules = {"fired": dict(self.rules.fired_count), "actions": dict(self.actions)}
         p = self.packer
         codec = {"codec": p.codec, "bytes_in": p.bytes_in, "bytes_out": p.bytes_out, "ratio": round(p.bytes_in / p.bytes_out, 3) if p.bytes_out else None, "raw_batches": p.raw_batches}
-        return {"aggregate": agg, "rules": rules, "codec": codec, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}
+        return {"backlog": self.up.backlog.snapshot(), "losses": self._losses(), "aggregate": agg, "rules": rules, "codec": codec, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}

@@ -47,6 +47,7 @@ class Receiver:
         self.counts = {"batches": 0, "records": 0, "bytes": 0, "refused": 0, "store_failed": 0, "receipts": 0}
         self.refusals = {}
         self.last_error = None
+        self.fatal = None
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
 
         def on_connect(cl, u, f, rc, p):
@@ -106,6 +107,17 @@ class Receiver:
         return receipt.make(dev, q, first, last, bid, ok, why, key)
 
     def _commit_loop(self):
+        try:
+            self._commit_loop_inner()
+        except BaseException as e:
+            # a bug, not a broker or disk problem: stop taking batches and
+            # say so, rather than leave the nodes waiting on a dead thread
+            self.fatal = "%s: %s" % (type(e).__name__, e)
+            if self.log:
+                self.log.write("edgefw gateway: receiver stopped: %s\n" % self.fatal)
+            raise
+
+    def _commit_loop_inner(self):
         while not self._stop.is_set() or self._held:
             if not self._work.wait(0.2):
                 continue

@@ -40,7 +40,9 @@ class Store:
         self.lock = threading.Lock()
         # raw seq -> window keys it feeds, in the order they were written
         self.raw_windows = {}
-        self.markers = {}
+        # raw seq -> (node, records): for the backlog count
+        self.raw_count = {}
+        self.backlog = None
 
     # --- hop 1 -----------------------------------------------------------
     def take(self, b):
@@ -62,6 +64,7 @@ class Store:
                 if not seq:
                     return False
                 self.raw_windows[seq] = self.agg.add(b.dev, b.boot, keep, b.id, seq, time.monotonic())
+                self._count(seq, b.dev, len(keep))
             return True
 
     def _relay(self, b, raw, recs):
@@ -72,13 +75,22 @@ class Store:
             r["last"] = max(d["seq"] for d in recs)
             r["recs"] = raw
         with self.out.lock:
-            return self.out.append(r, b.q) != 0
+            ok = self.out.append(r, b.q) != 0
+        if ok and self.backlog is not None:
+            self.backlog.add(b.dev, len(raw))
+        return ok
+
+    def _count(self, seq, dev, n):
+        if self.backlog is not None and n:
+            self.raw_count[seq] = (dev, n)
+            self.backlog.add(dev, n)
 
     def sync(self):
         with self.out.lock:
             self.out.flush()
-        with self.raw.lock:
-            self.raw.flush()
+        if self.raw is not None:
+            with self.raw.lock:
+                self.raw.flush()
 
     def append_own(self, rec, prio):
         with self.out.lock:
@@ -131,6 +143,9 @@ class Store:
             if not all(self._window_done(k) for k in self.raw_windows[seq]):
                 break
             del self.raw_windows[seq]
+            c = self.raw_count.pop(seq, None)
+            if c is not None:
+                self.backlog.add(c[0], -c[1])
             last = seq
         if last is not None:
             with self.raw.lock:
@@ -190,6 +205,7 @@ class Store:
                 self._relay(b, [x for x, _ in late], [d for _, d in late])
                 relayed += len(late)
             self.raw_windows[s] = self.agg.add(b.dev, b.boot, keep, b.id, s, now) if keep else set()
+            self._count(s, b.dev, len(keep))
             folded += len(keep)
         if relayed:
             with self.out.lock:
