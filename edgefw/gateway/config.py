@@ -22,6 +22,7 @@ DEFAULTS = {
         "backoff_ms": 200,
         "backoff_max_ms": 30000,
         "rate_bytes_s": 0,
+        "live_first": False,
         "codec": "none",
         "level": None,
         "zstd_dict": None,
@@ -106,6 +107,8 @@ def check(doc, src="<config>", files=True):
     c.num("upstream.rate_bytes_s", up["rate_bytes_s"], 0, 1 << 30, integer=True)
     from edgefw.gateway.codec import CODECS
 
+    if not isinstance(up["live_first"], bool):
+        c.fail("upstream.live_first", "true or false", up["live_first"])
     c.choice("upstream.codec", up["codec"], CODECS)
     c.num("upstream.level", up["level"], 1, 9 if up["codec"] == "zlib" else 22, integer=True, null=True)
     if files:

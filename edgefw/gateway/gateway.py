@@ -86,6 +86,7 @@ class Gateway:
             backoff_ms=up["backoff_ms"],
             backoff_max_ms=up["backoff_max_ms"],
             receipt_timeout_ms=up["receipt_timeout_ms"],
+            live_first=up["live_first"],
         )
         self.fwd = Forwarder(self.j, self.up, period_ms=10)
         a = cfg["aggregate"]
