@@ -104,8 +104,11 @@ def _summarizable(rec):
 
 
 class Aggregator:
-    def __init__(self, window_s=60, modes=None, keep_s=None, close_idle_s=None):
+    def __init__(self, window_s=60, modes=None, keep_s=None, close_idle_s=None, batch_ids=True):
         self.W = int(window_s * 1000000)
+        # the node batch ids a summary lists: 9 bytes each, one per batch
+        # (a node at one record a batch gives one a record)
+        self.batch_ids = batch_ids
         self.close_idle_s = close_idle_s if close_idle_s is not None else window_s
         self.modes = modes or {}
         # a closed window stays in memory this long for late data to
@@ -156,7 +159,7 @@ class Aggregator:
                 continue
             win.fold(rec)
             win.touched = now
-            if bid is not None and bid not in win.batches:
+            if self.batch_ids and bid is not None and bid not in win.batches:
                 win.batches.append(bid)
             win.raw.add(raw_seq)
             if win.rev >= 0:

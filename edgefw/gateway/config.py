@@ -29,7 +29,7 @@ DEFAULTS = {
     },
     "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "raw_cap_bytes": 64 << 20, "segment_bytes": 1 << 20, "ttl_s": None, "event_ttl_s": None},
     "metrics": {"path": None, "every_s": 10},
-    "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None},
+    "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None, "batch_ids": True},
     "rules": [],
 }
 MODES = ("summary", "raw")
@@ -132,6 +132,8 @@ def check(doc, src="<config>", files=True):
     for ch, mode in a["channels"].items():
         c.choice("aggregate.channels." + ch, mode, MODES)
     c.num("aggregate.keep_s", a["keep_s"], 0, 7 * 86400, null=True)
+    if not isinstance(a["batch_ids"], bool):
+        c.fail("aggregate.batch_ids", "true or false", a["batch_ids"])
     c.num("aggregate.close_idle_s", a["close_idle_s"], 0.1, 86400, null=True)
     from edgefw.gateway import rules
 

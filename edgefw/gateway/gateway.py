@@ -94,7 +94,7 @@ class Gateway:
         self.raw = None
         if a["window_s"]:
             modes = dict(a["channels"])
-            self.agg = Aggregator(a["window_s"], modes, a["keep_s"], a["close_idle_s"])
+            self.agg = Aggregator(a["window_s"], modes, a["keep_s"], a["close_idle_s"], a["batch_ids"])
             self.raw = Journal(
                 st["path"] + "/raw",
                 "group",
