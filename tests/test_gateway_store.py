@@ -92,3 +92,44 @@ def test_raw_goes_only_after_the_summary_is_receipted_and_restart_rebuilds_the_r
     relays = [r for _s, r in st2.out.records(1) if r.get("k") == "relay"]
     assert len(relays) == 1 and (relays[0]["first"], relays[0]["last"]) == (7, 7)
     assert st2.agg.late_raw == 1 and st2.agg.duplicates == 1
+
+
+def _event(seq, t, dev="n1", boot=b"B" * 8):
+    b = _batch([(seq, t)], q=0, dev=dev, boot=boot)
+    b.recs = [{"k": "trip", "t": int(t * 1e6), "causes": [[4096, "x:high"]], "seq": seq}]
+    b.raw = [cbor.dumps(r) for r in b.recs]
+    return b
+
+
+def test_raw_around_events_before_and_after(tmp_path):
+    out = Journal(str(tmp_path / "out"), "group", group_records=1 << 30, group_ms=1 << 30)
+    raw = Journal(str(tmp_path / "raw"), "group", group_records=1 << 30, group_ms=1 << 30)
+    st = Store(out, raw, Aggregator(W, modes={"x": "around"}, keep_s=0, close_idle_s=1000), {"before_s": 3, "after_s": 2, "kinds": ["trip"]})
+    for t in range(1, 7):  # seqs 2..7 at t 1..6 s
+        st.take(_batch([(t + 1, t)]))
+    st.take(_event(100, 6))
+    for t in range(7, 12):  # seqs 8..12 at t 7..11 s
+        st.take(_batch([(t + 1, t)]))
+    st.sync()
+    relayed = sorted(cbor.loads(x)["t"] // 1000000 for _s, r in out.records(1) if r.get("k") == "relay" for x in r["recs"])
+    # 3 s before the trip at 6 s (held in the raw journal) and 2 s after
+    assert relayed == [3, 4, 5, 6, 7, 8]
+    assert st.around_relayed == 6
+    # the summaries still count every record
+    st.tick(now=0, all_open=True)
+    assert sum(r["n"] for _s, r in out.records(1) if r.get("k") == "sum") == 11
+
+
+def test_raw_held_for_events_that_may_still_come(tmp_path):
+    out = Journal(str(tmp_path / "out"), "group", group_records=1 << 30, group_ms=1 << 30)
+    raw = Journal(str(tmp_path / "raw"), "group", group_records=1 << 30, group_ms=1 << 30)
+    st = Store(out, raw, Aggregator(W, modes={"x": "around"}, keep_s=0, close_idle_s=1000), {"before_s": 5, "after_s": 0, "kinds": ["trip"]})
+    for t in range(1, 13):  # raw seqs 1..12, t 1..12 s: window 0 (1..9), window 1 (10..12)
+        st.take(_batch([(t + 1, t)]))
+    st.sync()
+    st.tick(now=0)  # window 0 summarized: the stream passed its end
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.tick(now=0)
+    # window 0 is done, but a trip up to 5 s after t = 7 could still want
+    # those records: only t <= 7 s (12 - 5) go
+    assert st.raw.acked(1) == 7

@@ -29,10 +29,10 @@ DEFAULTS = {
     },
     "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "raw_cap_bytes": 64 << 20, "segment_bytes": 1 << 20, "ttl_s": None, "event_ttl_s": None},
     "metrics": {"path": None, "every_s": 10},
-    "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None, "batch_ids": True},
+    "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None, "batch_ids": True, "around": {"before_s": 30, "after_s": 30, "kinds": ["trip"]}},
     "rules": [],
 }
-MODES = ("summary", "raw")
+MODES = ("summary", "raw", "around")
 
 
 def _fill(c, field, got, default):
@@ -132,6 +132,11 @@ def check(doc, src="<config>", files=True):
     for ch, mode in a["channels"].items():
         c.choice("aggregate.channels." + ch, mode, MODES)
     c.num("aggregate.keep_s", a["keep_s"], 0, 7 * 86400, null=True)
+    ar = a["around"]
+    c.num("aggregate.around.before_s", ar["before_s"], 0, 86400)
+    c.num("aggregate.around.after_s", ar["after_s"], 0, 86400)
+    if not isinstance(ar["kinds"], list) or not ar["kinds"] or not all(isinstance(k, str) and k for k in ar["kinds"]):
+        c.fail("aggregate.around.kinds", "a list of event kinds, e.g. [\"trip\"]", ar["kinds"])
     if not isinstance(a["batch_ids"], bool):
         c.fail("aggregate.batch_ids", "true or false", a["batch_ids"])
     c.num("aggregate.close_idle_s", a["close_idle_s"], 0.1, 86400, null=True)

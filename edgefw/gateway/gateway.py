@@ -104,7 +104,7 @@ class Gateway:
                 group_ms=_NEVER,
             )
             self.raw.lock = threading.Lock()
-        self.store = Store(self.j, self.raw, self.agg)
+        self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"])
         self.store.backlog = self.up.backlog
         shost, sport = parse_broker(site["broker"])
         self.nodes = {}
@@ -227,7 +227,7 @@ class Gateway:
         agg = None
         if self.agg is not None:
             with self.store.lock:
-                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates}
+                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates, "around_relayed": self.store.around_relayed}
             with self.raw.lock:
                 agg["raw"] = self.raw.stats()
         rules = None

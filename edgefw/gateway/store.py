@@ -31,10 +31,19 @@ from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
 
 
 class Store:
-    def __init__(self, out, raw, agg):
+    def __init__(self, out, raw, agg, around=None):
         self.out = out
         self.raw = raw
         self.agg = agg
+        # raw around events: {"before_s", "after_s", "kinds"}, for the
+        # channels whose mode is "around"
+        self.around = around if agg is not None and any(m == "around" for m in agg.modes.values()) else None
+        # (node, boot) -> [[from_us, to_us], ...]: event spans still open
+        self.active = {}
+        # raw seq -> (node, boot, newest t): held until the node's stream
+        # is before_s past it
+        self.raw_meta = {}
+        self.around_relayed = 0
         # held while batches go in and while windows are summarized: the
         # two journals and the windows move together
         self.lock = threading.Lock()
@@ -51,7 +60,10 @@ class Store:
         disk."""
         with self.lock:
             if b.q == PRIO_EVENT or self.agg is None:
-                return self._relay(b, b.raw, b.recs)
+                ok = self._relay(b, b.raw, b.recs)
+                if ok and self.around is not None:
+                    self._events(b)
+                return ok
             keep, relay = self.agg.split(b)
             if relay and not self._relay(b, [r for r, _ in relay], [d for _, d in relay]):
                 return False
@@ -65,7 +77,48 @@ class Store:
                     return False
                 self.raw_windows[seq] = self.agg.add(b.dev, b.boot, keep, b.id, seq, time.monotonic())
                 self._count(seq, b.dev, len(keep))
+                if self.around is not None:
+                    self.raw_meta[seq] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
+                    self._around_copy(b, keep)
             return True
+
+    # --- raw around events --------------------------------------------------
+    def _is_around(self, rec):
+        return any(self.agg.modes.get(c) == "around" for c in rec["ch"])
+
+    def _events(self, b):
+        """An event of an ``around`` kind: the node's records from
+        ``before_s`` before it go up raw now (from the raw journal, which
+        held them), those up to ``after_s`` after it as they come."""
+        a = self.around
+        for rec in b.recs:
+            if rec.get("k") not in a["kinds"] or not isinstance(rec.get("t"), int):
+                continue
+            t = rec["t"]
+            lo, hi = t - int(a["before_s"] * 1e6), t + int(a["after_s"] * 1e6)
+            self.active.setdefault((b.dev, b.boot), []).append([lo, hi])
+            with self.raw.lock:
+                # held records are not on disk until this
+                self.raw.flush()
+                acked = self.raw.acked(PRIO_TELEMETRY)
+                found = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked and r.get("k") == "raw" and r.get("dev") == b.dev and r.get("boot") == b.boot]
+            for _s, r in found:
+                rb = _batch_of(r)
+                picks = [(x, d) for x, d in zip(rb.raw, rb.recs) if lo <= d["t"] <= hi and self._is_around(d)]
+                if picks:
+                    self._relay(rb, [x for x, _ in picks], [d for _, d in picks])
+                    self.around_relayed += len(picks)
+
+    def _around_copy(self, b, keep):
+        spans = self.active.get((b.dev, b.boot))
+        if not spans:
+            return
+        picks = [(x, d) for x, d in keep if self._is_around(d) and any(lo <= d["t"] <= hi for lo, hi in spans)]
+        if picks:
+            self._relay(b, [x for x, _ in picks], [d for _, d in picks])
+            self.around_relayed += len(picks)
+        newest = self.agg.max_t.get((b.dev, b.boot), -1)
+        self.active[(b.dev, b.boot)] = [sp for sp in spans if sp[1] >= newest]
 
     def _relay(self, b, raw, recs):
         r = relay_record(b)
@@ -142,6 +195,11 @@ class Store:
         for seq in list(self.raw_windows):
             if not all(self._window_done(k) for k in self.raw_windows[seq]):
                 break
+            m = self.raw_meta.get(seq)
+            if m is not None and self.agg.max_t.get(m[:2], -1) - m[2] < self.around["before_s"] * 1e6:
+                # an event may still come that wants it raw
+                break
+            self.raw_meta.pop(seq, None)
             del self.raw_windows[seq]
             c = self.raw_count.pop(seq, None)
             if c is not None:
@@ -157,8 +215,6 @@ class Store:
         receiver starts). Returns (records folded, records sent up raw)."""
         if self.agg is None:
             return 0, 0
-        from edgefw.gateway.verify import Batch
-
         acked = self.raw.acked(PRIO_TELEMETRY)
         items = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked]
         # window -> (newest raw seq its receipted summary stood for, the
@@ -182,11 +238,7 @@ class Store:
             if r.get("k") != "raw":
                 self.raw_windows[s] = set()
                 continue
-            b = Batch()
-            for f in ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms"):
-                setattr(b, f, r.get(f))
-            b.raw = [bytes(x) for x in r["recs"]]
-            b.recs = [cbor.loads(x) for x in b.raw]
+            b = _batch_of(r)
             keep, late = [], []
             for raw, rec in zip(b.raw, b.recs):
                 key = (b.dev, b.boot, rec["t"] // self.agg.W)
@@ -206,6 +258,8 @@ class Store:
                 relayed += len(late)
             self.raw_windows[s] = self.agg.add(b.dev, b.boot, keep, b.id, s, now) if keep else set()
             self._count(s, b.dev, len(keep))
+            if keep and self.around is not None:
+                self.raw_meta[s] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
             folded += len(keep)
         if relayed:
             with self.out.lock:
@@ -213,3 +267,15 @@ class Store:
         with self.lock:
             self._advance()
         return folded, relayed
+
+
+def _batch_of(r):
+    """A raw journal record as the checked batch it came from (its part)."""
+    from edgefw.gateway.verify import Batch
+
+    b = Batch()
+    for f in ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms"):
+        setattr(b, f, r.get(f))
+    b.raw = [bytes(x) for x in r["recs"]]
+    b.recs = [cbor.loads(x) for x in b.raw]
+    return b
