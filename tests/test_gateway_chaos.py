@@ -132,4 +132,10 @@ def test_wan_cut_and_loss_every_record_accounted_for(tiers, tmp_path):
     # and the choke dropped packets
     assert dropped_packets > 0
     rows = DB(db).rows(GW)
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    order = [s for (s,) in con.execute("SELECT seq FROM records WHERE device=? AND queue=1 ORDER BY received, seq", (GW,))]
+    con.close()
+    # live first: summaries made after the link came back arrived while
+    # older ones still waited
+    assert order != sorted(order)
     print("dropped packets", dropped_packets, "summaries", sum(1 for r in rows if r[1] == "sum"), "windows", len(summ), "whole", len(whole), "gateway upstream", s["upstream"])
