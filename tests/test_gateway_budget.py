@@ -48,6 +48,7 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
     while time.monotonic() - t0 < 60 and not all(any(r[1] == "win" and cbor.loads(r[2])["n"] == 1999 for r in rig.rows(n)) for n in NODES):
         time.sleep(0.2)
     gw = rig.stop_gateway()
+    print(json.dumps({k: gw[k] for k in ("losses", "upstream", "store", "site")}))
     losses = [cbor.loads(r[2]) for r in rig.rows(GW) if r[1] == "loss"]
     dropped = gw["losses"]["out_dropped_cap"]
     assert dropped > 0 and gw["left"] == 0
@@ -62,6 +63,22 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
         # telemetry went oldest first: what arrived is the newest
         ns = sorted(cbor.loads(r[2])["n"] for r in rows if r[1] == "win")
         assert ns and ns[-1] == 1999 and len(ns) < 2000 - 2000 // 50
+    # and which: every record a node made is upstream, or named in a loss
+    # event (a record named lost that was in flight may have arrived too)
+    named = {}
+    # each loss event carries everything since start: the last one counts
+    for x in losses[-1:]:
+        assert not x.get("truncated")
+        for _reason, per_node in x["nodes"].items():
+            for node, rs in per_node.items():
+                if not node:
+                    continue  # the gateway's own events, by kind
+                named.setdefault(node, set()).update(q for a, b in rs for q in range(a, b + 1))
+    for n in NODES:
+        have = {r[0] for r in rig.rows(n)}
+        total = stats[n]["next_seq"] - 1
+        missing = set(range(1, total + 1)) - have
+        assert missing and missing <= named.get(n, set())
     # the metrics said it while it happened
     assert 'edgefw_gateway_lost_total{journal="out",reason="dropped_cap"}' in prom
     assert "edgefw_gateway_upstream_connected 0" in prom

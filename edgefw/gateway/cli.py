@@ -41,14 +41,14 @@ def main(args):
         signal.signal(s, lambda *_a: stop.set())
     t_end = None if args.run_s is None else time.monotonic() + args.run_s
     while not stop.wait(0.5):
-        if gw.rx.fatal or (t_end is not None and time.monotonic() >= t_end):
+        if gw.rx.fatal or gw.fatal or (t_end is not None and time.monotonic() >= t_end):
             break
     left = gw.stop(args.drain_s)
     if args.json:
         s = gw.stats()
         s["left"] = left
         print(json.dumps(s, default=repr))
-    return 1 if gw.rx.fatal else 0
+    return 1 if gw.rx.fatal or gw.fatal else 0
 
 
 if __name__ == "__main__":

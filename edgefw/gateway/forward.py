@@ -78,6 +78,8 @@ class Relay(Uplink):
         self._count_of = {}
         # node -> its records at the gateway not yet accounted for upstream
         self.backlog = Backlog()
+        # told (queue, from, to, reason) when expired records are skipped
+        self.on_dropped = None
 
     def _key_of(self, dev):
         if dev == self.device:
@@ -92,10 +94,16 @@ class Relay(Uplink):
 
     def _read(self):
         with self.j.lock:
+            before = (self.j.acked(0), self.j.acked(1), self.j.dropped_ttl)
             q, recs = self.j.read_batch_after(self._sent_to, 1, self.batch_bytes)
             if recs and cbor.loads(recs[0][1]).get("k") != RELAY:
                 q, recs = self.j.read_batch_after(self._sent_to, self.batch_records, self.batch_bytes)
             live = self.j._live.get(q) if recs else None
+            if self.on_dropped is not None and self.j.dropped_ttl != before[2]:
+                # reading skips expired records by moving the cursor past them
+                for qq in (0, 1):
+                    if self.j.acked(qq) != before[qq]:
+                        self.on_dropped(qq, before[qq], self.j.acked(qq), "ttl")
         return q, recs, live
 
     def _batch(self):

@@ -13,7 +13,8 @@ import time
 from edgefw.gateway import commands
 from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.codec import Packer
-from edgefw.gateway.store import Store
+from edgefw.gateway.store import Store, ranges
+from firmware import cbor
 from edgefw.gateway.forward import Relay
 from edgefw.gateway.metrics import render
 from edgefw.gateway.metrics import write as write_metrics
@@ -106,10 +107,12 @@ class Gateway:
             self.raw.lock = threading.Lock()
         self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"])
         self.store.backlog = self.up.backlog
+        self.up.on_dropped = self.store.note_dropped
         shost, sport = parse_broker(site["broker"])
         self.nodes = {}
         self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log, self.dicts)
         self.t0 = time.time()
+        self.fatal = None
         self.rules = Rules(cfg["rules"]) if cfg["rules"] else None
         self._rules_lock = threading.Lock()
         self.actions = {"event": 0, "trip": 0, "commands": 0}
@@ -144,10 +147,14 @@ class Gateway:
             # a run starts with a boot event, as a device's does
             self.j.append({"k": "boot", "t": 0, "boot": boot_id(), "utc_ms": utc_ms()}, PRIO_EVENT)
             self.j.flush()
-        self.recovered = self.store.recover()
+        # what waits in out/ from before, then the windows from raw/ (which
+        # may relay late records: after the scan, so they count once)
         self._count_backlog()
+        self.recovered = self.store.recover()
         self._reported = self._losses()
         self._loss_at = 0.0
+        self._loss_seq = None
+        self._named = {}
         self._metrics_at = 0.0
         self.rx.start()
         self._stop = threading.Event()
@@ -160,8 +167,17 @@ class Gateway:
         with self.j.lock:
             acked = {q: self.j.acked(q) for q in (0, 1)}
             for seq, r in self.j.records():
-                if r.get("k") == "relay" and seq > acked[0 if r.get("q") == 0 else 1]:
+                q = 0 if r.get("q") == 0 else 1
+                if seq <= acked[q]:
+                    continue
+                if r.get("k") == "relay":
                     self.up.backlog.add(r["dev"], len(r["recs"]))
+                    what = ("relay", r["dev"], ranges(cbor.loads(x)["seq"] for x in r["recs"]))
+                else:
+                    # a summary waiting from before the restart: its window
+                    # is rebuilt from raw/ and summarized again anyway
+                    what = ("own", r.get("k"))
+                self.store.meta[q].append((seq, what))
 
     def _losses(self):
         """Totals of what the gateway dropped, per journal and reason."""
@@ -175,21 +191,52 @@ class Gateway:
                         out[name + "_" + k] = getattr(j, k)
         return out
 
-    # loss events at most this often: a full store drops segment after
-    # segment, and each event takes room itself
+    # loss events at most this often
     LOSS_EVERY_S = 1.0
+    # a loss event larger than this lists fewer ranges (counts stay whole)
+    LOSS_MAX_BYTES = 4096
 
     def _report_losses(self, force=False):
+        """A ``loss`` event when something was dropped: totals per journal
+        and reason, and the node records dropped, as seq ranges per reason
+        and node, both since start. One is pending upstream at a time: a
+        full store would otherwise drop telemetry to make room for events
+        about dropping telemetry; the next one carries everything."""
         if not force and time.monotonic() - self._loss_at < self.LOSS_EVERY_S:
             return
+        for reason, per_node in self.store.take_lost().items():
+            mine = self._named.setdefault(reason, {})
+            for node, rs in per_node.items():
+                if node:
+                    mine[node] = ranges(q for a, b in mine.get(node, []) + rs for q in range(a, b + 1))
+                else:
+                    mine[""] = mine.get("", []) + rs
         now = self._losses()
-        if now != self._reported:
-            self._loss_at = time.monotonic()
-            # as a node reports its own: totals, in an event that goes first
-            self._reported = now
-            self.store.append_own(dict(now, k="loss", t=0, utc_ms=utc_ms()), PRIO_EVENT)
+        if now == self._reported:
+            return
+        with self.j.lock:
+            if self._loss_seq is not None and self.j.acked(0) < self._loss_seq:
+                return
+        self._loss_at = time.monotonic()
+        self._reported = now
+        ev = dict(now, k="loss", t=0, utc_ms=utc_ms(), nodes=self._named)
+        if len(cbor.dumps(ev)) > self.LOSS_MAX_BYTES:
+            ev["nodes"] = {r: {n: rs[-8:] for n, rs in per.items()} for r, per in self._named.items()}
+            ev["truncated"] = True
+        self._loss_seq = self.store.append_own(ev, PRIO_EVENT) or None
 
     def _tick_loop(self):
+        try:
+            self._tick_loop_inner()
+        except BaseException as e:
+            # a bug: say so and stop (the command exits non-zero) rather
+            # than go on without summaries, loss events or rules
+            self.fatal = "%s: %s" % (type(e).__name__, e)
+            if self.log:
+                self.log.write("edgefw gateway: tick stopped: %s\n" % self.fatal)
+            raise
+
+    def _tick_loop_inner(self):
         while not self._stop.wait(self.TICK_S):
             self.store.tick()
             self._report_losses()

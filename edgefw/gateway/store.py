@@ -21,6 +21,7 @@ again and summarized again. Upstream, the summary of a window with the
 highest gateway seq counts, and each lists every seq it covers.
 """
 
+import collections
 import threading
 import time
 
@@ -44,6 +45,18 @@ class Store:
         # is before_s past it
         self.raw_meta = {}
         self.around_relayed = 0
+        # what each record of out/ stands for, per queue in seq order:
+        # (seq, ("relay", node, seq ranges) | ("sum", window) | ("own", kind))
+        self.meta = {0: collections.deque(), 1: collections.deque()}
+        # (queue, from, to, reason): out/'s cursor jumped over (from, to]
+        # without a receipt (the cap or the TTL dropped them); noted under
+        # out/'s lock where it happened, read by tick
+        self._dropped = []
+        self._dropped_lock = threading.Lock()
+        # (reason, node, seq ranges): node records dropped, for the next
+        # loss event
+        self.lost_named = []
+        self.resummarized = 0
         # held while batches go in and while windows are summarized: the
         # two journals and the windows move together
         self.lock = threading.Lock()
@@ -127,8 +140,7 @@ class Store:
             r["first"] = min(d["seq"] for d in recs)
             r["last"] = max(d["seq"] for d in recs)
             r["recs"] = raw
-        with self.out.lock:
-            ok = self.out.append(r, b.q) != 0
+        ok = self._append_out(r, b.q, ("relay", b.dev, ranges(d["seq"] for d in recs))) != 0
         if ok and self.backlog is not None:
             self.backlog.add(b.dev, len(raw))
         return ok
@@ -146,10 +158,68 @@ class Store:
                 self.raw.flush()
 
     def append_own(self, rec, prio):
+        seq = self._append_out(rec, prio, ("own", rec.get("k")))
         with self.out.lock:
-            seq = self.out.append(rec, prio)
             self.out.flush()
         return seq
+
+    def _append_out(self, rec, q, what):
+        with self.out.lock:
+            before = (self.out.acked(0), self.out.acked(1), self.out.dropped_cap)
+            seq = self.out.append(rec, q)
+            if self.out.dropped_cap != before[2]:
+                for qq in (0, 1):
+                    if self.out.acked(qq) != before[qq]:
+                        self.note_dropped(qq, before[qq], self.out.acked(qq), "cap")
+            if seq:
+                self.meta[q].append((seq, what))
+        return seq
+
+    def note_dropped(self, q, lo, hi, reason):
+        """out/'s cursor of queue ``q`` moved from ``lo`` to ``hi`` over
+        records that were dropped, not receipted (called under out/'s lock)."""
+        with self._dropped_lock:
+            self._dropped.append((q, lo, hi, reason))
+
+    def _settle(self):
+        """Under out/'s lock: name what was dropped, forget what was
+        receipted; a dropped summary is made again (its raw records are
+        still here)."""
+        with self._dropped_lock:
+            drops, self._dropped = self._dropped, []
+        for q, lo, hi, reason in drops:
+            dq = self.meta[q]
+            while dq and dq[0][0] <= lo:
+                dq.popleft()
+            while dq and dq[0][0] <= hi:
+                _seq, what = dq.popleft()
+                if what[0] == "relay":
+                    self.lost_named.append((reason, what[1], what[2]))
+                elif what[0] == "sum":
+                    w = self.agg.windows.get(what[1]) if self.agg is not None else None
+                    if w is not None and w.out_seq == _seq:
+                        w.out_seq = None
+                        w.dirty = True
+                        w.done = False
+                        self.resummarized += 1
+                else:
+                    self.lost_named.append((reason, None, [what[1]]))
+        for q in (0, 1):
+            acked = self.out.acked(q)
+            dq = self.meta[q]
+            while dq and dq[0][0] <= acked:
+                dq.popleft()
+
+    def take_lost(self):
+        """The node records dropped since the last call: {reason: {node:
+        seq ranges}} (node None: the gateway's own events, by kind)."""
+        with self.out.lock:
+            self._settle()
+            lost, self.lost_named = self.lost_named, []
+        out = {}
+        for reason, node, rs in lost:
+            out.setdefault(reason, {}).setdefault(node if node is not None else "", []).extend(rs)
+        return out
 
     # --- windows ---------------------------------------------------------
     def tick(self, now=None, all_open=False):
@@ -162,13 +232,16 @@ class Store:
             wrote = []
             for w in self.agg.due(now, all_open):
                 s = self.agg.summary(w)
-                with self.out.lock:
-                    w.out_seq = self.out.append(s, PRIO_TELEMETRY)
+                w.out_seq = self._append_out(s, PRIO_TELEMETRY, ("sum", w.key)) or None
+                if w.out_seq is None:
+                    w.dirty = True
                 wrote.append(s)
             if wrote:
                 with self.out.lock:
                     self.out.flush()
             with self.out.lock:
+                # dropped summaries first: their windows are not done
+                self._settle()
                 acked = self.out.acked(PRIO_TELEMETRY)
             marked = False
             for w in self.agg.windows.values():
@@ -279,3 +352,14 @@ def _batch_of(r):
     b.raw = [bytes(x) for x in r["recs"]]
     b.recs = [cbor.loads(x) for x in b.raw]
     return b
+
+
+def ranges(seqs):
+    """Sorted seq numbers as [[first, last], ...] runs."""
+    out = []
+    for q in sorted(seqs):
+        if out and q == out[-1][1] + 1:
+            out[-1][1] = q
+        elif not out or q > out[-1][1]:
+            out.append([q, q])
+    return out
