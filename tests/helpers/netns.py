@@ -67,13 +67,17 @@ class Tiers:
                 self._in(ns, TC, "qdisc", "del", "dev", dev, "root")
 
     def drops(self):
-        """Packets the WAN's qdiscs dropped so far (both ends)."""
-        n = 0
+        """(dropped, overlimits, tbf qdiscs in place): packets the WAN's
+        qdiscs dropped, and held back over the rate, so far (both ends)."""
+        n = over = tbf = 0
         for ns, dev in ((self.ns["gateway"], "wan0"), (self.ns["upstream"], "wan1")):
             out = subprocess.run([IP, "netns", "exec", ns, TC, "-s", "qdisc", "show", "dev", dev], capture_output=True, text=True, timeout=20).stdout
             for part in out.split("dropped ")[1:]:
                 n += int(part.split(",")[0])
-        return n
+            for part in out.split("overlimits ")[1:]:
+                over += int(part.split()[0])
+            tbf += out.startswith("qdisc tbf")
+        return n, over, tbf
 
     def close(self):
         for p in self.procs:
