@@ -61,3 +61,12 @@ def test_cli_check_and_bad_config(tmp_path, capsys):
     bad.write_text(json.dumps(_with(upstream={"window": "many"})))
     assert cli.main(p.parse_args(["--config", str(bad)])) == 2
     assert "upstream.window" in capsys.readouterr().err
+
+
+def test_the_docs_config_example_checks():
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "gateway.md").read_text()
+    block = text.split("## Config", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    cfg = config.check(json.loads(block), "docs/gateway.md", files=False)
+    assert cfg["aggregate"]["channels"] == {"vib.accel_x_g": "around"}
