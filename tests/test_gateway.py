@@ -146,3 +146,16 @@ def test_tiers_chain_node_gateway_gateway_ingest(tmp_path):
             gw2.wait()
         rig.close()
         mid.stop()
+
+
+def test_unsealed_trusted_network(tmp_path):
+    rig = Rig(tmp_path, NODES, sealed=False)
+    try:
+        rig.start_gateway()
+        for name in NODES:
+            rig.node(name, 500)
+        stats = _finish_nodes(rig)
+        _exactly_once(rig, stats, 500)
+        assert rig.stop_gateway()["left"] == 0
+    finally:
+        rig.close()
