@@ -1,0 +1,33 @@
+"""Commands from the gateway to its nodes: ``edgefw/<node>/cmd``, QoS 1.
+
+A command is the CBOR map ``{"cmd": "trip", "rule", "id", "utc_ms"}``,
+with a device key followed by an HMAC-SHA256 tag over ``b"edgefw command"
+| map`` keyed as the node's receipts are (``firmware.uplink.receipt``), so
+a node can tell its gateway's commands from anyone else's. ``trip`` is
+the only command there is: the gateway can add a trip, never clear one.
+
+The node side (subscribing, checking the tag, feeding the interlock an
+external trip cause) is firmware work not done here.
+"""
+
+import os
+
+from firmware import cbor
+
+COMMANDS = ("trip",)
+_DOMAIN = b"edgefw command"
+
+
+def topic_for(node):
+    return "edgefw/%s/cmd" % node
+
+
+def make(cmd, rule, utc_ms, key=None):
+    if cmd not in COMMANDS:
+        raise ValueError("no such command %r (there is none that clears a trip)" % (cmd,))
+    body = cbor.dumps({"cmd": cmd, "rule": rule, "id": os.urandom(8), "utc_ms": utc_ms})
+    if key is None:
+        return body
+    from firmware.uplink.seal import derive, hmac_sha256
+
+    return body + hmac_sha256(derive(key)[1], _DOMAIN + body)

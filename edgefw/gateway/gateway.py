@@ -1,0 +1,285 @@
+"""The gateway: receiver (hop 1), journal, relay (hop 2), wired from a
+checked config (``edgefw.gateway.config``).
+
+    gw = Gateway(cfg).start()
+    ...
+    gw.stop(drain_s=2)
+"""
+
+import sys
+import threading
+import time
+
+from edgefw.gateway import commands
+from edgefw.gateway.aggregate import Aggregator
+from edgefw.gateway.codec import Packer
+from edgefw.gateway.store import Store, ranges
+from firmware import cbor
+from edgefw.gateway.forward import Relay
+from edgefw.gateway.metrics import render
+from edgefw.gateway.metrics import write as write_metrics
+from edgefw.gateway.receiver import Receiver
+from edgefw.gateway.rules import Rules
+from firmware.clocks import boot_id, utc_ms
+from firmware.config import parse_broker
+from firmware.linux.forwarder import Forwarder
+from firmware.store.journal import PRIO_EVENT, Journal
+from firmware.store.summary import LOSSES
+from firmware.uplink.uplink import make_client, read_key
+
+# the receiver syncs before every receipt itself; the journal's own group
+# timer never needs to
+_NEVER = 1 << 30
+
+
+def load_node_keys(path):
+    if path is None:
+        return None
+    from edgefw.ingest.server import load_keys
+
+    return load_keys(path)
+
+
+class Gateway:
+    TICK_S = 0.1
+
+    def __init__(self, cfg, log=sys.stderr):
+        self.cfg = cfg
+        self.log = log
+        g, site, up, st = cfg["gateway"], cfg["site"], cfg["upstream"], cfg["store"]
+        self.id = g["id"]
+        self.node_keys = load_node_keys(site["keys"])
+        self.key = read_key(g["key_file"])
+        ttl = st["ttl_s"]
+        self.j = Journal(
+            st["path"] + "/out",
+            "group",
+            segment_bytes=st["segment_bytes"],
+            cap_bytes=st["cap_bytes"],
+            # events and telemetry expire apart: telemetry's TTL, and the
+            # events' (default none: kept until the cap takes them, last)
+            ttl_s={q: t for q, t in ((0, st["event_ttl_s"]), (1, ttl)) if t} or None,
+            group_records=_NEVER,
+            group_ms=_NEVER,
+        )
+        host, port = parse_broker(up["broker"])
+        zdict = None
+        self.dicts = None
+        if up["zstd_dict"]:
+            import zstandard
+
+            with open(up["zstd_dict"], "rb") as f:
+                zdict = f.read()
+            self.dicts = {zstandard.ZstdCompressionDict(zdict).dict_id(): zdict}
+        self.packer = Packer(up["codec"], up["level"], zdict)
+        client = make_client(host, port, "edgefw-gw-%s-up" % self.id, timeout_ms=5000)
+        self.up = Relay(
+            self.j,
+            client,
+            self.id,
+            key=self.key,
+            node_keys=self.node_keys,
+            packer=self.packer,
+            batch_records=up["batch_records"],
+            batch_ms=up["batch_ms"],
+            window=up["window"],
+            rate_bytes_s=up["rate_bytes_s"],
+            backoff_ms=up["backoff_ms"],
+            backoff_max_ms=up["backoff_max_ms"],
+            receipt_timeout_ms=up["receipt_timeout_ms"],
+            live_first=up["live_first"],
+        )
+        self.fwd = Forwarder(self.j, self.up, period_ms=10)
+        a = cfg["aggregate"]
+        self.agg = None
+        self.raw = None
+        if a["window_s"]:
+            modes = dict(a["channels"])
+            self.agg = Aggregator(a["window_s"], modes, a["keep_s"], a["close_idle_s"], a["batch_ids"])
+            self.raw = Journal(
+                st["path"] + "/raw",
+                "group",
+                segment_bytes=min(st["segment_bytes"], st["raw_cap_bytes"]),
+                cap_bytes=st["raw_cap_bytes"],
+                group_records=_NEVER,
+                group_ms=_NEVER,
+            )
+            self.raw.lock = threading.Lock()
+        self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"])
+        self.store.backlog = self.up.backlog
+        self.up.on_dropped = self.store.note_dropped
+        shost, sport = parse_broker(site["broker"])
+        self.nodes = {}
+        self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log, self.dicts)
+        self.t0 = time.time()
+        self.fatal = None
+        self.rules = Rules(cfg["rules"]) if cfg["rules"] else None
+        self._rules_lock = threading.Lock()
+        self.actions = {"event": 0, "trip": 0, "commands": 0}
+
+    def _seen(self, b):
+        n = self.nodes.get(b.dev)
+        if n is None:
+            n = self.nodes[b.dev] = {"batches": 0, "records": 0, "last_seen": 0.0}
+        n["batches"] += 1
+        n["records"] += len(b.recs)
+        n["last_seen"] = time.time()
+        if self.rules is not None:
+            with self._rules_lock:
+                acts = self.rules.observe(b)
+            self._act(acts)
+
+    def _act(self, acts):
+        for r, action, nodes, utc in acts:
+            self.actions[action] += 1
+            if action == "event":
+                self.store.append_own({"k": "site", "t": 0, "rule": r["name"], "nodes": nodes, "utc_ms": utc}, PRIO_EVENT)
+            elif action == "trip":
+                for n in r["nodes"]:
+                    key = self.node_keys.get(n) if self.node_keys else None
+                    self.rx.c.publish(commands.topic_for(n), commands.make("trip", r["name"], utc, key), qos=1)
+                    self.actions["commands"] += 1
+
+    def start(self):
+        # the lock first: the forwarder's thread and the receiver's share it
+        self.fwd.start()
+        with self.j.lock:
+            # a run starts with a boot event, as a device's does
+            self.j.append({"k": "boot", "t": 0, "boot": boot_id(), "utc_ms": utc_ms()}, PRIO_EVENT)
+            self.j.flush()
+        # what waits in out/ from before, then the windows from raw/ (which
+        # may relay late records: after the scan, so they count once)
+        self._count_backlog()
+        self.recovered = self.store.recover()
+        self._reported = self._losses()
+        self._loss_at = 0.0
+        self._loss_seq = None
+        self._named = {}
+        self._metrics_at = 0.0
+        self.rx.start()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="edgefw-gateway-tick", daemon=True)
+        self._ticker.start()
+        return self
+
+    def _count_backlog(self):
+        # relays waiting from before a restart; raw ones were counted by recover
+        with self.j.lock:
+            acked = {q: self.j.acked(q) for q in (0, 1)}
+            for seq, r in self.j.records():
+                q = 0 if r.get("q") == 0 else 1
+                if seq <= acked[q]:
+                    continue
+                if r.get("k") == "relay":
+                    self.up.backlog.add(r["dev"], len(r["recs"]))
+                    what = ("relay", r["dev"], ranges(cbor.loads(x)["seq"] for x in r["recs"]))
+                else:
+                    # a summary waiting from before the restart: its window
+                    # is rebuilt from raw/ and summarized again anyway
+                    what = ("own", r.get("k"))
+                self.store.meta[q].append((seq, what))
+
+    def _losses(self):
+        """Totals of what the gateway dropped, per journal and reason."""
+        out = {}
+        for name, j in (("out", self.j), ("raw", self.raw)):
+            if j is None:
+                continue
+            with j.lock:
+                for k, _t in LOSSES:
+                    if hasattr(j, k):
+                        out[name + "_" + k] = getattr(j, k)
+        return out
+
+    # loss events at most this often
+    LOSS_EVERY_S = 1.0
+    # a loss event larger than this lists fewer ranges (counts stay whole)
+    LOSS_MAX_BYTES = 4096
+
+    def _report_losses(self, force=False):
+        """A ``loss`` event when something was dropped: totals per journal
+        and reason, and the node records dropped, as seq ranges per reason
+        and node, both since start. One is pending upstream at a time: a
+        full store would otherwise drop telemetry to make room for events
+        about dropping telemetry; the next one carries everything."""
+        if not force and time.monotonic() - self._loss_at < self.LOSS_EVERY_S:
+            return
+        for reason, per_node in self.store.take_lost().items():
+            mine = self._named.setdefault(reason, {})
+            for node, rs in per_node.items():
+                if node:
+                    mine[node] = ranges(q for a, b in mine.get(node, []) + rs for q in range(a, b + 1))
+                else:
+                    mine[""] = mine.get("", []) + rs
+        now = self._losses()
+        if now == self._reported:
+            return
+        with self.j.lock:
+            if self._loss_seq is not None and self.j.acked(0) < self._loss_seq:
+                return
+        self._loss_at = time.monotonic()
+        self._reported = now
+        ev = dict(now, k="loss", t=0, utc_ms=utc_ms(), nodes=self._named)
+        if len(cbor.dumps(ev)) > self.LOSS_MAX_BYTES:
+            ev["nodes"] = {r: {n: rs[-8:] for n, rs in per.items()} for r, per in self._named.items()}
+            ev["truncated"] = True
+        self._loss_seq = self.store.append_own(ev, PRIO_EVENT) or None
+
+    def _tick_loop(self):
+        try:
+            self._tick_loop_inner()
+        except BaseException as e:
+            # a bug: say so and stop (the command exits non-zero) rather
+            # than go on without summaries, loss events or rules
+            self.fatal = "%s: %s" % (type(e).__name__, e)
+            if self.log:
+                self.log.write("edgefw gateway: tick stopped: %s\n" % self.fatal)
+            raise
+
+    def _tick_loop_inner(self):
+        while not self._stop.wait(self.TICK_S):
+            self.store.tick()
+            self._report_losses()
+            m = self.cfg["metrics"]
+            if m["path"] and time.monotonic() - self._metrics_at >= m["every_s"]:
+                self._metrics_at = time.monotonic()
+                try:
+                    write_metrics(m["path"], render(self.stats()))
+                except OSError as e:
+                    self.metrics_error = str(e)
+            if self.rules is not None:
+                with self._rules_lock:
+                    acts = self.rules.tick()
+                self._act(acts)
+
+    def stop(self, drain_s=0):
+        self.rx.stop()
+        self._stop.set()
+        self._ticker.join(5)
+        self.store.tick()
+        self._report_losses(force=True)
+        left = self.fwd.stop(drain_s)
+        # what the drain had receipted is marked done, so the raw records
+        # behind it go now rather than being summarized again next start
+        self.store.tick()
+        self.j.close()
+        if self.raw is not None:
+            with self.raw.lock:
+                self.raw.close()
+        return left
+
+    def stats(self):
+        with self.j.lock:
+            js = self.j.stats()
+        agg = None
+        if self.agg is not None:
+            with self.store.lock:
+                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates, "around_relayed": self.store.around_relayed}
+            with self.raw.lock:
+                agg["raw"] = self.raw.stats()
+        rules = None
+        if self.rules is not None:
+            rules = {"fired": dict(self.rules.fired_count), "actions": dict(self.actions)}
+        p = self.packer
+        codec = {"codec": p.codec, "bytes_in": p.bytes_in, "bytes_out": p.bytes_out, "ratio": round(p.bytes_in / p.bytes_out, 3) if p.bytes_out else None, "raw_batches": p.raw_batches}
+        return {"backlog": self.up.backlog.snapshot(), "losses": self._losses(), "aggregate": agg, "rules": rules, "codec": codec, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}

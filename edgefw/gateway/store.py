@@ -1,0 +1,365 @@
+"""The gateway's store: two journals and the windows between them.
+
+    out/   what goes upstream (firmware.store.journal): node events and raw
+           telemetry as ``relay`` records, the gateway's own records
+           (``sum`` summaries, its boot and loss events)
+    raw/   node telemetry that summaries stand for, one ``raw`` record per
+           node batch (the records a summary counts, byte for byte), and
+           ``done`` markers
+
+A node's telemetry record that goes into a summary is in ``raw/`` (synced)
+before the node's receipt, and leaves it only after the summary covering
+it is in ``out/`` and receipted upstream: then a ``done`` marker naming
+the window is synced into ``raw/``, and ``raw/``'s cursor moves over
+every record whose windows are all done.
+
+Restart: ``recover`` reads ``raw/`` past its cursor. Windows with a
+``done`` marker are finished; a record of such a window newer than its
+marker (late data whose revision was not receipted) goes up raw, since
+the rest of its window is gone; everything else is folded into its window
+again and summarized again. Upstream, the summary of a window with the
+highest gateway seq counts, and each lists every seq it covers.
+"""
+
+import collections
+import threading
+import time
+
+from edgefw.gateway.aggregate import covers
+from edgefw.gateway.forward import relay_record
+from firmware import cbor
+from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
+
+
+class Store:
+    def __init__(self, out, raw, agg, around=None):
+        self.out = out
+        self.raw = raw
+        self.agg = agg
+        # raw around events: {"before_s", "after_s", "kinds"}, for the
+        # channels whose mode is "around"
+        self.around = around if agg is not None and any(m == "around" for m in agg.modes.values()) else None
+        # (node, boot) -> [[from_us, to_us], ...]: event spans still open
+        self.active = {}
+        # raw seq -> (node, boot, newest t): held until the node's stream
+        # is before_s past it
+        self.raw_meta = {}
+        self.around_relayed = 0
+        # what each record of out/ stands for, per queue in seq order:
+        # (seq, ("relay", node, seq ranges) | ("sum", window) | ("own", kind))
+        self.meta = {0: collections.deque(), 1: collections.deque()}
+        # (queue, from, to, reason): out/'s cursor jumped over (from, to]
+        # without a receipt (the cap or the TTL dropped them); noted under
+        # out/'s lock where it happened, read by tick
+        self._dropped = []
+        self._dropped_lock = threading.Lock()
+        # (reason, node, seq ranges): node records dropped, for the next
+        # loss event
+        self.lost_named = []
+        self.resummarized = 0
+        # held while batches go in and while windows are summarized: the
+        # two journals and the windows move together
+        self.lock = threading.Lock()
+        # raw seq -> window keys it feeds, in the order they were written
+        self.raw_windows = {}
+        # raw seq -> (node, records): for the backlog count
+        self.raw_count = {}
+        self.backlog = None
+
+    # --- hop 1 -----------------------------------------------------------
+    def take(self, b):
+        """Append a checked node batch (not yet synced: ``sync``). False
+        when a journal refused it (full, ``pause``); OSError from a failing
+        disk."""
+        with self.lock:
+            if b.q == PRIO_EVENT or self.agg is None:
+                ok = self._relay(b, b.raw, b.recs)
+                if ok and self.around is not None:
+                    self._events(b)
+                return ok
+            keep, relay = self.agg.split(b)
+            if relay and not self._relay(b, [r for r, _ in relay], [d for _, d in relay]):
+                return False
+            if keep:
+                rec = b.header()
+                rec["k"] = "raw"
+                rec["recs"] = [r for r, _ in keep]
+                with self.raw.lock:
+                    seq = self.raw.append(rec, PRIO_TELEMETRY)
+                if not seq:
+                    return False
+                self.raw_windows[seq] = self.agg.add(b.dev, b.boot, keep, b.id, seq, time.monotonic())
+                self._count(seq, b.dev, len(keep))
+                if self.around is not None:
+                    self.raw_meta[seq] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
+                    self._around_copy(b, keep)
+            return True
+
+    # --- raw around events --------------------------------------------------
+    def _is_around(self, rec):
+        return any(self.agg.modes.get(c) == "around" for c in rec["ch"])
+
+    def _events(self, b):
+        """An event of an ``around`` kind: the node's records from
+        ``before_s`` before it go up raw now (from the raw journal, which
+        held them), those up to ``after_s`` after it as they come."""
+        a = self.around
+        for rec in b.recs:
+            if rec.get("k") not in a["kinds"] or not isinstance(rec.get("t"), int):
+                continue
+            t = rec["t"]
+            lo, hi = t - int(a["before_s"] * 1e6), t + int(a["after_s"] * 1e6)
+            self.active.setdefault((b.dev, b.boot), []).append([lo, hi])
+            with self.raw.lock:
+                # held records are not on disk until this
+                self.raw.flush()
+                acked = self.raw.acked(PRIO_TELEMETRY)
+                found = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked and r.get("k") == "raw" and r.get("dev") == b.dev and r.get("boot") == b.boot]
+            for _s, r in found:
+                rb = _batch_of(r)
+                picks = [(x, d) for x, d in zip(rb.raw, rb.recs) if lo <= d["t"] <= hi and self._is_around(d)]
+                if picks:
+                    self._relay(rb, [x for x, _ in picks], [d for _, d in picks])
+                    self.around_relayed += len(picks)
+
+    def _around_copy(self, b, keep):
+        spans = self.active.get((b.dev, b.boot))
+        if not spans:
+            return
+        picks = [(x, d) for x, d in keep if self._is_around(d) and any(lo <= d["t"] <= hi for lo, hi in spans)]
+        if picks:
+            self._relay(b, [x for x, _ in picks], [d for _, d in picks])
+            self.around_relayed += len(picks)
+        newest = self.agg.max_t.get((b.dev, b.boot), -1)
+        self.active[(b.dev, b.boot)] = [sp for sp in spans if sp[1] >= newest]
+
+    def _relay(self, b, raw, recs):
+        r = relay_record(b)
+        if len(raw) != len(b.raw):
+            # part of the batch: its header names the part
+            r["first"] = min(d["seq"] for d in recs)
+            r["last"] = max(d["seq"] for d in recs)
+            r["recs"] = raw
+        ok = self._append_out(r, b.q, ("relay", b.dev, ranges(d["seq"] for d in recs))) != 0
+        if ok and self.backlog is not None:
+            self.backlog.add(b.dev, len(raw))
+        return ok
+
+    def _count(self, seq, dev, n):
+        if self.backlog is not None and n:
+            self.raw_count[seq] = (dev, n)
+            self.backlog.add(dev, n)
+
+    def sync(self):
+        with self.out.lock:
+            self.out.flush()
+        if self.raw is not None:
+            with self.raw.lock:
+                self.raw.flush()
+
+    def append_own(self, rec, prio):
+        seq = self._append_out(rec, prio, ("own", rec.get("k")))
+        with self.out.lock:
+            self.out.flush()
+        return seq
+
+    def _append_out(self, rec, q, what):
+        with self.out.lock:
+            before = (self.out.acked(0), self.out.acked(1), self.out.dropped_cap)
+            seq = self.out.append(rec, q)
+            if self.out.dropped_cap != before[2]:
+                for qq in (0, 1):
+                    if self.out.acked(qq) != before[qq]:
+                        self.note_dropped(qq, before[qq], self.out.acked(qq), "cap")
+            if seq:
+                self.meta[q].append((seq, what))
+        return seq
+
+    def note_dropped(self, q, lo, hi, reason):
+        """out/'s cursor of queue ``q`` moved from ``lo`` to ``hi`` over
+        records that were dropped, not receipted (called under out/'s lock)."""
+        with self._dropped_lock:
+            self._dropped.append((q, lo, hi, reason))
+
+    def _settle(self):
+        """Under out/'s lock: name what was dropped, forget what was
+        receipted; a dropped summary is made again (its raw records are
+        still here)."""
+        with self._dropped_lock:
+            drops, self._dropped = self._dropped, []
+        for q, lo, hi, reason in drops:
+            dq = self.meta[q]
+            while dq and dq[0][0] <= lo:
+                dq.popleft()
+            while dq and dq[0][0] <= hi:
+                _seq, what = dq.popleft()
+                if what[0] == "relay":
+                    self.lost_named.append((reason, what[1], what[2]))
+                elif what[0] == "sum":
+                    w = self.agg.windows.get(what[1]) if self.agg is not None else None
+                    if w is not None and w.out_seq == _seq:
+                        w.out_seq = None
+                        w.dirty = True
+                        w.done = False
+                        self.resummarized += 1
+                else:
+                    self.lost_named.append((reason, None, [what[1]]))
+        for q in (0, 1):
+            acked = self.out.acked(q)
+            dq = self.meta[q]
+            while dq and dq[0][0] <= acked:
+                dq.popleft()
+
+    def take_lost(self):
+        """The node records dropped since the last call: {reason: {node:
+        seq ranges}} (node None: the gateway's own events, by kind)."""
+        with self.out.lock:
+            self._settle()
+            lost, self.lost_named = self.lost_named, []
+        out = {}
+        for reason, node, rs in lost:
+            out.setdefault(reason, {}).setdefault(node if node is not None else "", []).extend(rs)
+        return out
+
+    # --- windows ---------------------------------------------------------
+    def tick(self, now=None, all_open=False):
+        """Summarize what is due, mark windows whose summary is receipted,
+        move ``raw/``'s cursor. Returns the summaries written."""
+        if self.agg is None:
+            return []
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            wrote = []
+            for w in self.agg.due(now, all_open):
+                s = self.agg.summary(w)
+                w.out_seq = self._append_out(s, PRIO_TELEMETRY, ("sum", w.key)) or None
+                if w.out_seq is None:
+                    w.dirty = True
+                wrote.append(s)
+            if wrote:
+                with self.out.lock:
+                    self.out.flush()
+            with self.out.lock:
+                # dropped summaries first: their windows are not done
+                self._settle()
+                acked = self.out.acked(PRIO_TELEMETRY)
+            marked = False
+            for w in self.agg.windows.values():
+                if not w.done and not w.dirty and w.out_seq and w.out_seq <= acked:
+                    w.done = True
+                    node, boot, idx = w.key
+                    with self.raw.lock:
+                        m = self.raw.append({"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}, PRIO_TELEMETRY)
+                    self.raw_windows[m] = set()
+                    marked = True
+            if marked:
+                with self.raw.lock:
+                    self.raw.flush()
+            self._advance()
+            self.agg.evict(now, set(self.raw_windows))
+        return wrote
+
+    def _window_done(self, key):
+        w = self.agg.windows.get(key)
+        return w.done if w is not None else key in self.agg.done_keys
+
+    def _advance(self):
+        last = None
+        for seq in list(self.raw_windows):
+            if not all(self._window_done(k) for k in self.raw_windows[seq]):
+                break
+            m = self.raw_meta.get(seq)
+            if m is not None and self.agg.max_t.get(m[:2], -1) - m[2] < self.around["before_s"] * 1e6:
+                # an event may still come that wants it raw
+                break
+            self.raw_meta.pop(seq, None)
+            del self.raw_windows[seq]
+            c = self.raw_count.pop(seq, None)
+            if c is not None:
+                self.backlog.add(c[0], -c[1])
+            last = seq
+        if last is not None:
+            with self.raw.lock:
+                self.raw.ack(PRIO_TELEMETRY, last)
+
+    # --- restart ----------------------------------------------------------
+    def recover(self):
+        """Rebuild the windows from ``raw/`` past its cursor (before the
+        receiver starts). Returns (records folded, records sent up raw)."""
+        if self.agg is None:
+            return 0, 0
+        acked = self.raw.acked(PRIO_TELEMETRY)
+        items = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked]
+        # window -> (newest raw seq its receipted summary stood for, the
+        # node seqs it covered), from the newest done marker
+        marks = {}
+        for s, r in items:
+            if r.get("k") == "done":
+                key = (r["node"], r["boot"], r["w"])
+                if key not in marks or r["upto"] > marks[key][0]:
+                    marks[key] = (r["upto"], [list(x) for x in r["seqs"]])
+        # summaries written but not yet receipted will still go up, each
+        # covering what it lists
+        oacked = self.out.acked(PRIO_TELEMETRY)
+        pending = {}
+        for s, r in self.out.records(PRIO_TELEMETRY):
+            if s > oacked and r.get("k") == "sum":
+                pending[(r["node"], r["boot"], r["w"])] = r["seqs"]
+        folded = relayed = 0
+        now = time.monotonic()
+        for s, r in items:
+            if r.get("k") != "raw":
+                self.raw_windows[s] = set()
+                continue
+            b = _batch_of(r)
+            keep, late = [], []
+            for raw, rec in zip(b.raw, b.recs):
+                key = (b.dev, b.boot, rec["t"] // self.agg.W)
+                m = marks.get(key)
+                if m is None:
+                    keep.append((raw, rec))
+                    continue
+                self.agg.done_keys[key] = m[1]
+                if s > m[0] and not covers(m[1], rec["seq"]) and not covers(pending.get(key, ()), rec["seq"]):
+                    # late, and its revision was not receipted: the rest
+                    # of its window is gone, so it goes up on its own
+                    late.append((raw, rec))
+                if s > m[0]:
+                    m[1].append([rec["seq"], rec["seq"]])
+            if late:
+                self._relay(b, [x for x, _ in late], [d for _, d in late])
+                relayed += len(late)
+            self.raw_windows[s] = self.agg.add(b.dev, b.boot, keep, b.id, s, now) if keep else set()
+            self._count(s, b.dev, len(keep))
+            if keep and self.around is not None:
+                self.raw_meta[s] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
+            folded += len(keep)
+        if relayed:
+            with self.out.lock:
+                self.out.flush()
+        with self.lock:
+            self._advance()
+        return folded, relayed
+
+
+def _batch_of(r):
+    """A raw journal record as the checked batch it came from (its part)."""
+    from edgefw.gateway.verify import Batch
+
+    b = Batch()
+    for f in ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms"):
+        setattr(b, f, r.get(f))
+    b.raw = [bytes(x) for x in r["recs"]]
+    b.recs = [cbor.loads(x) for x in b.raw]
+    return b
+
+
+def ranges(seqs):
+    """Sorted seq numbers as [[first, last], ...] runs."""
+    out = []
+    for q in sorted(seqs):
+        if out and q == out[-1][1] + 1:
+            out[-1][1] = q
+        elif not out or q > out[-1][1]:
+            out.append([q, q])
+    return out

@@ -1,0 +1,135 @@
+"""The gateway's windows and its two journals, without brokers: late data
+revises a summary, a resent batch is not counted twice, raw records go
+only after their summary is receipted, and a restart rebuilds what was
+not finished and nothing that was."""
+
+import os
+
+from edgefw.gateway.aggregate import Aggregator
+from edgefw.gateway.store import Store
+from edgefw.gateway.verify import Batch
+from firmware import cbor
+from firmware.store.journal import Journal
+
+W = 10  # seconds
+
+
+def _batch(seqs_ts, q=1, dev="n1", boot=b"B" * 8):
+    b = Batch()
+    recs = [{"k": "win", "t": int(t * 1e6), "dt": 1000000, "ch": {"x": [10, 1, int(t * 100), 900]}, "seq": s} for s, t in seqs_ts]
+    b.dev, b.q, b.boot, b.id = dev, q, boot, os.urandom(8)
+    b.first, b.last = min(s for s, _ in seqs_ts), max(s for s, _ in seqs_ts)
+    b.utc_ms = b.mono_ms = None
+    b.raw = [cbor.dumps(r) for r in recs]
+    b.recs = recs
+    return b
+
+
+def _store(tmp_path):
+    out = Journal(str(tmp_path / "out"), "group", group_records=1 << 30, group_ms=1 << 30)
+    raw = Journal(str(tmp_path / "raw"), "group", group_records=1 << 30, group_ms=1 << 30)
+    return Store(out, raw, Aggregator(W, keep_s=0, close_idle_s=1000))
+
+
+def _sums(st):
+    return [(s, r) for s, r in st.out.records(1) if r.get("k") == "sum"]
+
+
+def test_late_data_revises_and_resends_are_not_counted_twice(tmp_path):
+    st = _store(tmp_path)
+    b1 = _batch([(i + 1, i) for i in range(1, 10)])  # seqs 2..10, t 1..9 s: window 0
+    assert st.take(b1)
+    assert st.take(_batch([(20, 11)]))  # window 1: the stream passed window 0's end
+    st.sync()
+    (s0, r0), = _sums_after(st, st.tick(now=0))
+    assert (r0["w"], r0["rev"], r0["n"], r0["seqs"]) == (0, 0, 9, [[2, 10]])
+    assert r0["batches"] == [b1.id]
+    # the same batch again (its receipt was lost): nothing changes
+    assert st.take(b1)
+    assert st.tick(now=0) == [] and st.agg.duplicates == 9
+    # a late record of window 0 (a backlog after an outage)
+    assert st.take(_batch([(30, 9.5)]))
+    (rev,) = st.tick(now=0)
+    assert (rev["w"], rev["rev"], rev["n"], rev["seqs"]) == (0, 1, 10, [[2, 10], [30, 30]])
+    assert rev["ch"]["x"][0] == 100 and rev["ch"]["x"][4] == 950  # last: the newest window's mean
+    assert st.agg.revisions == 1
+
+
+def _sums_after(st, wrote):
+    return [(s, r) for s, r in _sums(st) if r in wrote]
+
+
+def test_raw_goes_only_after_the_summary_is_receipted_and_restart_rebuilds_the_rest(tmp_path):
+    st = _store(tmp_path)
+    st.take(_batch([(2, 1), (3, 2)]))  # raw 1: window 0
+    st.take(_batch([(4, 11)]))  # raw 2: window 1 (stays open)
+    st.take(_batch([(5, 3)]))  # raw 3: window 0 again
+    st.sync()
+    st.tick(now=0)
+    assert st.raw.pending() == 3
+    # nothing receipted upstream yet: the raw records stay
+    st.tick(now=0)
+    assert st.raw.acked(1) == 0
+    # the upstream receipt for window 0's summary
+    last = max(s for s, _ in _sums(st))
+    st.out.ack(1, last)
+    st.tick(now=0)
+    # raw 1 goes; raw 3 waits behind raw 2 (window 1 not summarized yet)
+    assert st.raw.acked(1) == 1
+    st.out.close()
+    st.raw.close()
+
+    # restart: window 1 is rebuilt from raw 2; window 0 is done (its marker)
+    st2 = _store(tmp_path)
+    folded, relayed = st2.recover()
+    assert (folded, relayed) == (1, 0)
+    (s1,) = st2.tick(now=0, all_open=True)
+    assert (s1["w"], s1["n"], s1["seqs"]) == (1, 1, [[4, 4]])
+    # a record of finished window 0 that it never counted goes up raw;
+    # one it counted is a duplicate
+    st2.take(_batch([(7, 4), (2, 1)]))
+    st2.sync()
+    relays = [r for _s, r in st2.out.records(1) if r.get("k") == "relay"]
+    assert len(relays) == 1 and (relays[0]["first"], relays[0]["last"]) == (7, 7)
+    assert st2.agg.late_raw == 1 and st2.agg.duplicates == 1
+
+
+def _event(seq, t, dev="n1", boot=b"B" * 8):
+    b = _batch([(seq, t)], q=0, dev=dev, boot=boot)
+    b.recs = [{"k": "trip", "t": int(t * 1e6), "causes": [[4096, "x:high"]], "seq": seq}]
+    b.raw = [cbor.dumps(r) for r in b.recs]
+    return b
+
+
+def test_raw_around_events_before_and_after(tmp_path):
+    out = Journal(str(tmp_path / "out"), "group", group_records=1 << 30, group_ms=1 << 30)
+    raw = Journal(str(tmp_path / "raw"), "group", group_records=1 << 30, group_ms=1 << 30)
+    st = Store(out, raw, Aggregator(W, modes={"x": "around"}, keep_s=0, close_idle_s=1000), {"before_s": 3, "after_s": 2, "kinds": ["trip"]})
+    for t in range(1, 7):  # seqs 2..7 at t 1..6 s
+        st.take(_batch([(t + 1, t)]))
+    st.take(_event(100, 6))
+    for t in range(7, 12):  # seqs 8..12 at t 7..11 s
+        st.take(_batch([(t + 1, t)]))
+    st.sync()
+    relayed = sorted(cbor.loads(x)["t"] // 1000000 for _s, r in out.records(1) if r.get("k") == "relay" for x in r["recs"])
+    # 3 s before the trip at 6 s (held in the raw journal) and 2 s after
+    assert relayed == [3, 4, 5, 6, 7, 8]
+    assert st.around_relayed == 6
+    # the summaries still count every record
+    st.tick(now=0, all_open=True)
+    assert sum(r["n"] for _s, r in out.records(1) if r.get("k") == "sum") == 11
+
+
+def test_raw_held_for_events_that_may_still_come(tmp_path):
+    out = Journal(str(tmp_path / "out"), "group", group_records=1 << 30, group_ms=1 << 30)
+    raw = Journal(str(tmp_path / "raw"), "group", group_records=1 << 30, group_ms=1 << 30)
+    st = Store(out, raw, Aggregator(W, modes={"x": "around"}, keep_s=0, close_idle_s=1000), {"before_s": 5, "after_s": 0, "kinds": ["trip"]})
+    for t in range(1, 13):  # raw seqs 1..12, t 1..12 s: window 0 (1..9), window 1 (10..12)
+        st.take(_batch([(t + 1, t)]))
+    st.sync()
+    st.tick(now=0)  # window 0 summarized: the stream passed its end
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.tick(now=0)
+    # window 0 is done, but a trip up to 5 s after t = 7 could still want
+    # those records: only t <= 7 s (12 - 5) go
+    assert st.raw.acked(1) == 7
