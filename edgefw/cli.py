@@ -19,12 +19,13 @@ from firmware.linux.commands import parse_args as _parse_args
 COMMANDS = (
     ("run", "edgefw.run", "run the firmware (the sim board unless told otherwise)"),
     ("ingest", "edgefw.ingest.server", "receive, verify and store device batches (SQLite or PostgreSQL)"),
-    ("bench", "edgefw.perf.cli", "benchmarks, each beside its peer: interlock, store, forward, infer, ingest"),
+    ("bench", "edgefw.perf.cli", "benchmarks, each beside its peer: interlock, store, forward, infer, ingest, gateway"),
     ("infer", "edgefw.infer", "run an int8 .tflite model on a batch of inputs with one backend"),
     ("mpy-build", "edgefw.build.mpy", "precompile the dual-target packages to .mpy; a board's device image"),
     ("mp-deps", "edgefw.build.mpdeps", "fetch the MicroPython libraries (umqtt.simple) into .mp-lib/"),
     ("service", "firmware.linux.service", "install, remove or show the systemd service (Linux boards)"),
     ("update", "edgefw.deploy.update", "signed A/B application updates for the Linux boards (docs/updates.md)"),
+    ("gateway", "edgefw.gateway.cli", "a site gateway: store-and-forward with receipts on both hops, summaries, local rules (docs/gateway.md)"),
     ("fleet", "edgefw.fleet.cli", "the fleet: identities (CA, registry, certificates, seal keys, the broker's configuration) and staged rollouts"),
     ("sim-esp32", "edgefw.emul.sim_esp32", "a virtual ESP32 (ROM bootloader and MicroPython REPL on two ptys) for tools/flash.py"),
 )

@@ -24,7 +24,7 @@ def rig(tmp_path):
 
 def _finish_nodes(rig, timeout=120):
     stats = {}
-    for name, p in zip(NODES, rig.procs):
+    for name, p in zip(NODES, rig.procs, strict=True):
         out, err = p.communicate(timeout=timeout)
         assert p.returncode == 0, err
         stats[name] = json.loads(out.strip().splitlines()[-1])
@@ -40,7 +40,7 @@ def _exactly_once(rig, stats, count):
         rows = rig.rows(name)
         assert [r[0] for r in rows] == list(range(1, s["next_seq"])), name
         bodies = [cbor.loads(r[2]) for r in rows]
-        assert all(b["seq"] == r[0] for b, r in zip(bodies, rows))
+        assert all(b["seq"] == r[0] for b, r in zip(bodies, rows, strict=True))
         # the node's stream is whole: every n it made, from 1 to count
         assert set(b["n"] for b in bodies) == set(range(1, count + 1)), name
 

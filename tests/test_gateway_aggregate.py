@@ -28,7 +28,7 @@ def rig(tmp_path):
 
 def _finish(rig):
     out = {}
-    for name, p in zip(NODES, rig.procs):
+    for name, p in zip(NODES, rig.procs, strict=True):
         o, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
         out[name] = json.loads(o.strip().splitlines()[-1])
@@ -72,7 +72,7 @@ def _accounting(rig, stats):
         assert sorted(r[1] for r in events) == sorted(["boot"] + ["trip"] * (COUNT // TRIP_EVERY))
         raw_seqs = {r[0] for r in rows}
         sum_seqs = []
-        for (node, w), s in summ.items():
+        for (node, _w), s in summ.items():
             if node != n:
                 continue
             seqs = [q for a, b in s["seqs"] for q in range(a, b + 1)]

@@ -34,7 +34,7 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
     for n in NODES:
         rig.node(n, 2000)
     stats = {}
-    for n, p in zip(NODES, rig.procs):
+    for n, p in zip(NODES, rig.procs, strict=True):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         stats[n] = json.loads(out.strip().splitlines()[-1])

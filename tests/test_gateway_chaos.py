@@ -15,7 +15,6 @@ import time
 
 import pytest
 
-from firmware import cbor
 from tests.conftest import ROOT
 from tests.helpers.gateway_rig import GW, key_of
 from tests.helpers.netns import Tiers, mosquitto_conf
@@ -105,7 +104,7 @@ def test_wan_cut_and_loss_every_record_accounted_for(tiers, tmp_path):
     tiers.mend()
     tiers.choke(8)
     stats = {}
-    for n, p in zip(NODES, nodes):
+    for n, p in zip(NODES, nodes, strict=True):
         assert p.wait(120) == 0, open(tmp_path / (n + ".err")).read()[-2000:]
         stats[n] = json.loads(open(tmp_path / (n + ".out")).read().strip().splitlines()[-1])
     time.sleep(2)

@@ -131,7 +131,7 @@ class Aggregator:
         A record a finished window already counts (the node sent its batch
         again) is in neither: it is accounted for."""
         keep, relay = [], []
-        for raw, rec in zip(batch.raw, batch.recs):
+        for raw, rec in zip(batch.raw, batch.recs, strict=True):
             ok = _summarizable(rec) and not any(self.modes.get(c) == "raw" for c in rec["ch"])
             if ok:
                 key = (batch.dev, batch.boot, rec["t"] // self.W)

@@ -16,12 +16,10 @@ receipts; its upstream is summaries and events, measured as published.
 Sample values are a seeded random walk, not a sensor's.
 """
 
-import argparse
 import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 
@@ -177,20 +175,18 @@ def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m edgefw.gateway.bench")
-    p.add_argument("--nodes", type=int, default=20)
-    p.add_argument("--hz", type=int, default=100)
-    p.add_argument("--hours", type=float, default=1.0)
-    p.add_argument("--window-s", type=float, default=60)
-    p.add_argument("--codec", default="none")
+def add_arguments(p):
+    """``edgefw bench gateway``'s options."""
+    p.add_argument("--nodes", type=int, default=20, help="nodes at the site (default 20)")
+    p.add_argument("--hz", type=int, default=100, help="samples per second per node (default 100)")
+    p.add_argument("--hours", type=float, default=1.0, help="simulated hours, time compressed (default 1)")
+    p.add_argument("--window-s", type=float, default=60, help="summary window (default 60 s)")
+    p.add_argument("--codec", default="none", help="upstream codec: none, zlib, zstd (default none)")
     p.add_argument("--no-batch-ids", action="store_true", help="summaries without the node batch ids (seq ranges only)")
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+
+
+def main(a):
     res = run(a.nodes, a.hz, a.hours, a.window_s, a.codec, not a.no_batch_ids)
     print(json.dumps(res) if a.json else "\n".join("%s: %s" % kv for kv in res.items()))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

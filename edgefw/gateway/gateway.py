@@ -13,13 +13,13 @@ import time
 from edgefw.gateway import commands
 from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.codec import Packer
-from edgefw.gateway.store import Store, ranges
-from firmware import cbor
 from edgefw.gateway.forward import Relay
 from edgefw.gateway.metrics import render
 from edgefw.gateway.metrics import write as write_metrics
 from edgefw.gateway.receiver import Receiver
 from edgefw.gateway.rules import Rules
+from edgefw.gateway.store import Store, ranges
+from firmware import cbor
 from firmware.clocks import boot_id, utc_ms
 from firmware.config import parse_broker
 from firmware.linux.forwarder import Forwarder

@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 
-from edgefw.ingest.server import topic_device
 from edgefw.gateway.verify import Refused, check
+from edgefw.ingest.server import topic_device
 from firmware.uplink import receipt
 
 
@@ -136,7 +136,7 @@ class Receiver:
                 self.last_error = str(e)
                 self.counts["store_failed"] += len(held)
                 continue
-            for (mid, qos, _t, _p), out in zip(held, outs):
+            for (mid, qos, _t, _p), out in zip(held, outs, strict=True):
                 if out is not None:
                     dev, body = out
                     self.c.publish(receipt.topic_for(dev), body, qos=1)

@@ -117,7 +117,7 @@ class Store:
                 found = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked and r.get("k") == "raw" and r.get("dev") == b.dev and r.get("boot") == b.boot]
             for _s, r in found:
                 rb = _batch_of(r)
-                picks = [(x, d) for x, d in zip(rb.raw, rb.recs) if lo <= d["t"] <= hi and self._is_around(d)]
+                picks = [(x, d) for x, d in zip(rb.raw, rb.recs, strict=True) if lo <= d["t"] <= hi and self._is_around(d)]
                 if picks:
                     self._relay(rb, [x for x, _ in picks], [d for _, d in picks])
                     self.around_relayed += len(picks)
@@ -293,7 +293,7 @@ class Store:
         # window -> (newest raw seq its receipted summary stood for, the
         # node seqs it covered), from the newest done marker
         marks = {}
-        for s, r in items:
+        for _s, r in items:
             if r.get("k") == "done":
                 key = (r["node"], r["boot"], r["w"])
                 if key not in marks or r["upto"] > marks[key][0]:
@@ -313,7 +313,7 @@ class Store:
                 continue
             b = _batch_of(r)
             keep, late = [], []
-            for raw, rec in zip(b.raw, b.recs):
+            for raw, rec in zip(b.raw, b.recs, strict=True):
                 key = (b.dev, b.boot, rec["t"] // self.agg.W)
                 m = marks.get(key)
                 if m is None:

@@ -114,6 +114,10 @@ def add_parser(p):
     inf = sub.add_parser("infer", help="median invoke time per model and backend; the stage's overhead around invoke")
     inf.add_argument("--n", type=int, default=200, help="invokes per model and backend (default 200)")
     inf.add_argument("--json", action="store_true", help=_JSON)
+    gw = sub.add_parser("gateway", help="a site of N nodes through a gateway, bytes upstream vs a bridge forwarding the raw batches")
+    from edgefw.gateway.bench import add_arguments as gateway_arguments
+
+    gateway_arguments(gw)
     ig = sub.add_parser("ingest", help="N simulated devices -> mosquitto -> K ingest workers -> PostgreSQL (and SQLite), vs naive paho and COPY")
     ig.add_argument("--devices", type=int, default=20, help="simulated devices (real uplink, sealing and receipts; default 20)")
     ig.add_argument("--records", type=int, default=10000, help="records each device sends per run (default 10000)")
@@ -128,6 +132,10 @@ def add_parser(p):
 
 def main(a):
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if a.what == "gateway":
+        from edgefw.gateway.bench import main as gateway_main
+
+        return gateway_main(a)
     if a.what == "ingest":
         from edgefw.perf.ingest import bench_ingest, print_ingest
 
