@@ -63,9 +63,11 @@ def topic_device(topic):
     return parts[1] if len(parts) == 3 and parts[0] == "edgefw" and parts[2] == "up" else None
 
 
-def open_batch(payload, keys, topic_dev, received):
+def open_batch(payload, keys, topic_dev, received, dicts=None):
     """The checked, decoded batch, or Refused. ``keys`` None takes batches
-    unsealed (a trusted network)."""
+    unsealed (a trusted network). A gateway's compressed batch is expanded
+    first (``edgefw.gateway.codec``; ``dicts``: the zstd dictionaries held)."""
+    from edgefw.gateway.codec import expand
     from firmware.uplink.seal import SealError, open_sealed, parse_header
 
     nonce = None
@@ -89,10 +91,12 @@ def open_batch(payload, keys, topic_dev, received):
         plain = payload
     try:
         batch = loads(plain)
-        dev_b, q_b, recs = batch["dev"], batch["q"], batch["recs"]
-        bodies = [(loads(r), bytes(r)) for r in recs]
+        dev_b, q_b = batch["dev"], batch["q"]
+        bodies = [(loads(r), r) for r in (bytes(x) for x in expand(batch, dicts))]
         if not isinstance(dev_b, str):
             raise ValueError("device id is not text")
+        if q_b not in (0, 1):
+            raise ValueError("queue %r is not 0 or 1" % (q_b,))
         for rec, _raw in bodies:
             seq = rec.get("seq")
             if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < (1 << 63):
