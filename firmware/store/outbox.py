@@ -3,7 +3,7 @@ statistics. Kept apart so a device that only records never loads it;
 ``Journal.read_batch``, ``records``, ``stats`` and ``pending`` call here."""
 
 from firmware import cbor
-from firmware.store.journal import PRIORITIES
+from firmware.store.format import PRIORITIES
 from firmware.store.scan import scan
 from hal.compat import IS_MICROPYTHON
 

@@ -8,7 +8,7 @@ code on its heap.
 import binascii
 import struct
 
-from firmware.store.journal import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
+from firmware.store.format import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
 
 
 def _crc(frame_wo_crc_head, rest):
