@@ -13,7 +13,8 @@ import re
 
 import cbor2 as _cbor2
 
-from firmware.cbor import _MAX_DEPTH, Simple, Tag
+from firmware.cbor_base import MAX_DEPTH as _MAX_DEPTH
+from firmware.cbor_base import Simple, Tag
 from hal.errors import CBORError
 
 _U64 = 0x10000000000000000
