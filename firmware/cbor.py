@@ -21,42 +21,19 @@ the same as ``dumps_py`` (tests/test_cbor_cpython.py holds them to it).
 Types, the same for every encoder on both targets (anything else raises
 ``CBORError``): int (to 64 bits either sign), bytes, str, list/tuple, dict,
 float, bool, None, ``Tag(n, value)`` (n to 64 bits) and ``Simple(n)`` (n in
-0..19 or 32..255; ``UNDEFINED`` is ``Simple(23)``). Indefinite-length items
-are decoded; ``undefined`` and simple values decode to ``Simple(n)``.
+0..19 or 32..255; ``UNDEFINED`` is ``Simple(23)``), all three in
+``firmware.cbor_base``. Indefinite-length items are decoded; ``undefined``
+and simple values decode to ``Simple(n)``.
 """
 
 import struct
 
-from hal.compat import IS_MICROPYTHON
+from hal.compat import IS_MICROPYTHON, const
 from hal.errors import CBORError
 
-_MAX_DEPTH = 64
-
-
-class Tag:
-    def __init__(self, tag, value):
-        self.tag = tag
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, Tag) and other.tag == self.tag and other.value == self.value
-
-    def __repr__(self):
-        return "Tag(%r, %r)" % (self.tag, self.value)
-
-
-class Simple:
-    def __init__(self, value):
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, Simple) and other.value == self.value
-
-    def __repr__(self):
-        return "Simple(%r)" % (self.value,)
-
-
-UNDEFINED = Simple(23)
+# cbor_base.MAX_DEPTH, as a const of this module: the encoder a device
+# loads then needs no other (tests/test_import_layers.py holds the two equal)
+_MAX_DEPTH = const(64)
 
 
 def _head(out, major, n):
@@ -121,13 +98,12 @@ def _enc(out, obj, depth):
             prev = kb
             out.extend(kb)
             _enc(out, v, depth + 1)
-    elif isinstance(obj, (float, Tag, Simple)):
-        # rare in a device's records: written by a module loaded only then
+    else:
+        # floats, Tag and Simple values are rare in a device's records:
+        # written by a module loaded only then (which refuses the rest)
         from firmware.cbor_rare import encode
 
-        encode(out, obj, depth)
-    else:
-        raise CBORError("cannot encode %s" % type(obj).__name__)
+        encode(out, obj, depth, _enc, _head)
 
 
 def dumps_py(obj):

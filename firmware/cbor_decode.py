@@ -11,7 +11,8 @@ CBOR type and value, so no value is lost or read under another key::
 
 import struct
 
-from firmware.cbor import _MAX_DEPTH, UNDEFINED, Simple, Tag
+from firmware.cbor_base import MAX_DEPTH as _MAX_DEPTH
+from firmware.cbor_base import UNDEFINED, Simple, Tag
 from hal.compat import IS_MICROPYTHON
 from hal.errors import CBORError
 

@@ -11,7 +11,7 @@ reserved).
 
 import struct
 
-from firmware.cbor import Tag, _enc, _head
+from firmware.cbor_base import Simple, Tag
 from hal.errors import CBORError
 
 
@@ -42,7 +42,10 @@ def _float(out, v):
     out.extend(struct.pack(">d", v))
 
 
-def encode(out, obj, depth):
+def encode(out, obj, depth, enc, head):
+    """Write a float, Tag or Simple ``obj``; refuse any other type.
+    ``enc`` and ``head`` are firmware.cbor's (passed in so that this
+    module imports nothing of that one)."""
     if isinstance(obj, float):
         _float(out, obj)
         return
@@ -51,9 +54,11 @@ def encode(out, obj, depth):
         if n is not None:
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise CBORError("tag %r: CBOR tags are integers 0..2**64-1" % (n,))
-            _head(out, 6, n)
-        _enc(out, obj.value, depth + 1)
+            head(out, 6, n)
+        enc(out, obj.value, depth + 1)
         return
+    if not isinstance(obj, Simple):
+        raise CBORError("cannot encode %s" % type(obj).__name__)
     v = obj.value
     if not isinstance(v, int) or isinstance(v, bool) or not (0 <= v < 20 or v == 23 or 31 < v < 256):
         raise CBORError("simple value %r: CBOR has 0..19, 23 (undefined) and 32..255" % (v,))

@@ -110,6 +110,7 @@ def add_parser(p):
     fw.add_argument("--records", type=int, default=20000, help="records sent journal -> ingest (default 20000)")
     fw.add_argument("--paho-records", type=int, default=5000, help="records paho publishes one message each, the peer (default 5000)")
     fw.add_argument("--backlog", type=int, default=1000000, help="records in the backlog whose drain is timed (default 1000000)")
+    fw.add_argument("--runs", type=int, default=5, help="times each measurement is made; median, min and max are printed (default 5)")
     fw.add_argument("--json", action="store_true", help=_JSON)
     inf = sub.add_parser("infer", help="median invoke time per model and backend; the stage's overhead around invoke")
     inf.add_argument("--n", type=int, default=200, help="invokes per model and backend (default 200)")
@@ -192,14 +193,24 @@ def main(a):
     if a.what == "forward":
         from edgefw.perf.store import bench_forward
 
-        res = bench_forward(a.records, a.paho_records, a.backlog, progress=say)
+        if a.runs < 1:
+            p.error("--runs needs at least 1, got %d" % a.runs)
+        res = bench_forward(a.records, a.paho_records, a.backlog, progress=say, runs=a.runs)
+
+        def spread(v, fmt):
+            return (fmt + " median (min " + fmt + ", max " + fmt + ")") % (v["median"], v["min"], v["max"])
+
+        print("%d runs of each measurement" % res["runs"])
         for k, v in res["end_to_end_records_per_s"].items():
             # ours: stored by ingest, receipted, deleted on the device; the
             # peer: stored by its subscriber
-            print("%-24s %12.1f records/s stored in SQLite%s" % (k, v, ", receipted and deleted" if k == "ours" else ""))
-        print("end to end vs paho per record: %.2fx (target >= 25)" % res["ratios"]["end_to_end_vs_paho_per_record"])
+            print("%-16s %s records/s stored in SQLite%s" % (k, spread(v, "%.1f"), ", receipted and deleted" if k == "ours" else ""))
+        print("end to end vs paho per record: %s (target >= 25)" % spread(res["ratios"]["end_to_end_vs_paho_per_record"], "%.2fx"))
         if "backlog_1m_drain_s" in res:
-            print("1,000,000-record backlog drained and receipted in %.2f s (target < 20; %d records measured)" % (res["backlog_1m_drain_s"], res["backlog_records"]))
+            print(
+                "1,000,000-record backlog drained and receipted in %s (target < 20; %d records measured)"
+                % (spread(res["backlog_1m_drain_s"], "%.2f s"), res["backlog_records"])
+            )
         if a.json:
             print(json.dumps(res))
         return 0

@@ -157,43 +157,53 @@ def _append_raw(j, seq, payload, frame):
     j._write_frame(PRIO_TELEMETRY, seq, frame(seq, payload, j.now()))
 
 
-def _ingest_worker(port, db, keys):
+def _ingest_worker(port, db, keys, client_id):
     """ingest behind its real receiver: commits, then receipts."""
     from edgefw.ingest.server import Ingest, Receiver
 
     ing = Ingest(db, keys, log=None)
-    r = Receiver(ing, "127.0.0.1", port, "bench-ingest-%d" % os.getpid()).start()
+    r = Receiver(ing, "127.0.0.1", port, client_id).start()
     r.subscribed.wait(10)
     return ing, r
 
 
-def _ours(port, tmp, n, progress, tag, key=b"k" * 32):
+def _ours(port, tmp, template, n, tag, key=b"k" * 32):
+    """Drain a copy of the journal ``template`` (n records) through the
+    uplink to a fresh ingest; returns (records/s, seconds, records stored)."""
     from firmware.store.journal import Journal
     from firmware.uplink.uplink import Uplink, make_client
 
     path = str(tmp / ("journal-" + tag))
-    _fill(path, n, progress)
-    ing, c = _ingest_worker(port, str(tmp / ("ingest-%s.sqlite" % tag)), {"bench": key})
+    shutil.copytree(template, path)
+    ing, c = _ingest_worker(port, str(tmp / ("ingest-%s.sqlite" % tag)), {"bench": key}, "bench-ingest-%s-%d" % (tag, os.getpid()))
     j = Journal(path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
-    up = Uplink(j, make_client("127.0.0.1", port, "bench"), "bench", key=key, batch_records=2000, batch_bytes=1 << 20, window=8)
-    t0 = time.perf_counter()
-    # done when the journal is empty: every record stored, receipted and
-    # deleted on the device
-    drained = up.drain(600000)
-    dt = time.perf_counter() - t0
-    c.stop()
+    up = Uplink(j, make_client("127.0.0.1", port, "bench-" + tag), "bench", key=key, batch_records=2000, batch_bytes=1 << 20, window=8)
+    try:
+        t0 = time.perf_counter()
+        # done when the journal is empty: every record stored, receipted and
+        # deleted on the device
+        drained = up.drain(600000)
+        dt = time.perf_counter() - t0
+    finally:
+        # a client left connected keeps reconnecting in paho's thread; a
+        # later run's client then fights it for the session (and for the
+        # GIL): every run ends its own
+        up.client.disconnect()
+        c.stop()
     got = ing.counts["records"] if drained else 0
     ing.close()
+    j.close()
+    shutil.rmtree(path, ignore_errors=True)
     return _rate(got, dt), dt, got
 
 
-def _paho_per_record(port, tmp, n):
+def _paho_per_record(port, tmp, n, tag):
     import paho.mqtt.client as mqtt
 
     from firmware import cbor
 
     payloads = [cbor.dumps(dict(RECORD, seq=s)) for s in range(1, n + 1)]
-    db = sqlite3.connect(str(tmp / "paho.sqlite"), check_same_thread=False)
+    db = sqlite3.connect(str(tmp / ("paho-%s.sqlite" % tag)), check_same_thread=False)
     db.execute("CREATE TABLE r (seq INTEGER PRIMARY KEY, body BLOB)")
     got = [0]
     lock = threading.Lock()
@@ -227,27 +237,54 @@ def _paho_per_record(port, tmp, n):
     for c in (pub, sub):
         c.disconnect()
         c.loop_stop()
+    db.close()
     return _rate(got[0], dt)
 
 
-def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print):
+def _spread(xs):
+    xs = sorted(xs)
+    m = len(xs) // 2
+    med = xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+    return {"median": round(med, 2), "min": round(xs[0], 2), "max": round(xs[-1], 2), "runs": [round(x, 2) for x in xs]}
+
+
+def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print, runs=5):
+    """Each measurement ``runs`` times, ours and the peer in alternation
+    (a change in the machine's load lands on both alike); median, min and
+    max of each, and of the ratio per round."""
     from edgefw.emul.broker import Mosquitto
 
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
+    ours, paho, ratio, drain_s = [], [], [], []
+    res = {}
     try:
         with Mosquitto(tmp) as b:
-            progress("ours: journal -> uplink -> mosquitto -> ingest, %d records" % n)
-            ours, _dt, _ = _ours(b.port, tmp, n, None, "throughput")
-            progress("paho: one QoS 1 message per record -> subscriber -> SQLite, %d records" % n_paho)
-            paho = _paho_per_record(b.port, tmp, n_paho)
-            res = {"end_to_end_records_per_s": {"ours": round(ours, 1), "paho_per_record": round(paho, 1)}}
+            progress("filling a journal of %d records" % n)
+            small = str(tmp / "template-small")
+            _fill(small, n, None)
+            for r in range(runs):
+                progress("round %d/%d: ours, journal -> uplink -> mosquitto -> ingest, %d records; paho, one QoS 1 message per record -> subscriber -> SQLite, %d records" % (r + 1, runs, n, n_paho))
+                o, _dt, _ = _ours(b.port, tmp, small, n, "t%d" % r)
+                p = _paho_per_record(b.port, tmp, n_paho, "p%d" % r)
+                ours.append(o)
+                paho.append(p)
+                ratio.append(o / p if p else float("inf"))
+            shutil.rmtree(small, ignore_errors=True)
             if backlog:
                 progress("backlog: filling %d records..." % backlog)
-                _r, dt, got = _ours(b.port, tmp, backlog, progress, "backlog")
-                res["backlog_records"] = got
-                res["backlog_1m_drain_s"] = round(dt * 1000000 / max(got, 1), 2)
+                big = str(tmp / "template-backlog")
+                _fill(big, backlog, progress)
+                for r in range(runs):
+                    progress("backlog drain %d/%d" % (r + 1, runs))
+                    _r, dt, got = _ours(b.port, tmp, big, backlog, "b%d" % r)
+                    res["backlog_records"] = got
+                    drain_s.append(dt * 1000000 / max(got, 1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    res["ratios"] = {"end_to_end_vs_paho_per_record": round(ours / paho, 2)}
+    res["runs"] = runs
+    res["end_to_end_records_per_s"] = {"ours": _spread(ours), "paho_per_record": _spread(paho)}
+    res["ratios"] = {"end_to_end_vs_paho_per_record": _spread(ratio)}
+    if drain_s:
+        res["backlog_1m_drain_s"] = _spread(drain_s)
     res["targets"] = {"end_to_end_vs_paho_per_record": 25, "backlog_1m_drain_s": 20}
     return res

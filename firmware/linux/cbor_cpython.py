@@ -13,7 +13,8 @@ import re
 
 import cbor2 as _cbor2
 
-from firmware.cbor import _MAX_DEPTH, Simple, Tag
+from firmware.cbor_base import MAX_DEPTH as _MAX_DEPTH
+from firmware.cbor_base import Simple, Tag
 from hal.errors import CBORError
 
 _U64 = 0x10000000000000000
@@ -23,6 +24,8 @@ _TAG_OR_SIMPLE = re.compile(b"[\xc0-\xdb\xe0-\xf8]")
 
 _ORDER = {}
 _PLAIN = frozenset((int, str, bytes, bool, type(None)))
+# items _check passes without a look (no int: it may be past 64 bits)
+_LEAVES = frozenset((str, bytes, bytearray, bool, type(None), float))
 
 
 def _canonical_order(ks):
@@ -90,6 +93,25 @@ def _plain_form(obj):
 def _check(obj, depth=0):
     """Raise CBORError where the pure-Python encoder would; True when
     ``obj`` holds a memoryview (which cbor2 would write as an array)."""
+    # the journal's records come here often (their integers' bytes look
+    # like tag heads to dumps_ordered's search): maps and lists of exact
+    # plain types are checked without a call per item; anything else, and
+    # anything near the depth bound, takes the general path below
+    t = type(obj)
+    if depth < _MAX_DEPTH and (t is dict or t is list or t is tuple):
+        views = False
+        for v in obj.values() if t is dict else obj:
+            tv = type(v)
+            if tv is int:
+                if not -_U64 <= v < _U64:
+                    raise CBORError("integer outside CBOR's 64 bits: %d" % v)
+            elif tv not in _LEAVES:
+                views = _check(v, depth + 1) or views
+        if t is dict:
+            for k in obj:
+                if type(k) is not str:
+                    _check(k, depth + 1)
+        return views
     if depth > _MAX_DEPTH:
         raise CBORError("nesting deeper than %d" % _MAX_DEPTH)
     if obj is None or obj is True or obj is False or isinstance(obj, (float, str, bytes, bytearray)):

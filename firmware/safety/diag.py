@@ -6,8 +6,6 @@ Diagnostic codes: 0x1000 + 16*channel + n (channel causes), 0x2000 +
 (voting groups).
 """
 
-from firmware.safety.interlock import EV_CAP
-
 # bit n of each cause mask, named; event kinds 1..4 as the interlock's ring holds them
 CHANNEL_CAUSES = ("high", "low", "rate", "implausible")
 SENSOR_CAUSES = ("bus", "stale")
@@ -41,6 +39,7 @@ def pop_events(il):
     while il.ev_count:
         k = il.ev_head
         out.append((EVENT_NAMES[il.ev_kind[k]], il.ev_slot[k], names(il, il.ev_g[k], il.ev_v[k], il.ev_s, k * il.ns, il.ev_c, k * il.n)))
-        il.ev_head = (k + 1) % EV_CAP
+        # the ring's size is its own length: no import of the interlock
+        il.ev_head = (k + 1) % len(il.ev_kind)
         il.ev_count -= 1
     return out

@@ -63,12 +63,13 @@ _EV_TRIP = const(1)
 _EV_RESET = const(2)
 _EV_RESET_REFUSED = const(3)
 _EV_CAUSE = const(4)
-EV_CAP = const(16)
-
-EN_HIGH = const(1)
-EN_LOW = const(2)
-EN_ROC = const(4)
-EN_PLAUS = const(8)
+_EV_CAP = const(16)
+# rule enable bits: firmware/safety/setup.py's EN_*, folded here where the
+# safety path tests them (a const is folded only in its own module)
+_EN_HIGH = const(1)
+_EN_LOW = const(2)
+_EN_ROC = const(4)
+_EN_PLAUS = const(8)
 
 
 class Interlock:
@@ -125,12 +126,12 @@ class Interlock:
         self._mismatch = 0
         self._started = 0
         # event ring: kind, slot, global mask, then sensor and channel masks
-        self.ev_kind = bytearray(EV_CAP)
-        self.ev_slot = array.array("i", [0] * EV_CAP)
-        self.ev_g = bytearray(EV_CAP)
-        self.ev_v = array.array("i", [0] * EV_CAP)
-        self.ev_s = bytearray(EV_CAP * max(1, self.ns))
-        self.ev_c = bytearray(EV_CAP * max(1, n))
+        self.ev_kind = bytearray(_EV_CAP)
+        self.ev_slot = array.array("i", [0] * _EV_CAP)
+        self.ev_g = bytearray(_EV_CAP)
+        self.ev_v = array.array("i", [0] * _EV_CAP)
+        self.ev_s = bytearray(_EV_CAP * max(1, self.ns))
+        self.ev_c = bytearray(_EV_CAP * max(1, n))
         self.ev_head = 0
         self.ev_count = 0
         self.ev_dropped = 0
@@ -260,7 +261,7 @@ class Interlock:
 
     def _channel(self, i, en, v, now):
         act = self.chan_causes[i]
-        if en & EN_HIGH:
+        if en & _EN_HIGH:
             if v > self.hi[i]:
                 c = self.on_count[i] + 1
                 if c >= self.ondelay[i]:
@@ -271,7 +272,7 @@ class Interlock:
                 self.on_count[i] = 0
                 if v <= self.hi[i] - self.hyst[i]:
                     act &= ~_C_HIGH
-        if en & EN_LOW:
+        if en & _EN_LOW:
             if v < self.lo[i]:
                 c = self.lcnt[i] + 1
                 if c >= self.ondelay[i]:
@@ -282,12 +283,12 @@ class Interlock:
                 self.lcnt[i] = 0
                 if v >= self.lo[i] + self.hyst[i]:
                     act &= ~_C_LOW
-        if en & EN_PLAUS:
+        if en & _EN_PLAUS:
             if v < self.plaus_lo[i] or v > self.plaus_hi[i]:
                 act |= _C_IMPLAUSIBLE
             else:
                 act &= ~_C_IMPLAUSIBLE
-        if en & EN_ROC:
+        if en & _EN_ROC:
             if self.has_last[i]:
                 dt = ticks_diff(now, self.lastt[i])
                 dv = v - self.lastv[i]
@@ -304,10 +305,10 @@ class Interlock:
         return act
 
     def _event(self, kind):
-        if self.ev_count >= EV_CAP:
+        if self.ev_count >= _EV_CAP:
             self.ev_dropped += 1
             return
-        k = (self.ev_head + self.ev_count) % EV_CAP
+        k = (self.ev_head + self.ev_count) % _EV_CAP
         self.ev_kind[k] = kind
         self.ev_slot[k] = self.slot
         self.ev_g[k] = self.global_causes

@@ -9,13 +9,7 @@
 Layout: one directory, a sub-directory per priority (``q0`` events, ``q1``
 telemetry), each holding segment files named by their first sequence
 number and an ``ack`` file with the last acknowledged sequence number.
-A frame, integers little-endian::
-
-    u32 payload length
-    u32 CRC-32 of the rest of the frame (length, seq, created, payload)
-    u64 sequence number (per device, increasing across restarts)
-    u32 created, wall-clock seconds (for TTL)
-    payload: one CBOR record
+The frame is described in firmware/store/format.py.
 
 Power loss: opening scans every segment. A torn tail of the newest segment
 is truncated (``recovered_bytes``); a damaged frame elsewhere is skipped up
@@ -48,12 +42,11 @@ in ``dropped_cap``; ``pause`` refuses the new record and counts it in
 older than that before they are sent, counted in ``dropped_ttl``.
 """
 
-import binascii
 import os
-import struct
 import time
 
 from firmware import cbor
+from firmware.store.format import PRIO_EVENT, PRIO_TELEMETRY, PRIORITIES, Segment, frame  # noqa: F401 (PRIO_EVENT, frame: the journal's API)
 from hal.clock import ticks_diff, ticks_ms
 from hal.compat import IS_MICROPYTHON, fsync
 from hal.errors import JournalError
@@ -70,35 +63,12 @@ class _NoLock:
 
 
 _NOLOCK = _NoLock()
-HDR = 20
-MAX_RECORD = 1 << 20
 DURABILITY = ("none", "group", "fsync")
 FULL_POLICIES = ("drop_oldest", "pause")
-PRIO_EVENT = 0
-PRIO_TELEMETRY = 1
-PRIORITIES = (PRIO_EVENT, PRIO_TELEMETRY)
-
-
-def frame(seq, payload, created=0):
-    n = len(payload)
-    # the CRC covers length, seq, created and payload: all but itself
-    crc = binascii.crc32(payload, binascii.crc32(struct.pack("<IQI", n, seq, created))) & 0xFFFFFFFF
-    return struct.pack("<IIQI", n, crc, seq, created) + payload
 
 
 def _wall_s():
     return int(time.time())
-
-
-class _Segment:
-    __slots__ = ("first", "last", "path", "size", "n")
-
-    def __init__(self, first, path):
-        self.first = first
-        self.last = 0
-        self.path = path
-        self.size = 0
-        self.n = 0
 
 
 class Journal:
@@ -295,7 +265,7 @@ class Journal:
             fsync(f)
             f.close()
         p = self._qdir(q) + "/%016d.seg" % first_seq
-        self._segs[q].append(_Segment(first_seq, p))
+        self._segs[q].append(Segment(first_seq, p))
         with open(p, "wb"):
             pass
 

@@ -3,7 +3,7 @@ statistics. Kept apart so a device that only records never loads it;
 ``Journal.read_batch``, ``records``, ``stats`` and ``pending`` call here."""
 
 from firmware import cbor
-from firmware.store.journal import PRIORITIES
+from firmware.store.format import PRIORITIES
 from firmware.store.scan import scan
 from hal.compat import IS_MICROPYTHON
 
@@ -81,7 +81,11 @@ def _collect(j, q, acked, in_flight, below, max_records, max_bytes):
     floor = max(acked, in_flight)
     now = j.now()
     ttl = j.ttl_s.get(q)
+    # the last record this read may take: synced (a power cut cannot take
+    # it back), and before the live range when reading the backlog
+    stop = j.synced_seq if below is None else min(j.synced_seq, below - 1)
     out = []
+    n = 0
     nbytes = 0
     skipped_to = 0
     full = False
@@ -90,12 +94,11 @@ def _collect(j, q, acked, in_flight, below, max_records, max_bytes):
             continue
         frames = _frames(j, seg)
         k = _first_after(frames, floor)
-        while k < len(frames):
+        end = len(frames)
+        while k < end:
             seq, created, payload = frames[k]
             k += 1
-            if seq > j.synced_seq or (below is not None and seq >= below):
-                # not yet synced (a power cut could still take it back),
-                # or past the backlog into the live range
+            if seq > stop:
                 full = True
                 break
             if ttl is not None and now - created > ttl:
@@ -107,11 +110,13 @@ def _collect(j, q, acked, in_flight, below, max_records, max_bytes):
                 # starts with it and skips it
                 full = True
                 break
-            if out and (len(out) >= max_records or nbytes + len(payload) > max_bytes):
+            size = len(payload)
+            if n and (n >= max_records or nbytes + size > max_bytes):
                 full = True
                 break
             out.append((seq, payload))
-            nbytes += len(payload)
+            n += 1
+            nbytes += size
         if full:
             break
     if skipped_to and floor == acked:

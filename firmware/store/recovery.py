@@ -4,7 +4,7 @@ append path, so a small heap can drop it afterwards."""
 
 import os
 
-from firmware.store.journal import _Segment
+from firmware.store.format import PRIO_EVENT, Segment
 from firmware.store.scan import file_size, scan_file
 from hal.compat import fsync
 from hal.errors import JournalError
@@ -73,7 +73,7 @@ def open_queue(self, q):
             first = int(name[:-4])
         except ValueError:
             first = 0
-        seg = _Segment(first, p)
+        seg = Segment(first, p)
         with open(p, "rb") as f:
             # frame by frame: a segment may be larger than a small heap
             for _off, seq, _c in scan_file(f, size, st):
@@ -143,8 +143,6 @@ def note_start(j, boot, utc_ms):
     whether the clock is set), and a ``repair`` event when opening
     repaired anything (a torn tail, a damaged frame, an ack file that made
     no sense), so the receiver learns of it."""
-    from firmware.store.journal import PRIO_EVENT
-
     j.append({"k": "boot", "boot": boot, "utc_ms": utc_ms}, PRIO_EVENT)
     if j.recovered_bytes or j.corrupt_skipped or j.ack_repaired:
         j.append(

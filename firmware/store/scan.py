@@ -8,7 +8,7 @@ code on its heap.
 import binascii
 import struct
 
-from firmware.store.journal import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
+from firmware.store.format import HDR, MAX_RECORD, PRIO_EVENT, PRIO_TELEMETRY
 
 
 def _crc(frame_wo_crc_head, rest):
@@ -27,14 +27,13 @@ def _frame_at(data, i, n):
     return length, seq, created
 
 
-def _frames_of(frame_at, n, stats):
+def _frames_of(frame_at, n, stats, i=0):
     """Yield (offset, length, seq, created) for every intact frame of ``n``
-    bytes, ``frame_at(i)`` reading one. A damaged region is skipped up to
-    the next intact frame; its size goes to ``stats["skipped"]``, and
-    ``stats["end"]`` is where the last intact frame ends (anything after
-    it is a torn tail)."""
-    i = 0
-    end = 0
+    bytes from offset ``i`` (a frame boundary), ``frame_at(i)`` reading
+    one. A damaged region is skipped up to the next intact frame; its size
+    goes to ``stats["skipped"]``, and ``stats["end"]`` is where the last
+    intact frame ends (anything after it is a torn tail)."""
+    end = i
     skipped = 0
     while i + HDR <= n:
         f = frame_at(i)
@@ -60,8 +59,28 @@ def scan(data, stats=None):
     """Yield (offset, seq, created, payload) for every intact frame of a
     segment's bytes (see ``_frames_of``)."""
     n = len(data)
-    for i, length, seq, created in _frames_of(lambda i: _frame_at(data, i, n), n, stats):
-        yield i, seq, created, data[i + HDR : i + HDR + length]
+    mv = memoryview(data)
+    unpack = struct.unpack_from
+    crc32 = binascii.crc32
+    i = 0
+    # the common case, every frame whole, in one loop: the uplink reads
+    # each record through here, and a call per frame and per check cost
+    # more than the checks
+    while i + HDR <= n:
+        length, crc, seq, created = unpack("<IIQI", data, i)
+        end = i + HDR + length
+        if length > MAX_RECORD or end > n or crc32(mv[i + 8 : end], crc32(mv[i : i + 4])) & 0xFFFFFFFF != crc:
+            break
+        yield i, seq, created, data[i + HDR : end]
+        i = end
+    else:
+        if stats is not None:
+            stats["skipped"] = 0
+            stats["end"] = i
+        return
+    # a damaged or torn frame at i: from there, frame by frame with resync
+    for k, length, seq, created in _frames_of(lambda k: _frame_at(data, k, n), n, stats, i):
+        yield k, seq, created, data[k + HDR : k + HDR + length]
 
 
 def _frame_in(fh, i, size, hdr, chunk):

@@ -233,7 +233,8 @@ class Uplink:
         if not recs:
             self._waiting_since = None
             return None
-        nbytes = sum(len(p) for _s, p in recs)
+        payloads = [p for _s, p in recs]
+        nbytes = sum(map(len, payloads))
         if len(recs) < self.batch_records and nbytes < self.batch_bytes * 3 // 4:
             # not full: wait for more, up to batch_ms after the first one
             if self._waiting_since is None:
@@ -244,7 +245,7 @@ class Uplink:
         first, last = recs[0][0], recs[-1][0]
         bid = os.urandom(8)
         m = {"dev": self.device, "q": q, "first": first, "last": last, "id": bid, "boot": boot_id(), "utc_ms": utc_ms(), "mono_ms": ticks_ms()}
-        m["recs"] = [p for _s, p in recs]
+        m["recs"] = payloads
         body = cbor.dumps(m)
         if self.sealer is not None:
             body = self.sealer.seal(q, first, last, body)
@@ -317,8 +318,13 @@ class Uplink:
         acked = 0
         while self._inflight and self._inflight[0].state == _DONE:
             b = self._inflight.pop(0)
-            with self.j.lock:
-                self.j.ack(b.q, b.last)
+            nxt = self._inflight[0] if self._inflight else None
+            if nxt is None or nxt.state != _DONE or nxt.lane != b.lane:
+                # receipts come in bunches (the receiver commits several
+                # batches at once): one ack, one sync of the ack file,
+                # for a run of receipted batches of one lane
+                with self.j.lock:
+                    self.j.ack(b.q, b.last)
             self.batches += 1
             self.records += b.n
             self.bytes += b.size

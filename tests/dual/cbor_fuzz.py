@@ -16,6 +16,7 @@ decode back to the same bytes.
 import binascii
 
 from firmware import cbor
+from firmware.cbor_base import UNDEFINED, Simple, Tag
 from hal.errors import CBORError
 from tests.dual.fuzz import Rand
 
@@ -37,7 +38,7 @@ def _value(r, depth=0):
     if k == 4:
         return bytes(r.below(256) for _ in range(r.below(6)))
     if k == 5:
-        return [True, False, None, cbor.UNDEFINED, cbor.Simple(16), cbor.Simple(255)][r.below(6)]
+        return [True, False, None, UNDEFINED, Simple(16), Simple(255)][r.below(6)]
     if k == 6:
         return r.below(24)
     if k in (7, 8):
@@ -48,7 +49,7 @@ def _value(r, depth=0):
             key = [r.below(50), "k%d" % r.below(50), -1 - r.below(5), False, 2.5][r.below(5)]
             d[key] = _value(r, depth + 1)
         return d
-    return cbor.Tag(r.below(300), _value(r, depth + 1))
+    return Tag(r.below(300), _value(r, depth + 1))
 
 
 def _mutate(r, b):

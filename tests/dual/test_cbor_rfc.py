@@ -10,7 +10,7 @@ import binascii
 import math
 
 from firmware import cbor
-from firmware.cbor import UNDEFINED, Simple, Tag
+from firmware.cbor_base import UNDEFINED, Simple, Tag
 
 INF = float("inf")
 NAN = float("nan")

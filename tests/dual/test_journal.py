@@ -5,7 +5,7 @@ import os
 
 from firmware import cbor
 from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal, frame
-from firmware.store.scan import scan
+from firmware.store.scan import scan, scan_file
 from hal.errors import CBORError, JournalError
 from tests.dual._util import raises, tmp_path
 
@@ -200,6 +200,30 @@ def test_corrupt_record_in_the_middle_is_skipped_and_counted():
     q, batch = j.read_batch()
     assert [s for s, _p in batch] == [1, 2, 4, 5]
     j.close()
+
+
+def test_scan_of_bytes_and_of_a_file_agree_on_damage():
+    # the uplink reads through scan (whole frames in one loop until one
+    # fails), recovery through scan_file (frame by frame): the same frames
+    # and the same damage, wherever it is
+    good = b"".join(frame(s, cbor.dumps({"i": s}), 7) for s in range(1, 7))
+    offs = [o for o, _s, _c, _p in scan(good)]
+    cases = [good, good[:-3], good[: offs[3] + 5]]
+    bad = bytearray(good)
+    bad[offs[2] + 21] ^= 0x01  # the third payload
+    cases.append(bytes(bad))
+    bad[offs[0] + 1] ^= 0x10  # and the first length
+    cases.append(bytes(bad))
+    p = tmp_path("scan.bin")
+    for data in cases:
+        st_b, st_f = {}, {}
+        from_bytes = [(o, s, c) for o, s, c, _p in scan(data, st_b)]
+        _write(p, data)
+        with open(p, "rb") as f:
+            from_file = list(scan_file(f, len(data), st_f))
+        assert from_bytes == from_file, (from_bytes, from_file)
+        assert st_b == st_f, (st_b, st_f)
+    assert [s for _o, s, _c in from_bytes] == [2, 4, 5, 6]
 
 
 def test_ack_cursor_survives_and_is_atomic():
