@@ -10,6 +10,7 @@ import pytest
 
 from edgefw.build import budget
 
+
 def _check(r):
     print(budget.table(r))
     names = [n for _k, n, _c, _o in r["rows"]]
@@ -27,6 +28,15 @@ def test_the_32_bit_peak_stays_inside_the_budget(model):
     r = budget.measure(model)
     _check(r)
     assert r["edgefw_peak"] <= budget.BOUND[model], budget.table(r)
+    assert budget.within(r)
+
+
+@pytest.mark.micropython
+@pytest.mark.slow
+def test_a_restart_over_a_journal_at_its_cap_stays_inside_the_budget():
+    r = budget.measure("vib_dense", full_journal=True)
+    _check(r)
+    assert r["journal_top"] is not None and budget.within(r), budget.table(r)
 
 
 def test_the_parser_reads_what_the_probe_prints():

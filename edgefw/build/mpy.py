@@ -328,6 +328,7 @@ def add_parser(p):
         help="build with the inference stage and the uplink on, run it on the 32-bit MicroPython port and print the heap per subsystem against the budget",
     )
     p.add_argument("--model", default="vib_dense", choices=("vib_dense", "vib_conv1d"), help="with --budget: the model the inference stage runs")
+    p.add_argument("--full-journal", action="store_true", help="with --budget: fill a small journal to its cap first, and measure a restart over it")
 
 
 def main(args):
@@ -337,7 +338,7 @@ def main(args):
             return 2
         from edgefw.build import budget
 
-        return budget.main(args.out, args.model)
+        return budget.main(args.out, args.model, args.full_journal)
     try:
         n = build(args.out, config=args.config, scenario=args.scenario, board=args.board)
     except ValueError as e:
