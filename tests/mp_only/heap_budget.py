@@ -247,6 +247,9 @@ async def measure(cycles):
             nh.pin(role)
     nh.i2c("I2C0")
     row("edgefw", "hal.native+board", code, await mt.take())
+    # the board table goes, as firmware.start drops it once the board is chosen
+    unload("boards")
+    row("edgefw", "board_table.freed", await mt.take(), 0)
     del nh, esp, NativeHardware
     unload("hal.native", "boards.esp32_devkitc")
     del sys.modules["machine"]
@@ -281,7 +284,8 @@ async def measure(cycles):
 
     code = await mt.take()
     hw = SimHardware(simboard, sensors=cfg["sensors"], scenario=sc, speed=0.0)
-    del sc
+    del sc, simboard
+    unload("boards.sim", "boards")
     row("sim", "board+player", code, await mt.take())
 
     from firmware.loop import Firmware
