@@ -30,9 +30,11 @@ MODELS = {"vib_dense": "firmware/models/vib_dense.tflite", "vib_conv1d": "firmwa
 KB = 1024
 # the issue's targets for edgefw's peak on the 32-bit port
 TARGET = {"vib_dense": 80 * KB, "vib_conv1d": 96 * KB}
-# what this tree reaches (edgefw's peak, measured, rounded up to 1 KB):
-# the tests fail when a change takes more
-BOUND = {"vib_dense": 125 * KB, "vib_conv1d": 130 * KB}
+# what this tree reaches, the tests' regression guard: edgefw's peak
+# measured 123,056 B (dense) and 128,064 B (conv1d), each rounded up to
+# the next KB; the uplink's slices follow the wall clock, so the peak
+# moves by up to ~100 B from run to run
+BOUND = {"vib_dense": 121 * KB, "vib_conv1d": 126 * KB}
 CYCLES = 3000
 
 
