@@ -256,6 +256,13 @@ async def measure(cycles):
     # in the heap during the run below no longer: added back for a device
     row("adjust", "hal.native.dropped", 0, await mt.take())
 
+    # the drivers first: the interlock reads their quantities (channel_names)
+    from firmware.channels import driver
+
+    for s in cfg["sensors"]:
+        driver(s["type"])
+    row("edgefw", "drivers", await mt.take(), 0)
+
     from firmware.safety.interlock import Interlock
 
     code = await mt.take()
@@ -290,13 +297,7 @@ async def measure(cycles):
 
     from firmware.loop import Firmware
 
-    code = await mt.take()
-    from firmware.channels import driver
-
-    for s in cfg["sensors"]:
-        driver(s["type"])
-    row("edgefw", "loop", code, 0)
-    row("edgefw", "drivers", await mt.take(), 0)
+    row("edgefw", "loop", await mt.take(), 0)
 
     inf = None
     if cfg["inference"]["enabled"]:
