@@ -30,7 +30,6 @@ class Recorder:
         self.lost = 0
         self.reported = 0
         self.last_error = None
-        self.last = None
 
     def sample(self, slot, values, status):
         if slot - self.win_start >= self.window_slots:
@@ -75,7 +74,8 @@ class Recorder:
         return rec
 
     def _append(self, rec, prio, ordered=False):
-        self.last = rec
+        # the record is not kept here once journaled: a window's map would
+        # stay on the heap until the next one
         if self.journal is not None:
             try:
                 with self.journal.lock:

@@ -24,6 +24,7 @@ HOST_ONLY = (
     "firmware/linux/",  # the folder for it: threads, paho, cbor2, native runtimes, the Linux runtime
     "hal/linux/",  # smbus2, libgpiod, pyserial
     "firmware/nn/kernels_np.py",
+    "firmware/infer/host.py",  # the inference stage's thread and process runners
     "hal/linux_watchdog.py",
 )
 

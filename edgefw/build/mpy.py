@@ -3,6 +3,7 @@ unix port, or a device image for one board.
 
     edgefw mpy-build OUT [--config F] [--scenario F]            # unix port, sim board
     edgefw mpy-build OUT --board esp32_devkitc [--config F]      # device image
+    edgefw mpy-build OUT --budget [--model vib_conv1d]            # heap per subsystem (edgefw.build.budget)
 
 Both compile with ``mpy-cross -O3`` and ship ``firmware/prechecked.json``:
 the config and scenario checked here, so the device starts without the
@@ -329,9 +330,23 @@ def add_parser(p):
     p.add_argument("--scenario", help="sim scenario to check here and ship (default: the shipped one)")
     p.add_argument("--board", help="build the device image for this board (esp32_devkitc): its modules only, with a manifest")
     p.add_argument("--manifest-py", metavar="FILE", help="with --board: also write a micropython-lib style manifest.py for freezing")
+    p.add_argument(
+        "--budget",
+        action="store_true",
+        help="build with the inference stage and the uplink on, run it on the 32-bit MicroPython port and print the heap per subsystem against the budget",
+    )
+    p.add_argument("--model", default="vib_dense", choices=("vib_dense", "vib_conv1d"), help="with --budget: the model the inference stage runs")
+    p.add_argument("--full-journal", action="store_true", help="with --budget: fill a small journal to its cap first, and measure a restart over it")
 
 
 def main(args):
+    if args.budget:
+        if args.board or args.config or args.scenario:
+            print("edgefw mpy-build: --budget builds its own config on the sim board; it takes no --board, --config or --scenario", file=sys.stderr)
+            return 2
+        from edgefw.build import budget
+
+        return budget.main(args.out, args.model, args.full_journal)
     try:
         n = build(args.out, config=args.config, scenario=args.scenario, board=args.board)
     except ValueError as e:

@@ -9,7 +9,7 @@ a ring and never blocks or waits. When a window is complete it goes to a
 one-slot mailbox; if the model is still busy with the previous one, the
 older window is dropped and counted. ``infer(window)`` runs elsewhere:
 
-* CPython: a child process (``mode="process"``, the default). The model
+* CPython (``firmware.infer.host``): a child process (``mode="process"``, the default). The model
   cannot take the loop's GIL, and a model that hangs or crashes leaves the
   loop untouched. At most one window is in flight, so the pipe never fills
   and sending never blocks. ``mode="thread"`` runs it in a thread instead
@@ -25,12 +25,8 @@ counted in ``errors`` and leaves ``request`` as it was.
 """
 
 import array
-import sys
-import time
 
 from hal.compat import IS_MICROPYTHON
-
-_CPYTHON = not IS_MICROPYTHON
 
 
 class InferenceStage:
@@ -57,7 +53,7 @@ class InferenceStage:
         self._runner = None
         self.backend = None
         self.arena_bytes = None
-        self.mode = "process" if _CPYTHON else "task"
+        self.mode = "task" if IS_MICROPYTHON else "process"
 
     # --- loop side: never blocks ------------------------------------------
     def submit(self, slot, values, status):
@@ -113,64 +109,24 @@ class InferenceStage:
         self.last_error = repr(exc)
 
     def start(self, mode=None):
-        """``mode``: "thread" (the CPython default) or "task"."""
+        """``mode``: "process" (the CPython default), "thread" or "task"."""
         if mode is None:
             mode = self.mode
-        runners = {"thread": ThreadRunner, "task": TaskRunner, "process": ProcessRunner}
-        self._runner = runners[mode](self)
+        if IS_MICROPYTHON or mode == "task":
+            runner = TaskRunner
+        else:
+            # the CPython runners live apart: on MicroPython their
+            # bytecode would only take heap
+            from firmware.infer import host
+
+            runner = host.ThreadRunner if mode == "thread" else host.ProcessRunner
+        self._runner = runner(self)
         self._runner.start()
 
     def stop(self):
         if self._runner is not None:
             self._runner.stop()
             self._runner = None
-
-
-class ThreadRunner:
-    """CPython: the model runs in a daemon thread."""
-
-    SWITCH_INTERVAL_S = 0.0005
-
-    def __init__(self, stage):
-        import threading
-
-        self.stage = stage
-        # kept on the stage: still there for the final summary after stop
-        stage.latency = self.latency = [0.0, 0.0, 0.0]
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread = threading.Thread(target=self._work, name="edgefw-inference", daemon=True)
-        self._saved_interval = None
-
-    def start(self):
-        self._saved_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._saved_interval, self.SWITCH_INTERVAL_S))
-        self._thread.start()
-
-    def wake(self):
-        self._wake.set()
-
-    def stop(self):
-        # a hung model keeps its daemon thread; the loop does not wait for it
-        self._stop = True
-        self._wake.set()
-        if self._saved_interval is not None:
-            sys.setswitchinterval(self._saved_interval)
-
-    def _work(self):
-        st = self.stage
-        while not self._stop:
-            self._wake.wait()
-            self._wake.clear()
-            w = st.take()
-            if w is None or self._stop:
-                continue
-            t0 = time.monotonic()
-            try:
-                st.result(st.infer(w))
-            except Exception as e:
-                st.failed(e)
-            _timed(self.latency, time.monotonic() - t0)
 
 
 class TaskRunner:
@@ -210,77 +166,3 @@ class TaskRunner:
                 st.result(r)
             except Exception as e:
                 st.failed(e)
-
-
-class ProcessRunner:
-    """CPython: the model runs in a forked child process."""
-
-    def __init__(self, stage):
-        self.stage = stage
-        stage.latency = self.latency = [0.0, 0.0, 0.0]
-        self._sent = 0.0
-        self._busy = False
-        self._proc = None
-        self._conn = None
-
-    def start(self):
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("fork")
-        parent, child = ctx.Pipe()
-        self._conn = parent
-        self._proc = ctx.Process(target=_child_main, args=(child, self.stage.infer), name="edgefw-inference", daemon=True)
-        self._proc.start()
-        child.close()
-
-    def wake(self):
-        # called every cycle from the loop: poll for a result, then hand
-        # over the newest window if the child is idle; never waits
-        st = self.stage
-        c = self._conn
-        if c is None:
-            return
-        try:
-            if self._busy and c.poll(0):
-                ok, val = c.recv()
-                self._busy = False
-                _timed(self.latency, time.monotonic() - self._sent)
-                if ok:
-                    st.result(val)
-                else:
-                    st.failed(val)
-            if not self._busy and st._mail is not None:
-                c.send(st.take())
-                self._sent = time.monotonic()
-                self._busy = True
-        except (OSError, EOFError) as e:
-            st.failed(e)
-            self._conn = None
-
-    def stop(self):
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.join(1)
-            self._proc = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
-def _timed(lat, dt):
-    lat[0] = dt
-    if dt > lat[1]:
-        lat[1] = dt
-    lat[2] += dt
-
-
-def _child_main(conn, infer):
-    while True:
-        try:
-            w = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            conn.send((True, infer(w)))
-        except Exception as e:
-            conn.send((False, repr(e)))
