@@ -21,7 +21,7 @@ COMMANDS = (
     ("ingest", "edgefw.ingest.server", "receive, verify and store device batches (SQLite or PostgreSQL)"),
     ("bench", "edgefw.perf.cli", "benchmarks, each beside its peer: interlock, store, forward, infer, ingest, gateway"),
     ("infer", "edgefw.infer", "run an int8 .tflite model on a batch of inputs with one backend"),
-    ("mpy-build", "edgefw.build.mpy", "precompile the dual-target packages to .mpy; a board's device image"),
+    ("mpy-build", "edgefw.build.mpy_cmd", "precompile the dual-target packages to .mpy; a board's device image"),
     ("mp-deps", "edgefw.build.mpdeps", "fetch the MicroPython libraries (umqtt.simple) into .mp-lib/"),
     ("service", "firmware.linux.service", "install, remove or show the systemd service (Linux boards)"),
     ("update", "edgefw.deploy.update", "signed A/B application updates for the Linux boards (docs/updates.md)"),

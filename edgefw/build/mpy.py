@@ -32,7 +32,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from edgefw.build.contents import board_files, host_only
@@ -321,46 +320,3 @@ def write_manifest_py(path, board, root=ROOT):
         lines.append('package("%s", files=%r, base_path="%s", opt=%d)' % (pkg, by_pkg[pkg], root.as_posix(), OPT))
     Path(path).write_text("\n".join(lines) + "\n")
     return path
-
-
-# --- the command: edgefw mpy-build ----------------------------------------
-def add_parser(p):
-    p.add_argument("out")
-    p.add_argument("--config", help="config to check here and ship (default: the shipped defaults)")
-    p.add_argument("--scenario", help="sim scenario to check here and ship (default: the shipped one)")
-    p.add_argument("--board", help="build the device image for this board (esp32_devkitc): its modules only, with a manifest")
-    p.add_argument("--manifest-py", metavar="FILE", help="with --board: also write a micropython-lib style manifest.py for freezing")
-    p.add_argument(
-        "--budget",
-        action="store_true",
-        help="build with the inference stage and the uplink on, run it on the 32-bit MicroPython port and print the heap per subsystem against the budget",
-    )
-    p.add_argument("--model", default="vib_dense", choices=("vib_dense", "vib_conv1d"), help="with --budget: the model the inference stage runs")
-    p.add_argument("--full-journal", action="store_true", help="with --budget: fill a small journal to its cap first, and measure a restart over it")
-
-
-def main(args):
-    if args.budget:
-        if args.board or args.config or args.scenario:
-            print("edgefw mpy-build: --budget builds its own config on the sim board; it takes no --board, --config or --scenario", file=sys.stderr)
-            return 2
-        from edgefw.build import budget
-
-        return budget.main(args.out, args.model, args.full_journal)
-    try:
-        n = build(args.out, config=args.config, scenario=args.scenario, board=args.board)
-    except ValueError as e:
-        print("edgefw mpy-build: %s" % e, file=sys.stderr)
-        return 2
-    if args.board:
-        m = read_manifest(args.out)
-        print(
-            "compiled %d modules for %s into %s: %d files, %d bytes, bundle %s, mpy v%s"
-            % (n, args.board, args.out, len(m["files"]), m["bytes"], m["bundle"], m["mpy"])
-        )
-        if args.manifest_py:
-            write_manifest_py(args.manifest_py, args.board)
-            print("wrote %s (for freezing into a MicroPython build)" % args.manifest_py)
-    else:
-        print("compiled %d modules into %s" % (n, args.out))
-    return 0

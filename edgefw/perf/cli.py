@@ -194,7 +194,8 @@ def main(a):
         from edgefw.perf.store import bench_forward
 
         if a.runs < 1:
-            p.error("--runs needs at least 1, got %d" % a.runs)
+            print("edgefw bench forward: --runs needs at least 1, got %d" % a.runs, file=sys.stderr)
+            return 2
         res = bench_forward(a.records, a.paho_records, a.backlog, progress=say, runs=a.runs)
 
         def spread(v, fmt):
