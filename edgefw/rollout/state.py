@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from edgefw.fleet.registry import write_atomic
 from hal.errors import EdgefwError
 
 # a device's forward states; the last four are final for this rollout
@@ -22,20 +23,6 @@ FINAL = ("healthy", "failed", "skipped")
 
 class StateError(EdgefwError, RuntimeError):
     pass
-
-
-def _write_atomic(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def default_dir(plan_path):
@@ -89,7 +76,7 @@ class State:
             self._lock = None
 
     def save(self):
-        _write_atomic(self.path, json.dumps(self.doc, indent=1, sort_keys=True).encode())
+        write_atomic(self.path, json.dumps(self.doc, indent=1, sort_keys=True).encode())
 
     def event(self, kind, **kw):
         rec = dict(kw, t=round(time.time(), 3), k=kind)
