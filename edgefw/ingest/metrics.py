@@ -3,7 +3,7 @@
     edgefw_ingest_batches_committed_total
     edgefw_ingest_records_committed_total
     edgefw_ingest_duplicates_dropped_total
-    edgefw_ingest_refused_total{reason}       tampered, malformed, unknown_device, replayed
+    edgefw_ingest_refused_total{reason}       tampered, malformed, unknown_device, replayed, revoked
     edgefw_ingest_db_errors_total{reason}     unavailable, auth, read_only, disk_full, server, data
     edgefw_ingest_db_up                       1 after a commit, 0 after a failed one
     edgefw_ingest_pending_batches             verified, waiting for the database
@@ -85,7 +85,7 @@ class Metrics:
                 "edgefw_ingest_refused_total",
                 "counter",
                 "Batches refused or found replayed, by reason.",
-                [((("reason", k),), counts[k]) for k in ("tampered", "malformed", "unknown_device", "replayed")],
+                [((("reason", k),), counts[k]) for k in ("tampered", "malformed", "unknown_device", "replayed", "revoked")],
             )
             metric("edgefw_ingest_receipts_total", "counter", "Positive receipts published.", [((), counts["receipts"])])
             metric("edgefw_ingest_refusals_total", "counter", "Negative receipts published.", [((), counts["refusals"])])

@@ -73,11 +73,13 @@ class Ingest:
     # oldest go unreceipted (their devices resend them)
     MAX_PENDING = 5000
 
-    def __init__(self, db, keys=None, log=sys.stderr):
+    def __init__(self, db, keys=None, log=sys.stderr, revoked=()):
         self.store = open_store(str(db), log)
         self.db = getattr(self.store, "db", None)
         self.lock = self.store.lock
         self.keys = keys
+        # devices the fleet registry revoked: refused with a negative receipt
+        self.revoked = frozenset(revoked)
         self.log = log
         self.metrics = Metrics()
         self.db_error = None
@@ -91,6 +93,7 @@ class Ingest:
             "replayed": 0,
             "malformed": 0,
             "unknown_device": 0,
+            "revoked": 0,
             "receipts": 0,
             "refusals": 0,
         }
@@ -116,6 +119,8 @@ class Ingest:
         from firmware.uplink import receipt
 
         key = self.keys.get(dev) if self.keys else None
+        if isinstance(key, list):
+            key = key[0]
         return receipt.make(dev, q, first, last, bid, ok, why, key)
 
     def handle(self, payload, topic_dev=None, commit=True):
@@ -130,6 +135,12 @@ class Ingest:
         except Refused as r:
             out = self._reject(r.kind, r.msg, r.dev, r.head)
             if not commit and out is not None:
+                with self._plock:
+                    self._pending.append((None, out, t))
+            return out
+        if b.dev in self.revoked:
+            out = self._reject("revoked", "device %r is revoked in the fleet registry" % b.dev, b.dev, (b.q, b.first, b.last, b.id))
+            if not commit:
                 with self._plock:
                     self._pending.append((None, out, t))
             return out
@@ -241,7 +252,21 @@ class Receiver:
     # after a failed commit: first wait, and the longest
     RETRY_S = (0.2, 5.0)
 
-    def __init__(self, ing, host, port, client_id="edgefw-ingest", share=None, username=None, password=None, tls_ca=None, receipts=True, clean_session=False, tls_cert=None, tls_key=None):
+    def __init__(
+        self,
+        ing,
+        host,
+        port,
+        client_id="edgefw-ingest",
+        share=None,
+        username=None,
+        password=None,
+        tls_ca=None,
+        receipts=True,
+        clean_session=False,
+        tls_cert=None,
+        tls_key=None,
+    ):
         import paho.mqtt.client as mqtt
 
         self.ing = ing
@@ -368,10 +393,24 @@ def run(args):
         return 2
     host, _, port = args.broker.partition(":")
     port = int(port or 1883)
-    keys = load_keys(args.keys) if args.keys else None
+    if args.keys and args.fleet:
+        print("edgefw ingest: give --keys or --fleet, not both (--fleet reads the seal keys from the registry)", file=sys.stderr)
+        return 2
+    revoked = ()
+    if args.fleet:
+        from edgefw.fleet import FleetError
+        from edgefw.ingest.fleet import fleet_keys
+
+        try:
+            keys, revoked = fleet_keys(args.fleet)
+        except FleetError as e:
+            print("edgefw ingest: --fleet: %s" % e, file=sys.stderr)
+            return 2
+    else:
+        keys = load_keys(args.keys) if args.keys else None
     if keys is None:
-        print("edgefw ingest: no --keys: taking batches unsealed (trusted network only)", file=sys.stderr)
-    ing = Ingest(args.db, keys)
+        print("edgefw ingest: no --keys or --fleet: taking batches unsealed (trusted network only)", file=sys.stderr)
+    ing = Ingest(args.db, keys, revoked=revoked)
     if args.metrics_port is not None:
         from edgefw.ingest.metrics import serve
 
@@ -384,10 +423,33 @@ def run(args):
 
     # a service manager's stop commits and receipts what is staged
     signal.signal(signal.SIGTERM, _term)
+    if args.fleet:
+
+        def _reread(*_a):
+            # `edgefw fleet revoke|rotate --reload` signals the broker; the
+            # same SIGHUP here makes ingest read the registry again
+            try:
+                ing.keys, ing.revoked = fleet_keys(args.fleet)
+                ing.revoked = frozenset(ing.revoked)
+                ing._say("fleet registry read again: %d devices, %d revoked" % (len(ing.keys), len(ing.revoked)))
+            except FleetError as e:
+                ing._say("fleet registry not read again, keeping the keys held: %s" % e)
+
+        signal.signal(signal.SIGHUP, _reread)
     cid = args.client_id or ("edgefw-ingest-" + args.share if args.share else "edgefw-ingest")
     r = Receiver(
-        ing, host, port, cid, args.share, args.username, args.password, args.tls_ca, receipts=not args.no_receipts, clean_session=args.clean_session,
-        tls_cert=args.tls_cert, tls_key=args.tls_key
+        ing,
+        host,
+        port,
+        cid,
+        args.share,
+        args.username,
+        args.password,
+        args.tls_ca,
+        receipts=not args.no_receipts,
+        clean_session=args.clean_session,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     ).start()
     last = -1
     t_start = t_last_change = time.monotonic()
@@ -459,6 +521,11 @@ def _readable(text):
 def add_parser(p):
     p.add_argument("--broker", type=_broker, default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     p.add_argument("--keys", help="JSON file: device id -> hex key")
+    p.add_argument(
+        "--fleet",
+        metavar="DIR",
+        help="take the seal keys from this fleet registry (edgefw fleet): a revoked device's batches are refused, a rotated one's old key is accepted through its overlap",
+    )
     p.add_argument(
         "--db",
         type=_db,

@@ -83,10 +83,16 @@ def open_batch(payload, keys, topic_dev, received, dicts=None):
             raise Refused("unknown_device", "no key for device %r" % dev)
         if topic_dev is not None and dev != topic_dev:
             raise Refused("tampered", "batch of %r on the topic of %r" % (dev, topic_dev))
-        try:
-            dev, q, first, last, nonce, plain = open_sealed(payload, keys)
-        except SealError as e:
-            raise Refused("tampered", str(e), dev, head)
+        # a device's keys: one, or those still accepted, newest first
+        # (a rotation's overlap, edgefw ingest --fleet)
+        held = keys[dev] if isinstance(keys[dev], list) else [keys[dev]]
+        for i, key in enumerate(held):
+            try:
+                dev, q, first, last, nonce, plain = open_sealed(payload, {dev: key})
+                break
+            except SealError as e:
+                if i == len(held) - 1:
+                    raise Refused("tampered", str(e), dev, head)
     else:
         plain = payload
     try:
