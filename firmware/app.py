@@ -4,7 +4,7 @@ MicroPython (unix port, from the repository root)::
 
     MICROPYPATH=. micropython -X heapsize=128k -m firmware.app --cycles 10000 --json
 
-CPython: ``edgefw run`` (edgefw/cli.py) calls ``build`` and ``Firmware.run``
+CPython: ``edgefw run`` (firmware/linux/run.py) calls ``build`` and ``Firmware.run``
 with a live status display.
 
 Options: --board NAME, --config FILE, --scenario FILE, --cycles N,

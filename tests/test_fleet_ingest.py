@@ -67,10 +67,13 @@ def test_rotated_device_old_key_accepted_through_the_overlap_and_a_replay_stores
     assert keys["dev-a"] == [new, old] and not revoked
     ing = Ingest(tmp_path / "i.sqlite", keys, log=None, revoked=revoked)
     late = _sealed(old, _batch("dev-a", 1, 2, b"o" * 8))
-    for blob in (late, _sealed(new, _batch("dev-a", 3, 4, b"n" * 8))):
+    for blob, key in ((late, old), (_sealed(new, _batch("dev-a", 3, 4, b"n" * 8)), new)):
         _dev, rec = ing.handle(blob, "dev-a")
-        # the receipt is keyed with the newest key the device holds
-        assert receipt.parse(rec, new)["ok"] is True
+        # the receipt is sealed with the key that opened the batch: a
+        # device that still holds only its old key can trust it
+        r = receipt.parse(rec, key)
+        assert r["ok"] is True and r["verified"]
+        assert not receipt.parse(rec, new if key is old else old)["verified"]
     # the same sealed batch again (a replay, or a resend after a lost
     # receipt): receipted, stored once
     ing.handle(late, "dev-a")

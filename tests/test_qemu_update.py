@@ -32,7 +32,7 @@ CONFIG = {
     "period_ms": 50,
     "interlock": {"watchdog_ms": 1000, "stall_ms": 2000, "max_consecutive_overruns": 20, "readback": {"enabled": True, "grace_ms": 300}},
 }
-# a sample of the installer's steps (tools/update.STEPS): before the
+# a sample of the installer's steps (firmware/linux/update.STEPS): before the
 # switch, right after it, after READY but before commit, after commit
 CUT_AT = ("extracting", "switched", "ready", "committed")
 

@@ -1,6 +1,6 @@
 """Bytes upstream through the gateway against a mosquitto bridge.
 
-    python -m edgefw.gateway.bench [--nodes 20] [--hz 100] [--hours 1] [--json]
+    edgefw bench gateway [--nodes 20] [--hz 100] [--hours 1] [--json]
 
 Simulated, time compressed, in one process: each node records as the
 firmware does by default (``record.window_ms`` 1000: one ``win`` record a

@@ -81,11 +81,12 @@ class Receiver:
             self.counts["refused"] += 1
             self.refusals[e.kind] = self.refusals.get(e.kind, 0) + 1
             if self.log:
-                self.log.write("edgefw gateway: refused (%s)\n" % e)
+                self.log.write("edgefw gateway: refused (%s: %s)\n" % (e.kind, e.msg))
             if e.dev is None:
                 return None
             q, first, last, bid = e.head
-            return e.dev, self._receipt(e.dev, q, first, last, bid, False, str(e))
+            # as ingest's refusals read: the kind, then why
+            return e.dev, self._receipt(e.dev, q, first, last, bid, False, "%s: %s" % (e.kind, e.msg))
         try:
             stored = self.store.take(b)
         except OSError as e:

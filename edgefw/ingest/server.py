@@ -106,21 +106,22 @@ class Ingest:
             except Exception:
                 pass
 
-    def _reject(self, kind, msg, dev=None, head=None):
+    def _reject(self, kind, msg, dev=None, head=None, key=None):
         self.counts[kind] += 1
         self._say("rejected (%s): %s" % (kind, msg))
         if dev is None:
             return None
         q, first, last, bid = head or (None, None, None, None)
         self.counts["refusals"] += 1
-        return dev, self._receipt(dev, q, first, last, bid, False, "%s: %s" % (kind, msg))
+        return dev, self._receipt(dev, q, first, last, bid, False, "%s: %s" % (kind, msg), key)
 
-    def _receipt(self, dev, q, first, last, bid, ok, why=None):
+    def _receipt(self, dev, q, first, last, bid, ok, why=None, key=None):
         from firmware.uplink import receipt
 
-        key = self.keys.get(dev) if self.keys else None
-        if isinstance(key, list):
-            key = key[0]
+        if key is None:
+            key = self.keys.get(dev) if self.keys else None
+            if isinstance(key, list):
+                key = key[0]
         return receipt.make(dev, q, first, last, bid, ok, why, key)
 
     def handle(self, payload, topic_dev=None, commit=True):
@@ -139,12 +140,12 @@ class Ingest:
                     self._pending.append((None, out, t))
             return out
         if b.dev in self.revoked:
-            out = self._reject("revoked", "device %r is revoked in the fleet registry" % b.dev, b.dev, (b.q, b.first, b.last, b.id))
+            out = self._reject("revoked", "device %r is revoked in the fleet registry" % b.dev, b.dev, (b.q, b.first, b.last, b.id), b.key)
             if not commit:
                 with self._plock:
                     self._pending.append((None, out, t))
             return out
-        out = b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True)
+        out = b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True, key=b.key)
         with self._plock:
             self._pending.append((b, out, t))
             if len(self._pending) > self.MAX_PENDING:
@@ -194,7 +195,7 @@ class Ingest:
                     b = w[0]
                     self.metrics.db_failed(e1.reason, str(e1))
                     ref = self._reject(
-                        "malformed", "batch %s..%s from %r: the database refused it: %s" % (b.first, b.last, b.dev, e1), b.dev, (b.q, b.first, b.last, b.id)
+                        "malformed", "batch %s..%s from %r: the database refused it: %s" % (b.first, b.last, b.dev, e1), b.dev, (b.q, b.first, b.last, b.id), b.key
                     )
                     b.refusal = ref
                     if ref is not None:

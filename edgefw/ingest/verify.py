@@ -18,7 +18,7 @@ class Refused(Exception):
 
 
 class Batch:
-    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "nonce", "recs", "received", "refusal")
+    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "nonce", "recs", "received", "refusal", "key")
 
     def __init__(self, dev, q, first, last, bid, boot, utc_ms, mono_ms, nonce, recs, received):
         self.dev = dev
@@ -35,6 +35,9 @@ class Batch:
         self.received = received
         # the negative receipt, if the database refused this batch's rows
         self.refusal = None
+        # the seal key that opened it: its receipt is sealed with the same
+        # (a device mid-rotation holds only one of its keys)
+        self.key = None
 
 
 def loads(b):
@@ -86,9 +89,11 @@ def open_batch(payload, keys, topic_dev, received, dicts=None):
         # a device's keys: one, or those still accepted, newest first
         # (a rotation's overlap, edgefw ingest --fleet)
         held = keys[dev] if isinstance(keys[dev], list) else [keys[dev]]
+        opened_with = None
         for i, key in enumerate(held):
             try:
                 dev, q, first, last, nonce, plain = open_sealed(payload, {dev: key})
+                opened_with = key
                 break
             except SealError as e:
                 if i == len(held) - 1:
@@ -113,7 +118,7 @@ def open_batch(payload, keys, topic_dev, received, dicts=None):
         raise Refused("tampered", "sealed header and batch disagree for %r" % dev, dev, head)
     if topic_dev is not None and dev_b != topic_dev:
         raise Refused("tampered", "batch of %r on the topic of %r" % (dev_b, topic_dev))
-    return Batch(
+    out = Batch(
         dev_b,
         q_b,
         batch.get("first"),
@@ -126,3 +131,6 @@ def open_batch(payload, keys, topic_dev, received, dicts=None):
         bodies,
         received,
     )
+    if keys is not None:
+        out.key = opened_with
+    return out

@@ -219,6 +219,12 @@ def main(args):
     except (EdgefwError, OSError) as e:
         print("edgefw: %s" % e, file=sys.stderr)
         return 2
+    except ImportError as e:
+        # a board's backend that is not here: the simulated board (no board
+        # was detected, and this machine holds only what a board runs), or
+        # the Linux backend's packages
+        print("edgefw: the board's backend cannot be loaded here (%s); name the board with --board or /etc/edgefw/board" % e, file=sys.stderr)
+        return 2
     if args.bench:
         if fw.hw.board.FAMILY != "sim":
             print("edgefw: --bench is for the sim board", file=sys.stderr)

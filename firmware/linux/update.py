@@ -310,7 +310,14 @@ def run_health(lay, slot, argv, timeout, settle, max_restarts, progress=_progres
     time and did not fail for ``settle`` s, else (False, reason)."""
     d = lay.slot(slot)
     argv = [a.replace("{python}", sys.executable).replace("{slot}", d) for a in argv]
-    env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"), EDGEFW_SLOT=d, EDGEFW_ROOT=lay.root, EDGEFW_JOURNAL=lay.journal)
+    path = os.path.join(d, "app")
+    if lay.root != "/":
+        # installing into another root (an image being prepared): the
+        # check runs here, on a machine that is not the board, so after the
+        # slot's own code it may find the simulated board this installer
+        # came with, as the bundle no longer carries it
+        path += os.pathsep + os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=path, EDGEFW_SLOT=d, EDGEFW_ROOT=lay.root, EDGEFW_JOURNAL=lay.journal)
     deadline = time.monotonic() + timeout
     starts = 0
     while True:
@@ -366,7 +373,12 @@ def use_slot_unit(lay, slot, board, progress=_progress):
     unit always matches the code it starts; enabled, not started."""
     d = lay.slot(slot)
     env = dict(os.environ, PYTHONPATH=os.path.join(d, "app"))
-    cmd = [sys.executable, "-m", "firmware.linux", "service", "install", "--board", board, "--slots", "--no-start"]
+    # a slot from before the board's runtime moved to firmware/linux (0.1
+    # and earlier) renders its unit with its own tools.cli
+    if os.path.exists(os.path.join(d, "app", "firmware", "linux", "__main__.py")) or not os.path.exists(os.path.join(d, "app", "tools", "cli.py")):
+        cmd = [sys.executable, "-m", "firmware.linux", "service", "install", "--board", board, "--slots", "--no-start"]
+    else:
+        cmd = [sys.executable, "-m", "tools.cli", "service", "install", "--board", board, "--slots", "--no-start"]
     try:
         p = subprocess.run(cmd, cwd=os.path.join(d, "app"), env=env, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
