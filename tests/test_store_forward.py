@@ -208,6 +208,7 @@ def test_tampered_and_replayed_batches_are_refused(tmp_path, broker):
         "replayed": 1,
         "malformed": 1,
         "unknown_device": 1,
+        "revoked": 0,
         # the stored batch and its replay are receipted; the two that fail
         # their tag are refused to the device they name
         "receipts": 2,

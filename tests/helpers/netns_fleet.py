@@ -11,6 +11,7 @@ Names carry this process's id so parallel runs by others do not collide;
 everything made is removed on exit, also after a failure.
 """
 
+import itertools
 import os
 import random
 import shutil
@@ -19,6 +20,8 @@ import subprocess
 import time
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+
+_FLEETS = itertools.count()
 
 
 def _run(*argv, check=True):
@@ -57,7 +60,9 @@ class Fleet:
         self.n = n
         self.keys_dir = keys_dir
         self.board = board
-        self.tag = "%d" % (os.getpid() % 100000)
+        # unique per fleet, not only per process: a fleet whose links the
+        # kernel is still tearing down must not collide with the next one
+        self.tag = "%d%d" % (os.getpid() % 100000, next(_FLEETS) % 10)
         self.devices = []
         self.procs = []
         self.made_ns = []
