@@ -43,9 +43,24 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
     time.sleep(1)
     prom = (tmp_path / "gw.prom").read_text()
     rig.upb.start()
-    # the backlog drains: the nodes' newest telemetry (n 2000 is a trip) arrives
+    # the backlog drains, and the loss event with the final totals follows
+    # it (one is pending upstream at a time: the next goes once the last
+    # is receipted)
+    def prom_value(name):
+        for ln in (tmp_path / "gw.prom").read_text().splitlines():
+            if ln.startswith(name + " ") or ln.startswith(name + "{"):
+                return int(float(ln.split()[-1]))
+        return None
+
+    def reported():
+        return max((cbor.loads(r[2])["out_dropped_cap"] for r in rig.rows(GW) if r[1] == "loss"), default=-1)
+
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 60 and not all(any(r[1] == "win" and cbor.loads(r[2])["n"] == 1999 for r in rig.rows(n)) for n in NODES):
+    while time.monotonic() - t0 < 60 and not (
+        prom_value("edgefw_gateway_upstream_connected") == 1
+        and prom_value("edgefw_gateway_upstream_backlog_records") == 0
+        and reported() == prom_value('edgefw_gateway_lost_total{journal="out",reason="dropped_cap"}')
+    ):
         time.sleep(0.2)
     gw = rig.stop_gateway()
     print(json.dumps({k: gw[k] for k in ("losses", "upstream", "store", "site")}))
@@ -54,15 +69,20 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
     assert dropped > 0 and gw["left"] == 0
     # the last loss event upstream carries the totals the gateway counted
     assert losses and max(x["out_dropped_cap"] for x in losses) == dropped
+    kept = 0
     for n in NODES:
         rows = rig.rows(n)
         kinds = [r[1] for r in rows]
         assert len({r[0] for r in rows}) == len(rows)
         # every event survived: telemetry is shed first
         assert kinds.count("trip") == 2000 // 50
-        # telemetry went oldest first: what arrived is the newest
+        # telemetry went oldest first, so what arrived of a node's is its
+        # newest (all of one node's may be gone when it ran well ahead of
+        # the other on a loaded machine: the oldest are shed, whosever)
         ns = sorted(cbor.loads(r[2])["n"] for r in rows if r[1] == "win")
-        assert ns and ns[-1] == 1999 and len(ns) < 2000 - 2000 // 50
+        assert not ns or (ns[-1] == 1999 and ns == [x for x in range(ns[0], 2000) if x % 50]), ns[:5]
+        kept += len(ns)
+    assert 0 < kept < len(NODES) * (2000 - 2000 // 50)
     # and which: every record a node made is upstream, or named in a loss
     # event (a record named lost that was in flight may have arrived too)
     named = {}
@@ -74,11 +94,14 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
                 if not node:
                     continue  # the gateway's own events, by kind
                 named.setdefault(node, set()).update(q for a, b in rs for q in range(a, b + 1))
+    lost = 0
     for n in NODES:
         have = {r[0] for r in rig.rows(n)}
         total = stats[n]["next_seq"] - 1
         missing = set(range(1, total + 1)) - have
-        assert missing and missing <= named.get(n, set())
+        assert missing <= named.get(n, set())
+        lost += len(missing)
+    assert lost > 0
     # the metrics said it while it happened
     assert 'edgefw_gateway_lost_total{journal="out",reason="dropped_cap"}' in prom
     assert "edgefw_gateway_upstream_connected 0" in prom

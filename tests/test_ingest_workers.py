@@ -79,6 +79,10 @@ def test_worker_killed_mid_load_loses_and_duplicates_nothing(tmp_path, broker, p
             time.sleep(0.05)
         before = _scrape(_metrics(mports[1]), "edgefw_ingest_records_committed_total")
         assert before > 0
+        # stopped first, so the broker hands it batches it will never
+        # receipt (a kill between two batches would leave nothing to resend)
+        workers[1].send_signal(signal.SIGSTOP)
+        time.sleep(1.0)
         workers[1].send_signal(signal.SIGKILL)
         workers[1].wait()
         if mode == "restarted":
