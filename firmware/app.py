@@ -26,14 +26,15 @@ except ImportError:  # pragma: no cover
     asyncio = None
 
 
-def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
+def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None, fw=None):
     """Load config and scenario, open the board, and build the firmware
-    (``firmware.start``, dropped on MicroPython once it has run).
+    (``firmware.start``, dropped on MicroPython once it has run). ``fw``:
+    the image's hash (``firmware.attest``), reported in the boot event.
     Returns (firmware, scenario or None)."""
     from firmware import start
 
     try:
-        args, kw, uplink, sc = start.build(board, config, scenario, journal, speed, overrides, inference)
+        args, kw, uplink, sc = start.build(board, config, scenario, journal, speed, overrides, inference, fw)
     finally:
         if IS_MICROPYTHON:
             start.unload("firmware.start")

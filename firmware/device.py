@@ -6,6 +6,7 @@
 3. Wi-Fi from ``device.json`` (``network.WLAN``; the unix port has none and
    uses the host's network), kept up with backoff from the loop's idle time;
 4. the clock from NTP when reachable (records say whether it is set);
+   the image's hash (``firmware.attest``) for the boot event;
 5. the firmware and, when the config enables it, the uplink in the loop's
    idle time (``firmware.uplink.coop``);
 6. the READY line, then the loop.
@@ -26,6 +27,7 @@ while the loop runs.
 """
 
 import json
+import sys
 import time
 
 READY = "EDGEFW READY"
@@ -127,8 +129,13 @@ def main(argv=None):
     info = read_json("build.json", {})
     wifi = wifi_up(dev.get("wifi"))
     set_clock(dev.get("ntp"))
+    from firmware import attest
+
+    image = attest.manifest_hash("manifest.json")
+    del attest
+    sys.modules.pop("firmware.attest", None)
     # a sim board (the virtual ESP32) runs its scenario in real time
-    fw, sc = app.build(speed=1.0)
+    fw, sc = app.build(speed=1.0, fw=image)
     from firmware.store.journal import PRIO_EVENT
 
     clock_set = utc_ms() is not None

@@ -106,9 +106,9 @@ def firmware(hw, cfg, journal=None, inference=None, interlock=None):
     return Firmware(hw, cfg["sensors"], interlock, journal=journal, inference=inference, **loop_settings(cfg))
 
 
-def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None):
+def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overrides=None, inference=None, fw=None):
     """Load config and scenario, open the board, and build the loop's
-    parts. Returns the arguments of ``Firmware`` (a tuple and a dict of
+    parts (``fw``: the image's hash for the boot event). Returns the arguments of ``Firmware`` (a tuple and a dict of
     keywords; firmware.app builds it once this module is dropped), the
     uplink's settings (device id, ``uplink`` section) and the scenario or
     None."""
@@ -149,7 +149,7 @@ def build(board=None, config=None, scenario=None, journal=None, speed=0.0, overr
     from firmware.clocks import boot_id, utc_ms
     from firmware.store import recovery
 
-    recovery.note_start(j, boot_id(), utc_ms())
+    recovery.note_start(j, boot_id(), utc_ms(), fw)
     del recovery
     unload("firmware.store.recovery", "firmware.store.scan")
     hw = hw_cls(board, sensors=cfg["sensors"], scenario=sc, speed=speed)

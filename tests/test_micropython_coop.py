@@ -4,6 +4,7 @@ real time, forwarding through a real mosquitto to the CPython ingest with
 receipts; with the broker stopped (SIGSTOP) no cycle waits for it,
 measured on the wall clock as the longest gap between two cycles."""
 
+import hashlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 from edgefw.build import mpdeps
 from edgefw.build.mpy import build
 from edgefw.emul import vesp32
+from edgefw.fleet import ops
 from firmware import cbor
 from tests.conftest import micropython_exe
 from tests.test_store_forward import IngestWorker
@@ -111,6 +113,9 @@ def check_loop(s):
 def test_firmware_app_forwards_with_receipts(tmp_path, broker):
     img = make_image(tmp_path, broker.port)
     w = IngestWorker(broker.port, tmp_path / "i.sqlite", keys={DEV: KEY})
+    # attestation: the image's hash as the fleet registry would hold it
+    image = ops.image_hash(str(img))
+    w.ing.firmware = {DEV: image}
     try:
         s = finish(boot(img, tmp_path / "rom"))
         check_loop(s)
@@ -124,6 +129,11 @@ def test_firmware_app_forwards_with_receipts(tmp_path, broker):
         assert kinds.count("trip") == 2 and "boot" in kinds, kinds
         # the reset cause as an event record, and whether the clock was set
         assert [(r["cause"], r["clock_set"]) for r in recs if r["k"] == "reset_cause"] == [("power", True)]
+        # the boot event names the image (its manifest.json's SHA-256), and
+        # ingest found it the one expected
+        assert [r.get("fw") for r in recs if r["k"] == "boot"] == [hashlib.sha256((img / "manifest.json").read_bytes()).hexdigest()] == [image]
+        with w.ing.lock:
+            assert list(w.ing.db.execute("SELECT device, reported, match FROM attestations")) == [(DEV, image, 1)]
     finally:
         w.close()
 

@@ -56,7 +56,8 @@ def add_parser(parser):
     p = sub.add_parser("firmware", help="the firmware image hash a device is expected to run (for attestation)")
     p.add_argument("name", metavar="DEVICE")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--sha256", metavar="HEX")
+    g.add_argument("--sha256", metavar="HEX", help="the image's hash, as the device reports it in its boot event")
+    g.add_argument("--image", metavar="PATH", help="take the hash from a Linux bundle (.tar), an `edgefw mpy-build` directory or a manifest.json")
     g.add_argument("--clear", action="store_true")
 
     sub.add_parser("list", help="devices and services").add_argument("--json", action="store_true")
@@ -134,7 +135,9 @@ def _run(args):
         _reload(args.reload)
         print("%s: new credentials in %s" % (args.name, out))
     elif c == "firmware":
-        ops.set_firmware(root, args.name, None if args.clear else args.sha256)
+        sha = None if args.clear else (ops.image_hash(args.image) if args.image else args.sha256)
+        ops.set_firmware(root, args.name, sha)
+        print("%s: expected firmware %s" % (args.name, sha or "none (not checked)"))
     elif c == "list":
         rows = ops.listing(root)
         crl = ops.crl_status(root)

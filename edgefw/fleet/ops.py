@@ -288,6 +288,32 @@ def rotate(root, name, out=None, csr=None):
     return f, out
 
 
+def image_hash(path):
+    """The hash a device running the image at ``path`` reports
+    (``firmware.attest``: SHA-256 of its manifest.json): ``path`` is a
+    Linux bundle, an ``edgefw mpy-build`` directory or a manifest.json."""
+    import tarfile
+
+    try:
+        if os.path.isdir(path):
+            path = os.path.join(path, "manifest.json")
+        if tarfile.is_tarfile(path):
+            with tarfile.open(path, "r:") as tar:
+                m = tar.extractfile("manifest.json")
+                if m is None:
+                    raise KeyError("manifest.json")
+                data = m.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+        json.loads(data)
+    except (OSError, KeyError, tarfile.TarError) as e:
+        raise FleetError("%s: no image manifest here (%s); give a bundle from `edgefw update build`, an `edgefw mpy-build` directory or its manifest.json" % (path, e))
+    except ValueError as e:
+        raise FleetError("%s: manifest.json is not JSON (%s)" % (path, e))
+    return hashlib.sha256(data).hexdigest()
+
+
 def set_firmware(root, dev, sha256):
     """The firmware image hash ``dev`` is expected to run (hex SHA-256), or
     None to clear it: what ingest will compare the device's attestation

@@ -2,6 +2,7 @@
 whose batches it opens, with which seal keys, and whom it refuses.
 
     keys, revoked = fleet_keys("/srv/fleet")
+    expected = fleet_firmware("/srv/fleet")
 
 Every device's seal keys still accepted, newest first: during a
 rotation's overlap the old key opens batches too. A revoked device keeps
@@ -30,3 +31,11 @@ def fleet_keys(root):
         if live:
             keys[dev] = [bytes.fromhex(h) for h in live]
     return keys, revoked
+
+
+def fleet_firmware(root):
+    """{device: the firmware hash it should run, or None when the registry
+    names none (``edgefw fleet firmware``)}: what a device's boot event is
+    compared with."""
+    f = Fleet(root).load()
+    return {dev: e.get("firmware_sha256") for dev, e in f.doc["devices"].items()}

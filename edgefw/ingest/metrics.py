@@ -12,6 +12,10 @@
     edgefw_ingest_device_last_seen_timestamp_seconds{device}
     edgefw_ingest_device_last_seq{device}     highest seq committed from it
     edgefw_ingest_device_clock_offset_seconds{device}  ingest's UTC minus the device's at send
+    edgefw_ingest_boots_attested_total{result}   boot events naming their image: match,
+                                              mismatch, unchecked (the registry names none)
+    edgefw_ingest_device_firmware_match{device}  1 if the device's last boot ran the image the
+                                              registry expects, 0 if not (``edgefw fleet firmware``)
 
 Batches do not carry the device's backlog (pending records): a batch has
 its sequence range, run id and clocks only, so no backlog metric is
@@ -41,6 +45,8 @@ class Metrics:
         self.lat_sum = 0.0
         self.lat_n = 0
         self.devices = {}  # device -> [last seen, last seq, clock offset]
+        self.boots = {"match": 0, "mismatch": 0, "unchecked": 0}
+        self.fw = {}  # device -> [seq of its last boot event seen, 1/0 or None]
 
     def db_failed(self, reason, msg):
         with self.lock:
@@ -66,6 +72,18 @@ class Metrics:
                     d[1] = b.last
                 if isinstance(b.utc_ms, int):
                     d[2] = b.received - b.utc_ms / 1000.0
+
+    def attested(self, dev, seq, match):
+        """A boot event's attestation, once per event (workers and resends
+        may show one again). True if it is news."""
+        with self.lock:
+            d = self.fw.setdefault(dev, [0, None])
+            if seq <= d[0]:
+                return False
+            d[0] = seq
+            d[1] = None if match is None else int(match)
+            self.boots["unchecked" if match is None else "match" if match else "mismatch"] += 1
+            return True
 
     def render(self, counts):
         out = []
@@ -134,6 +152,18 @@ class Metrics:
                 "gauge",
                 "Ingest's UTC minus the device's UTC at send (transit plus clock error).",
                 [((("device", d),), v[2]) for d, v in devs if v[2] is not None],
+            )
+            metric(
+                "edgefw_ingest_boots_attested_total",
+                "counter",
+                "Boot events that named their firmware image, by comparison with the fleet registry.",
+                [((("result", k),), v) for k, v in sorted(self.boots.items())],
+            )
+            metric(
+                "edgefw_ingest_device_firmware_match",
+                "gauge",
+                "1 if the device last booted the image the registry expects, 0 if another.",
+                [((("device", d),), v[1]) for d, v in sorted(self.fw.items()) if v[1] is not None],
             )
         return "\n".join(out) + "\n"
 

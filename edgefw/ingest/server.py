@@ -73,8 +73,11 @@ class Ingest:
     # oldest go unreceipted (their devices resend them)
     MAX_PENDING = 5000
 
-    def __init__(self, db, keys=None, log=sys.stderr, revoked=()):
+    def __init__(self, db, keys=None, log=sys.stderr, revoked=(), firmware=None):
         self.store = open_store(str(db), log)
+        # {device: expected firmware hash or None} from the fleet registry;
+        # None: no registry, boot events' hashes are stored unchecked
+        self.firmware = firmware
         self.db = getattr(self.store, "db", None)
         self.lock = self.store.lock
         self.keys = keys
@@ -204,9 +207,34 @@ class Ingest:
             self.metrics.pending = len(self._pending)
         return out + done
 
+    def _attestations(self, work):
+        """Rows for the ``attestations`` table: each boot event that names
+        its image (``firmware.attest``), against what the registry expects.
+        Boot events travel in the events queue (0): only those batches are
+        looked through."""
+        rows = []
+        for b, _o, _t in work:
+            if b.q != 0:
+                continue
+            for rec, _raw in b.recs:
+                if rec.get("k") != "boot" or not isinstance(rec.get("fw"), str):
+                    continue
+                want = self.firmware.get(b.dev) if self.firmware else None
+                boot = rec.get("boot")
+                rows.append((b.dev, rec["seq"], bytes(boot) if isinstance(boot, (bytes, bytearray)) else None, rec["fw"][:64], want, None if want is None else rec["fw"] == want, b.received))
+        return rows
+
+    def _attested(self, rows):
+        for dev, seq, _boot, got, want, match, _t in rows:
+            if self.metrics.attested(dev, seq, match) and match is False:
+                self._say("firmware mismatch: device %r booted image %s, the fleet registry expects %s" % (dev, got, want))
+
     def _write(self, work):
         """One transaction for ``work``; the receipts it frees."""
-        new, dup, replayed = self.store.write([b for b, _o, _t in work])
+        att = self._attestations(work)
+        new, dup, replayed = self.store.write([b for b, _o, _t in work], att)
+        if att:
+            self._attested(att)
         if self.db_error is not None:
             self._say("database back: %d batches committed" % len(work))
         self.db_error = None
@@ -398,12 +426,14 @@ def run(args):
         print("edgefw ingest: give --keys or --fleet, not both (--fleet reads the seal keys from the registry)", file=sys.stderr)
         return 2
     revoked = ()
+    firmware = None
     if args.fleet:
         from edgefw.fleet import FleetError
-        from edgefw.ingest.fleet import fleet_keys
+        from edgefw.ingest.fleet import fleet_firmware, fleet_keys
 
         try:
             keys, revoked = fleet_keys(args.fleet)
+            firmware = fleet_firmware(args.fleet)
         except FleetError as e:
             print("edgefw ingest: --fleet: %s" % e, file=sys.stderr)
             return 2
@@ -411,7 +441,7 @@ def run(args):
         keys = load_keys(args.keys) if args.keys else None
     if keys is None:
         print("edgefw ingest: no --keys or --fleet: taking batches unsealed (trusted network only)", file=sys.stderr)
-    ing = Ingest(args.db, keys, revoked=revoked)
+    ing = Ingest(args.db, keys, revoked=revoked, firmware=firmware)
     if args.metrics_port is not None:
         from edgefw.ingest.metrics import serve
 
@@ -432,6 +462,7 @@ def run(args):
             try:
                 ing.keys, ing.revoked = fleet_keys(args.fleet)
                 ing.revoked = frozenset(ing.revoked)
+                ing.firmware = fleet_firmware(args.fleet)
                 ing._say("fleet registry read again: %d devices, %d revoked" % (len(ing.keys), len(ing.revoked)))
             except FleetError as e:
                 ing._say("fleet registry not read again, keeping the keys held: %s" % e)

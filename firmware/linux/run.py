@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import atexit
 import json
+import os
 import shutil
 import signal
 import sys
@@ -209,13 +210,25 @@ def add_parser(p):
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)")
 
 
+def image_hash():
+    """The running image's hash (``firmware.attest``): the manifest of the
+    A/B slot this code runs from (``<slot>/app/firmware/linux``, beside
+    ``<slot>/manifest.json``), or None outside an installed slot."""
+    from firmware.attest import manifest_hash
+
+    app = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.basename(app) != "app":
+        return None
+    return manifest_hash(os.path.join(os.path.dirname(app), "manifest.json"))
+
+
 def main(args):
     from firmware.app import build
 
     fast = args.cycles is not None or args.json
     speed = args.speed if args.speed is not None else (0.0 if fast else 1.0)
     try:
-        fw, sc = build(args.board, args.config, args.scenario, args.journal, speed=speed)
+        fw, sc = build(args.board, args.config, args.scenario, args.journal, speed=speed, fw=image_hash())
     except (EdgefwError, OSError) as e:
         print("edgefw: %s" % e, file=sys.stderr)
         return 2

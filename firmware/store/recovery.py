@@ -138,12 +138,16 @@ def _ack_fits(nums, top):
     return True
 
 
-def note_start(j, boot, utc_ms):
-    """The first records of a run: a ``boot`` event (this run's id and
-    whether the clock is set), and a ``repair`` event when opening
+def note_start(j, boot, utc_ms, fw=None):
+    """The first records of a run: a ``boot`` event (this run's id,
+    whether the clock is set and, from an image, ``fw``: its manifest's
+    hash, ``firmware.attest``), and a ``repair`` event when opening
     repaired anything (a torn tail, a damaged frame, an ack file that made
     no sense), so the receiver learns of it."""
-    j.append({"k": "boot", "boot": boot, "utc_ms": utc_ms}, PRIO_EVENT)
+    ev = {"k": "boot", "boot": boot, "utc_ms": utc_ms}
+    if fw:
+        ev["fw"] = fw
+    j.append(ev, PRIO_EVENT)
     if j.recovered_bytes or j.corrupt_skipped or j.ack_repaired:
         j.append(
             {"k": "repair", "recovered_bytes": j.recovered_bytes, "corrupt_skipped": j.corrupt_skipped, "ack_reset": j.ack_repaired},

@@ -12,6 +12,11 @@ advisory lock orders them):
         index (device, received) on every partition
     record_keys(device text, seq bigint, received timestamptz,
                 PRIMARY KEY (device, seq))
+    attestations(device text, seq bigint, boot bytea, reported text,
+                 expected text, match boolean, received timestamptz,
+                 PRIMARY KEY (device, seq))
+        one row per boot event that named its image (firmware.attest):
+        what it ran, what the fleet registry expected (NULL: none named)
     readings: view, one row per channel of a window record
     edgefw_retain(keep interval): drops whole days older than ``keep``
         and their keys
@@ -56,6 +61,16 @@ CREATE INDEX IF NOT EXISTS records_device_received ON records (device, received)
 CREATE TABLE IF NOT EXISTS record_keys (
     device text NOT NULL,
     seq bigint NOT NULL,
+    received timestamptz NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE TABLE IF NOT EXISTS attestations (
+    device text NOT NULL,
+    seq bigint NOT NULL,
+    boot bytea,
+    reported text NOT NULL,
+    expected text,
+    match boolean,
     received timestamptz NOT NULL,
     PRIMARY KEY (device, seq)
 );
@@ -229,7 +244,7 @@ class PostgresStore:
             # a receipt lets the device delete: whatever the server's
             # default, this session's commits are on disk when they return
             conn.execute("SET synchronous_commit TO on")
-            if conn.execute("SELECT to_regclass('record_keys') IS NULL OR to_regclass('readings') IS NULL").fetchone()[0]:
+            if conn.execute("SELECT to_regclass('record_keys') IS NULL OR to_regclass('readings') IS NULL OR to_regclass('attestations') IS NULL").fetchone()[0]:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
                 conn.execute(SCHEMA)
             conn.execute(STAGE)
@@ -259,8 +274,9 @@ class PostgresStore:
         c.commit()
         self._days.update(need)
 
-    def write(self, batches):
-        """Store ``batches`` in one transaction. Returns (new records,
+    def write(self, batches, attest=()):
+        """Store ``batches`` and the ``attest`` rows of their boot events in
+        one transaction. Returns (new records,
         duplicate records, set()): replays need no nonce table here, their
         records are duplicates by key."""
         import psycopg
@@ -308,6 +324,11 @@ class PostgresStore:
                             cp.write_row(r)
                     cur.execute(MERGE)
                     new = cur.rowcount
+                    if attest:
+                        cur.executemany(
+                            "INSERT INTO attestations VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s)) ON CONFLICT DO NOTHING",
+                            [(_text(d), q, boot, _text(got), want, m, t) for d, q, boot, got, want, m, t in attest],
+                        )
                 self.conn.commit()
             except psycopg.Error as e:
                 self._drop()

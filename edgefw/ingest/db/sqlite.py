@@ -5,6 +5,11 @@ needs.
             body BLOB, received REAL, boot BLOB, device_utc_ms INTEGER,
             device_mono_ms INTEGER, PRIMARY KEY (device, seq))
     nonces(device TEXT, nonce BLOB, received REAL, PRIMARY KEY (device, nonce))
+    attestations(device TEXT, seq INTEGER, boot BLOB, reported TEXT,
+                 expected TEXT, match INTEGER, received REAL,
+                 PRIMARY KEY (device, seq))
+        one row per boot event that named its image: what it ran, what the
+        fleet registry expected (NULL: none named), whether they agree
 """
 
 import sqlite3
@@ -22,6 +27,11 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS nonces (
     device TEXT NOT NULL, nonce BLOB NOT NULL, received REAL NOT NULL,
     PRIMARY KEY (device, nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attestations (
+    device TEXT NOT NULL, seq INTEGER NOT NULL, boot BLOB, reported TEXT NOT NULL,
+    expected TEXT, match INTEGER, received REAL NOT NULL,
+    PRIMARY KEY (device, seq)
 ) WITHOUT ROWID;
 """
 
@@ -48,10 +58,10 @@ class SQLiteStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.lock = threading.Lock()
 
-    def write(self, batches):
-        """Store ``batches`` in one transaction. Returns (new records,
-        duplicate records, indexes of batches whose nonce was seen before:
-        replays, stored already)."""
+    def write(self, batches, attest=()):
+        """Store ``batches`` and the ``attest`` rows of their boot events in
+        one transaction. Returns (new records, duplicate records, indexes of
+        batches whose nonce was seen before: replays, stored already)."""
         new = dup = 0
         replayed = set()
         with self.lock:
@@ -89,6 +99,11 @@ class SQLiteStore:
                     n = self.db.total_changes - before
                     new += n
                     dup += len(b.recs) - n
+                if attest:
+                    cur.executemany(
+                        "INSERT OR IGNORE INTO attestations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(d, q, boot, got, want, None if m is None else int(m), t) for d, q, boot, got, want, m, t in attest],
+                    )
                 self.db.commit()
             except sqlite3.Error as e:
                 try:
