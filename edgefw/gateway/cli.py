@@ -39,6 +39,18 @@ def main(args):
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda *_a: stop.set())
+    if cfg["site"]["fleet"] is not None:
+        from edgefw.fleet import FleetError
+
+        def _reread(*_a):
+            # `edgefw fleet revoke|rotate --reload` signals the broker; the
+            # same SIGHUP here makes the gateway read the registry again
+            try:
+                print("edgefw gateway: %s" % gw.reload_fleet(), file=sys.stderr, flush=True)
+            except FleetError as e:
+                print("edgefw gateway: fleet registry not read again, keeping the keys held: %s" % e, file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGHUP, _reread)
     t_end = None if args.run_s is None else time.monotonic() + args.run_s
     while not stop.wait(0.5):
         if gw.rx.fatal or gw.fatal or (t_end is not None and time.monotonic() >= t_end):

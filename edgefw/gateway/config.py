@@ -12,7 +12,7 @@ from hal.errors import ConfigError
 
 DEFAULTS = {
     "gateway": {"id": None, "key_file": None},
-    "site": {"broker": "127.0.0.1:1883", "keys": None, "client_id": None},
+    "site": {"broker": "127.0.0.1:1883", "keys": None, "fleet": None, "client_id": None},
     "upstream": {
         "broker": None,
         "batch_records": 200,
@@ -56,7 +56,15 @@ def _file(c, field, v):
     return v
 
 
-def _node_ids(c, path):
+def _node_ids(c, path, fleet=None):
+    if fleet is not None:
+        from edgefw.fleet import FleetError
+        from edgefw.ingest.fleet import fleet_firmware
+
+        try:
+            return set(fleet_firmware(fleet))
+        except FleetError as e:
+            c.fail("site.fleet", "a readable fleet registry (%s)" % e, fleet)
     if path is None:
         return None
     try:
@@ -88,13 +96,20 @@ def check(doc, src="<config>", files=True):
             parse_broker(c.text(field, v))
         except ValueError as e:
             c.fail(field, str(e), v)
+    site = cfg["site"]
+    if site["keys"] is not None and site["fleet"] is not None:
+        c.fail("site.fleet", "give site.keys or site.fleet, not both (the fleet registry holds the nodes' seal keys)", site["fleet"])
     if files:
         _file(c, "gateway.key_file", g["key_file"])
-        _file(c, "site.keys", cfg["site"]["keys"])
-    if (cfg["site"]["keys"] is None) != (g["key_file"] is None):
+        _file(c, "site.keys", site["keys"])
+        if site["fleet"] is not None:
+            c.text("site.fleet", site["fleet"])
+            if not os.path.isfile(os.path.join(site["fleet"], "registry.json")):
+                c.fail("site.fleet", "a fleet directory (edgefw fleet init) holding registry.json", site["fleet"])
+    if (site["keys"] is None and site["fleet"] is None) != (g["key_file"] is None):
         # sealed on one side and plain on the other would hand the
         # gateway's own records to a trusted-network ingest or the reverse
-        c.fail("gateway.key_file", "set together with site.keys (both sealed) or both null (a trusted network)", g["key_file"])
+        c.fail("gateway.key_file", "set together with site.keys or site.fleet (both sealed) or all null (a trusted network)", g["key_file"])
     if cfg["site"]["client_id"] is not None:
         c.text("site.client_id", cfg["site"]["client_id"])
     up = cfg["upstream"]
@@ -142,7 +157,7 @@ def check(doc, src="<config>", files=True):
     c.num("aggregate.close_idle_s", a["close_idle_s"], 0.1, 86400, null=True)
     from edgefw.gateway import rules
 
-    rules.check(c, cfg["rules"], _node_ids(c, cfg["site"]["keys"]) if files else None)
+    rules.check(c, cfg["rules"], _node_ids(c, cfg["site"]["keys"], cfg["site"]["fleet"]) if files else None)
     m = cfg["metrics"]
     if m["path"] is not None:
         c.text("metrics.path", m["path"])

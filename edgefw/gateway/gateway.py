@@ -40,6 +40,24 @@ def load_node_keys(path):
     return load_keys(path)
 
 
+def fleet_node_keys(root, gateway_id):
+    """From the fleet registry (``site.fleet``): ({node: [seal keys still
+    accepted, newest first]}, {revoked node, ...}), limited to the devices
+    the registry lets this gateway relay for when it is registered as a
+    gateway service (``edgefw fleet add-service G --role gateway
+    --devices ...``)."""
+    from edgefw.fleet.registry import Fleet
+    from edgefw.ingest.fleet import fleet_keys
+
+    keys, revoked = fleet_keys(root)
+    svc = (Fleet(root).load().doc.get("services") or {}).get(gateway_id)
+    if svc and svc.get("role") == "gateway":
+        mine = set(svc.get("devices") or ())
+        keys = {d: k for d, k in keys.items() if d in mine}
+        revoked = {d for d in revoked if d in mine}
+    return keys, revoked
+
+
 class Gateway:
     TICK_S = 0.1
 
@@ -48,7 +66,15 @@ class Gateway:
         self.log = log
         g, site, up, st = cfg["gateway"], cfg["site"], cfg["upstream"], cfg["store"]
         self.id = g["id"]
-        self.node_keys = load_node_keys(site["keys"])
+        # node -> the key its batches go upstream under; the receiver may
+        # hold several per node (a rotation's overlap)
+        self.revoked = frozenset()
+        if site["fleet"] is not None:
+            self.rx_keys, revoked = fleet_node_keys(site["fleet"], self.id)
+            self.revoked = frozenset(revoked)
+            self.node_keys = {d: ks[0] for d, ks in self.rx_keys.items()}
+        else:
+            self.node_keys = self.rx_keys = load_node_keys(site["keys"])
         self.key = read_key(g["key_file"])
         ttl = st["ttl_s"]
         self.j = Journal(
@@ -110,7 +136,8 @@ class Gateway:
         self.up.on_dropped = self.store.note_dropped
         shost, sport = parse_broker(site["broker"])
         self.nodes = {}
-        self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.node_keys, self._seen, log, self.dicts)
+        self.rx = Receiver(self.store, shost, sport, site["client_id"] or "edgefw-gw-%s" % self.id, self.rx_keys, self._seen, log, self.dicts)
+        self.rx.revoked = self.revoked
         self.t0 = time.time()
         self.fatal = None
         self.rules = Rules(cfg["rules"]) if cfg["rules"] else None
@@ -139,6 +166,21 @@ class Gateway:
                     key = self.node_keys.get(n) if self.node_keys else None
                     self.rx.c.publish(commands.topic_for(n), commands.make("trip", r["name"], utc, key), qos=1)
                     self.actions["commands"] += 1
+
+    def reload_fleet(self):
+        """Read the fleet registry again (SIGHUP): revocations and rotations
+        take effect for the next batch. Returns a line for the log."""
+        root = self.cfg["site"]["fleet"]
+        if root is None:
+            return "no site.fleet: nothing to read again"
+        keys, revoked = fleet_node_keys(root, self.id)
+        # the receiver reads these per batch: each is replaced whole
+        self.rx.keys = keys
+        self.rx.revoked = frozenset(revoked)
+        self.node_keys.clear()
+        self.node_keys.update({d: ks[0] for d, ks in keys.items()})
+        self.up._sealers.clear()
+        return "fleet registry read again: %d nodes, %d revoked" % (len(keys), len(revoked))
 
     def start(self):
         # the lock first: the forwarder's thread and the receiver's share it

@@ -36,6 +36,9 @@ class Receiver:
         self.store = store
         self.dicts = dicts
         self.keys = keys
+        # nodes the fleet registry revoked (site.fleet): refused with a
+        # negative receipt sealed with their key, as ingest does
+        self.revoked = frozenset()
         self.on_batch = on_batch
         self.log = log
         self._held = []
@@ -87,6 +90,12 @@ class Receiver:
             q, first, last, bid = e.head
             # as ingest's refusals read: the kind, then why
             return e.dev, self._receipt(e.dev, q, first, last, bid, False, "%s: %s" % (e.kind, e.msg))
+        if b.dev in self.revoked:
+            self.counts["refused"] += 1
+            self.refusals["revoked"] = self.refusals.get("revoked", 0) + 1
+            if self.log:
+                self.log.write("edgefw gateway: refused (revoked: node %r is revoked in the fleet registry)\n" % b.dev)
+            return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, False, "revoked: node %r is revoked in the fleet registry" % b.dev, b.key)
         try:
             stored = self.store.take(b)
         except OSError as e:
@@ -95,16 +104,21 @@ class Receiver:
         if not stored:
             # not stored: the node keeps the records and tries again
             self.counts["store_failed"] += 1
-            return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, False, "gateway store: %s" % (self.last_error or "full"))
+            return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, False, "gateway store: %s" % (self.last_error or "full"), b.key)
         self.counts["batches"] += 1
         self.counts["records"] += len(b.recs)
         self.counts["bytes"] += len(payload)
         if self.on_batch is not None:
             self.on_batch(b)
-        return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True)
+        return b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True, None, b.key)
 
-    def _receipt(self, dev, q, first, last, bid, ok, why=None):
-        key = self.keys.get(dev) if self.keys else None
+    def _receipt(self, dev, q, first, last, bid, ok, why=None, key=None):
+        # sealed with the key that opened the batch: a node in a rotation's
+        # overlap may hold only its old one
+        if key is None:
+            key = self.keys.get(dev) if self.keys else None
+            if isinstance(key, list):
+                key = key[0]
         return receipt.make(dev, q, first, last, bid, ok, why, key)
 
     def _commit_loop(self):

@@ -18,7 +18,7 @@ class Batch:
     """A checked batch: its header fields, its records' CBOR exactly as the
     node wrote them (``raw``), decoded (``recs``), and the seal's nonce."""
 
-    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "raw", "recs", "nonce")
+    __slots__ = ("dev", "q", "first", "last", "id", "boot", "utc_ms", "mono_ms", "raw", "recs", "nonce", "key")
 
     def header(self):
         return {"dev": self.dev, "q": self.q, "first": self.first, "last": self.last, "id": self.id, "boot": self.boot, "utc_ms": self.utc_ms, "mono_ms": self.mono_ms}
@@ -31,6 +31,8 @@ def check(payload, keys=None, topic_dev=None, dicts=None):
     b = Batch()
     b.dev, b.q, b.first, b.last, b.id = ib.dev, ib.q, ib.first, ib.last, ib.id
     b.boot, b.utc_ms, b.mono_ms, b.nonce = ib.boot, ib.utc_ms, ib.mono_ms, ib.nonce
+    # the seal key that opened it, for its receipt
+    b.key = ib.key
     b.raw = [raw for _rec, raw in ib.recs]
     b.recs = [rec for rec, _raw in ib.recs]
     return b
