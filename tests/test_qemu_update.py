@@ -216,3 +216,70 @@ def test_power_cut_at_steps_of_an_update(guest, bundles, capsys):
         old = v
     with capsys.disabled():
         print("\nqemu power cuts: %s" % json.dumps(cuts))
+
+
+def test_a_rollout_with_the_guest_as_one_member(guest, bundles, tmp_path, capsys):
+    """``edgefw fleet rollout`` over a mixed fleet: the QEMU guest (systemd,
+    its own kernel, reached over SSH on a forwarded port) as the first
+    stage's one device, then three network-namespace devices. The guest
+    is judged healthy by its service (same main PID and restart count
+    through the healthy time), not by "installed"."""
+    from edgefw.rollout import engine as E
+    from edgefw.rollout import plan as P
+    from edgefw.rollout import state as S
+    from firmware.linux import update as U
+    from tests.helpers import netns_fleet
+    from tests.test_update import FAST, quiet
+
+    why = netns_fleet.missing()
+    if why:
+        pytest.skip(why)
+    vm = guest["vm"]
+    if running(vm)[0] is None:
+        # run alone: the guest first gets a release and the key
+        rc, out, _s = flash(vm, bundles["1.1.0"], "--add-key", bundles["pub"])
+        assert rc == 0, out
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(bundles["pub"], keys / "release.pub")
+    new = str(tmp_path / "v3.0.0.edgefw")
+    DB.build("rpi4", bundles["pub"][: -len(".pub")] + ".key", new, version="3.0.0", config=str(os.path.join(os.path.dirname(bundles["pub"]), "edgefw.json")))
+    import pathlib
+    import tempfile
+
+    # ssh's control sockets live in the fleet's directory: a short path
+    base = pathlib.Path(tempfile.mkdtemp(prefix="qf"))
+    with netns_fleet.Fleet(base, 3, str(keys)) as f:
+        for dev in f.devices:
+            assert U.install(dev["root"], bundles["1.1.0"], progress=quiet, **dict(FAST, timeout=60.0)) == U.OK
+        inv = tmp_path / "fleet.toml"
+        f.inventory(inv, sys.executable)
+        guest_row = "\n".join([
+            "[[device]]", 'id = "qemu-pi"', 'board = "rpi4"', 'address = "127.0.0.1"', "port = %d" % vm.port, 'identity = "%s"' % vm.guest.key,
+            'options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]', 'python = "python3"', 'root = "/"',
+        ])
+        text = inv.read_text()
+        head, sep, rest = text.partition("\n[[device]]")
+        inv.write_text(head + "\n" + guest_row + "\n" + sep + rest)
+        plan = tmp_path / "mixed.toml"
+        plan.write_text(
+            'bundle = "%s"\nrollback_bundles = ["%s"]\ninventory = "%s"\nstages = [1, "100%%"]\nparallel = 4\n'
+            '[stage_defaults]\ndeadline_s = 400\nhealthy_s = 5\nmax_failed = "0%%"\nmin_sample = 1\n'
+            '[install]\ntimeout_s = 90\nsettle_s = 5\nmax_restarts = 1\n[offline]\npolicy = "fail"\n' % (new, bundles["1.1.0"], inv)
+        )
+        t0 = time.monotonic()
+        lines = []
+        code = E.Rollout(P.load(str(plan)), out=lines.append).run()
+        took = round(time.monotonic() - t0, 1)
+        with capsys.disabled():
+            print("\nqemu rollout member: %s s for the guest and 3 namespace devices" % took)
+        doc = S.read(S.default_dir(str(plan)))
+        assert code == E.DONE, "\n".join(lines)
+        assert {d: r["state"] for d, r in doc["devices"].items()} == {"qemu-pi": "healthy", "n00": "healthy", "n01": "healthy", "n02": "healthy"}, doc
+        # the guest was the first stage, alone
+        assert doc["devices"]["qemu-pi"]["stage"] == 0 and all(r["stage"] == 1 for d, r in doc["devices"].items() if d != "qemu-pi"), doc
+        assert running(vm)[:2] == ("3.0.0", "active")
+        for dev in f.devices:
+            lay = U.Layout(dev["root"])
+            assert U.slot_manifest(lay, U.current_slot(lay))["version"] == "3.0.0"
+    shutil.rmtree(base, ignore_errors=True)
