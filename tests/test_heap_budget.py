@@ -4,6 +4,7 @@ uplink on, from .mpy as on a device, the simulated board and the
 stand-ins measured apart. The bounds are ``budget.BOUND``: what this tree
 reaches, a regression guard; ``budget.TARGET`` is the issue's goal."""
 
+import os
 import re
 
 import pytest
@@ -60,3 +61,42 @@ def test_the_parser_reads_what_the_probe_prints():
     with pytest.raises(ValueError):
         budget.parse("peak 1 built 1")
     assert re.search(r"peak over the loop 640", budget.table(dict(r, model="vib_dense")))
+
+
+def test_the_frozen_manifest_names_every_module_of_the_tree(tmp_path):
+    """``--budget --frozen``: the manifest freezes each compiled module of
+    the tree from its source here; a directory that is not a MicroPython
+    tree is refused naming what it lacks."""
+    import ast
+
+    from edgefw.build import frozen, mpdeps
+
+    out = tmp_path / "tree"
+    (out / "firmware" / "store").mkdir(parents=True)
+    (out / "hal").mkdir()
+    (out / "lib" / "umqtt").mkdir(parents=True)
+    for rel in ("firmware/__init__.mpy", "firmware/loop.mpy", "firmware/store/journal.mpy", "hal/errors.mpy", "lib/umqtt/simple.mpy"):
+        (out / rel).write_bytes(b"M")
+    n = frozen.write_manifest(out, tmp_path / "manifest.py", mpdeps.LIB)
+    text = (tmp_path / "manifest.py").read_text()
+    calls = [ast.parse(ln).body[0].value for ln in text.splitlines() if ln and not ln.startswith("#")]
+    pkgs = {c.args[0].value: ast.literal_eval(c.keywords[0].value) for c in calls if c.func.id == "package"}
+    assert n == 4 and pkgs == {"firmware": ["__init__.py", "loop.py", "store/journal.py"], "hal": ["errors.py"]}
+    assert 'include("$(MPY_DIR)/extmod/asyncio")' in text and 'module("umqtt/simple.py"' in text
+    (out / "firmware" / "nowhere.mpy").write_bytes(b"M")
+    with pytest.raises(frozen.FrozenBuildError, match="no source firmware/nowhere.py"):
+        frozen.write_manifest(out, tmp_path / "m2.py", mpdeps.LIB)
+    with pytest.raises(frozen.FrozenBuildError, match="not a MicroPython source tree"):
+        frozen.source_version(tmp_path)
+
+
+@pytest.mark.micropython
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("EDGEFW_MICROPYTHON_SRC"), reason="needs a MicroPython source tree (EDGEFW_MICROPYTHON_SRC): no package here provides one")
+@pytest.mark.parametrize("model", sorted(budget.TARGET))
+def test_frozen_into_the_firmware_the_peak_meets_the_target(model, tmp_path):
+    from edgefw.build import frozen
+
+    r = frozen.measure(os.environ["EDGEFW_MICROPYTHON_SRC"], model, work=tmp_path)
+    _check(r)
+    assert r["edgefw_peak"] <= budget.TARGET[model] and r["journal_top"] <= budget.TARGET[model], budget.table(r)

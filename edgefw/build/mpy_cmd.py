@@ -3,7 +3,7 @@ board's device image (``edgefw.build.mpy``), or the heap budget of the
 image on the 32-bit port (``edgefw.build.budget``).
 
     edgefw mpy-build OUT [--board esp32_devkitc] [--manifest-py FILE]
-    edgefw mpy-build OUT --budget [--model vib_conv1d] [--full-journal]
+    edgefw mpy-build OUT --budget [--model vib_conv1d] [--full-journal] [--frozen MICROPYTHON_SRC]
 """
 
 import sys
@@ -24,6 +24,11 @@ def add_parser(p):
     )
     p.add_argument("--model", default="vib_dense", choices=("vib_dense", "vib_conv1d"), help="with --budget: the model the inference stage runs")
     p.add_argument("--full-journal", action="store_true", help="with --budget: fill a small journal to its cap first, and measure a restart over it")
+    p.add_argument(
+        "--frozen",
+        metavar="MICROPYTHON_SRC",
+        help="with --budget: build a 32-bit unix port from this MicroPython source tree with every module frozen in, and measure on it (edgefw.build.frozen)",
+    )
 
 
 def main(args):
@@ -31,6 +36,10 @@ def main(args):
         if args.board or args.config or args.scenario:
             print("edgefw mpy-build: --budget builds its own config on the sim board; it takes no --board, --config or --scenario", file=sys.stderr)
             return 2
+        if args.frozen:
+            from edgefw.build import frozen
+
+            return frozen.main(args.out, args.frozen, args.model, args.full_journal)
         from edgefw.build import budget
 
         return budget.main(args.out, args.model, args.full_journal)
