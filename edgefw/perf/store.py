@@ -8,21 +8,24 @@ store:   records/s appending a telemetry record (about 200 bytes of CBOR)
          - raw: append the same bytes to a file and fsync, per record
 forward: records/s from a journal on disk to rows in the ingest database,
          through a real mosquitto on loopback
-         - our uplink (sealed batches) -> edgefw ingest, committed ->
-           its receipt -> deleted from the device's journal (the clock
-           stops when the journal is empty)
+         - our uplink (sealed batches) -> edgefw ingest (its own
+           process), committed -> its receipt -> deleted from the
+           device's journal (the clock stops when the journal is empty)
          - paho publishing one QoS 1 message per record -> a subscriber
-           storing each in SQLite
+           (its own process) storing each in SQLite
          and the time to drain a 1,000,000-record backlog.
 """
 
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from edgefw.util import ROOT
 
 # a window record as firmware/record.py builds and appends it: keys already
 # in CBOR's canonical order, appended as ``ordered`` (the encoder neither
@@ -157,25 +160,42 @@ def _append_raw(j, seq, payload, frame):
     j._write_frame(PRIO_TELEMETRY, seq, frame(seq, payload, j.now()))
 
 
-def _ingest_worker(port, db, keys, client_id):
-    """ingest behind its real receiver: commits, then receipts."""
-    from edgefw.ingest.server import Ingest, Receiver
+def _ingest_process(port, db, keys_file, client_id, log):
+    """``edgefw ingest`` as its own process, as it runs beside a fleet:
+    the device's uplink and ingest do not share a process (or a GIL)
+    anywhere but in a test. Returns it once it has subscribed."""
+    cmd = [sys.executable, "-m", "edgefw", "ingest", "--broker", "127.0.0.1:%d" % port, "--db", db, "--keys", keys_file, "--client-id", client_id]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    t0 = time.monotonic()
+    while "subscribed" not in Path(log).read_text():
+        if p.poll() is not None or time.monotonic() - t0 > 30:
+            p.kill()
+            raise RuntimeError("edgefw ingest did not subscribe: " + Path(log).read_text()[-500:])
+        time.sleep(0.05)
+    return p
 
-    ing = Ingest(db, keys, log=None)
-    r = Receiver(ing, "127.0.0.1", port, client_id).start()
-    r.subscribed.wait(10)
-    return ing, r
+
+def _rows(db):
+    c = sqlite3.connect(db)
+    try:
+        return c.execute("SELECT count(*) FROM records").fetchone()[0]
+    finally:
+        c.close()
 
 
 def _ours(port, tmp, template, n, tag, key=b"k" * 32):
     """Drain a copy of the journal ``template`` (n records) through the
-    uplink to a fresh ingest; returns (records/s, seconds, records stored)."""
+    uplink to a fresh ``edgefw ingest`` process; returns (records/s,
+    seconds, records stored)."""
     from firmware.store.journal import Journal
     from firmware.uplink.uplink import Uplink, make_client
 
     path = str(tmp / ("journal-" + tag))
     shutil.copytree(template, path)
-    ing, c = _ingest_worker(port, str(tmp / ("ingest-%s.sqlite" % tag)), {"bench": key}, "bench-ingest-%s-%d" % (tag, os.getpid()))
+    keys = tmp / "keys.json"
+    keys.write_text('{"bench": "%s"}' % key.hex())
+    db = str(tmp / ("ingest-%s.sqlite" % tag))
+    ing = _ingest_process(port, db, str(keys), "bench-ingest-%s-%d" % (tag, os.getpid()), str(tmp / ("ingest-%s.log" % tag)))
     j = Journal(path, "none", segment_bytes=4 << 20, cap_bytes=1 << 40)
     up = Uplink(j, make_client("127.0.0.1", port, "bench-" + tag), "bench", key=key, batch_records=2000, batch_bytes=1 << 20, window=8)
     try:
@@ -186,15 +206,45 @@ def _ours(port, tmp, template, n, tag, key=b"k" * 32):
         dt = time.perf_counter() - t0
     finally:
         # a client left connected keeps reconnecting in paho's thread; a
-        # later run's client then fights it for the session (and for the
-        # GIL): every run ends its own
+        # later run's client then fights it for the session: every run
+        # ends its own
         up.client.disconnect()
-        c.stop()
-    got = ing.counts["records"] if drained else 0
-    ing.close()
+        ing.terminate()
+        ing.wait(60)
+    got = _rows(db) if drained else 0
     j.close()
     shutil.rmtree(path, ignore_errors=True)
     return _rate(got, dt), dt, got
+
+
+# the peer's subscriber, in its own process as ingest is: one row and one
+# commit per QoS 1 message; prints READY once subscribed and DONE at n
+PAHO_SUBSCRIBER = """
+import sqlite3, sys, threading
+import cbor2
+import paho.mqtt.client as mqtt
+port, db, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = sqlite3.connect(db, check_same_thread=False)
+c.execute("CREATE TABLE r (seq INTEGER PRIMARY KEY, body BLOB)")
+got = [0]
+done = threading.Event()
+def on_message(cl, u, m):
+    c.execute("INSERT OR IGNORE INTO r VALUES (?, ?)", (cbor2.loads(m.payload)["seq"], m.payload))
+    c.commit()
+    got[0] += 1
+    if got[0] >= n:
+        done.set()
+sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+sub.on_connect = lambda cl, u, f, rc, p: cl.subscribe("bench/per-record", qos=1)
+sub.on_subscribe = lambda *a: print("READY", flush=True)
+sub.on_message = on_message
+sub.connect("127.0.0.1", port)
+sub.loop_start()
+done.wait(300)
+print("DONE", got[0], flush=True)
+sub.disconnect()
+sub.loop_stop()
+"""
 
 
 def _paho_per_record(port, tmp, n, tag):
@@ -203,42 +253,29 @@ def _paho_per_record(port, tmp, n, tag):
     from firmware import cbor
 
     payloads = [cbor.dumps(dict(RECORD, seq=s)) for s in range(1, n + 1)]
-    db = sqlite3.connect(str(tmp / ("paho-%s.sqlite" % tag)), check_same_thread=False)
-    db.execute("CREATE TABLE r (seq INTEGER PRIMARY KEY, body BLOB)")
-    got = [0]
-    lock = threading.Lock()
-
-    def on_message(cl, u, m):
-        import cbor2
-
-        with lock:
-            db.execute("INSERT OR IGNORE INTO r VALUES (?, ?)", (cbor2.loads(m.payload)["seq"], m.payload))
-            db.commit()
-            got[0] += 1
-
-    ready = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    sub.on_connect = lambda cl, u, f, rc, p: cl.subscribe("bench/per-record", qos=1)
-    sub.on_subscribe = lambda *a: ready.set()
-    sub.on_message = on_message
-    sub.connect("127.0.0.1", port)
-    sub.loop_start()
-    ready.wait(10)
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    pub.connect("127.0.0.1", port)
-    pub.loop_start()
-    t0 = time.perf_counter()
-    infos = [pub.publish("bench/per-record", p, qos=1) for p in payloads]
-    for i in infos:
-        i.wait_for_publish(60)
-    while got[0] < n and time.perf_counter() - t0 < 300:
-        time.sleep(0.005)
-    dt = time.perf_counter() - t0
-    for c in (pub, sub):
-        c.disconnect()
-        c.loop_stop()
-    db.close()
-    return _rate(got[0], dt)
+    sub = subprocess.Popen(
+        [sys.executable, "-c", PAHO_SUBSCRIBER, str(port), str(tmp / ("paho-%s.sqlite" % tag)), str(n)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        if sub.stdout.readline().strip() != "READY":
+            raise RuntimeError("the paho subscriber did not subscribe")
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        t0 = time.perf_counter()
+        infos = [pub.publish("bench/per-record", p, qos=1) for p in payloads]
+        for i in infos:
+            i.wait_for_publish(60)
+        line = sub.stdout.readline().split()
+        dt = time.perf_counter() - t0
+        pub.disconnect()
+        pub.loop_stop()
+        got = int(line[1]) if line[:1] == ["DONE"] else 0
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+        sub.wait(30)
+    return _rate(got, dt)
 
 
 def _spread(xs):

@@ -77,25 +77,15 @@ class SQLiteStore:
                             replayed.add(i)
                             continue
                     before = self.db.total_changes
+                    dev, q, got = b.dev, b.q, b.received
                     boot = b.boot if isinstance(b.boot, bytes) else None
-                    cur.executemany(
-                        "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (
-                                b.dev,
-                                rec["seq"],
-                                b.q,
-                                rec.get("k") if isinstance(rec.get("k"), str) else None,
-                                _int(rec.get("t")),
-                                raw,
-                                b.received,
-                                boot,
-                                _int(b.utc_ms),
-                                _int(b.mono_ms),
-                            )
-                            for rec, raw in b.recs
-                        ],
-                    )
+                    utc, mono = _int(b.utc_ms), _int(b.mono_ms)
+                    rows = []
+                    add = rows.append
+                    for rec, raw in b.recs:
+                        k, t = rec.get("k"), rec.get("t")
+                        add((dev, rec["seq"], q, k if type(k) is str else None, t if type(t) is int and -(1 << 63) <= t < (1 << 63) else None, raw, got, boot, utc, mono))
+                    cur.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     n = self.db.total_changes - before
                     new += n
                     dup += len(b.recs) - n
