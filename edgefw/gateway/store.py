@@ -22,6 +22,8 @@ highest gateway seq counts, and each lists every seq it covers.
 """
 
 import collections
+import json
+import os
 import threading
 import time
 
@@ -65,6 +67,20 @@ class Store:
         # raw seq -> (node, records): for the backlog count
         self.raw_count = {}
         self.backlog = None
+        # the nodes' runs (Aggregator.runs), kept beside the journals: a
+        # restarted gateway still places a rebooted node's backlog in the
+        # run that recorded it
+        self.runs_path = os.path.join(os.path.dirname(os.path.abspath(raw.path)), "runs.json") if agg is not None else None
+        if self.runs_path and os.path.exists(self.runs_path):
+            try:
+                with open(self.runs_path) as f:
+                    runs = json.load(f)
+                agg.runs = {dev: [[int(seq), bytes.fromhex(boot)] for seq, boot in rs] for dev, rs in runs.items()}
+            except (OSError, ValueError, TypeError, AttributeError) as e:
+                raise ValueError(
+                    "%s: not the gateway's list of node runs (%s); delete it to start one again (records a node sends after a reboot"
+                    " from its run before are then placed by their batch's run until its next boot event)" % (self.runs_path, e)
+                ) from e
 
     # --- hop 1 -----------------------------------------------------------
     def take(self, b):
@@ -73,6 +89,8 @@ class Store:
         disk."""
         with self.lock:
             if b.q == PRIO_EVENT or self.agg is None:
+                if self.agg is not None:
+                    self._note_boots(b)
                 ok = self._relay(b, b.raw, b.recs)
                 if ok and self.around is not None:
                     self._events(b)
@@ -94,6 +112,20 @@ class Store:
                     self.raw_meta[seq] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
                     self._around_copy(b, keep)
             return True
+
+    def _note_boots(self, b):
+        new = False
+        for rec in b.recs:
+            if rec.get("k") == "boot" and isinstance(rec.get("boot"), bytes):
+                new = self.agg.note_boot(b.dev, rec["seq"], rec["boot"]) or new
+        if new:
+            # synced before the batch's receipt, as the journals are
+            tmp = self.runs_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({dev: [[seq, boot.hex()] for seq, boot in rs] for dev, rs in self.agg.runs.items()}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.runs_path)
 
     # --- raw around events --------------------------------------------------
     def _is_around(self, rec):
@@ -314,7 +346,12 @@ class Store:
             b = _batch_of(r)
             keep, late = [], []
             for raw, rec in zip(b.raw, b.recs, strict=True):
-                key = (b.dev, b.boot, rec["t"] // self.agg.W)
+                run = self.agg.run_of(b.dev, b.boot, rec["seq"])
+                if run is None:
+                    # from a run the gateway never saw start: raw, as split
+                    late.append((raw, rec))
+                    continue
+                key = (b.dev, run, rec["t"] // self.agg.W)
                 m = marks.get(key)
                 if m is None:
                     keep.append((raw, rec))
