@@ -125,7 +125,9 @@ def test_summaries_account_for_every_record(rig):
     assert all(r[1] != "win" for n in NODES for r in rig.rows(n))
     gw = rig.stop_gateway()
     assert gw["left"] == 0
-    assert gw["aggregate"]["raw"]["pending"] == 0
+    # what raw/ still holds: the done marker of each node's last window,
+    # which its stream never passed (a record for it may still come)
+    assert gw["aggregate"]["raw"]["pending"] == gw["aggregate"]["marks_held"] <= len(NODES)
     assert gw["aggregate"]["summaries"] >= len(summ)
 
 
@@ -150,7 +152,7 @@ def test_sigkill_gateway_while_aggregating(rig):
     assert len(whole) >= len(summ) - 3
     gw = rig.stop_gateway()
     print(gw["aggregate"])
-    assert gw["left"] == 0 and gw["aggregate"]["raw"]["pending"] == 0
+    assert gw["left"] == 0 and gw["aggregate"]["raw"]["pending"] == gw["aggregate"]["marks_held"] <= len(NODES)
 
 
 def test_quorum_rule_sends_site_event_upstream_and_trip_commands(tmp_path):

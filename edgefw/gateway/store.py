@@ -66,6 +66,8 @@ class Store:
         self.raw_windows = {}
         # raw seq -> (node, records): for the backlog count
         self.raw_count = {}
+        # raw seq -> a done marker there (see _advance)
+        self.marks = {}
         self.backlog = None
         # the nodes' runs (Aggregator.runs), kept beside the journals: a
         # restarted gateway still places a rebooted node's backlog in the
@@ -283,6 +285,7 @@ class Store:
                     with self.raw.lock:
                         m = self.raw.append({"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}, PRIO_TELEMETRY)
                     self.raw_windows[m] = set()
+                    self.marks[m] = {"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}
                     marked = True
             if marked:
                 with self.raw.lock:
@@ -295,11 +298,42 @@ class Store:
         w = self.agg.windows.get(key)
         return w.done if w is not None else key in self.agg.done_keys
 
+    def _open_ended(self, seq):
+        """The done marker at raw ``seq`` is for a window its node's run
+        may still send records for: the run's stream has not passed the
+        window's end (it was closed idle), no newer marker of the window
+        and no newer run of the node is known."""
+        m = self.marks[seq]
+        node, boot, w = m["node"], m["boot"], m["w"]
+        if self.agg.max_t.get((node, boot), -1) >= (w + 1) * self.agg.W:
+            return False
+        runs = self.agg.runs.get(node)
+        if runs and runs[-1][1] != boot:
+            return False
+        return not any(s > seq and (x["node"], x["boot"], x["w"]) == (node, boot, w) for s, x in self.marks.items())
+
     def _advance(self):
         last = None
+        carried = False
         for seq in list(self.raw_windows):
             if not all(self._window_done(k) for k in self.raw_windows[seq]):
                 break
+            if seq in self.marks and self._open_ended(seq):
+                # the only record on disk that this window was summarized
+                # (a restarted gateway would otherwise summarize the rest
+                # of it afresh, and that summary, newer, would stand for
+                # the window without the records before): passed only
+                # with a copy after it, and only when more goes with it
+                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) for s in self.raw_windows):
+                    break
+                with self.raw.lock:
+                    c = self.raw.append(self.marks[seq], PRIO_TELEMETRY)
+                if not c:
+                    break
+                self.raw_windows[c] = set()
+                self.marks[c] = self.marks[seq]
+                carried = True
+            self.marks.pop(seq, None)
             m = self.raw_meta.get(seq)
             if m is not None and self.agg.max_t.get(m[:2], -1) - m[2] < self.around["before_s"] * 1e6:
                 # an event may still come that wants it raw
@@ -312,6 +346,8 @@ class Store:
             last = seq
         if last is not None:
             with self.raw.lock:
+                if carried:
+                    self.raw.flush()
                 self.raw.ack(PRIO_TELEMETRY, last)
 
     # --- restart ----------------------------------------------------------
@@ -330,6 +366,10 @@ class Store:
                 key = (r["node"], r["boot"], r["w"])
                 if key not in marks or r["upto"] > marks[key][0]:
                     marks[key] = (r["upto"], [list(x) for x in r["seqs"]])
+        # done, also when none of its raw records is left (a window closed
+        # idle whose marker was carried): records for it now are late
+        for key, m in marks.items():
+            self.agg.done_keys[key] = m[1]
         # summaries written but not yet receipted will still go up, each
         # covering what it lists
         oacked = self.out.acked(PRIO_TELEMETRY)
@@ -342,6 +382,8 @@ class Store:
         for s, r in items:
             if r.get("k") != "raw":
                 self.raw_windows[s] = set()
+                if r.get("k") == "done":
+                    self.marks[s] = {"k": "done", "node": r["node"], "boot": r["boot"], "w": r["w"], "upto": r["upto"], "seqs": r["seqs"]}
                 continue
             b = _batch_of(r)
             keep, late = [], []
