@@ -285,7 +285,8 @@ class Store:
                     with self.raw.lock:
                         m = self.raw.append({"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}, PRIO_TELEMETRY)
                     self.raw_windows[m] = set()
-                    self.marks[m] = {"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}
+                    # a copy: the window's own ranges grow if it is revised
+                    self.marks[m] = {"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": [list(r) for r in w.seqs]}
                     marked = True
             if marked:
                 with self.raw.lock:
@@ -324,7 +325,7 @@ class Store:
                 # of it afresh, and that summary, newer, would stand for
                 # the window without the records before): passed only
                 # with a copy after it, and only when more goes with it
-                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) for s in self.raw_windows):
+                if not any(s > seq and s not in self.marks and all(self._window_done(k) for k in self.raw_windows[s]) for s in self.raw_windows):
                     break
                 with self.raw.lock:
                     c = self.raw.append(self.marks[seq], PRIO_TELEMETRY)
