@@ -147,7 +147,7 @@ def test_gateway_killed_power_cut_ingest_and_site_broker_restarted(tmp_path):
         assert s["left"] == 0
         assert not any(s["losses"].values())
         # every start of the gateway is in its own stream upstream
-        assert site.gw_boots() == site.gw_starts == kills + 2
+        assert site.gw_boots() == site.gw_starts >= kills + 2
         rows = site.db.rows(GW)
         print("power cut tore", cut, "summaries", sum(1 for r in rows if r[1] == "sum"), "windows", len(summ), "revisions", sum(1 for r in rows if r[1] == "sum" and cbor.loads(r[2])["rev"] > 0), "raw win", sum(1 for n in NODES for r in site.db.rows(n) if r[1] == "win"))
         # the power cut took unsynced bytes from at least one segment

@@ -174,30 +174,41 @@ class Site:
         os.killpg(self.gw.pid, signal.SIGKILL)
         self.gw.wait(10)
 
-    def power_cut(self, nth_sync=5, timeout=30):
-        """The gateway's process group killed as its ``nth_sync``-th
-        fsync (counted from now) begins: after the writes that sync was
-        for, before it. strace's fault injection delivers the SIGKILL on
-        entry to that syscall (nothing in the gateway knows). Then what a
-        power cut would take with it: each journal segment loses half of
-        the bytes written to it since its last completed sync (a torn
-        tail). Returns {segment: bytes cut}."""
-        logs = str(self.d / "strace")
-        st = subprocess.Popen(
-            [STRACE, "-f", "-ff", "-ttt", "-y", "-s", "0", "-e", "trace=write,pwrite64,fsync,fdatasync", "-e", "inject=fsync,fdatasync:signal=SIGKILL:when=%d" % nth_sync, "-o", logs, "-p", str(self.gw.pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.d / "strace.err", "w"),
-        )
-        try:
-            self.gw.wait(timeout)
-        finally:
+    def power_cut(self, nth_sync=3, tries=3):
+        """The gateway's process group killed as the ``nth_sync``-th fsync
+        of raw/'s segment being written (counted from now) begins: after
+        the writes that sync was for, before it. strace's fault injection
+        delivers the SIGKILL on entry to that syscall (``-P``: only calls
+        on that file count; nothing in the gateway knows). Then what a
+        power cut would take with it: the segment loses half of the bytes
+        written to it since its last completed sync (a torn tail). A sync
+        with nothing written before it tears nothing: then the gateway is
+        started again and cut again, up to ``tries`` times. Returns
+        {segment: bytes cut}."""
+        for i in range(tries):
+            segs = sorted(glob.glob(str(self.d / "gw-store" / "raw" / "q1" / "*.seg")))
+            logs = str(self.d / ("strace%d" % i))
+            st = subprocess.Popen(
+                [STRACE, "-f", "-ff", "-ttt", "-y", "-s", "0", "-P", segs[-1], "-e", "trace=write,fsync,fdatasync", "-e", "inject=fsync,fdatasync:signal=SIGKILL:when=%d" % nth_sync, "-o", logs, "-p", str(self.gw.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.d / ("strace%d.err" % i), "w"),
+            )
             try:
-                os.killpg(self.gw.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.gw.wait(10)
-            st.wait(10)
-        return torn_tails(glob.glob(logs + ".*"), str(self.d / "gw-store"))
+                self.gw.wait(15)
+            except subprocess.TimeoutExpired:
+                pass  # the segment filled and the next took over: cut anyway
+            finally:
+                try:
+                    os.killpg(self.gw.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.gw.wait(10)
+                st.wait(10)
+            cut = torn_tails(glob.glob(logs + ".*"), str(self.d / "gw-store"))
+            if cut or i == tries - 1:
+                return cut
+            self.start_gateway()
+            assert self.wait_gateway_up(), self.gw_err.read_text()[-2000:]
 
     def _agg_node(self, n, pace_s):
         extra = []
