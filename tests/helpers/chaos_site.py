@@ -83,7 +83,7 @@ def wait_file(path, text, timeout=20):
 
 
 class Site:
-    def __init__(self, tiers, d, pace_s=0.03, gw_upstream=None):
+    def __init__(self, tiers, d, pace_s=0.03, gw_cfg=None):
         self.t = tiers
         self.d = d
         self.env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -103,15 +103,15 @@ class Site:
         self.db_path = str(d / "ingest.sqlite")
         self.db = DB(self.db_path)
         self.start_ingest()
-        up = {"broker": "%s:1883" % UP, "batch_ms": 50, "receipt_timeout_ms": 1500, "backoff_ms": 50, "backoff_max_ms": 500, "live_first": True}
-        up.update(gw_upstream or {})
         cfg = {
             "gateway": {"id": GW, "key_file": str(d / "gw.key")},
             "site": {"broker": "%s:1883" % SITE, "keys": str(d / "node-keys.json")},
-            "upstream": up,
+            "upstream": {"broker": "%s:1883" % UP, "batch_ms": 50, "receipt_timeout_ms": 1500, "backoff_ms": 50, "backoff_max_ms": 500, "live_first": True},
             "store": {"path": str(d / "gw-store")},
             "aggregate": {"window_s": WINDOW_S, "close_idle_s": 0.5},
         }
+        for sect, over in (gw_cfg or {}).items():
+            cfg[sect].update(over)
         (d / "gw.json").write_text(json.dumps(cfg))
         self.start_gateway()
         self.nodes = {n: self._agg_node(n, pace_s) for n in AGG}
