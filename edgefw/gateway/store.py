@@ -325,7 +325,8 @@ class Store:
                 # of it afresh, and that summary, newer, would stand for
                 # the window without the records before): passed only
                 # with a copy after it, and only when more goes with it
-                if not any(s > seq and s not in self.marks and all(self._window_done(k) for k in self.raw_windows[s]) for s in self.raw_windows):
+                # than such markers (else they would carry each other on)
+                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) and not (s in self.marks and self._open_ended(s)) for s in self.raw_windows):
                     break
                 with self.raw.lock:
                     c = self.raw.append(self.marks[seq], PRIO_TELEMETRY)
