@@ -16,7 +16,7 @@ import time
 import pytest
 
 from firmware import cbor
-from tests.helpers.chaos_site import AGG, CLOCK, CLOCK_S, COUNT, FW, MP, NODES, REBOOT, REBOOT_AT, WINDOW_S, Site
+from tests.helpers.chaos_site import AGG, CLOCK, CLOCK_S, COUNT, FW, MP, NODES, REBOOT, REBOOT_AT, STRACE, WINDOW_S, Site
 from tests.helpers.gateway_rig import GW
 from tests.helpers.netns import Tiers
 from tests.test_gateway_aggregate import _accounting, _check_values
@@ -123,6 +123,8 @@ def _wan_run(tiers, d):
 
 
 def test_gateway_killed_power_cut_ingest_and_site_broker_restarted(tmp_path):
+    if not STRACE:
+        pytest.fail("strace not found (apt-get install strace): the power cut is made with its fault injection")
     t = Tiers()
     try:
         # slower nodes: the restarts below land while they produce
