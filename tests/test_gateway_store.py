@@ -5,11 +5,14 @@ not finished and nothing that was."""
 
 import os
 
+import pytest
+
 from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.store import Store
 from edgefw.gateway.verify import Batch
 from firmware import cbor
 from firmware.store.journal import Journal
+from hal.errors import JournalError
 
 W = 10  # seconds
 
@@ -203,3 +206,9 @@ def test_a_window_closed_idle_is_not_summarized_afresh_after_a_restart(tmp_path)
     st2.sync()
     assert [r["w"] for r in st2.tick(now=0, all_open=True) if r["node"] == "n1"] == []
     assert st2.agg.late_raw == 1
+
+
+def test_a_damaged_runs_file_is_named(tmp_path):
+    (tmp_path / "runs.json").write_text("{not json")
+    with pytest.raises(JournalError, match="runs.json.*delete it"):
+        _store(tmp_path)

@@ -31,6 +31,7 @@ from edgefw.gateway.aggregate import covers
 from edgefw.gateway.forward import relay_record
 from firmware import cbor
 from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
+from hal.errors import JournalError
 
 
 class Store:
@@ -79,7 +80,7 @@ class Store:
                     runs = json.load(f)
                 agg.runs = {dev: [[int(seq), bytes.fromhex(boot)] for seq, boot in rs] for dev, rs in runs.items()}
             except (OSError, ValueError, TypeError, AttributeError) as e:
-                raise ValueError(
+                raise JournalError(
                     "%s: not the gateway's list of node runs (%s); delete it to start one again (records a node sends after a reboot"
                     " from its run before are then placed by their batch's run until its next boot event)" % (self.runs_path, e)
                 ) from e
