@@ -84,6 +84,11 @@ def wait_file(path, text, timeout=20):
 
 class Site:
     def __init__(self, tiers, d, pace_s=0.03, gw_cfg=None):
+        # the MicroPython nodes need the unix port and umqtt.simple
+        if micropython.executable() is None:
+            raise RuntimeError(micropython.MISSING)
+        if not mpdeps.installed():
+            raise RuntimeError("umqtt.simple is missing: run 'edgefw mp-deps'")
         self.t = tiers
         self.d = d
         self.env = dict(os.environ, PYTHONPATH=str(ROOT))
