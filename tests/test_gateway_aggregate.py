@@ -37,13 +37,13 @@ def _finish(rig):
 
 
 def _authoritative(rig):
-    """(node, w) -> the summary with the highest gateway seq."""
+    """(node, w, boot) -> the summary with the highest gateway seq."""
     best = {}
     for seq, kind, body in rig.rows(GW):
         if kind != "sum":
             continue
         s = cbor.loads(body)
-        k = (s["node"], s["w"])
+        k = (s["node"], s["w"], bytes(s["boot"]))
         if k not in best or seq > best[k][0]:
             best[k] = (seq, s)
     return {k: s for k, (_seq, s) in best.items()}
@@ -61,18 +61,24 @@ def _check_accounting(rig, stats, timeout=60):
             time.sleep(0.3)
 
 
-def _accounting(rig, stats):
+def _accounting(rig, stats, nodes=NODES):
+    """Every record of ``nodes`` (``stats[node]["next_seq"]``: the node's
+    journal after it finished) is in ingest raw once or counted in exactly
+    one authoritative summary. For tests.helpers.agg_node's nodes (their
+    stats say ``count``), also: every event raw, one boot per run."""
     summ = _authoritative(rig)
-    for n in NODES:
+    for n in nodes:
         total = stats[n]["next_seq"] - 1
-        assert total == 1 + COUNT + COUNT // TRIP_EVERY
         rows = rig.rows(n)
-        events = [r for r in rows if r[1] != "win"]
-        # every event raw, once: the boot and each trip
-        assert sorted(r[1] for r in events) == sorted(["boot"] + ["trip"] * (COUNT // TRIP_EVERY))
+        if "count" in stats[n]:
+            count, trips, boots = stats[n]["count"], stats[n]["count"] // stats[n]["trip_every"], stats[n]["boots"]
+            assert total == boots + count + trips
+            events = [r for r in rows if r[1] != "win"]
+            # every event raw, once: each run's boot and each trip
+            assert sorted(r[1] for r in events) == sorted(["boot"] * boots + ["trip"] * trips), n
         raw_seqs = {r[0] for r in rows}
         sum_seqs = []
-        for (node, _w), s in summ.items():
+        for (node, _w, _boot), s in summ.items():
             if node != n:
                 continue
             seqs = [q for a, b in s["seqs"] for q in range(a, b + 1)]
@@ -81,12 +87,13 @@ def _accounting(rig, stats):
         # every window record counted in exactly one summary, or raw once
         assert len(sum_seqs) == len(set(sum_seqs))
         assert not set(sum_seqs) & raw_seqs
-        assert set(sum_seqs) | raw_seqs == set(range(1, total + 1))
+        missing = set(range(1, total + 1)) - set(sum_seqs) - raw_seqs
+        assert set(sum_seqs) | raw_seqs == set(range(1, total + 1)), (n, sorted(missing)[:20], len(missing))
     return summ
 
 
 def _check_values(summ):
-    for (node, w), s in summ.items():
+    for (node, w, _boot), s in summ.items():
         idx = [i for i in range(w * WINDOW_S, (w + 1) * WINDOW_S) if 1 <= i <= COUNT]
         assert s["n"] == len(idx), (node, w)
         for ch in ("temp_c", "vib_rms"):
@@ -118,7 +125,9 @@ def test_summaries_account_for_every_record(rig):
     assert all(r[1] != "win" for n in NODES for r in rig.rows(n))
     gw = rig.stop_gateway()
     assert gw["left"] == 0
-    assert gw["aggregate"]["raw"]["pending"] == 0
+    # what raw/ still holds: the done marker of each node's last window,
+    # which its stream never passed (a record for it may still come)
+    assert gw["aggregate"]["raw"]["pending"] == gw["aggregate"]["marks_held"] <= len(NODES)
     assert gw["aggregate"]["summaries"] >= len(summ)
 
 
@@ -143,7 +152,7 @@ def test_sigkill_gateway_while_aggregating(rig):
     assert len(whole) >= len(summ) - 3
     gw = rig.stop_gateway()
     print(gw["aggregate"])
-    assert gw["left"] == 0 and gw["aggregate"]["raw"]["pending"] == 0
+    assert gw["left"] == 0 and gw["aggregate"]["raw"]["pending"] == gw["aggregate"]["marks_held"] <= len(NODES)
 
 
 def test_quorum_rule_sends_site_event_upstream_and_trip_commands(tmp_path):

@@ -1,64 +1,60 @@
-"""Three tiers in network namespaces (nodes / gateway + site broker /
-upstream broker + edgefw ingest, all real processes): the WAN link is cut
-and then lossy while the nodes produce. Afterwards every node record is in
-the upstream database once, or counted in exactly one summary window
-whose counts match, or reported lost (none are, with the default caps)."""
+"""Three tiers in network namespaces (ten nodes / gateway + site broker /
+upstream broker + edgefw ingest, all real processes; the site is
+tests.helpers.chaos_site's: CPython and MicroPython nodes, the CPython
+firmware, a node whose clock is 10 minutes ahead, a node that reboots
+mid-window). Chaos while the nodes produce: the WAN link cut and then
+lossy; the gateway SIGKILLed and power-cut, ingest killed, the site
+broker killed. Afterwards every node record is in the upstream database
+once, or counted in exactly one summary window whose counts match, or
+reported lost (none are, with the default caps)."""
 
-import json
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.helpers.gateway_rig import GW, key_of
-from tests.helpers.netns import Tiers, mosquitto_conf
-from tests.test_gateway_aggregate import COUNT, NODES, TRIP_EVERY, WINDOW_S, _accounting, _check_values
+from firmware import cbor
+from tests.helpers.chaos_site import AGG, CLOCK, CLOCK_S, COUNT, FW, MP, NODES, REBOOT, REBOOT_AT, STRACE, WINDOW_S, Site
+from tests.helpers.gateway_rig import GW
+from tests.helpers.netns import Tiers
+from tests.test_gateway_aggregate import _accounting, _check_values
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("tc"), reason="needs root, ip and tc")
 
-SITE = "10.77.1.2"
-UP = "10.77.2.2"
 
-
-class DB:
-    def __init__(self, path):
-        self.path = path
-
-    def rows(self, dev):
-        if not os.path.exists(self.path):
-            return []
-        db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=5)
+def _settle(site, stats, timeout=90):
+    """Waits until ingest accounts for every record of every node, then
+    checks how (tests.test_gateway_aggregate._accounting)."""
+    t0 = time.monotonic()
+    while True:
         try:
-            return list(db.execute("SELECT seq, kind, body FROM records WHERE device=? ORDER BY seq", (dev,)))
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            db.close()
+            return _accounting(site.db, stats, NODES)
+        except AssertionError:
+            if time.monotonic() - t0 > timeout:
+                raise
+            time.sleep(0.5)
 
 
-def _wait_file(path, text, timeout=20):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if os.path.exists(path) and text in open(path).read():
-            return True
-        time.sleep(0.1)
-    return False
+def _whole(summ):
+    """The summaries of whole windows of the nodes whose window i has t = i s."""
+    return {k: s for k, s in summ.items() if k[0] in AGG and k[0] != REBOOT and s["n"] == len([i for i in range(k[1] * WINDOW_S, (k[1] + 1) * WINDOW_S) if 1 <= i <= COUNT])}
 
 
-def _wait_port(tiers, tier, host, port, timeout=20):
-    probe = "import socket,sys; socket.create_connection((%r, %d), 0.5).close()" % (host, port)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if tiers.popen(tier, [sys.executable, "-c", probe], stderr=open(os.devnull, "w")).wait() == 0:
-            return True
-        time.sleep(0.1)
-    return False
+def _check_site(site, summ):
+    # the node 10 minutes ahead: its clock went up as it was (the batch
+    # headers), counted nothing twice and no less (node time cuts windows)
+    skew = {n: [u - r * 1000 for u, r in site.db.query("SELECT device_utc_ms, received FROM records WHERE device=?", (n,))] for n in AGG}
+    assert skew[CLOCK] and min(skew[CLOCK]) > (CLOCK_S - 120) * 1000, skew[CLOCK][:5]
+    for n in AGG:
+        if n != CLOCK:
+            assert skew[n] and max(skew[n]) < 120 * 1000, (n, skew[n][:5])
+    # the node that rebooted: two runs, each summarized under its boot id
+    assert len({k[2] for k in summ if k[0] == REBOOT}) == 2
+    # the MicroPython nodes and the firmware went through like the rest
+    for n in MP + [FW]:
+        assert any(k[0] == n for k in summ), n
 
 
 def test_wan_cut_and_loss_every_record_accounted_for(tmp_path):
@@ -72,7 +68,7 @@ def test_wan_cut_and_loss_every_record_accounted_for(tmp_path):
         try:
             d = tmp_path / ("run%d" % attempt)
             d.mkdir()
-            errors, order = _site_run(t, d)
+            errors, order = _wan_run(t, d)
         finally:
             t.close()
         if errors > 0 and order != sorted(order):
@@ -85,35 +81,8 @@ def test_wan_cut_and_loss_every_record_accounted_for(tmp_path):
     assert order != sorted(order)
 
 
-def _site_run(tiers, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for d in ("site", "up"):
-        (tmp_path / d).mkdir()
-    mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    tiers.popen("gateway", [mosq, "-c", mosquitto_conf(tmp_path / "site", SITE, 1883)], stderr=subprocess.DEVNULL)
-    tiers.popen("upstream", [mosq, "-c", mosquitto_conf(tmp_path / "up", UP, 1883)], stderr=subprocess.DEVNULL)
-    assert _wait_port(tiers, "gateway", SITE, 1883) and _wait_port(tiers, "gateway", UP, 1883)
-    keys = {n: key_of(n).hex() for n in NODES}
-    (tmp_path / "node-keys.json").write_text(json.dumps(keys))
-    (tmp_path / "ingest-keys.json").write_text(json.dumps(dict(keys, **{GW: key_of(GW).hex()})))
-    (tmp_path / "gw.key").write_text(key_of(GW).hex())
-    db = str(tmp_path / "ingest.sqlite")
-    ing_err = str(tmp_path / "ingest.err")
-    tiers.popen("upstream", [sys.executable, "-m", "edgefw", "ingest", "--broker", "%s:1883" % UP, "--keys", str(tmp_path / "ingest-keys.json"), "--db", db, "--json"], cwd=ROOT, env=env, stdout=open(tmp_path / "ingest.out", "w"), stderr=open(ing_err, "w"))
-    assert _wait_file(ing_err, "subscribed")
-    cfg = {
-        "gateway": {"id": GW, "key_file": str(tmp_path / "gw.key")},
-        "site": {"broker": "%s:1883" % SITE, "keys": str(tmp_path / "node-keys.json")},
-        "upstream": {"broker": "%s:1883" % UP, "batch_ms": 50, "receipt_timeout_ms": 1500, "backoff_ms": 50, "backoff_max_ms": 500, "live_first": True},
-        "store": {"path": str(tmp_path / "gw-store")},
-        "aggregate": {"window_s": WINDOW_S, "close_idle_s": 0.5},
-    }
-    (tmp_path / "gw.json").write_text(json.dumps(cfg))
-    gw = tiers.popen("gateway", [sys.executable, "-m", "edgefw.gateway.cli", "--config", str(tmp_path / "gw.json"), "--json", "--drain-s", "10"], cwd=ROOT, env=env, stdout=open(tmp_path / "gw.out", "w"), stderr=open(tmp_path / "gw.err", "w"))
-    nodes = [
-        tiers.popen("nodes", [sys.executable, "-m", "tests.helpers.agg_node", str(tmp_path / ("j-" + n)), "1883", n, key_of(n).hex(), str(COUNT), str(TRIP_EVERY), "0.03", SITE], cwd=ROOT, env=env, stdout=open(tmp_path / (n + ".out"), "w"), stderr=open(tmp_path / (n + ".err"), "w"))
-        for n in NODES
-    ]
+def _wan_run(tiers, d):
+    site = Site(tiers, d)
     time.sleep(2)
     tiers.cut()
     # past the uplink's PUBACK timeout (10 s), so the cut is seen as one
@@ -121,35 +90,136 @@ def _site_run(tiers, tmp_path):
     # the backlog drains, and the nodes finish, through a choked link
     tiers.mend()
     tiers.choke(8)
-    stats = {}
-    for n, p in zip(NODES, nodes, strict=True):
-        assert p.wait(120) == 0, open(tmp_path / (n + ".err")).read()[-2000:]
-        stats[n] = json.loads(open(tmp_path / (n + ".out")).read().strip().splitlines()[-1])
+    stats = site.finish_nodes()
     time.sleep(2)
     dropped_packets, overlimits, chokes = tiers.drops()
     tiers.choke(0)
-    t0 = time.monotonic()
-    while True:
-        try:
-            summ = _accounting(DB(db), stats)
-            break
-        except AssertionError:
-            if time.monotonic() - t0 > 90:
-                raise
-            time.sleep(0.5)
-    whole = {k: s for k, s in summ.items() if s["n"] == len([i for i in range(k[1] * WINDOW_S, (k[1] + 1) * WINDOW_S) if 1 <= i <= COUNT])}
+    summ = _settle(site, stats)
+    whole = _whole(summ)
     _check_values(whole)
-    gw.send_signal(signal.SIGTERM)
-    assert gw.wait(60) == 0, open(tmp_path / "gw.err").read()[-2000:]
-    s = json.loads(open(tmp_path / "gw.out").read().strip().splitlines()[-1])
+    _check_site(site, summ)
+    # no restart here: the first run ends with its half window (records
+    # 200 to 205), the second starts again at window 0 (its t = 1..9 s:
+    # records 206 to 214)
+    runs = {}
+    for k, s in summ.items():
+        if k[0] == REBOOT:
+            runs.setdefault(k[2], {})[k[1]] = s
+    first, second = sorted(runs.values(), key=lambda ws: min(ws[0]["seqs"])[0])
+    assert max(first) == REBOOT_AT // WINDOW_S and first[REBOOT_AT // WINDOW_S]["n"] == REBOOT_AT % WINDOW_S + 1
+    assert second[0]["n"] == WINDOW_S - 1
+    s = site.stop_gateway()
     assert s["left"] == 0
     assert not any(s["losses"].values())
     # the choke was on both ends (how much it held back or dropped depends
     # on when the uplink's reconnection lands: printed, not checked)
     assert chokes == 2
-    rows = DB(db).rows(GW)
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    rows = site.db.rows(GW)
+    con = sqlite3.connect("file:%s?mode=ro" % site.db_path, uri=True)
     order = [s for (s,) in con.execute("SELECT seq FROM records WHERE device=? AND queue=1 ORDER BY received, seq", (GW,))]
     con.close()
     print("dropped packets", dropped_packets, "overlimits", overlimits, "summaries", sum(1 for r in rows if r[1] == "sum"), "windows", len(summ), "whole", len(whole), "gateway upstream", s["upstream"])
     return s["upstream"]["errors"], order
+
+
+def test_gateway_killed_power_cut_ingest_and_site_broker_restarted(tmp_path):
+    if not STRACE:
+        pytest.fail("strace not found (apt-get install strace): the power cut is made with its fault injection")
+    t = Tiers()
+    try:
+        # slower nodes: the restarts below land while they produce
+        site = Site(t, tmp_path, pace_s=0.05)
+        kills = 0
+        assert site.wait_gateway_up()
+        for _ in range(2):
+            time.sleep(1.0)
+            site.kill_gateway()
+            kills += 1
+            site.start_gateway()
+            assert site.wait_gateway_up(), site.gw_err.read_text()[-2000:]
+        time.sleep(0.5)
+        cut = site.power_cut()
+        site.start_gateway()
+        site.restart_ingest()
+        assert site.wait_gateway_up(), site.gw_err.read_text()[-2000:]
+        site.restart_site_broker()
+        time.sleep(1.0)
+        site.kill_gateway()
+        kills += 1
+        site.start_gateway()
+        stats = site.finish_nodes()
+        summ = _settle(site, stats)
+        _check_values(_whole(summ))
+        _check_site(site, summ)
+        s = site.stop_gateway()
+        assert s["left"] == 0
+        assert not any(s["losses"].values())
+        # every start of the gateway is in its own stream upstream
+        assert site.gw_boots() == site.gw_starts >= kills + 2
+        rows = site.db.rows(GW)
+        print("power cut tore", cut, "summaries", sum(1 for r in rows if r[1] == "sum"), "windows", len(summ), "revisions", sum(1 for r in rows if r[1] == "sum" and cbor.loads(r[2])["rev"] > 0), "raw win", sum(1 for n in NODES for r in site.db.rows(n) if r[1] == "win"))
+        # the power cut took unsynced bytes from at least one segment
+        assert cut and all(v > 0 for v in cut.values())
+    finally:
+        t.close()
+
+
+def test_disk_cap_reached_in_an_outage_sheds_telemetry_and_names_it(tmp_path):
+    t = Tiers()
+    try:
+        # raw relays (no summaries) into a 64 KiB store: the nodes' records
+        # take it many times over while the WAN is down
+        site = Site(t, tmp_path, gw_cfg={"store": {"cap_bytes": 65536, "segment_bytes": 8192}, "aggregate": {"window_s": 0}})
+        assert site.wait_gateway_up()
+        t.cut()
+        stats = site.finish_nodes()
+        # the nodes lost nothing: the gateway took (and receipted) it all
+        for n in NODES:
+            assert stats[n].get("dropped_cap", 0) == 0, (n, stats[n])
+        t.mend()
+        t0 = time.monotonic()
+        while True:
+            try:
+                named = _every_record_upstream_or_named_lost(site, stats)
+                break
+            except AssertionError:
+                if time.monotonic() - t0 > 90:
+                    raise
+                time.sleep(0.5)
+        s = site.stop_gateway()
+        dropped = s["losses"]["out_dropped_cap"]
+        assert dropped > 0 and s["left"] == 0
+        losses = [cbor.loads(r[2]) for r in site.db.rows(GW) if r[1] == "loss"]
+        assert max(x["out_dropped_cap"] for x in losses) == dropped
+        print("dropped", dropped, "named lost per node", {n: len(v) for n, v in named.items()})
+    finally:
+        t.close()
+
+
+def _every_record_upstream_or_named_lost(site, stats):
+    """Every record every node made is upstream, or named in the last loss
+    event and not upstream; every event is upstream; what a node made last
+    is upstream (the oldest telemetry went first)."""
+    losses = [cbor.loads(r[2]) for r in site.db.rows(GW) if r[1] == "loss"]
+    assert losses
+    last = losses[-1]
+    assert not last.get("truncated")
+    named = {}
+    for reason, per_node in last["nodes"].items():
+        assert reason == "cap", reason
+        for node, rs in per_node.items():
+            if node:
+                named.setdefault(node, set()).update(q for a, b in rs for q in range(a, b + 1))
+    for n in NODES:
+        rows = site.db.rows(n)
+        have = {r[0] for r in rows}
+        total = stats[n]["next_seq"] - 1
+        missing = set(range(1, total + 1)) - have
+        assert missing <= named.get(n, set()), (n, sorted(missing - named.get(n, set()))[:20])
+        if "count" in stats[n]:
+            kinds = [r[1] for r in rows]
+            assert kinds.count("boot") == stats[n]["boots"] and kinds.count("trip") == stats[n]["count"] // stats[n]["trip_every"], n
+            # the newest telemetry arrived
+            assert rows[-1][0] == total or total in have, n
+    assert any(named.values())
+    return named

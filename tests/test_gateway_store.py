@@ -5,11 +5,14 @@ not finished and nothing that was."""
 
 import os
 
+import pytest
+
 from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.store import Store
 from edgefw.gateway.verify import Batch
 from firmware import cbor
 from firmware.store.journal import Journal
+from hal.errors import JournalError
 
 W = 10  # seconds
 
@@ -133,3 +136,79 @@ def test_raw_held_for_events_that_may_still_come(tmp_path):
     # window 0 is done, but a trip up to 5 s after t = 7 could still want
     # those records: only t <= 7 s (12 - 5) go
     assert st.raw.acked(1) == 7
+
+
+def _boot(seq, boot, dev="n1"):
+    b = _batch([(seq, 0)], q=0, dev=dev, boot=boot)
+    b.recs = [{"k": "boot", "t": 0, "boot": boot, "seq": seq}]
+    b.raw = [cbor.dumps(r) for r in b.recs]
+    return b
+
+
+def test_a_rebooted_nodes_backlog_is_summarized_in_the_run_that_recorded_it(tmp_path):
+    A, B = b"A" * 8, b"B" * 8
+    st = _store(tmp_path)
+    st.take(_boot(1, A))
+    st.take(_batch([(2, 1), (3, 2)], boot=A))
+    # the node reboots with seqs 4 and 5 unsent: its new run sends them
+    # in its own batches, after its boot event (events go first)
+    st.take(_boot(6, B))
+    st.take(_batch([(4, 3), (5, 4)], boot=B))
+    st.take(_batch([(7, 1), (8, 2)], boot=B))
+    st.sync()
+    got = {(r["boot"], r["w"]): (r["n"], r["seqs"]) for r in st.tick(now=0, all_open=True)}
+    assert got == {(A, 0): (4, [[2, 5]]), (B, 0): (2, [[7, 8]])}
+    st.out.close()
+    st.raw.close()
+    # a restarted gateway rebuilds the same windows: it kept the runs
+    st2 = _store(tmp_path)
+    st2.recover()
+    got = {(r["boot"], r["w"]): (r["n"], r["seqs"]) for r in st2.tick(now=0, all_open=True)}
+    assert got == {(A, 0): (4, [[2, 5]]), (B, 0): (2, [[7, 8]])}
+    # a record from before every boot event known, in run B's batch: its
+    # run (and so its time base) is unknown, it goes up raw
+    st2.take(_batch([(0, 5)], boot=B))
+    assert st2.agg.other_run_raw == 1
+    # unless a window counts it already
+    st2.agg.runs["n1"] = [[6, B]]
+    st2.take(_batch([(5, 9)], boot=B))
+    assert st2.agg.other_run_raw == 1 and st2.agg.duplicates == 1
+
+
+def test_a_window_closed_idle_is_not_summarized_afresh_after_a_restart(tmp_path):
+    out = Journal(str(tmp_path / "out"), "group", group_records=1 << 30, group_ms=1 << 30)
+    raw = Journal(str(tmp_path / "raw"), "group", group_records=1 << 30, group_ms=1 << 30)
+    st = Store(out, raw, Aggregator(W, keep_s=0, close_idle_s=1))
+    st.take(_batch([(2, 1), (3, 2)]))  # raw 1: n1's window 0, then n1 pauses
+    st.sync()
+    far = 1e12
+    (s0,) = st.tick(now=far)  # closed idle: the stream did not pass its end
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.tick(now=far)  # receipted: a done marker (raw 2); raw 1 goes
+    assert st.raw.acked(1) == 1 and st.raw.pending() == 1
+    # another node's window, summarized and receipted: its raw record comes
+    # after the marker, so the cursor passes the marker, with a copy after
+    st.take(_batch([(2, 1), (3, 11)], dev="n2"))
+    st.sync()
+    st.tick(now=far)
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.tick(now=far)
+    assert st.raw.acked(1) >= 3
+    marks = [r for s, r in st.raw.records(1) if s > st.raw.acked(1) and r.get("k") == "done" and r["node"] == "n1"]
+    assert marks and marks[-1]["seqs"] == [[2, 3]]
+    st.out.close()
+    st.raw.close()
+    # restarted: n1's next record of window 0 goes up raw, and no new
+    # summary of window 0 (which, newer, would stand for it without 2, 3)
+    st2 = _store(tmp_path)
+    st2.recover()
+    st2.take(_batch([(4, 3)]))
+    st2.sync()
+    assert [r["w"] for r in st2.tick(now=0, all_open=True) if r["node"] == "n1"] == []
+    assert st2.agg.late_raw == 1
+
+
+def test_a_damaged_runs_file_is_named(tmp_path):
+    (tmp_path / "runs.json").write_text("{not json")
+    with pytest.raises(JournalError, match="runs.json.*delete it"):
+        _store(tmp_path)

@@ -35,6 +35,10 @@ def covers(ranges, seq):
     return False
 
 
+# boot events remembered per node (runs.json)
+RUNS_KEPT = 8
+
+
 class Window:
     __slots__ = ("key", "t0", "dt", "n", "seqs", "batches", "ch", "rev", "dirty", "out_seq", "raw", "done", "touched", "last_t")
 
@@ -123,6 +127,46 @@ class Aggregator:
         self.revisions = 0
         self.late_raw = 0
         self.duplicates = 0
+        # node -> [[seq of a boot event, its boot id], ...] in seq order. A
+        # node that restarts sends what its last run left unsent in the new
+        # run's batches (a header names the run that sends it), so a
+        # record's run is the one whose boot event comes before it
+        self.runs = {}
+        # records of a run older than any boot event known for the node,
+        # in a later run's batch: sent up raw (their time base is unknown)
+        self.other_run_raw = 0
+
+    def note_boot(self, dev, seq, boot):
+        """A node's boot event (its seq and boot id); True when new."""
+        runs = self.runs.setdefault(dev, [])
+        if [seq, boot] in runs:
+            return False
+        runs.append([seq, boot])
+        runs.sort(key=lambda r: r[0])
+        # the runs a backlog can still come from
+        del runs[:-RUNS_KEPT]
+        return True
+
+    def run_of(self, dev, boot, seq):
+        """The boot id of the run record ``seq`` of ``dev`` is from, sent
+        in a batch of run ``boot``: the run of the newest boot event before
+        it, else ``boot``; None when it comes before ``boot``'s own boot
+        event and no earlier one is known."""
+        found = None
+        for start, b in self.runs.get(dev, ()):
+            if start > seq:
+                break
+            found = b
+        if found is not None:
+            return found
+        return None if any(b == boot for _s, b in self.runs.get(dev, ())) else boot
+
+    def counted(self, dev, seq):
+        """Some window of ``dev`` (in memory or done) counts ``seq``."""
+        for key, w in self.windows.items():
+            if key[0] == dev and w.has(seq):
+                return True
+        return any(key[0] == dev and covers(r, seq) for key, r in self.done_keys.items())
 
     def split(self, batch):
         """(records for summaries, records to relay raw) of a telemetry
@@ -133,8 +177,15 @@ class Aggregator:
         keep, relay = [], []
         for raw, rec in zip(batch.raw, batch.recs, strict=True):
             ok = _summarizable(rec) and not any(self.modes.get(c) == "raw" for c in rec["ch"])
+            run = self.run_of(batch.dev, batch.boot, rec["seq"]) if ok else None
+            if ok and run is None:
+                if self.counted(batch.dev, rec["seq"]):
+                    self.duplicates += 1
+                    continue
+                ok = False
+                self.other_run_raw += 1
             if ok:
-                key = (batch.dev, batch.boot, rec["t"] // self.W)
+                key = (batch.dev, run, rec["t"] // self.W)
                 done = self.done_keys.get(key) if key not in self.windows else None
                 if done is not None:
                     if covers(done, rec["seq"]):
@@ -150,7 +201,8 @@ class Aggregator:
         touched = set()
         for _raw, rec in recs:
             w = rec["t"] // self.W
-            key = (dev, boot, w)
+            run = self.run_of(dev, boot, rec["seq"]) or boot
+            key = (dev, run, w)
             win = self.windows.get(key)
             if win is None:
                 win = self.windows[key] = Window(key, w * self.W, self.W, now)
@@ -167,7 +219,7 @@ class Aggregator:
                 win.done = False
             win.dirty = True
             touched.add(key)
-            mk = (dev, boot)
+            mk = (dev, run)
             if rec["t"] > self.max_t.get(mk, -1):
                 self.max_t[mk] = rec["t"]
         return touched

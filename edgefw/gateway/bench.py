@@ -8,8 +8,13 @@ second of its channels' [count, min, mean, max] over ``hz`` samples; the
 default board's six channels) plus its events (a ``boot``, a trip and a
 reset every 10 to 20 minutes), and its uplink sends a sealed batch per
 queue each second (``uplink.batch_ms`` 1000). A mosquitto bridge
-forwards those batches as they are: its upstream bytes and messages are
-the nodes'. The gateway's path is the real code (``verify.check``, the
+forwards those batches as they are, measured through a real one: two
+mosquitto instances on loopback (a site broker bridged to an upstream
+one, ``topic edgefw/+/up out 1``), every node batch published on the site
+broker at QoS 1, and the upstream broker's own count of the bytes it
+received (``$SYS/broker/bytes/received``, MQTT framing included) and a
+subscriber there counting the messages and payload bytes that arrived.
+The gateway's path is the real code (``verify.check``, the
 store's two journals on a tmpfs, the 60 s windows, ``forward.Relay``)
 with a client that stands in for the broker and the next tier's
 receipts; its upstream is summaries and events, measured as published.
@@ -20,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 
@@ -70,7 +76,142 @@ def _node_key(i):
     return bytes((i * 31 + k) & 0xFF for k in range(32))
 
 
-def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True):
+def _sys_bytes_received(port, timeout_s=30):
+    """The broker's $SYS/broker/bytes/received (updated every
+    ``sys_interval``): the first value published after this call."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    got = []
+    ev = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sys-%d" % os.getpid())
+
+    def on_message(_c, _u, m):
+        got.append(int(m.payload))
+        ev.set()
+
+    c.on_message = on_message
+    c.connect("127.0.0.1", port)
+    c.subscribe("$SYS/broker/bytes/received")
+    c.loop_start()
+    try:
+        # the retained value first, then a fresh one
+        t0 = time.monotonic()
+        while len(got) < 2 and time.monotonic() - t0 < timeout_s:
+            ev.wait(0.5)
+            ev.clear()
+        if len(got) < 2:
+            raise RuntimeError("mosquitto on port %d published no $SYS/broker/bytes/received in %d s" % (port, timeout_s))
+        return got[-1]
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def bridge(batches, timeout_s=600):
+    """``batches`` ([(topic, payload)]) through a real mosquitto bridge on
+    loopback: {"bytes": upstream broker's bytes received while they
+    crossed, "payload_bytes", "messages": what a subscriber upstream got,
+    "wall_s"}. Needs the mosquitto binary."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from edgefw.emul.broker import Mosquitto
+
+    tmp = tempfile.mkdtemp(prefix="edgefw-bridge-bench-")
+    up = site = None
+    try:
+        os.mkdir(tmp + "/up")
+        os.mkdir(tmp + "/site")
+        from pathlib import Path
+
+        up = Mosquitto(Path(tmp) / "up")
+        # $SYS every second, not persistent: only the live count matters
+        # logs to a file: stderr is a pipe nobody reads while it runs
+        log = "log_dest file %s\nlog_type error\nlog_type warning\n"
+        up.conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nsys_interval 1\n" % up.port + log % up.log + ("user root\n" if os.geteuid() == 0 else ""))
+        up.start()
+        site = Mosquitto(Path(tmp) / "site")
+        site.conf.write_text(
+            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 64\n"
+            "connection bench-bridge\naddress 127.0.0.1:%d\ntopic edgefw/+/up out 1\nbridge_protocol_version mqttv311\n"
+            "cleansession true\nbridge_max_packet_size 0\n" % (site.port, up.port) + log % site.log + ("user root\n" if os.geteuid() == 0 else "")
+        )
+        site.start()
+        n = [0, 0]
+        done = threading.Event()
+        probed = threading.Event()
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-count")
+
+        def on_message(_c, _u, m):
+            # the probes (several may cross before the first is seen) are
+            # not counted
+            if m.topic == "edgefw/probe/up":
+                probed.set()
+                return
+            n[0] += 1
+            n[1] += len(m.payload)
+            if n[0] >= len(batches):
+                done.set()
+
+        sub.on_message = on_message
+        subscribed = threading.Event()
+        sub.on_subscribe = lambda *a: subscribed.set()
+        sub.connect("127.0.0.1", up.port)
+        sub.subscribe("edgefw/+/up", qos=1)
+        sub.loop_start()
+        if not subscribed.wait(10):
+            raise RuntimeError("the counting subscriber could not subscribe on port %d" % up.port)
+        # the bridge is up when a probe published on the site arrives upstream
+        probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-pub")
+        probe.max_inflight_messages_set(64)
+        probe.max_queued_messages_set(0)
+        probe.connect("127.0.0.1", site.port)
+        probe.loop_start()
+        t0 = time.monotonic()
+        while not probed.is_set():
+            probe.publish("edgefw/probe/up", b"", qos=1).wait_for_publish(5)
+            probed.wait(0.2)
+            if time.monotonic() - t0 > 30:
+                raise RuntimeError("the bridge from port %d to %d did not connect in 30 s (%s)" % (site.port, up.port, site.log))
+        # the probes still crossing are in before's count, not the batches'
+        time.sleep(1.5)
+        before = _sys_bytes_received(up.port)
+        t0 = time.monotonic()
+        # as a node would: a window of QoS 1 publishes in flight (paho's
+        # own queue, handed 72,000 at once, left some of them unsent)
+        window = []
+        for topic, payload in batches + [(None, None)]:
+            if payload is not None:
+                window.append(probe.publish(topic, payload, qos=1))
+            if len(window) >= 64 or (payload is None and window):
+                for info in window:
+                    info.wait_for_publish(60)
+                    if not info.is_published():
+                        raise RuntimeError("the site broker on port %d did not acknowledge a batch in 60 s" % site.port)
+                window = []
+        if not done.wait(timeout_s):
+            raise RuntimeError("the bridge forwarded %d of %d batches in %d s" % (n[0], len(batches), timeout_s))
+        wall = time.monotonic() - t0
+        after = _sys_bytes_received(up.port)
+        probe.loop_stop()
+        probe.disconnect()
+        sub.loop_stop()
+        sub.disconnect()
+        # the broker's count has the counting subscriber's PUBACKs in it
+        # (4 bytes each, MQTT 3.1.1): taken out. The two $SYS readers' own
+        # CONNECT and SUBSCRIBE (about a hundred bytes) stay in.
+        return {"bytes": after - before - 4 * n[0], "payload_bytes": n[1], "messages": n[0], "wall_s": round(wall, 2)}
+    finally:
+        for b in (site, up):
+            if b is not None:
+                b.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True, keep_batches=False):
     from edgefw.gateway.aggregate import Aggregator
     from edgefw.gateway.codec import Packer
     from edgefw.gateway.forward import Relay
@@ -103,6 +244,7 @@ def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True):
         up = Relay(out, tier, "gw", key=gw_key, node_keys=keys, packer=packer, batch_records=200, batch_ms=0, window=64)
         store.backlog = up.backlog
         node_bytes = node_msgs = node_records = 0
+        batches = [] if keep_batches else None
 
         def send(n, q, recs, t_s):
             nonlocal node_bytes, node_msgs, node_records
@@ -111,6 +253,8 @@ def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True):
             blob = sealers[n].seal(q, first, last, cbor.dumps(m))
             node_bytes += len(blob)
             node_msgs += 1
+            if batches is not None:
+                batches.append(("edgefw/%s/up" % n, blob))
             node_records += len(recs)
             store.take(check(blob, keys, n))
 
@@ -155,8 +299,6 @@ def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True):
             "node_records": node_records,
             "node_messages": node_msgs,
             "node_bytes": node_bytes,
-            "bridge_bytes": node_bytes,
-            "bridge_messages": node_msgs,
             "gateway_bytes": tier.bytes,
             "gateway_messages": tier.messages,
             "gateway_over_nodes": round(tier.bytes / node_bytes, 4),
@@ -170,6 +312,8 @@ def run(nodes=20, hz=100, hours=1.0, window_s=60, codec="none", batch_ids=True):
         }
         out.close()
         raw.close()
+        if batches is not None:
+            res["batches"] = batches
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -183,10 +327,47 @@ def add_arguments(p):
     p.add_argument("--window-s", type=float, default=60, help="summary window (default 60 s)")
     p.add_argument("--codec", default="none", help="upstream codec: none, zlib, zstd (default none)")
     p.add_argument("--no-batch-ids", action="store_true", help="summaries without the node batch ids (seq ranges only)")
+    p.add_argument("--repeat", type=int, default=3, help="runs (gateway and bridge each); median and spread reported (default 3)")
+    p.add_argument("--no-bridge", action="store_true", help="skip the real mosquitto bridge (its bytes are then not measured)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
 
 
+def _spread(vals):
+    vals = sorted(vals)
+    n = len(vals)
+    med = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+    return {"median": med, "min": vals[0], "max": vals[-1]}
+
+
+def repeat(runs, bridge_too=True, progress=None, **kw):
+    """``run`` and, on its batches, ``bridge``, ``runs`` times: each
+    figure's median, min and max, and the last run's other fields."""
+    per = []
+    for i in range(runs):
+        r = run(keep_batches=bridge_too, **kw)
+        batches = r.pop("batches", None)
+        if bridge_too:
+            b = bridge(batches)
+            r.update(bridge_bytes=b["bytes"], bridge_payload_bytes=b["payload_bytes"], bridge_messages=b["messages"], bridge_wall_s=b["wall_s"])
+            r["gateway_over_bridge"] = round(r["gateway_bytes"] / b["bytes"], 4)
+        if progress:
+            progress("run %d of %d: %s" % (i + 1, runs, json.dumps(r)))
+        per.append(r)
+    res = dict(per[-1])
+    res["runs"] = runs
+    for k in ("gateway_bytes", "gateway_messages", "node_bytes", "wall_s", "bridge_bytes", "bridge_payload_bytes", "bridge_messages", "bridge_wall_s", "gateway_over_bridge", "gateway_over_nodes"):
+        if k in res:
+            res[k] = _spread([r[k] for r in per])
+    return res
+
+
 def main(a):
-    res = run(a.nodes, a.hz, a.hours, a.window_s, a.codec, not a.no_batch_ids)
+    if a.repeat < 1:
+        print("edgefw bench gateway: --repeat needs at least 1, got %d" % a.repeat, file=sys.stderr)
+        return 2
+    if not a.no_bridge and not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        print("edgefw bench gateway: mosquitto not found (apt-get install mosquitto), or --no-bridge", file=sys.stderr)
+        return 2
+    res = repeat(a.repeat, not a.no_bridge, progress=lambda m: print(m, file=sys.stderr, flush=True), nodes=a.nodes, hz=a.hz, hours=a.hours, window_s=a.window_s, codec=a.codec, batch_ids=not a.no_batch_ids)
     print(json.dumps(res) if a.json else "\n".join("%s: %s" % kv for kv in res.items()))
     return 0

@@ -23,7 +23,7 @@ def add_parser(p):
 
 def main(args):
     from edgefw.gateway import config
-    from hal.errors import ConfigError
+    from hal.errors import ConfigError, JournalError
 
     try:
         cfg = config.load(args.config)
@@ -35,7 +35,12 @@ def main(args):
         return 0
     from edgefw.gateway.gateway import Gateway
 
-    gw = Gateway(cfg).start()
+    try:
+        gw = Gateway(cfg).start()
+    except JournalError as e:
+        # its store cannot be opened: nothing has started
+        print("edgefw gateway: %s" % e, file=sys.stderr)
+        return 2
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda *_a: stop.set())

@@ -316,7 +316,7 @@ class Gateway:
         agg = None
         if self.agg is not None:
             with self.store.lock:
-                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates, "around_relayed": self.store.around_relayed}
+                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates, "other_run_raw": self.agg.other_run_raw, "around_relayed": self.store.around_relayed, "marks_held": len(self.store.marks)}
             with self.raw.lock:
                 agg["raw"] = self.raw.stats()
         rules = None

@@ -22,6 +22,8 @@ highest gateway seq counts, and each lists every seq it covers.
 """
 
 import collections
+import json
+import os
 import threading
 import time
 
@@ -29,6 +31,7 @@ from edgefw.gateway.aggregate import covers
 from edgefw.gateway.forward import relay_record
 from firmware import cbor
 from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
+from hal.errors import JournalError
 
 
 class Store:
@@ -64,7 +67,23 @@ class Store:
         self.raw_windows = {}
         # raw seq -> (node, records): for the backlog count
         self.raw_count = {}
+        # raw seq -> a done marker there (see _advance)
+        self.marks = {}
         self.backlog = None
+        # the nodes' runs (Aggregator.runs), kept beside the journals: a
+        # restarted gateway still places a rebooted node's backlog in the
+        # run that recorded it
+        self.runs_path = os.path.join(os.path.dirname(os.path.abspath(raw.path)), "runs.json") if agg is not None else None
+        if self.runs_path and os.path.exists(self.runs_path):
+            try:
+                with open(self.runs_path) as f:
+                    runs = json.load(f)
+                agg.runs = {dev: [[int(seq), bytes.fromhex(boot)] for seq, boot in rs] for dev, rs in runs.items()}
+            except (OSError, ValueError, TypeError, AttributeError) as e:
+                raise JournalError(
+                    "%s: not the gateway's list of node runs (%s); delete it to start one again (records a node sends after a reboot"
+                    " from its run before are then placed by their batch's run until its next boot event)" % (self.runs_path, e)
+                ) from e
 
     # --- hop 1 -----------------------------------------------------------
     def take(self, b):
@@ -73,6 +92,8 @@ class Store:
         disk."""
         with self.lock:
             if b.q == PRIO_EVENT or self.agg is None:
+                if self.agg is not None:
+                    self._note_boots(b)
                 ok = self._relay(b, b.raw, b.recs)
                 if ok and self.around is not None:
                     self._events(b)
@@ -94,6 +115,20 @@ class Store:
                     self.raw_meta[seq] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
                     self._around_copy(b, keep)
             return True
+
+    def _note_boots(self, b):
+        new = False
+        for rec in b.recs:
+            if rec.get("k") == "boot" and isinstance(rec.get("boot"), bytes):
+                new = self.agg.note_boot(b.dev, rec["seq"], rec["boot"]) or new
+        if new:
+            # synced before the batch's receipt, as the journals are
+            tmp = self.runs_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({dev: [[seq, boot.hex()] for seq, boot in rs] for dev, rs in self.agg.runs.items()}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.runs_path)
 
     # --- raw around events --------------------------------------------------
     def _is_around(self, rec):
@@ -251,6 +286,8 @@ class Store:
                     with self.raw.lock:
                         m = self.raw.append({"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}, PRIO_TELEMETRY)
                     self.raw_windows[m] = set()
+                    # a copy: the window's own ranges grow if it is revised
+                    self.marks[m] = {"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": [list(r) for r in w.seqs]}
                     marked = True
             if marked:
                 with self.raw.lock:
@@ -263,11 +300,43 @@ class Store:
         w = self.agg.windows.get(key)
         return w.done if w is not None else key in self.agg.done_keys
 
+    def _open_ended(self, seq):
+        """The done marker at raw ``seq`` is for a window its node's run
+        may still send records for: the run's stream has not passed the
+        window's end (it was closed idle), no newer marker of the window
+        and no newer run of the node is known."""
+        m = self.marks[seq]
+        node, boot, w = m["node"], m["boot"], m["w"]
+        if self.agg.max_t.get((node, boot), -1) >= (w + 1) * self.agg.W:
+            return False
+        runs = self.agg.runs.get(node)
+        if runs and runs[-1][1] != boot:
+            return False
+        return not any(s > seq and (x["node"], x["boot"], x["w"]) == (node, boot, w) for s, x in self.marks.items())
+
     def _advance(self):
         last = None
+        carried = False
         for seq in list(self.raw_windows):
             if not all(self._window_done(k) for k in self.raw_windows[seq]):
                 break
+            if seq in self.marks and self._open_ended(seq):
+                # the only record on disk that this window was summarized
+                # (a restarted gateway would otherwise summarize the rest
+                # of it afresh, and that summary, newer, would stand for
+                # the window without the records before): passed only
+                # with a copy after it, and only when more goes with it
+                # than such markers (else they would carry each other on)
+                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) and not (s in self.marks and self._open_ended(s)) for s in self.raw_windows):
+                    break
+                with self.raw.lock:
+                    c = self.raw.append(self.marks[seq], PRIO_TELEMETRY)
+                if not c:
+                    break
+                self.raw_windows[c] = set()
+                self.marks[c] = self.marks[seq]
+                carried = True
+            self.marks.pop(seq, None)
             m = self.raw_meta.get(seq)
             if m is not None and self.agg.max_t.get(m[:2], -1) - m[2] < self.around["before_s"] * 1e6:
                 # an event may still come that wants it raw
@@ -280,6 +349,8 @@ class Store:
             last = seq
         if last is not None:
             with self.raw.lock:
+                if carried:
+                    self.raw.flush()
                 self.raw.ack(PRIO_TELEMETRY, last)
 
     # --- restart ----------------------------------------------------------
@@ -298,6 +369,10 @@ class Store:
                 key = (r["node"], r["boot"], r["w"])
                 if key not in marks or r["upto"] > marks[key][0]:
                     marks[key] = (r["upto"], [list(x) for x in r["seqs"]])
+        # done, also when none of its raw records is left (a window closed
+        # idle whose marker was carried): records for it now are late
+        for key, m in marks.items():
+            self.agg.done_keys[key] = m[1]
         # summaries written but not yet receipted will still go up, each
         # covering what it lists
         oacked = self.out.acked(PRIO_TELEMETRY)
@@ -310,11 +385,18 @@ class Store:
         for s, r in items:
             if r.get("k") != "raw":
                 self.raw_windows[s] = set()
+                if r.get("k") == "done":
+                    self.marks[s] = {"k": "done", "node": r["node"], "boot": r["boot"], "w": r["w"], "upto": r["upto"], "seqs": r["seqs"]}
                 continue
             b = _batch_of(r)
             keep, late = [], []
             for raw, rec in zip(b.raw, b.recs, strict=True):
-                key = (b.dev, b.boot, rec["t"] // self.agg.W)
+                run = self.agg.run_of(b.dev, b.boot, rec["seq"])
+                if run is None:
+                    # from a run the gateway never saw start: raw, as split
+                    late.append((raw, rec))
+                    continue
+                key = (b.dev, run, rec["t"] // self.agg.W)
                 m = marks.get(key)
                 if m is None:
                     keep.append((raw, rec))
