@@ -4,12 +4,15 @@ pairs made inside them (nothing is added to the host's namespace):
     nodes  10.77.1.1 --- 10.77.1.2  gateway  10.77.2.1 --- 10.77.2.2  upstream
 
 ``cut()``/``mend()`` take the WAN link (gateway to upstream) down and up;
-``choke(kbit)`` makes it slow and lossy. This machine's kernel has no
-netem (``tc qdisc ... netem``: "Specified qdisc kind is unknown") and no
-tc classifiers for random drops, so ``choke`` puts a token bucket (tbf)
-with a short queue on both ends: packets beyond the rate and queue are
-dropped, as on a congested uplink, rather than at random. ``close()`` ends every
-process started through ``popen`` and deletes the namespaces.
+``choke(kbit, loss_pct)`` makes it slow and lossy. This machine's kernel
+has no netem (``tc qdisc ... netem``: "Specified qdisc kind is unknown")
+and no tc classifiers for random drops, so ``choke`` puts a token bucket
+(tbf) with a short queue on both ends, whose excess packets are dropped as
+on a congested uplink, and, where nftables works in the namespaces, drops
+``loss_pct`` % of the WAN's packets at random in both directions
+(``numgen random``), as netem's loss would. No latency is added: neither
+can delay a packet. ``close()`` ends every process started through
+``popen`` and deletes the namespaces.
 """
 
 import os
@@ -18,6 +21,7 @@ import subprocess
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 TC = shutil.which("tc") or "/usr/sbin/tc"
+NFT = shutil.which("nft")
 
 
 def _run(*args):
@@ -59,12 +63,33 @@ class Tiers:
     def mend(self):
         self._in(self.ns["gateway"], IP, "link", "set", "wan0", "up")
 
-    def choke(self, kbit):
+    def choke(self, kbit, loss_pct=0):
+        """Returns whether random loss is in place (False: nftables is not
+        installed or the kernel has no nf_tables)."""
+        lossy = False
         for ns, dev in ((self.ns["gateway"], "wan0"), (self.ns["upstream"], "wan1")):
             if kbit:
                 self._in(ns, TC, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "%dkbit" % kbit, "burst", "1600", "limit", "3200")
+                if loss_pct and NFT:
+                    rules = 'table inet wanloss {\n chain out {\n  type filter hook output priority 0; policy accept;\n  oifname "%s" numgen random mod 100 < %d counter drop\n }\n}\n' % (dev, loss_pct)
+                    r = subprocess.run([IP, "netns", "exec", ns, NFT, "-f", "-"], input=rules, capture_output=True, text=True, timeout=20)
+                    lossy = r.returncode == 0
             else:
                 self._in(ns, TC, "qdisc", "del", "dev", dev, "root")
+                if NFT:
+                    subprocess.run([IP, "netns", "exec", ns, NFT, "delete", "table", "inet", "wanloss"], capture_output=True, timeout=20)
+        return lossy
+
+    def random_drops(self):
+        """Packets nftables dropped at random on the WAN, both ends."""
+        n = 0
+        for ns in (self.ns["gateway"], self.ns["upstream"]):
+            if not NFT:
+                return 0
+            out = subprocess.run([IP, "netns", "exec", ns, NFT, "list", "table", "inet", "wanloss"], capture_output=True, text=True, timeout=20).stdout
+            for part in out.split("counter packets ")[1:]:
+                n += int(part.split()[0])
+        return n
 
     def drops(self):
         """(dropped, overlimits, tbf qdiscs in place): packets the WAN's
