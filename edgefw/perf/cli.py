@@ -186,7 +186,9 @@ def main(a):
         for k, v in res["records_per_s"].items():
             print("%-24s %12.1f records/s" % (k, v))
         for k, v in res["ratios"].items():
-            print("%-36s %8.3fx (target %s)" % (k, v, res["targets"].get(k, "-")))
+            rr = res["ratios_per_round"].get(k)
+            over = "; per round %.2fx median (min %.2fx, max %.2fx)" % (rr["median"], rr["min"], rr["max"]) if rr else ""
+            print("%-36s %8.3fx (target %s)%s" % (k, v, res["targets"].get(k, "-"), over))
         if a.json:
             print(json.dumps(res))
         return 0

@@ -67,16 +67,19 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
         j = Journal(str(tmp / "j-fsync"), "fsync")
         fd = os.open(tmp / "raw.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         t_j = t_raw = 0.0
+        per = {"fsync_each_vs_raw_fsync": [], "group_commit_vs_persist_queue": []}
         for _ in range(rounds):
             t0 = time.perf_counter()
             for _ in range(n_sync // rounds):
                 j.append(dict(RECORD), PRIO_TELEMETRY, True)
-            t_j += time.perf_counter() - t0
+            dj = time.perf_counter() - t0
             t0 = time.perf_counter()
             for _ in range(n_sync // rounds):
                 os.write(fd, payload)
                 os.fsync(fd)
-            t_raw += time.perf_counter() - t0
+            dr = time.perf_counter() - t0
+            t_j, t_raw = t_j + dj, t_raw + dr
+            per["fsync_each_vs_raw_fsync"].append(dr / dj if dj > 0 else float("inf"))
         j.close()
         os.close(fd)
         res["journal_fsync"] = _rate(n_sync, t_j)
@@ -93,11 +96,14 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
             for _ in range(n_fast // rounds):
                 j.append(dict(RECORD), PRIO_TELEMETRY, True)
             j.flush()
-            t_j += time.perf_counter() - t0
+            dj = time.perf_counter() - t0
             t0 = time.perf_counter()
             for _ in range(n_sync // rounds):
                 q.put(payload)
-            t_pq += time.perf_counter() - t0
+            dq = time.perf_counter() - t0
+            t_j, t_pq = t_j + dj, t_pq + dq
+            # rates per round: n_fast // rounds appends against n_sync // rounds puts
+            per["group_commit_vs_persist_queue"].append((n_fast / dj) / (n_sync / dq) if dj > 0 and dq > 0 else float("inf"))
         j.close()
         res["journal_group"] = _rate(n_fast, t_j)
         res["persist_queue"] = _rate(n_sync, t_pq)
@@ -128,6 +134,8 @@ def bench_store(n_fast=20000, n_sync=1000, progress=print):
             "fsync_each_vs_raw_fsync": round(res["journal_fsync"] / res["raw_fsync_each"], 3),
             "group_commit_vs_litequeue": round(res["journal_group"] / res["litequeue"], 2),
         },
+        # the same ratios round by round (the pairs alternate): median and spread
+        "ratios_per_round": {k: _spread(v) for k, v in per.items()},
         "targets": {"group_commit_vs_persist_queue": 40, "fsync_each_vs_raw_fsync": 0.8},
         "group_commit": {"records": GROUP_RECORDS, "ms": GROUP_MS},
     }
