@@ -126,3 +126,61 @@ def test_a_running_installer_is_seen_and_the_status_shell_is_not(tmp_path, kit):
 def test_the_status_command_runs_the_running_slots_own_code(root, app):
     cmd = H.status_command(Device(id="d", board="rpi4", address="x", root=root))
     assert "PYTHONPATH=%s python3 -m firmware.linux update status" % app in cmd
+
+
+def test_what_reached_ingest_is_a_second_source(tmp_path):
+    """``[health] ingest_db``: the device's boot events as ingest stored
+    them (``attestations``), judged on a fake clock while the test plays
+    the device: no boot event, then the old image, then the new one
+    (committed), then a trip after it (failed); and a second boot during
+    the healthy time (a restart: failed)."""
+    import hashlib
+    import os
+
+    from edgefw.ingest.server import Ingest
+    from firmware import cbor
+    from firmware.uplink.seal import Sealer
+
+    key = bytes(range(32))
+    new, old = hashlib.sha256(b"v2").hexdigest(), hashlib.sha256(b"v1").hexdigest()
+    ing = Ingest(tmp_path / "i.sqlite", {"d": key}, log=None)
+    seq = [0]
+
+    def send(*recs):
+        first = seq[0] + 1
+        body = []
+        for r in recs:
+            seq[0] += 1
+            body.append(cbor.dumps(dict(r, seq=seq[0])))
+        m = {"dev": "d", "q": 0, "first": first, "last": seq[0], "id": os.urandom(8), "boot": b"b" * 8, "utc_ms": None, "mono_ms": 1, "recs": body}
+        assert ing.handle(Sealer(key, "d").seal(0, first, seq[0], cbor.dumps(m)), "d")
+
+    src = H.IngestBoots(str(tmp_path / "i.sqlite"), new)
+    dev = Device(id="d", board="esp32_devkitc", address="-")
+    assert src.judge(src.observe(dev), "2.0.0")[0] == "pending"
+    send({"k": "boot", "boot": b"one", "fw": old})
+    assert src.judge(src.observe(dev), "2.0.0") == ("pending", "its last boot event at ingest names image %s, not %s" % (old[:16], new[:16]))
+    send({"k": "boot", "boot": b"two", "fw": new})
+    assert src.judge(src.observe(dev), "2.0.0") == ("committed", None)
+
+    # held healthy for 10 s on a fake clock: the device's events arrive
+    # while it is held
+    def run(events):
+        t = [0.0]
+        plan = list(events)
+
+        def sleep(dt):
+            t[0] += dt
+            while plan and plan[0][0] <= t[0]:
+                send(*plan.pop(0)[1])
+
+        return H.watch(dev, "2.0.0", 10.0, 60.0, [src], clock=lambda: t[0], sleep=sleep, poll_s=1.0)
+
+    assert run([]) == ("healthy", None)
+    result, why = run([(3.0, [{"k": "boot", "boot": b"three", "fw": new}])])
+    assert result == "failed" and "changed while being held healthy" in why
+    result, why = run([(2.0, [{"k": "trip", "causes": [[1, "vib high"]]}])])
+    assert result == "failed" and "1 trips reached ingest" in why
+    # an unreadable database is the device's status being unreachable
+    with pytest.raises(H.Unreachable):
+        H.IngestBoots(str(tmp_path / "absent.sqlite"), new).observe(dev)

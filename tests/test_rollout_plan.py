@@ -86,6 +86,9 @@ def test_a_good_plan_loads_with_paths_from_its_directory(tmp_path):
         (lambda s: s.replace('policy = "wait"', 'policy = "skip"'), "offline.wait_s is only allowed"),
         (lambda s: s.replace("deadline_s = 600", 'deadline_s = "10m"'), "stage_defaults.deadline_s must be a number"),
         (lambda s: s.replace("stages = [1", "stages = [true"), "stages[0]"),
+        (lambda s: s + "[health]\ningest_db = 'nowhere/i.sqlite'\n", "health.ingest_db"),
+        (lambda s: s + "[health]\ningest_db = 'postgresql://h:99999/x'\n", "health.ingest_db"),
+        (lambda s: s + "[health]\ningest = 'i.sqlite'\n", "unknown field health.ingest"),
     ],
 )
 def test_a_bad_plan_is_refused_naming_the_file_and_field(tmp_path, edit, message):
@@ -93,6 +96,12 @@ def test_a_bad_plan_is_refused_naming_the_file_and_field(tmp_path, edit, message
     with pytest.raises(P.PlanError) as e:
         P.load(path)
     assert str(e.value).startswith(path + ": ") and message in str(e.value), str(e.value)
+
+
+def test_the_ingest_health_source_is_read_from_the_plans_directory(tmp_path):
+    p = P.load(_plan(tmp_path, GOOD + "[health]\ningest_db = 'sqlite:i.sqlite'\n"))
+    assert p.ingest_db == str(tmp_path / "i.sqlite")
+    assert P.load(_plan(tmp_path, GOOD)).ingest_db is None
 
 
 def test_json_plans_are_read_too(tmp_path):

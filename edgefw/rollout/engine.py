@@ -49,6 +49,10 @@ class Rollout:
         self.dir = state_dir or S.default_dir(plan.path)
         self.out = out
         self.sources = sources or [H.SSHStatus()]
+        if sources is None and plan.ingest_db:
+            from edgefw.fleet.ops import image_hash
+
+            self.sources.append(H.IngestBoots(plan.ingest_db, image_hash(plan.bundle)))
         self.poll_s = poll_s
         self.version, self.board, self.sha = bundle_info(plan.bundle)
         self.rollback = {}
@@ -82,7 +86,9 @@ class Rollout:
     # --- one device ----------------------------------------------------------
     def _observe(self, dev):
         try:
-            return [s.observe(dev) for s in self.sources], None
+            # the device's own status decides what to install and undo;
+            # the other sources speak only while a device is held healthy
+            return [self.sources[0].observe(dev)], None
         except H.Unreachable as e:
             return None, str(e)
         except (ValueError, update_ssh.SSHError) as e:

@@ -9,11 +9,17 @@ same slot, same commit time, and, where the device runs the systemd
 service, the same main PID and restart count. A device that rolls itself
 back, restarts or switches slot in that time failed.
 
-The status comes from a *source*; the SSH status is the only one so far.
-A source is any object with ``observe(device) -> dict`` (the keys below)
-raising ``Unreachable``; the ingest side's boot event carrying the bundle
-hash can become a second source, and ``watch`` then requires every
-source to agree.
+The status comes from *sources*, and ``watch`` requires every source to
+agree. A source is any object with ``observe(device) -> dict`` raising
+``Unreachable``, and optionally its own ``judge(obs, version)`` and
+``fingerprint(obs)`` (else the SSH status's below are used):
+
+- ``SSHStatus``: the device's own A/B status over SSH;
+- ``IngestBoots``: what reached ingest (the plan's ``[health] ingest_db``):
+  the device's latest boot event must name the rollout's image
+  (``firmware.attest``, ingest's ``attestations`` table), no trip may
+  follow it, and no new boot event may come during the healthy time (a
+  restart).
 """
 
 import json
@@ -89,6 +95,60 @@ class SSHStatus:
         return parse_status(out)
 
 
+class IngestBoots:
+    """What reached ingest from the device: its latest boot event's image
+    hash and the trips recorded after it. ``db``: ingest's database (a
+    SQLite path or a postgresql:// URL, read only); ``image``: the hash
+    the rollout's bundle boots as (``edgefw.fleet.ops.image_hash``)."""
+
+    LATEST = "SELECT seq, reported FROM attestations WHERE device = ? ORDER BY seq DESC LIMIT 1"
+    TRIPS = "SELECT count(*) FROM records WHERE device = ? AND kind = 'trip' AND seq > ?"
+
+    def __init__(self, db, image):
+        self.db = db
+        self.image = image
+
+    def _query(self, device):
+        if self.db.lower().startswith(("postgresql:", "postgres:")):
+            import psycopg
+
+            try:
+                with psycopg.connect(self.db, connect_timeout=10) as c:
+                    row = c.execute(self.LATEST.replace("?", "%s"), (device,)).fetchone()
+                    trips = c.execute(self.TRIPS.replace("?", "%s"), (device, row[0])).fetchone()[0] if row else 0
+            except psycopg.OperationalError as e:
+                raise Unreachable("ingest's database: %s" % str(e).strip())
+            return row, trips
+        import sqlite3
+
+        try:
+            c = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=10)
+            try:
+                row = c.execute(self.LATEST, (device,)).fetchone()
+                trips = c.execute(self.TRIPS, (device, row[0])).fetchone()[0] if row else 0
+            finally:
+                c.close()
+        except sqlite3.OperationalError as e:
+            raise Unreachable("ingest's database %s: %s" % (self.db, e))
+        return row, trips
+
+    def observe(self, device):
+        row, trips = self._query(device.id)
+        return {"boot_seq": row[0] if row else None, "fw": row[1] if row else None, "trips": trips}
+
+    def judge(self, obs, version):
+        if obs["fw"] is None:
+            return "pending", "no boot event of the device has reached ingest"
+        if obs["fw"] != self.image:
+            return "pending", "its last boot event at ingest names image %s, not %s" % (obs["fw"][:16], self.image[:16])
+        if obs["trips"]:
+            return "failed", "%d trips reached ingest after it booted %s" % (obs["trips"], version)
+        return "committed", None
+
+    def fingerprint(self, obs):
+        return (obs["boot_seq"],)
+
+
 def judge(obs, version):
     """("committed", None) when ``obs`` shows ``version`` committed in the
     running slot and nothing wrong; ("pending", why) while an installer
@@ -140,12 +200,12 @@ def watch(device, version, healthy_s, until, sources, wait_offline=False, poll_s
         except (ValueError, SSHError) as e:
             return "failed", str(e)
         away = None
-        verdicts = [judge(o, version) for o in obs]
+        verdicts = [getattr(s, "judge", judge)(o, version) for s, o in zip(sources, obs, strict=True)]
         bad = [why for v, why in verdicts if v == "failed"]
         if bad:
             return "failed", bad[0]
         if all(v == "committed" for v, _ in verdicts):
-            fp = [fingerprint(o) for o in obs]
+            fp = [getattr(s, "fingerprint", fingerprint)(o) for s, o in zip(sources, obs, strict=True)]
             if prints is None:
                 prints, since = fp, clock()
             elif fp != prints:

@@ -25,6 +25,9 @@
     settle_s = 5
     max_restarts = 2
 
+    [health]              # optional: also judge from what reached ingest
+    ingest_db = "postgresql://reader@db/fleet"   # or a SQLite path
+
 Relative paths are read from the plan's directory. An unknown field, a
 wrong type or a missing required field is refused with the file and the
 field named.
@@ -48,6 +51,7 @@ BUILTIN_STAGE = {"deadline_s": 900, "healthy_s": 60, "max_failed": "0%", "min_sa
 TOP = {
     "bundle": (str,), "rollback_bundles": (list,), "inventory": (str,), "targets": (dict,), "stages": (list,),
     "stage_defaults": (dict,), "offline": (dict,), "install": (dict,), "parallel": (int,), "engine": (str,),
+    "health": (dict,),
 }
 REQUIRED = ("bundle", "inventory", "stages")
 INSTALL = {"timeout_s": (int, float), "settle_s": (int, float), "max_restarts": (int,)}
@@ -79,6 +83,9 @@ class Plan:
     install: dict
     parallel: int
     engine: str
+    # ingest's database: each device must also report the new image in a
+    # boot event there, and no trip after it (edgefw.rollout.health.IngestBoots)
+    ingest_db: str = None
 
     def devices(self):
         """The targeted devices, in inventory order."""
@@ -172,6 +179,19 @@ def load(path):
     parallel = doc.get("parallel", 8)
     if parallel < 1:
         raise PlanError("%s: parallel must be at least 1" % path)
+    health = doc.get("health", {})
+    _table(path, "health.", health, {"ingest_db": (str,)})
+    ingest_db = health.get("ingest_db")
+    if ingest_db is not None:
+        from edgefw.ingest.db import parse
+
+        if not ingest_db.lower().startswith(("postgresql:", "postgres:")):
+            # a SQLite file, relative to the plan like every path here
+            ingest_db = at(ingest_db[len("sqlite:") :] if ingest_db.startswith("sqlite:") else ingest_db)
+        try:
+            parse(ingest_db)
+        except ValueError as e:
+            raise PlanError("%s: health.ingest_db: %s" % (path, e))
     engine = doc.get("engine", "ssh")
     if engine not in ENGINES:
         raise PlanError("%s: engine must be one of %s, not %r" % (path, ", ".join(ENGINES), engine))
@@ -179,6 +199,7 @@ def load(path):
         path=os.path.abspath(path), bundle=at(doc["bundle"]), rollback_bundles=[at(p) for p in rb], inventory=at(doc["inventory"]),
         boards=list(targets.get("boards", [])), labels=dict(targets.get("labels", {})), ids=list(targets.get("ids", [])),
         stages=stages, offline=policy, offline_wait_s=float(off.get("wait_s", 0)), install=install, parallel=parallel, engine=engine,
+        ingest_db=ingest_db,
     )
 
 
