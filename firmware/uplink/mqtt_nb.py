@@ -116,20 +116,30 @@ class Client(ClientBase):
                 payload += _str(self.password)
         vh = b"\x00\x04MQTT\x04" + bytes([flags]) + self.keepalive_s.to_bytes(2, "big")
         self._queue(b"\x10" + _varlen(len(vh) + len(payload)), vh + payload)
-        if self.receipt_topic is not None:
-            body = self._next_pid().to_bytes(2, "big") + _str(self.receipt_topic) + b"\x01"
+        topics = b""
+        for t in (self.receipt_topic, self.cmd_topic):
+            if t is not None:
+                topics += _str(t) + b"\x01"
+        if topics:
+            body = self._next_pid().to_bytes(2, "big") + topics
             self._queue(b"\x82" + _varlen(len(body)), body)
         self._t_conn = self._t_sent = _us()
         self._io(0)
 
-    def publish(self, topic, payload):
+    def publish(self, topic, payload, qos=1, retain=False):
+        """Returns the packet id to wait on; None at QoS 0 (nothing comes
+        back, and nothing is kept for it)."""
         if self.sock is None:
             raise OSError("not connected to the broker")
-        pid = self._next_pid()
-        head = _str(topic) + pid.to_bytes(2, "big")
-        self._queue(b"\x32" + _varlen(len(head) + len(payload)) + head, payload)
+        pid = self._next_pid() if qos else None
+        head = _str(topic) + (pid.to_bytes(2, "big") if qos else b"")
+        self._queue(bytes([0x30 | (qos << 1) | (1 if retain else 0)]) + _varlen(len(head) + len(payload)) + head, payload)
         self._io(0)
         return pid
+
+    def poll(self):
+        """Write what is queued and take what has arrived, without waiting."""
+        self._io(0)
 
     def wait(self, handle, timeout_ms):
         self._io(timeout_ms, handle)
@@ -250,7 +260,7 @@ class Client(ClientBase):
             self._connack = True
         elif kind == 0x40:  # PUBACK
             self._acked.add(int.from_bytes(body[:2], "big"))
-        elif kind == 0x30:  # PUBLISH: a receipt
+        elif kind == 0x30:  # PUBLISH: a receipt or a command
             qos = (buf[0] >> 1) & 3
             tl = int.from_bytes(body[:2], "big")
             j = 2 + tl
@@ -258,7 +268,10 @@ class Client(ClientBase):
                 pid = body[j : j + 2]
                 j += 2
                 self._queue(b"\x40\x02" + pid)
-            self._inbox.append(body[j:])
-        elif kind == 0x90 and n >= 3 and body[2] == 0x80:  # SUBACK: refused
-            raise OSError("the broker refused the subscription to %s" % self.receipt_topic)
+            if self.cmd_topic is not None and body[2 : 2 + tl] == self.cmd_topic.encode():
+                self.commands.append(body[j:])
+            else:
+                self._inbox.append(body[j:])
+        elif kind == 0x90 and n >= 3 and 0x80 in body[2:]:  # SUBACK: refused
+            raise OSError("the broker refused the subscription to %s" % (self.receipt_topic if body[2] == 0x80 else self.cmd_topic))
         return True

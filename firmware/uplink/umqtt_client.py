@@ -103,40 +103,52 @@ class Client(ClientBase):
             sock.settimeout(self.timeout_s)
             c.sock = _TimedSock(sock, self.timeout_s)
         self._c = c
-        if self.receipt_topic is not None:
-            c.set_callback(self._on_msg)
+        c.set_callback(self._on_msg)
+        for t in (self.receipt_topic, self.cmd_topic):
+            if t is None:
+                continue
             try:
-                c.subscribe(self.receipt_topic, 1)
+                c.subscribe(t, 1)
             except Exception as e:
                 self.disconnect()
-                raise OSError("MQTT subscribe to %s failed: %r" % (self.receipt_topic, e))
+                raise OSError("MQTT subscribe to %s failed: %r" % (t, e))
 
     def _on_msg(self, topic, msg):
-        self._inbox.append(msg)
+        if self.cmd_topic is not None and topic == self.cmd_topic.encode():
+            self.commands.append(msg)
+        else:
+            self._inbox.append(msg)
 
-    def publish(self, topic, payload):
+    def publish(self, topic, payload, qos=1, retain=False):
         if self._c is None:
             raise OSError("not connected to the broker")
         try:
-            self._c.publish(topic, payload, qos=1)
+            self._c.publish(topic, payload, retain, qos)
         except Exception as e:
             raise OSError("publish failed: %r" % (e,))
         return True
 
-    def wait(self, handle, timeout_ms):
-        return handle
+    def poll(self):
+        """Take what has arrived (receipts stay for ``receipts``)."""
+        self._take()
 
-    def receipts(self, timeout_ms=0):
+    def _take(self):
         if self._c is None:
             raise OSError("not connected to the broker")
         try:
             # what has arrived, without waiting: at most a window's worth
             for _ in range(16):
-                n = len(self._inbox)
-                if self._c.check_msg() is None and len(self._inbox) == n:
+                n = len(self._inbox) + len(self.commands)
+                if self._c.check_msg() is None and len(self._inbox) + len(self.commands) == n:
                     break
         except Exception as e:
             raise OSError("receive failed: %r" % (e,))
+
+    def wait(self, handle, timeout_ms):
+        return handle
+
+    def receipts(self, timeout_ms=0):
+        self._take()
         out, self._inbox = self._inbox, []
         return out
 

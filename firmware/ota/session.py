@@ -1,0 +1,301 @@
+"""An update on the device, from the offer to the switch, in the loop's
+idle time (``firmware.uplink.coop`` runs ``step`` in what is left of each
+wait; this module is imported when an offer arrives and dropped after).
+
+    u = Updater(fw, up)
+    while u.step(deadline_us):   # each step returns by the deadline
+        ...
+    u.reset                      # True: switched, reset into the new directory
+
+1. The offer (on ``edgefw/<id>/cmd``, a CBOR map)::
+
+       {"op": "offer", "m": manifest bytes, "key": key id, "sig": 64 bytes,
+        "chunk": bytes per chunk}
+
+   is refused unless ``key`` is one of the image's trusted keys
+   (``ota_keys.json`` in the application directory: {key id: public key
+   in hex}, the fleet's signer) and ``sig`` is its Ed25519 signature of
+   ``m`` (``firmware.ota.ed25519``, in steps). The bundle's id is the
+   first 16 hex digits of the SHA-256 of ``m``.
+2. The manifest (JSON) must be for this board and bytecode version, and
+   newer than what runs; its ``files`` are ``[[name, size, sha256], ...]``.
+3. The other application directory is emptied, then every file is
+   fetched in chunks (``{"op": "get", "id", "f", "o", "n"}`` on
+   ``edgefw/<id>/ota/get``, answered by ``{"op": "chunk", "id", "f",
+   "o", "d"}`` on the command topic), up to ``WINDOW`` chunks in flight,
+   each file's SHA-256 checked as it is written.
+4. The device's own files in the application directory (``CARRY``: its
+   config) are copied over from the running one.
+5. ``ota.json`` gets ``try`` (one rename, ``otaboot.write``) and the
+   device resets; the new directory's self-test commits it or rolls it
+   back (``firmware.ota.trial``).
+
+A power cut before step 5 leaves ``ota.json`` as it was: the device boots
+what it ran, and the next offer starts over. The status topic says each
+phase, and why an offer was refused.
+"""
+
+import binascii
+import hashlib
+import json
+import os
+import time
+
+import otaboot
+
+from firmware import cbor
+from firmware.ota import app_file, get_topic, publish_status, running_dir
+from hal.errors import UpdateRefused as Refused
+
+CHUNK_MAX = 4096
+WINDOW = 4
+RETRY_MS = 1000
+GIVE_UP_MS = 30000
+KEYS = "ota_keys.json"
+# the device's own files inside an application directory: never taken
+# from a bundle, carried from the running directory
+CARRY = ("firmware/prechecked.json",)
+_IDLE = 1
+
+
+def _version(v):
+    return tuple(int(x) for x in str(v).split("."))
+
+
+def _hex(b):
+    return binascii.hexlify(b).decode()
+
+
+def _check_name(name):
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise Refused("unsafe-path", "file %r is not a plain relative path" % name)
+    if name in CARRY or name == KEYS + ".tmp":
+        raise Refused("unsafe-path", "file %r belongs to the device, not to a bundle" % name)
+
+
+class Updater:
+    def __init__(self, fw, up):
+        self.fw = fw
+        self.up = up
+        self.c = up.client
+        self.reset = False
+        self.state = "verifying"
+        self.st = otaboot.read()
+        self.dir = running_dir()
+        self.id = None
+        self._g = self._run()
+        self.started = time.ticks_ms()
+
+    def step(self, deadline_us):
+        """Work until ``deadline_us``; True while there is more to do."""
+        while time.ticks_diff(deadline_us, time.ticks_us()) > 0:
+            try:
+                if next(self._g) == _IDLE:
+                    return True
+            except StopIteration:
+                return False
+            except Refused as e:
+                self._status("refused", reason=e.reason, why=str(e))
+                return False
+        return True
+
+    def _status(self, state, **extra):
+        self.state = state
+        if self.st is not None:
+            publish_status(self.up, self.st, state, self.dir, **extra)
+
+    # -- the messages -----------------------------------------------------------
+    def _take(self):
+        """The next command as a dict, or None."""
+        cmds = self.c.commands
+        while cmds:
+            raw = cmds.pop(0)
+            try:
+                m = cbor.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(m, dict):
+                return m
+        return None
+
+    def _offer(self):
+        while True:
+            m = self._take()
+            if m is None:
+                return None
+            if m.get("op") == "offer":
+                return m
+            # chunks of an update that is over: nothing to do with them
+
+    # -- the update -------------------------------------------------------------
+    def _run(self):
+        offer = self._offer()
+        if offer is None:
+            return
+        if self.st is None or self.dir is None:
+            raise Refused("no-ab-layout", "this device runs a flat image; flash it with the A/B layout first")
+        mbytes = offer.get("m")
+        sig = offer.get("sig")
+        key = offer.get("key")
+        if not isinstance(mbytes, bytes) or not isinstance(sig, bytes) or not isinstance(key, str):
+            raise Refused("malformed", "the offer lacks m, sig or key")
+        self.id = _hex(hashlib.sha256(mbytes).digest())[:16]
+        last = self.st.get("last") or {}
+        if self.id == self.st.get("bundle"):
+            self._status("committed")
+            return
+        if last.get("bundle") == self.id and last.get("result") in ("rolled-back", "refused"):
+            # offered again (a retained offer): the device said no once
+            return
+        keys = _read_json(app_file(KEYS)) or {}
+        if key not in keys:
+            raise Refused("unknown-key", "signed by key %s, which is not among the %d trusted keys" % (key, len(keys)))
+        self._status("verifying", bundle=self.id)
+        from firmware.ota.ed25519 import Verifier
+
+        v = Verifier(binascii.unhexlify(keys[key]), mbytes, sig)
+        del keys
+        while v.step():
+            yield
+        if not v.ok:
+            self._refuse("bad-signature", "the manifest's signature does not verify with key %s" % key)
+        del v
+        m = json.loads(mbytes.decode())
+        del mbytes, sig
+        info = _read_json(app_file("build.json")) or {}
+        try:
+            if m.get("format") != 1 or not isinstance(m.get("files"), list):
+                raise ValueError
+            if m.get("board") != info.get("board"):
+                self._refuse("wrong-board", "bundle is for %s, this device is %s" % (m.get("board"), info.get("board")))
+            if m.get("mpy") != info.get("mpy"):
+                self._refuse("wrong-mpy", "bundle's bytecode is %s, this device loads %s" % (m.get("mpy"), info.get("mpy")))
+            if _version(m["version"]) <= _version(info.get("version", "0")):
+                self._refuse("downgrade", "bundle version %s is not newer than the running %s" % (m["version"], info.get("version")))
+            for f in m["files"]:
+                _check_name(f[0])
+        except (ValueError, KeyError, TypeError, IndexError):
+            self._refuse("malformed", "the manifest is not an ESP32 bundle's")
+        files = m["files"]
+        version = m["version"]
+        del m, info
+        chunk = min(CHUNK_MAX, max(256, offer.get("chunk") or 1024))
+        del offer
+        target = otaboot.other(self.dir)
+        self._status("downloading", bundle=self.id, version=version)
+        yield from _rmtree(target)
+        for i in range(len(files)):
+            yield from self._fetch(target, i, files[i], chunk)
+        for name in CARRY:
+            yield from _copy(self.dir + "/" + name, target + "/" + name)
+        # the switch: one rename; the next boot tries the new directory
+        st = self.st
+        st["try"] = target
+        st["try_version"] = version
+        st["try_bundle"] = self.id
+        st["boots"] = 0
+        otaboot.write(st)
+        self._status("switching", bundle=self.id, version=version)
+        self.reset = True
+
+    def _refuse(self, reason, why):
+        if self.st is not None and self.id is not None:
+            self.st["last"] = {"result": "refused", "bundle": self.id, "version": None, "reason": "%s: %s" % (reason, why)}
+            otaboot.write(self.st)
+        raise Refused(reason, why)
+
+    def _fetch(self, target, i, entry, chunk):
+        name, size, want = entry
+        path = target + "/" + name
+        _makedirs(path)
+        h = hashlib.sha256()
+        f = open(path, "wb")
+        try:
+            off = 0
+            asked = 0
+            heard = time.ticks_ms()
+            while off < size:
+                if self.up.connected:
+                    while asked < size and asked - off < WINDOW * chunk:
+                        n = min(chunk, size - asked)
+                        self.c.publish(get_topic(self.up.device), cbor.dumps({"op": "get", "id": self.id, "f": i, "o": asked, "n": n}), 0)
+                        asked += n
+                    self.c.poll()
+                got = False
+                while True:
+                    m = self._take()
+                    if m is None:
+                        break
+                    if m.get("op") == "chunk" and m.get("id") == self.id and m.get("f") == i and m.get("o") == off:
+                        d = m["d"]
+                        f.write(d)
+                        h.update(d)
+                        off += len(d)
+                        got = True
+                        heard = time.ticks_ms()
+                        yield
+                    elif m.get("op") == "offer":
+                        pass  # the retained offer again, after a reconnect
+                if not got:
+                    quiet = time.ticks_diff(time.ticks_ms(), heard)
+                    if quiet > GIVE_UP_MS:
+                        self._refuse("timeout", "no chunk of %s for %d s" % (name, quiet // 1000))
+                    if quiet > RETRY_MS:
+                        asked = off  # lost (QoS 0, a reconnect): ask again
+                        heard = time.ticks_ms()
+                    yield _IDLE
+        finally:
+            f.close()
+        if _hex(h.digest()) != want:
+            self._refuse("hash-mismatch", "file %s does not match its SHA-256 in the manifest" % name)
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _makedirs(path):
+    parts = path.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        d = "/".join(parts[:i])
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass  # it exists
+
+
+def _rmtree(d):
+    """Empty and remove ``d``, a file at a step."""
+    try:
+        entries = [(e[0], e[1]) for e in os.ilistdir(d)]
+    except OSError:
+        return
+    for name, kind in entries:
+        p = d + "/" + name
+        if kind == 0x4000:
+            yield from _rmtree(p)
+        else:
+            os.remove(p)
+            yield
+    os.rmdir(d)
+
+
+def _copy(src, dst):
+    try:
+        fi = open(src, "rb")
+    except OSError:
+        return
+    _makedirs(dst)
+    with open(dst, "wb") as fo:
+        while True:
+            b = fi.read(1024)
+            if not b:
+                break
+            fo.write(b)
+            yield
+    fi.close()
