@@ -4,9 +4,21 @@ import sys
 
 import otaboot
 
-otaboot.choose()
+trying = otaboot.choose() is not None and (otaboot.read() or {}).get("try") is not None
 del otaboot, sys.modules["otaboot"]
 
-from firmware.device import main  # noqa: E402 (from the directory chosen above)
+try:
+    from firmware.device import main
 
-main()
+    main()
+except Exception as e:
+    if not trying:
+        raise
+    # a new directory that crashes: reset, so the boot counter rolls it back
+    sys.print_exception(e)
+    try:
+        import machine
+
+        machine.reset()
+    except (ImportError, AttributeError):
+        sys.exit(3)  # the virtual ESP32 (firmware.device.RESET_EXIT)

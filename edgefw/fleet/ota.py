@@ -16,7 +16,8 @@ belongs to the device (``DEVICE_FILES``, its config ``CARRY``). The
 manifest::
 
     {"format": 1, "board": "esp32_devkitc", "mpy": "6.3", "version": "0.2.0",
-     "created": 1760000000, "files": [["firmware/app.mpy", 1234, "<sha256>"], ...]}
+     "created": 1760000000, "files": [["firmware/app.mpy", 1234, "<sha256>"], ...],
+     "selftest_s": 60}
 
 ``Server`` publishes the offer (retained, on each device's command
 topic), answers every chunk request, and keeps the status each device
@@ -95,9 +96,11 @@ def flash_layout(image, fs, app="a"):
     return st
 
 
-def build_bundle(image, key_path, out, version, created=None):
+def build_bundle(image, key_path, out, version, created=None, selftest_s=None):
     """Sign the application directory of ``image`` as an ESP32 bundle of
-    ``version`` (its build.json says that version); returns the manifest."""
+    ``version`` (its build.json says that version); returns the manifest.
+    ``selftest_s``: how long the device's self-test of it may take
+    (firmware/ota/trial.py; default 60 s)."""
     from edgefw.deploy.bundle import load_private
     from firmware.linux.bundle import _ed25519, key_id, parse_version
 
@@ -119,6 +122,8 @@ def build_bundle(image, key_path, out, version, created=None):
         "created": int(created if created is not None else time.time()),
         "files": [[rel, len(d), hashlib.sha256(d).hexdigest()] for rel, d in members],
     }
+    if selftest_s is not None:
+        m["selftest_s"] = selftest_s
     mbytes = json.dumps(m, separators=(",", ":")).encode()
     sig = _ed25519()[1].new(key, "rfc8032").sign(mbytes)
     sbytes = json.dumps({"key": key_id(key.public_key()), "sig": sig.hex()}).encode()
@@ -169,6 +174,7 @@ class Server:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
         self.chunk = chunk
         self.status = {}
+        self.history = {}  # device -> every status it published, in order
         self.chunks_sent = 0
         self.bytes_sent = 0
         self.bad_requests = 0
@@ -211,6 +217,7 @@ class Server:
         if parts[-1] == "status":
             with self.cond:
                 self.status[dev] = m
+                self.history.setdefault(dev, []).append(m)
                 self.cond.notify_all()
             return
         b = self.bundle

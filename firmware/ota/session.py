@@ -18,7 +18,8 @@ wait; this module is imported when an offer arrives and dropped after).
    ``m`` (``firmware.ota.ed25519``, in steps). The bundle's id is the
    first 16 hex digits of the SHA-256 of ``m``.
 2. The manifest (JSON) must be for this board and bytecode version, and
-   newer than what runs; its ``files`` are ``[[name, size, sha256], ...]``.
+   newer than what runs; its ``files`` are ``[[name, size, sha256], ...]``,
+   ``selftest_s`` (optional) how long the new directory's self-test may take.
 3. The other application directory is emptied, then every file is
    fetched in chunks (``{"op": "get", "id", "f", "o", "n"}`` on
    ``edgefw/<id>/ota/get``, answered by ``{"op": "chunk", "id", "f",
@@ -102,6 +103,8 @@ class Updater:
 
     def _status(self, state, **extra):
         self.state = state
+        if self.id is not None and "bundle" not in extra and state != "committed":
+            extra["bundle"] = self.id  # what this status is about
         if self.st is not None:
             publish_status(self.up, self.st, state, self.dir, **extra)
 
@@ -141,6 +144,7 @@ class Updater:
         if not isinstance(mbytes, bytes) or not isinstance(sig, bytes) or not isinstance(key, str):
             raise Refused("malformed", "the offer lacks m, sig or key")
         self.id = _hex(hashlib.sha256(mbytes).digest())[:16]
+        yield
         last = self.st.get("last") or {}
         if self.id == self.st.get("bundle"):
             self._status("committed")
@@ -152,7 +156,10 @@ class Updater:
         if key not in keys:
             raise Refused("unknown-key", "signed by key %s, which is not among the %d trusted keys" % (key, len(keys)))
         self._status("verifying", bundle=self.id)
+        yield
         from firmware.ota.ed25519 import Verifier
+
+        yield
 
         v = Verifier(binascii.unhexlify(keys[key]), mbytes, sig)
         del keys
@@ -163,6 +170,7 @@ class Updater:
         del v
         m = json.loads(mbytes.decode())
         del mbytes, sig
+        yield
         info = _read_json(app_file("build.json")) or {}
         try:
             if m.get("format") != 1 or not isinstance(m.get("files"), list):
@@ -179,11 +187,13 @@ class Updater:
             self._refuse("malformed", "the manifest is not an ESP32 bundle's")
         files = m["files"]
         version = m["version"]
+        selftest_s = m.get("selftest_s")
         del m, info
         chunk = min(CHUNK_MAX, max(256, offer.get("chunk") or 1024))
         del offer
         target = otaboot.other(self.dir)
         self._status("downloading", bundle=self.id, version=version)
+        yield
         yield from _rmtree(target)
         for i in range(len(files)):
             yield from self._fetch(target, i, files[i], chunk)
@@ -195,8 +205,11 @@ class Updater:
         st["try_version"] = version
         st["try_bundle"] = self.id
         st["boots"] = 0
+        if selftest_s:
+            st["try_selftest_s"] = selftest_s
         otaboot.write(st)
-        self._status("switching", bundle=self.id, version=version)
+        clock = self.fw.clock
+        self._status("switching", bundle=self.id, version=version, longest_us=clock.task_longest_us, max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
         self.reset = True
 
     def _refuse(self, reason, why):

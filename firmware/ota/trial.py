@@ -3,7 +3,8 @@ is connected and, on the boots of a directory on trial, its self-test.
 
     fw.clock.task = for_boot(fw, up)    # firmware.device, once per boot
 
-The self-test passes when, within ``TRIAL_S``, all of these hold at once:
+The self-test passes when, within the bundle's ``selftest_s`` (default
+``TRIAL_S``), all of these hold at once:
 
 - the interlock is ok: ``MIN_CYCLES`` cycles ran, and no loop or relay
   fault is active (DEADLINE, STALL, READBACK);
@@ -62,7 +63,7 @@ class Trial:
         why = self.check()
         if why is None:
             return not self.commit()
-        if time.ticks_diff(time.ticks_ms(), self.t0) > TRIAL_S * 1000:
+        if time.ticks_diff(time.ticks_ms(), self.t0) > self.st.get("try_selftest_s", TRIAL_S) * 1000:
             self.roll_back("self-test: " + why)
             return False
         return True
@@ -98,7 +99,8 @@ class Trial:
         }
         otaboot.write(new)
         self.st = new
-        publish_status(self.up, new, "committed", self.dir)
+        clock = self.fw.clock
+        publish_status(self.up, new, "committed", self.dir, longest_us=clock.task_longest_us, max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
         return True
 
     def roll_back(self, why):

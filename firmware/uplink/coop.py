@@ -94,9 +94,11 @@ class CoopClock:
         t = self.task
         try:
             if t is None:
+                # the import is this slice's work: the offer waits a cycle
                 from firmware.ota.session import Updater
 
-                t = self.task = Updater(self.fw, self.up)
+                self.task = Updater(self.fw, self.up)
+                return
             if t.step(deadline):
                 return
         except Exception as e:  # an update's surprise never stops the loop
