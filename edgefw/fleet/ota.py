@@ -9,15 +9,15 @@
         s.wait_for(lambda st: all(...))               # the devices' own status
 
 An ESP32 bundle is a tar like the Linux ones (``firmware.linux.bundle``):
-``manifest.json``, ``manifest.sig`` (``{"key", "sig"}``, Ed25519 over the
+``manifest``, ``manifest.sig`` (``{"key", "sig"}``, Ed25519 over the
 manifest's bytes, by the same signer) and ``payload/``: an application
 directory of a device image (``edgefw mpy-build --board``) less what
-belongs to the device (``DEVICE_FILES``, its config ``CARRY``). The
-manifest::
+belongs to the device (``ROOT_FILES``, its config ``CARRY``). The
+manifest is text the device reads a line at a time (its heap never holds
+it whole): a JSON line, then one line per file, ``sha256 size name``::
 
-    {"format": 1, "board": "esp32_devkitc", "mpy": "6.3", "version": "0.2.0",
-     "created": 1760000000, "files": [["firmware/app.mpy", 1234, "<sha256>"], ...],
-     "selftest_s": 60}
+    {"format":1,"board":"esp32_devkitc","mpy":"6.3","version":"0.2.0","created":1760000000,"files":77,"selftest_s":60}
+    9f86d08...  1234 firmware/app.mpy
 
 ``Server`` publishes the offer (retained, on each device's command
 topic), answers every chunk request, and keeps the status each device
@@ -46,7 +46,7 @@ ROOT_FILES = ("boot.py", "main.py", "otaboot.mpy", "device.json", "device.key", 
 # (firmware/ota/session.py carries them over)
 CARRY = ("firmware/prechecked.json",)
 KEYS = "ota_keys.json"
-CHUNK = 2048
+CHUNK = 1024
 
 
 def key_hex(pub_pem):
@@ -120,22 +120,31 @@ def build_bundle(image, key_path, out, version, created=None, selftest_s=None):
         "mpy": info["mpy"],
         "version": version,
         "created": int(created if created is not None else time.time()),
-        "files": [[rel, len(d), hashlib.sha256(d).hexdigest()] for rel, d in members],
+        "files": len(members),
     }
     if selftest_s is not None:
         m["selftest_s"] = selftest_s
-    mbytes = json.dumps(m, separators=(",", ":")).encode()
+    lines = [json.dumps(m, separators=(",", ":"))] + ["%s %d %s" % (hashlib.sha256(d).hexdigest(), len(d), rel) for rel, d in members]
+    mbytes = ("\n".join(lines) + "\n").encode()
     sig = _ed25519()[1].new(key, "rfc8032").sign(mbytes)
     sbytes = json.dumps({"key": key_id(key.public_key()), "sig": sig.hex()}).encode()
     tmp = str(out) + ".part"
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in [("manifest.json", mbytes), ("manifest.sig", sbytes)] + [("payload/" + r, d) for r, d in members]:
+        for name, data in [("manifest", mbytes), ("manifest.sig", sbytes)] + [("payload/" + r, d) for r, d in members]:
             info_ = tarfile.TarInfo(name)
             info_.size = len(data)
             info_.mtime = m["created"]
             info_.mode = 0o644
             tar.addfile(info_, io.BytesIO(data))
     os.replace(tmp, out)
+    return read_manifest(mbytes)
+
+
+def read_manifest(mbytes):
+    """The manifest's header, with ``files`` as [[name, size, sha256], ...]."""
+    lines = mbytes.decode().splitlines()
+    m = json.loads(lines[0])
+    m["files"] = [[ln.split(" ", 2)[2], int(ln.split(" ", 2)[1]), ln.split(" ", 2)[0]] for ln in lines[1:]]
     return m
 
 
@@ -146,9 +155,9 @@ class Bundle:
     def __init__(self, path):
         try:
             with tarfile.open(path, "r:") as tar:
-                self.mbytes = tar.extractfile("manifest.json").read()
+                self.mbytes = tar.extractfile("manifest").read()
                 sig = json.loads(tar.extractfile("manifest.sig").read())
-                self.manifest = json.loads(self.mbytes)
+                self.manifest = read_manifest(self.mbytes)
                 self.data = [tar.extractfile("payload/" + f[0]).read() for f in self.manifest["files"]]
         except (OSError, KeyError, ValueError, AttributeError, tarfile.TarError) as e:
             raise FleetError("%s is not an ESP32 bundle (%s); build one with edgefw.fleet.ota.build_bundle" % (path, e))
@@ -161,7 +170,15 @@ class Bundle:
     def offer(self, chunk=CHUNK):
         from firmware import cbor
 
-        return cbor.dumps({"op": "offer", "m": self.mbytes, "key": self.key, "sig": self.sig, "chunk": chunk})
+        return cbor.dumps({"op": "offer", "id": self.id, "size": len(self.mbytes), "key": self.key, "sig": self.sig, "chunk": chunk})
+
+    def file(self, i):
+        """File ``i`` of the payload; -1 is the manifest."""
+        if i == -1:
+            return self.mbytes
+        if i < 0:
+            raise IndexError(i)
+        return self.data[i]
 
 
 class Server:
@@ -177,6 +194,7 @@ class Server:
         self.history = {}  # device -> every status it published, in order
         self.chunks_sent = 0
         self.bytes_sent = 0
+        self.files_asked = set()
         self.bad_requests = 0
         self.cond = threading.Condition()
         self._connected = threading.Event()
@@ -226,12 +244,13 @@ class Server:
             return
         try:
             f, o, n = int(m["f"]), int(m["o"]), min(int(m["n"]), 4096)
-            d = b.data[f][o : o + n]
+            d = b.file(f)[o : o + n]
         except (KeyError, ValueError, TypeError, IndexError):
             self.bad_requests += 1
             return
         self.chunks_sent += 1
         self.bytes_sent += len(d)
+        self.files_asked.add(f)
         cl.publish("edgefw/%s/cmd" % dev, cbor.dumps({"op": "chunk", "id": b.id, "f": f, "o": o, "d": d}), qos=0)
 
     def offer(self, devices):

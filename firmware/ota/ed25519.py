@@ -95,13 +95,27 @@ def _compress(h, block):
         h[i] = (h[i] + x) & _M64
 
 
+def _pieces(parts):
+    # a part is bytes, or a file read a block at a time (a manifest on
+    # the device's flash need never be on the heap whole)
+    for part in parts:
+        if hasattr(part, "read"):
+            while True:
+                b = part.read(512)
+                if not b:
+                    break
+                yield b
+        else:
+            yield part
+
+
 def _sha512_steps(parts, out):
-    """SHA-512 of the concatenated ``parts``, in steps of a fraction of a
-    block; the digest is appended to ``out``."""
+    """SHA-512 of the concatenated ``parts`` (bytes, or files), in steps of
+    a fraction of a block; the digest is appended to ``out``."""
     h = list(_H0)
     buf = b""
     n = 0
-    for part in parts:
+    for part in _pieces(parts):
         n += len(part)
         mv = memoryview(part)
         i = 0

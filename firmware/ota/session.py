@@ -7,24 +7,29 @@ wait; this module is imported when an offer arrives and dropped after).
         ...
     u.reset                      # True: switched, reset into the new directory
 
-1. The offer (on ``edgefw/<id>/cmd``, a CBOR map)::
+1. The offer (on ``edgefw/<id>/cmd``, a CBOR map, a hundred bytes)::
 
-       {"op": "offer", "m": manifest bytes, "key": key id, "sig": 64 bytes,
-        "chunk": bytes per chunk}
+       {"op": "offer", "id": bundle id, "size": manifest bytes,
+        "key": key id, "sig": 64 bytes, "chunk": bytes per chunk}
 
    is refused unless ``key`` is one of the image's trusted keys
    (``ota_keys.json`` in the application directory: {key id: public key
-   in hex}, the fleet's signer) and ``sig`` is its Ed25519 signature of
-   ``m`` (``firmware.ota.ed25519``, in steps). The bundle's id is the
-   first 16 hex digits of the SHA-256 of ``m``.
-2. The manifest (JSON) must be for this board and bytecode version, and
-   newer than what runs; its ``files`` are ``[[name, size, sha256], ...]``,
-   ``selftest_s`` (optional) how long the new directory's self-test may take.
-3. The other application directory is emptied, then every file is
-   fetched in chunks (``{"op": "get", "id", "f", "o", "n"}`` on
-   ``edgefw/<id>/ota/get``, answered by ``{"op": "chunk", "id", "f",
-   "o", "d"}`` on the command topic), up to ``WINDOW`` chunks in flight,
-   each file's SHA-256 checked as it is written.
+   in hex}, the fleet's signer).
+2. The other application directory is emptied and the manifest fetched
+   into it (file -1). The bundle's id must be the first 16 hex digits of
+   its SHA-256, and ``sig`` its Ed25519 signature
+   (``firmware.ota.ed25519``, in steps, read from the file: the manifest
+   is never on the heap whole). Its first line is JSON::
+
+       {"format": 1, "board": "esp32_devkitc", "mpy": "6.3",
+        "version": "0.2.0", "files": 77, "selftest_s": 60}
+
+   for this board and bytecode version, newer than what runs; then one
+   line per file: ``sha256 size name``.
+3. Every file is fetched in chunks (``{"op": "get", "id", "f", "o",
+   "n"}`` on ``edgefw/<id>/ota/get``, answered by ``{"op": "chunk",
+   "id", "f", "o", "d"}`` on the command topic), ``WINDOW`` chunks in
+   flight, its SHA-256 checked as it is written.
 4. The device's own files in the application directory (``CARRY``: its
    config) are copied over from the running one.
 5. ``ota.json`` gets ``try`` (one rename, ``otaboot.write``) and the
@@ -49,7 +54,8 @@ from firmware.ota import app_file, get_topic, publish_status, running_dir
 from hal.errors import UpdateRefused as Refused
 
 CHUNK_MAX = 4096
-WINDOW = 4
+WINDOW = 2
+MANIFEST = ".manifest"
 RETRY_MS = 1000
 GIVE_UP_MS = 30000
 KEYS = "ota_keys.json"
@@ -71,7 +77,7 @@ def _check_name(name):
     parts = name.split("/")
     if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
         raise Refused("unsafe-path", "file %r is not a plain relative path" % name)
-    if name in CARRY or name == KEYS + ".tmp":
+    if name in CARRY or name == MANIFEST:
         raise Refused("unsafe-path", "file %r belongs to the device, not to a bundle" % name)
 
 
@@ -99,6 +105,9 @@ class Updater:
             except Refused as e:
                 self._status("refused", reason=e.reason, why=str(e))
                 return False
+            except Exception as e:  # noqa: B902  (said, then the loop goes on)
+                self._status("failed", reason="error", why=repr(e))
+                raise
         return True
 
     def _status(self, state, **extra):
@@ -138,65 +147,73 @@ class Updater:
             return
         if self.st is None or self.dir is None:
             raise Refused("no-ab-layout", "this device runs a flat image; flash it with the A/B layout first")
-        mbytes = offer.get("m")
+        bid = offer.get("id")
         sig = offer.get("sig")
         key = offer.get("key")
-        if not isinstance(mbytes, bytes) or not isinstance(sig, bytes) or not isinstance(key, str):
-            raise Refused("malformed", "the offer lacks m, sig or key")
-        self.id = _hex(hashlib.sha256(mbytes).digest())[:16]
-        yield
+        size = offer.get("size")
+        if not isinstance(bid, str) or not isinstance(sig, bytes) or not isinstance(key, str) or not isinstance(size, int):
+            raise Refused("malformed", "the offer lacks id, size, sig or key")
         last = self.st.get("last") or {}
-        if self.id == self.st.get("bundle"):
+        if bid == self.st.get("bundle"):
             self._status("committed")
             return
-        if last.get("bundle") == self.id and last.get("result") in ("rolled-back", "refused"):
+        if last.get("bundle") == bid and last.get("result") in ("rolled-back", "refused"):
             # offered again (a retained offer): the device said no once
             return
+        self.id = bid
         keys = _read_json(app_file(KEYS)) or {}
         if key not in keys:
-            raise Refused("unknown-key", "signed by key %s, which is not among the %d trusted keys" % (key, len(keys)))
-        self._status("verifying", bundle=self.id)
+            self._refuse("unknown-key", "signed by key %s, which is not among the %d trusted keys" % (key, len(keys)))
+        pub = binascii.unhexlify(keys[key])
+        del keys
+        chunk = min(CHUNK_MAX, max(256, offer.get("chunk") or 1024))
+        del offer
+        target = otaboot.other(self.dir)
+        self._status("downloading")
+        yield
+        yield from _rmtree(target)
+        mpath = target + "/" + MANIFEST
+        want = []
+        yield from self._fetch(mpath, -1, size, None, chunk, want)
+        if want[0][:16] != bid:
+            self._refuse("malformed", "the manifest's SHA-256 is not the offered bundle id %s" % bid)
+        self._status("verifying")
         yield
         from firmware.ota.ed25519 import Verifier
 
         yield
-
-        v = Verifier(binascii.unhexlify(keys[key]), mbytes, sig)
-        del keys
-        while v.step():
-            yield
-        if not v.ok:
-            self._refuse("bad-signature", "the manifest's signature does not verify with key %s" % key)
-        del v
-        m = json.loads(mbytes.decode())
-        del mbytes, sig
-        yield
-        info = _read_json(app_file("build.json")) or {}
+        mf = open(mpath, "rb")
         try:
-            if m.get("format") != 1 or not isinstance(m.get("files"), list):
-                raise ValueError
-            if m.get("board") != info.get("board"):
-                self._refuse("wrong-board", "bundle is for %s, this device is %s" % (m.get("board"), info.get("board")))
-            if m.get("mpy") != info.get("mpy"):
-                self._refuse("wrong-mpy", "bundle's bytecode is %s, this device loads %s" % (m.get("mpy"), info.get("mpy")))
-            if _version(m["version"]) <= _version(info.get("version", "0")):
-                self._refuse("downgrade", "bundle version %s is not newer than the running %s" % (m["version"], info.get("version")))
-            for f in m["files"]:
-                _check_name(f[0])
-        except (ValueError, KeyError, TypeError, IndexError):
-            self._refuse("malformed", "the manifest is not an ESP32 bundle's")
-        files = m["files"]
-        version = m["version"]
-        selftest_s = m.get("selftest_s")
-        del m, info
-        chunk = min(CHUNK_MAX, max(256, offer.get("chunk") or 1024))
-        del offer
-        target = otaboot.other(self.dir)
-        self._status("downloading", bundle=self.id, version=version)
-        yield
-        yield from _rmtree(target)
-        for i in range(len(files)):
-            yield from self._fetch(target, i, files[i], chunk)
+            v = Verifier(pub, mf, sig)
+            while v.step():
+                yield
+            ok = v.ok
+            del v
+        finally:
+            mf.close()
+        if not ok:
+            self._refuse("bad-signature", "the manifest's signature does not verify with key %s" % key)
+        mf = open(mpath)
+        try:
+            try:
+                head = json.loads(mf.readline())
+                n = head["files"]
+                version = head["version"]
+            except (ValueError, KeyError, TypeError):
+                self._refuse("malformed", "the manifest's first line is not an ESP32 bundle's")
+            self._check_head(head)
+            selftest_s = head.get("selftest_s")
+            del head
+            self._status("downloading", version=version)
+            for i in range(n):
+                line = mf.readline().split(" ", 2)
+                if len(line) != 3:
+                    self._refuse("malformed", "the manifest lists %d files, %d lines follow" % (n, i))
+                name = line[2].rstrip("\n")
+                _check_name(name)
+                yield from self._fetch(target + "/" + name, i, int(line[1]), line[0], chunk, None)
+        finally:
+            mf.close()
         for name in CARRY:
             yield from _copy(self.dir + "/" + name, target + "/" + name)
         # the switch: one rename; the next boot tries the new directory
@@ -209,8 +226,23 @@ class Updater:
             st["try_selftest_s"] = selftest_s
         otaboot.write(st)
         clock = self.fw.clock
-        self._status("switching", bundle=self.id, version=version, longest_us=clock.task_longest_us, max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
+        self._status("switching", version=version, longest_us=clock.task_longest_us, max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
         self.reset = True
+
+    def _check_head(self, head):
+        info = _read_json(app_file("build.json")) or {}
+        if head.get("format") != 1 or not isinstance(head.get("files"), int):
+            self._refuse("malformed", "the manifest is not an ESP32 bundle's (format 1)")
+        if head.get("board") != info.get("board"):
+            self._refuse("wrong-board", "bundle is for %s, this device is %s" % (head.get("board"), info.get("board")))
+        if head.get("mpy") != info.get("mpy"):
+            self._refuse("wrong-mpy", "bundle's bytecode is %s, this device loads %s" % (head.get("mpy"), info.get("mpy")))
+        try:
+            newer = _version(head["version"]) > _version(info.get("version", "0"))
+        except (ValueError, KeyError):
+            self._refuse("malformed", "version %r is not dotted numbers like 1.2.3" % head.get("version"))
+        if not newer:
+            self._refuse("downgrade", "bundle version %s is not newer than the running %s" % (head["version"], info.get("version")))
 
     def _refuse(self, reason, why):
         if self.st is not None and self.id is not None:
@@ -218,9 +250,9 @@ class Updater:
             otaboot.write(self.st)
         raise Refused(reason, why)
 
-    def _fetch(self, target, i, entry, chunk):
-        name, size, want = entry
-        path = target + "/" + name
+    def _fetch(self, path, i, size, want, chunk, digest):
+        """File ``i`` of the bundle (-1: the manifest) into ``path``, its
+        SHA-256 checked against ``want`` (or appended to ``digest``)."""
         _makedirs(path)
         h = hashlib.sha256()
         f = open(path, "wb")
@@ -242,26 +274,28 @@ class Updater:
                         break
                     if m.get("op") == "chunk" and m.get("id") == self.id and m.get("f") == i and m.get("o") == off:
                         d = m["d"]
+                        del m
                         f.write(d)
                         h.update(d)
                         off += len(d)
                         got = True
                         heard = time.ticks_ms()
                         yield
-                    elif m.get("op") == "offer":
-                        pass  # the retained offer again, after a reconnect
                 if not got:
                     quiet = time.ticks_diff(time.ticks_ms(), heard)
                     if quiet > GIVE_UP_MS:
-                        self._refuse("timeout", "no chunk of %s for %d s" % (name, quiet // 1000))
+                        self._refuse("timeout", "no chunk of %s for %d s" % (path, quiet // 1000))
                     if quiet > RETRY_MS:
                         asked = off  # lost (QoS 0, a reconnect): ask again
                         heard = time.ticks_ms()
                     yield _IDLE
         finally:
             f.close()
-        if _hex(h.digest()) != want:
-            self._refuse("hash-mismatch", "file %s does not match its SHA-256 in the manifest" % name)
+        got = _hex(h.digest())
+        if digest is not None:
+            digest.append(got)
+        elif got != want:
+            self._refuse("hash-mismatch", "file %s does not match its SHA-256 in the manifest" % path)
 
 
 def _read_json(path):
