@@ -26,7 +26,7 @@ With the A/B layout (``otaboot.py``: two application directories and
 uplink is up the boot reports its update state on
 ``edgefw/<id>/ota/status`` and, on the first boots of a new directory,
 runs its self-test (``firmware.ota.trial``). An update that switched
-directories ends the loop (``firmware.uplink.coop.Reset``) and the chip
+directories ends the loop (``firmware.ota.Reset``) and the chip
 is reset (``machine.reset()``; the virtual ESP32 exits with
 ``RESET_EXIT`` and its runner starts it again).
 
@@ -176,16 +176,17 @@ def main(argv=None):
     if up is not None:
         from firmware.ota.trial import for_boot
 
-        fw.clock.task = for_boot(fw, up)
+        up.task = for_boot(fw, up)
         del for_boot
     import asyncio
-
-    from firmware.uplink.coop import Reset
 
     until = sc["duration_us"] if sc else None
     try:
         asyncio.run(fw.run(until_us=until))
-    except Reset:
+    except Exception:
+        if not getattr(fw.clock, "reset", False):
+            raise
+        # an update switched directories (firmware.ota.Reset)
         fw.safe()
         fw.journal.close()
         reset()

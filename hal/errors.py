@@ -77,14 +77,5 @@ class JournalError(_OS):
     """The journal cannot be opened or written."""
 
 
-class UpdateRefused(_Value):
-    """The device refused an update offered over the network
-    (``firmware.ota.session``); ``reason`` is one short word for tools."""
-
-    def __init__(self, reason, why):
-        super().__init__("%s: %s" % (reason, why))
-        self.reason = reason
-
-
 if sys.implementation.name == "micropython":
-    EdgefwError = (ConfigError, BoardError, CBORError, ModelError, BackendUnavailable, SensorError, JournalError, UpdateRefused)
+    EdgefwError = (ConfigError, BoardError, CBORError, ModelError, BackendUnavailable, SensorError, JournalError)

@@ -116,7 +116,7 @@ def test_ten_devices_refuse_a_bad_signature_then_update(rig, tmp_path):
         assert len(stats) >= 2 * len(names), s.history
         print(
             "10 devices: offer to all committed %.1f s; chunks %d; longest update slice %d us; longest gap between cycles %d us; overruns %d"
-            % (took, s.chunks_sent, max(x["longest_us"] for x in stats), max(x["max_gap_us"] for x in stats), max(x["overruns"] for x in stats))
+            % (took, s.chunks_sent, max(x["longest_us"] for x in stats), max(x["max_gap_us"] for x in stats), max(x.get("overruns", 0) for x in stats))
         )
         for d in devs:
             st = d.state()
@@ -125,10 +125,11 @@ def test_ten_devices_refuse_a_bad_signature_then_update(rig, tmp_path):
             assert any(x.startswith("EDGEFW READY version=%s " % V2) for x in d.out), d.text()
         # ten devices and the broker on two shared cores: the OS preempts a
         # device inside a slice for tens of ms (one device alone: slices of
-        # 5 ms, gaps of 26 ms at a 20 ms period, tests below); a cycle held
+        # 5 ms, gaps of 26 ms at a 20 ms period, tests below; with ten, 40-460
+        # ms were seen, overruns 0); a cycle held
         # up by the update would show as seconds (the whole verification,
         # the whole download)
-        assert max(x["max_gap_us"] for x in stats) < 500000, stats
+        assert max(x["max_gap_us"] for x in stats) < 1000000, stats
     finally:
         for d in devs:
             d.stop()
@@ -267,4 +268,44 @@ def test_power_cut_before_the_rename_boots_the_old_directory(rig, tmp_path):
         assert d.state() == st
     finally:
         d.stop()
+        w.close()
+
+
+def test_rollout_engine_drives_esp32s(rig, tmp_path):
+    """``edgefw fleet rollout`` with engine "mqtt": stages of virtual
+    ESP32s, each held to its own committed status for the healthy time."""
+    from edgefw.rollout import engine
+    from edgefw.rollout import plan as P
+    from edgefw.rollout.mqtt import MqttRollout
+
+    names = ["esp-r%d" % i for i in range(3)]
+    w = ingest(rig, tmp_path, names)
+    devs = devices(rig, tmp_path, names)
+    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
+    inv = {"device": [{"id": n, "board": "esp32_devkitc", "address": "127.0.0.1"} for n in names]}
+    (tmp_path / "inv.json").write_text(json.dumps(inv))
+    plan = {
+        "bundle": "v2.edgefw",
+        "inventory": "inv.json",
+        "engine": "mqtt",
+        "mqtt": {"broker": "127.0.0.1:%d" % rig["broker"].port},
+        "stages": [1, "100%"],
+        "stage_defaults": {"deadline_s": 90, "healthy_s": 3},
+        "install": {"timeout_s": 30, "settle_s": 5, "max_restarts": 1},
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    out = []
+    try:
+        for d in devs:
+            d.start()
+        assert wait(lambda: all(any(x.startswith("EDGEFW READY") for x in d.out) for d in devs), 60)
+        r = MqttRollout(P.load(str(tmp_path / "plan.json")), str(tmp_path / "state"), out=out.append, poll_s=0.5)
+        assert r.run() == engine.DONE, "\n".join(out)
+        assert "3 healthy" in out[-1], out
+        for d in devs:
+            st = d.state()
+            assert st["current"] == "b" and st["version"] == V2 and st["try"] is None, st
+    finally:
+        for d in devs:
+            d.stop()
         w.close()

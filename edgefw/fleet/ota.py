@@ -21,7 +21,8 @@ it whole): a JSON line, then one line per file, ``sha256 size name``::
 
 ``Server`` publishes the offer (retained, on each device's command
 topic), answers every chunk request, and keeps the status each device
-publishes (retained) on ``edgefw/<id>/ota/status``. ``Status`` is a
+publishes on ``edgefw/<id>/ota/status`` (asking, ``ask``, for what it
+missed). ``Status`` is a
 health source for the rollout engine (``edgefw.rollout.health``): it
 reports what the device itself says, committed or not.
 """
@@ -260,6 +261,15 @@ class Server:
         for d in devices:
             self.c.publish("edgefw/%s/cmd" % d, body, qos=1, retain=True).wait_for_publish(10)
 
+    def ask(self, devices):
+        """Ask each device for its status (it publishes it at boot and at
+        each step of an update, not retained)."""
+        from firmware import cbor
+
+        body = cbor.dumps({"op": "status"})
+        for d in devices:
+            self.c.publish("edgefw/%s/cmd" % d, body, qos=1).wait_for_publish(10)
+
     def withdraw(self, devices):
         for d in devices:
             self.c.publish("edgefw/%s/cmd" % d, b"", qos=1, retain=True).wait_for_publish(10)
@@ -282,17 +292,24 @@ class Status:
     status, as it published it (``observe`` gives the keys
     ``edgefw.rollout.health.judge`` reads)."""
 
-    def __init__(self, server):
+    def __init__(self, server, ask_s=5.0):
         self.server = server
+        self.ask_s = ask_s
 
     def observe(self, device):
         from edgefw.rollout.health import Unreachable
 
         dev = getattr(device, "id", device)
-        with self.server.cond:
-            st = self.server.status.get(dev)
+        s = self.server
+        with s.cond:
+            st = s.status.get(dev)
         if st is None:
-            raise Unreachable("%s has published no update status" % dev)
+            s.ask([dev])
+            s.wait_for(lambda x: dev in x, self.ask_s)
+            with s.cond:
+                st = s.status.get(dev)
+        if st is None:
+            raise Unreachable("%s did not answer a status request in %.0f s" % (dev, self.ask_s))
         state = st.get("state")
         last = dict(st.get("last") or {})
         return {

@@ -9,8 +9,10 @@ once that is over.
 Topics (the fleet's ACL grants them, edgefw/fleet/broker.py)::
 
     edgefw/<id>/cmd          in:  offers and chunks (CBOR maps, "op")
-    edgefw/<id>/ota/get      out: chunk requests, QoS 0
-    edgefw/<id>/ota/status   out: the device's update state, retained
+    edgefw/<id>/ota/get      out: chunk requests
+    edgefw/<id>/ota/status   out: the device's update state: at boot, at
+                             each step of an update, and when asked
+                             (``{"op": "status"}`` on the command topic)
 
 The status is a CBOR map: ``dev``, ``state`` (committed, trying,
 downloading, verifying, switching, refused, rolled-back), ``dir``,
@@ -18,6 +20,71 @@ downloading, verifying, switching, refused, rolled-back), ``dir``,
 and ``last`` (the outcome of the last update: result, version, bundle,
 reason). A rollout takes "committed", never "installed", as success.
 """
+
+
+import sys
+import time
+
+
+class Reset(Exception):
+    """An update asks for a reset: raised out of the loop's wait
+    (``run_slice``, which also sets the clock's ``reset``: this module may
+    have been loaded again since ``firmware.device`` started, so the
+    class is not what it would catch), and the chip is reset."""
+
+
+# what an update or a self-test loads, dropped when it ends
+MODULES = ("firmware.ota.session", "firmware.ota.trial", "firmware.ota.ed25519", "otaboot", "firmware.ota")
+
+
+def run_slice(clock, budget_us):
+    """Give the uplink's ``task``, or a new update for what arrived on the
+    command topic, ``budget_us`` of this wait of ``clock``
+    (firmware.uplink.coop.CoopClock); returns the microseconds spent."""
+    t0 = time.ticks_us()
+    deadline = time.ticks_add(t0, budget_us)
+    up = clock.up
+    t = getattr(up, "task", None)
+    done = False
+    try:
+        if t is None:
+            # the import is this slice's work: the offer waits a cycle
+            from firmware.ota.session import Updater
+
+            up.task = Updater(clock, up)
+        else:
+            # once over, a task is not stepped again
+            if not getattr(t, "over", False) and not t.step(deadline):
+                t.over = True
+            done = getattr(t, "over", False)
+        if _PIDS and up.connected:
+            # a task is over once its last PUBACK is in (a reconnect
+            # forgets them all: nothing to take then)
+            done = settle(up) and done
+    except Exception as e:  # an update's surprise never stops the loop
+        clock.errors += 1
+        clock.task_error = repr(e)
+        done = True
+    spent = time.ticks_diff(time.ticks_us(), t0)
+    # set on the clock by the first slice: no heap for it before an update
+    if spent > getattr(clock, "task_longest_us", 0):
+        clock.task_longest_us = spent
+    if done:
+        up.task = None
+        if getattr(t, "reset", False):
+            clock.reset = True
+            raise Reset()
+        # its code goes with it: the heap the loop had before the offer
+        for name in MODULES:
+            if name in sys.modules:
+                del sys.modules[name]
+            pkg, _, leaf = name.rpartition(".")
+            if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
+                delattr(sys.modules[pkg], leaf)
+        import gc
+
+        gc.collect()
+    return spent
 
 
 def app_file(name):
@@ -63,5 +130,26 @@ def publish_status(up, st, state, running, **extra):
         m["version"] = st.get("try_version")
         m["bundle"] = st.get("try_bundle")
     m.update(extra)
-    up.client.publish(status_topic(up.device), cbor.dumps(m), 1, True)
+    publish(up, status_topic(up.device), cbor.dumps(m))
     return True
+
+
+# packet ids of what this module published, until their PUBACK is taken
+_PIDS = []
+
+
+def publish(up, topic, payload):
+    """QoS 1, the uplink client's one kind (and not retained: the host
+    asks for the status it missed, ``{"op": "status"}``)."""
+    _PIDS.append(up.client.publish(topic, payload))
+
+
+def settle(up):
+    """Take the PUBACKs of what was published here: an id left
+    acknowledged in the client could later pass for a batch's. True when
+    none is left."""
+    c = up.client
+    for pid in _PIDS[:]:
+        if c.wait(pid, 0):
+            _PIDS.remove(pid)
+    return not _PIDS

@@ -2,7 +2,7 @@
 idle time (``firmware.uplink.coop`` runs ``step`` in what is left of each
 wait; this module is imported when an offer arrives and dropped after).
 
-    u = Updater(fw, up)
+    u = Updater(clock, up)       # the loop's CoopClock, the uplink
     while u.step(deadline_us):   # each step returns by the deadline
         ...
     u.reset                      # True: switched, reset into the new directory
@@ -50,8 +50,8 @@ import time
 import otaboot
 
 from firmware import cbor
-from firmware.ota import app_file, get_topic, publish_status, running_dir
-from hal.errors import UpdateRefused as Refused
+from firmware.ota import app_file, get_topic, publish, publish_status, running_dir
+from hal.errors import _Value
 
 CHUNK_MAX = 4096
 WINDOW = 2
@@ -81,9 +81,19 @@ def _check_name(name):
         raise Refused("unsafe-path", "file %r belongs to the device, not to a bundle" % name)
 
 
+class Refused(_Value):
+    """The device refused the update; ``reason`` is one short word for
+    tools. In this module rather than hal/errors.py: that one is on the
+    heap whenever the loop runs."""
+
+    def __init__(self, reason, why):
+        super().__init__("%s: %s" % (reason, why))
+        self.reason = reason
+
+
 class Updater:
-    def __init__(self, fw, up):
-        self.fw = fw
+    def __init__(self, clock, up):
+        self.clock = clock
         self.up = up
         self.c = up.client
         self.reset = False
@@ -136,9 +146,13 @@ class Updater:
             m = self._take()
             if m is None:
                 return None
-            if m.get("op") == "offer":
+            op = m.get("op")
+            if op == "offer":
                 return m
-            # chunks of an update that is over: nothing to do with them
+            if op == "status" and self.st is not None:
+                # the host asks (it was away when the device last said)
+                self._status("committed" if self.dir == self.st.get("current") else "rolled-back")
+            # else chunks of an update that is over: nothing to do with them
 
     # -- the update -------------------------------------------------------------
     def _run(self):
@@ -225,8 +239,8 @@ class Updater:
         if selftest_s:
             st["try_selftest_s"] = selftest_s
         otaboot.write(st)
-        clock = self.fw.clock
-        self._status("switching", version=version, longest_us=clock.task_longest_us, max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
+        clock = self.clock
+        self._status("switching", version=version, longest_us=getattr(clock, "task_longest_us", 0), max_gap_us=clock.max_gap_us)
         self.reset = True
 
     def _check_head(self, head):
@@ -264,9 +278,9 @@ class Updater:
                 if self.up.connected:
                     while asked < size and asked - off < WINDOW * chunk:
                         n = min(chunk, size - asked)
-                        self.c.publish(get_topic(self.up.device), cbor.dumps({"op": "get", "id": self.id, "f": i, "o": asked, "n": n}), 0)
+                        publish(self.up, get_topic(self.up.device), cbor.dumps({"op": "get", "id": self.id, "f": i, "o": asked, "n": n}))
                         asked += n
-                    self.c.poll()
+                    self.c.wait(None, 0)  # write the requests, take what came
                 got = False
                 while True:
                     m = self._take()
@@ -286,7 +300,7 @@ class Updater:
                     if quiet > GIVE_UP_MS:
                         self._refuse("timeout", "no chunk of %s for %d s" % (path, quiet // 1000))
                     if quiet > RETRY_MS:
-                        asked = off  # lost (QoS 0, a reconnect): ask again
+                        asked = off  # lost (a reconnect): ask again
                         heard = time.ticks_ms()
                     yield _IDLE
         finally:

@@ -1,7 +1,7 @@
 """The boot's part of an update: report the update state once the uplink
 is connected and, on the boots of a directory on trial, its self-test.
 
-    fw.clock.task = for_boot(fw, up)    # firmware.device, once per boot
+    up.task = for_boot(fw, up)    # firmware.device, once per boot
 
 The self-test passes when, within the bundle's ``selftest_s`` (default
 ``TRIAL_S``), all of these hold at once:
@@ -100,7 +100,7 @@ class Trial:
         otaboot.write(new)
         self.st = new
         clock = self.fw.clock
-        publish_status(self.up, new, "committed", self.dir, longest_us=clock.task_longest_us, max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
+        publish_status(self.up, new, "committed", self.dir, longest_us=getattr(clock, "task_longest_us", 0), max_gap_us=clock.max_gap_us, overruns=self.fw.overruns)
         return True
 
     def roll_back(self, why):

@@ -16,26 +16,22 @@ from the same slices.
 
 The device also listens on its command topic (``edgefw/<id>/cmd``). What
 arrives there starts an update (``firmware.ota.session``), imported only
-then; an update, or the boot's self-test after one (``task``), gets what
+then; an update, or the boot's self-test after one (the uplink's ``task``), gets what
 is left of every wait, in steps that each return in well under a
-millisecond, and its modules are dropped once it ends. A task that has
-switched the device to a new directory raises ``Reset``: the loop ends
-with its outputs safe and ``firmware.device`` resets the chip.
+millisecond, and its modules are dropped once it ends
+(``firmware.ota.run_slice``). A task that has switched the device to a
+new directory raises ``firmware.ota.Reset``: the loop ends with its
+outputs safe and ``firmware.device`` resets the chip.
 """
 
-import sys
 import time
 
 from firmware.uplink.mqtt_nb import Client
 from firmware.uplink.uplink import from_config, tls_of
 
 
-class Reset(Exception):
-    """An update asks for a reset (``firmware.ota``)."""
-
-
 class CoopClock:
-    def __init__(self, clock, up, wifi=None, margin_us=2000, slice_us=4000, min_slice_us=1000, every_ms=20, fw=None):
+    def __init__(self, clock, up, wifi=None, margin_us=2000, slice_us=4000, min_slice_us=1000, every_ms=20):
         self.clock = clock
         # the loop's hot calls go straight to the clock
         self.ticks_us = clock.ticks_us
@@ -54,10 +50,6 @@ class CoopClock:
         self.max_gap_us = 0  # wall time from one cycle's wait to the next's
         self._t_wait = None
         self.errors = 0
-        self.fw = fw
-        self.task = None  # an update or a self-test while one runs (firmware.ota)
-        self.task_error = None
-        self.task_longest_us = 0
 
     async def wait_us(self, us):
         now = time.ticks_us()
@@ -81,42 +73,13 @@ class CoopClock:
             if spent > self.longest_us:
                 self.longest_us = spent
             us -= spent
-        if (self.task is not None or self.up.client.commands) and us - self.margin_us >= self.min_slice_us:
-            t0 = time.ticks_us()
-            self._task_slice(time.ticks_add(t0, min(self.slice_us, us - self.margin_us)))
-            spent = time.ticks_diff(time.ticks_us(), t0)
-            if spent > self.task_longest_us:
-                self.task_longest_us = spent
-            us -= spent
+        # ``task``: set on the uplink by firmware.ota while one runs
+        if (self.up.client.commands or getattr(self.up, "task", None)) and us - self.margin_us >= self.min_slice_us:
+            # an update's code is on the heap only while one runs
+            from firmware.ota import run_slice
+
+            us -= run_slice(self, min(self.slice_us, us - self.margin_us))
         await self.clock.wait_us(us)
-
-    def _task_slice(self, deadline):
-        t = self.task
-        try:
-            if t is None:
-                # the import is this slice's work: the offer waits a cycle
-                from firmware.ota.session import Updater
-
-                self.task = Updater(self.fw, self.up)
-                return
-            if t.step(deadline):
-                return
-        except Exception as e:  # an update's surprise never stops the loop
-            self.errors += 1
-            self.task_error = repr(e)
-        self.task = None
-        if getattr(t, "reset", False):
-            raise Reset()
-        # its code goes with it: heap the loop had before the offer
-        for name in ("firmware.ota.session", "firmware.ota.trial", "firmware.ota.ed25519", "firmware.ota", "otaboot"):
-            if name in sys.modules:
-                del sys.modules[name]
-            pkg, _, leaf = name.rpartition(".")
-            if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
-                delattr(sys.modules[pkg], leaf)
-        import gc
-
-        gc.collect()
 
 
 def attach(fw, device_id, u, wifi=None):
@@ -132,13 +95,11 @@ def attach(fw, device_id, u, wifi=None):
         client.deadline_us = None
     else:
         client = Client(host, int(port), device_id, u["username"], u["password"])
-    # offers and chunks of updates (firmware.ota) arrive here
-    client.cmd_topic = "edgefw/%s/cmd" % device_id
     up = from_config(fw.journal, client, device_id, u, batch_records=min(u["batch_records"], 32), batch_bytes=4096, window=2)
     # what the uplink loads on first use, loaded now: an import inside a
     # slice would run long past its end
     from firmware import cbor_decode  # noqa: F401  (receipts are parsed)
     from firmware.store import outbox, scan  # noqa: F401
 
-    fw.clock = CoopClock(fw.clock, up, wifi, fw=fw)
+    fw.clock = CoopClock(fw.clock, up, wifi)
     return up

@@ -1,8 +1,9 @@
 """What the two MQTT clients of the uplink share: their settings.
 ``firmware.linux.paho_client`` (CPython) and ``firmware.uplink.umqtt_client`` (MicroPython)
 add ``connect``, ``publish``, ``wait``, ``receipts`` and ``disconnect``.
-``receipt_topic``, when the uplink sets it, is subscribed at connect, and
-so is ``cmd_topic``: what arrives there (update offers and chunks,
+``receipt_topic`` (``edgefw/<id>/receipt``), when the uplink sets it, is
+subscribed at connect, and so is the command topic beside it
+(``edgefw/<id>/cmd``): what arrives there (update offers and chunks,
 ``firmware.ota``) is kept in ``commands``, apart from the receipts."""
 
 
@@ -16,5 +17,4 @@ class ClientBase:
         self.tls = tls
         self.timeout_s = timeout_ms / 1000
         self.receipt_topic = None
-        self.cmd_topic = None
         self.commands = []

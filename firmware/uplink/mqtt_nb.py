@@ -116,30 +116,22 @@ class Client(ClientBase):
                 payload += _str(self.password)
         vh = b"\x00\x04MQTT\x04" + bytes([flags]) + self.keepalive_s.to_bytes(2, "big")
         self._queue(b"\x10" + _varlen(len(vh) + len(payload)), vh + payload)
-        topics = b""
-        for t in (self.receipt_topic, self.cmd_topic):
-            if t is not None:
-                topics += _str(t) + b"\x01"
-        if topics:
-            body = self._next_pid().to_bytes(2, "big") + topics
+        if self.receipt_topic is not None:
+            # and the command topic beside it (mqtt.ClientBase)
+            t = self.receipt_topic
+            body = self._next_pid().to_bytes(2, "big") + _str(t) + b"\x01" + _str(t[:-7] + "cmd") + b"\x01"
             self._queue(b"\x82" + _varlen(len(body)), body)
         self._t_conn = self._t_sent = _us()
         self._io(0)
 
-    def publish(self, topic, payload, qos=1, retain=False):
-        """Returns the packet id to wait on; None at QoS 0 (nothing comes
-        back, and nothing is kept for it)."""
+    def publish(self, topic, payload):
         if self.sock is None:
             raise OSError("not connected to the broker")
-        pid = self._next_pid() if qos else None
-        head = _str(topic) + (pid.to_bytes(2, "big") if qos else b"")
-        self._queue(bytes([0x30 | (qos << 1) | (1 if retain else 0)]) + _varlen(len(head) + len(payload)) + head, payload)
+        pid = self._next_pid()
+        head = _str(topic) + pid.to_bytes(2, "big")
+        self._queue(b"\x32" + _varlen(len(head) + len(payload)) + head, payload)
         self._io(0)
         return pid
-
-    def poll(self):
-        """Write what is queued and take what has arrived, without waiting."""
-        self._io(0)
 
     def wait(self, handle, timeout_ms):
         self._io(timeout_ms, handle)
@@ -270,10 +262,8 @@ class Client(ClientBase):
                 pid = body[j : j + 2]
                 j += 2
                 self._queue(b"\x40\x02" + pid)
-            if self.cmd_topic is not None and body[2 : 2 + tl] == self.cmd_topic.encode():
-                self.commands.append(body[j:])
-            else:
-                self._inbox.append(body[j:])
-        elif kind == 0x90 and n >= 3 and 0x80 in body[2:]:  # SUBACK: refused
-            raise OSError("the broker refused the subscription to %s" % (self.receipt_topic if body[2] == 0x80 else self.cmd_topic))
+            # commands (their topic is 4 bytes shorter), or receipts
+            (self.commands if tl == len(self.receipt_topic) - 4 else self._inbox).append(body[j:])
+        elif kind == 0x90 and 0x80 in body[2:]:  # SUBACK: refused
+            raise OSError("the broker refused the subscription to %s or its command topic" % self.receipt_topic)
         return True

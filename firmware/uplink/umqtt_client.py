@@ -103,34 +103,27 @@ class Client(ClientBase):
             sock.settimeout(self.timeout_s)
             c.sock = _TimedSock(sock, self.timeout_s)
         self._c = c
-        c.set_callback(self._on_msg)
-        for t in (self.receipt_topic, self.cmd_topic):
-            if t is None:
-                continue
-            try:
-                c.subscribe(t, 1)
-            except Exception as e:
-                self.disconnect()
-                raise OSError("MQTT subscribe to %s failed: %r" % (t, e))
+        if self.receipt_topic is not None:
+            c.set_callback(self._on_msg)
+            # and the command topic beside it (mqtt.ClientBase)
+            for t in (self.receipt_topic, self.receipt_topic[:-7] + "cmd"):
+                try:
+                    c.subscribe(t, 1)
+                except Exception as e:
+                    self.disconnect()
+                    raise OSError("MQTT subscribe to %s failed: %r" % (t, e))
 
     def _on_msg(self, topic, msg):
-        if self.cmd_topic is not None and topic == self.cmd_topic.encode():
-            self.commands.append(msg)
-        else:
-            self._inbox.append(msg)
+        (self._inbox if topic == self.receipt_topic.encode() else self.commands).append(msg)
 
-    def publish(self, topic, payload, qos=1, retain=False):
+    def publish(self, topic, payload):
         if self._c is None:
             raise OSError("not connected to the broker")
         try:
-            self._c.publish(topic, payload, retain, qos)
+            self._c.publish(topic, payload, qos=1)
         except Exception as e:
             raise OSError("publish failed: %r" % (e,))
         return True
-
-    def poll(self):
-        """Take what has arrived (receipts stay for ``receipts``)."""
-        self._take()
 
     def _take(self):
         if self._c is None:
@@ -145,6 +138,8 @@ class Client(ClientBase):
             raise OSError("receive failed: %r" % (e,))
 
     def wait(self, handle, timeout_ms):
+        if handle is None:
+            self._take()  # wait(None, 0): take what has arrived (firmware.ota)
         return handle
 
     def receipts(self, timeout_ms=0):
