@@ -146,7 +146,7 @@ def main(argv=None):
 
     cause = reset_cause()
     dev = read_json("device.json", {})
-    from firmware.ota import app_file
+    from firmware.ota.status import app_file
 
     info = read_json(app_file("build.json"), {})
     wifi = wifi_up(dev.get("wifi"))

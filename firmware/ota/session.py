@@ -50,7 +50,7 @@ import time
 import otaboot
 
 from firmware import cbor
-from firmware.ota import app_file, get_topic, publish, publish_status, running_dir
+from firmware.ota.status import app_file, get_topic, publish, publish_status, running_dir
 from hal.errors import _Value
 
 CHUNK_MAX = 4096
@@ -130,7 +130,7 @@ class Updater:
     # -- the messages -----------------------------------------------------------
     def _take(self):
         """The next command as a dict, or None."""
-        cmds = self.c.commands
+        cmds = self.c.commands or ()
         while cmds:
             raw = cmds.pop(0)
             try:

@@ -24,7 +24,7 @@ import time
 
 import otaboot
 
-from firmware.ota import publish_status, running_dir
+from firmware.ota.status import publish_status, running_dir
 
 TRIAL_S = 60
 MIN_CYCLES = 100

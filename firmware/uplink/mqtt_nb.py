@@ -262,8 +262,14 @@ class Client(ClientBase):
                 pid = body[j : j + 2]
                 j += 2
                 self._queue(b"\x40\x02" + pid)
-            # commands (their topic is 4 bytes shorter), or receipts
-            (self.commands if tl == len(self.receipt_topic) - 4 else self._inbox).append(body[j:])
-        elif kind == 0x90 and 0x80 in body[2:]:  # SUBACK: refused
-            raise OSError("the broker refused the subscription to %s or its command topic" % self.receipt_topic)
+            if tl == len(self.receipt_topic) - 4:  # a command: its topic is 4 bytes shorter
+                if self.commands is None:
+                    self.commands = []
+                self.commands.append(body[j:])
+            else:
+                self._inbox.append(body[j:])
+        elif kind == 0x90 and n >= 3 and body[2] == 0x80:  # SUBACK: refused
+            # (the command topic's refusal, body[3], shows as no update
+            # ever arriving: the fleet's ACL grants both)
+            raise OSError("the broker refused the subscription to %s" % self.receipt_topic)
         return True

@@ -114,7 +114,12 @@ class Client(ClientBase):
                     raise OSError("MQTT subscribe to %s failed: %r" % (t, e))
 
     def _on_msg(self, topic, msg):
-        (self._inbox if topic == self.receipt_topic.encode() else self.commands).append(msg)
+        if topic == self.receipt_topic.encode():
+            self._inbox.append(msg)
+        else:
+            if self.commands is None:
+                self.commands = []
+            self.commands.append(msg)
 
     def publish(self, topic, payload):
         if self._c is None:
@@ -131,8 +136,8 @@ class Client(ClientBase):
         try:
             # what has arrived, without waiting: at most a window's worth
             for _ in range(16):
-                n = len(self._inbox) + len(self.commands)
-                if self._c.check_msg() is None and len(self._inbox) + len(self.commands) == n:
+                n = len(self._inbox) + len(self.commands or ())
+                if self._c.check_msg() is None and len(self._inbox) + len(self.commands or ()) == n:
                     break
         except Exception as e:
             raise OSError("receive failed: %r" % (e,))
