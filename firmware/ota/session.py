@@ -205,6 +205,10 @@ class Updater:
             del v
         finally:
             mf.close()
+        # the verifier's code goes before the download needs the heap
+        del Verifier
+        _drop("firmware.ota.ed25519")
+        yield
         if not ok:
             self._refuse("bad-signature", "the manifest's signature does not verify with key %s" % key)
         mf = open(mpath)
@@ -310,6 +314,17 @@ class Updater:
             digest.append(got)
         elif got != want:
             self._refuse("hash-mismatch", "file %s does not match its SHA-256 in the manifest" % path)
+
+
+def _drop(name):
+    # unreferenced, it goes at the next collection (one here would cost
+    # this step several ms on a 256 KB heap)
+    import sys
+
+    sys.modules.pop(name, None)
+    pkg, _, leaf = name.rpartition(".")
+    if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
+        delattr(sys.modules[pkg], leaf)
 
 
 def _read_json(path):
