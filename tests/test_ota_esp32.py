@@ -309,3 +309,29 @@ def test_rollout_engine_drives_esp32s(rig, tmp_path):
         for d in devs:
             d.stop()
         w.close()
+
+
+def test_unknown_key_and_downgrade_refused(rig, tmp_path):
+    """Refused before any of the payload is fetched, nothing changed."""
+    names = ["esp-rf"]
+    w = ingest(rig, tmp_path, names)
+    (d,) = devices(rig, tmp_path, names)
+    ota.build_bundle(rig["img"], str(rig["tmp"] / "attacker.key"), str(tmp_path / "other.edgefw"), V2)
+    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "old.edgefw"), "0.0.9")
+    try:
+        d.start()
+        assert wait(lambda: any(x.startswith("EDGEFW READY") for x in d.out), 60), d.text()
+        before = d.state()
+        for bundle, reason in (("other.edgefw", "unknown-key"), ("old.edgefw", "downgrade")):
+            with ota.Server(str(tmp_path / bundle), "127.0.0.1", rig["broker"].port) as s:
+                s.offer(names)
+                assert s.wait_for(lambda st: final(st, "esp-rf", s.bundle.id), 60), (s.status, d.text())
+                assert s.status["esp-rf"]["state"] == "refused" and s.status["esp-rf"]["reason"] == reason, s.status
+                assert s.files_asked <= {-1}, s.files_asked
+                s.withdraw(names)
+        st = d.state()
+        assert st["current"] == before["current"] and st["try"] is None and st["last"]["result"] == "refused", st
+        assert d.resets == 0, d.text()
+    finally:
+        d.stop()
+        w.close()
