@@ -92,3 +92,25 @@ def test_plan_engine_mqtt_needs_its_broker(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(dict(base, mqtt={"broker": "127.0.0.1:1883", "tls_ca": "ca.pem"})))
     p = P.load(str(tmp_path / "p.json"))
     assert p.engine == "mqtt" and p.mqtt["broker"] == "127.0.0.1:1883" and p.mqtt["tls_ca"] == str(tmp_path / "ca.pem")
+
+
+def test_fleet_commands_trust_lay_out_and_sign(tmp_path, capsys):
+    import argparse
+
+    from edgefw.fleet import cli
+
+    def fleet(*argv):
+        p = cli.add_parser(argparse.ArgumentParser(prog="edgefw fleet"))
+        return cli.main(p.parse_args([str(a) for a in argv]))
+
+    img = fake_image(tmp_path / "img")
+    keygen(str(tmp_path / "k"))
+    assert fleet("ota-trust", img, tmp_path / "k.pub") == 0
+    kid, pub = ota.key_hex(str(tmp_path / "k.pub"))
+    assert json.loads((img / "ota_keys.json").read_text()) == {kid: pub}
+    assert fleet("ota-layout", img, tmp_path / "fs") == 0
+    assert (tmp_path / "fs" / "a" / "ota_keys.json").exists()
+    assert fleet("ota-bundle", img, "--key", tmp_path / "k.key", "--version", "2.0.0", "-o", tmp_path / "b.edgefw") == 0
+    assert ota.Bundle(str(tmp_path / "b.edgefw")).version == "2.0.0"
+    assert fleet("ota-bundle", img, "--key", tmp_path / "nokey", "--version", "2.0.0", "-o", tmp_path / "c.edgefw") == 2
+    assert "ota-bundle:" in capsys.readouterr().err

@@ -62,11 +62,11 @@ def key_hex(pub_pem):
 def trust(image, pub_pems):
     """Write the image's trusted keys (``ota_keys.json``) and renew its
     manifest."""
-    from edgefw.build.mpy import read_manifest, write_manifest
+    from edgefw.build.mpy import BUILD, write_manifest
 
     doc = dict(key_hex(p) for p in pub_pems)
     (Path(image) / KEYS).write_text(json.dumps(doc, separators=(",", ":")))
-    write_manifest(image, read_manifest(image)["board"])
+    write_manifest(image, json.loads((Path(image) / BUILD).read_text())["board"])
 
 
 def _app_files(image):
