@@ -178,6 +178,11 @@ def main(argv=None):
 
         up.task = for_boot(fw, up)
         del for_boot
+    if up is None or up.task is None:
+        # the flat layout, or no uplink: nothing of the update stays loaded
+        from firmware.ota import unload
+
+        unload()
     import asyncio
 
     until = sc["duration_us"] if sc else None

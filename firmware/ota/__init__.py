@@ -76,13 +76,18 @@ def run_slice(clock, budget_us):
             clock.reset = True
             raise Reset()
         # its code goes with it: the heap the loop had before the offer
-        for name in MODULES:
-            if name in sys.modules:
-                del sys.modules[name]
-            pkg, _, leaf = name.rpartition(".")
-            if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
-                delattr(sys.modules[pkg], leaf)
-        import gc
-
-        gc.collect()
+        unload()
     return spent
+
+
+def unload():
+    """Drop every module of the update (``MODULES``) and collect."""
+    for name in MODULES:
+        if name in sys.modules:
+            del sys.modules[name]
+        pkg, _, leaf = name.rpartition(".")
+        if pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
+            delattr(sys.modules[pkg], leaf)
+    import gc
+
+    gc.collect()
