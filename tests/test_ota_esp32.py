@@ -105,9 +105,6 @@ def test_ten_devices_refuse_a_bad_signature_then_update(rig, tmp_path):
             ok = s.wait_for(lambda st: all(final(st, n, s.bundle.id) for n in names), 120)
             took = time.monotonic() - t0
             late = [n for n in names if not final(s.status, n, s.bundle.id)]
-            for d in devs:
-                if d.dev in late:
-                    open("/tmp/late-%s.txt" % d.dev, "w").write("\n".join(d.out) + "\n" + repr(s.history.get(d.dev)))
             assert ok, (late, [s.history.get(n) for n in late], [d.text()[-1500:] for d in devs if d.dev in late])
             assert all(s.status[n]["state"] == "committed" and s.status[n]["dir"] == "b" for n in names), s.status
             s.withdraw(names)
