@@ -51,7 +51,6 @@ class Trial:
         self.records0 = up.records
         self.reported = False
         self.reset = False
-        self.why = None
 
     def step(self, deadline_us):
         """True while there is more to do."""
