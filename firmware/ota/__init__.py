@@ -38,10 +38,15 @@ class Reset(Exception):
 MODULES = ("firmware.ota.session", "firmware.ota.trial", "firmware.ota.ed25519", "firmware.ota.status", "otaboot", "firmware.ota")
 
 
-def run_slice(clock, budget_us):
+def run_slice(clock, wait_us):
     """Give the uplink's ``task``, or a new update for what arrived on the
-    command topic, ``budget_us`` of this wait of ``clock``
-    (firmware.uplink.coop.CoopClock); returns the microseconds spent."""
+    command topic, a slice of this wait of ``clock``
+    (firmware.uplink.coop.CoopClock: what is left but its margin, at most
+    its slice, none when under its smallest slice); returns the
+    microseconds spent."""
+    budget_us = min(clock.slice_us, wait_us - clock.margin_us)
+    if budget_us < clock.min_slice_us:
+        return 0
     t0 = time.ticks_us()
     deadline = time.ticks_add(t0, budget_us)
     up = clock.up

@@ -73,12 +73,12 @@ class CoopClock:
             if spent > self.longest_us:
                 self.longest_us = spent
             us -= spent
-        # ``task``: set on the uplink by firmware.ota while one runs
-        if (self.up.client.commands or getattr(self.up, "task", None)) and us - self.margin_us >= self.min_slice_us:
-            # an update's code is on the heap only while one runs
+        # ``task``: set on the uplink by firmware.ota while one runs, whose
+        # code is on the heap only then
+        if self.up.client.commands or getattr(self.up, "task", None):
             from firmware.ota import run_slice
 
-            us -= run_slice(self, min(self.slice_us, us - self.margin_us))
+            us -= run_slice(self, us)
         await self.clock.wait_us(us)
 
 

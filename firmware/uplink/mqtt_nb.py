@@ -219,10 +219,8 @@ class Client(ClientBase):
             if not data:
                 raise OSError("the broker closed the connection")
             self._in += data
-            # packets out as they complete: what waits here stays about one
-            # packet long, however much has arrived (an update's chunks)
-            while self._packet():
-                pass
+        while self._packet():
+            pass
 
     def _packet(self):
         """Handle one complete packet from ``_in``; False when none is."""
