@@ -22,6 +22,15 @@ set or unset; ``wifi`` up, down or none (no Wi-Fi configured, or no
 ``network`` module); ``uplink`` on or off. After the scenario of a sim
 board ends, ``EDGEFW DONE`` and the summary as JSON follow.
 
+With the A/B layout (``otaboot.py``: two application directories and
+``ota.json``), ``build.json`` is the running directory's, and once the
+uplink is up the boot reports its update state on
+``edgefw/<id>/ota/status`` and, on the first boots of a new directory,
+runs its self-test (``firmware.ota.trial``). An update that switched
+directories ends the loop (``firmware.ota.Reset``) and the chip
+is reset (``machine.reset()``; the virtual ESP32 exits with
+``RESET_EXIT`` and its runner starts it again).
+
 This module is dropped once the loop is built: its code takes no heap
 while the loop runs.
 """
@@ -31,6 +40,7 @@ import sys
 import time
 
 READY = "EDGEFW READY"
+RESET_EXIT = 3
 
 _CAUSES = (("PWRON_RESET", "power"), ("HARD_RESET", "hard"), ("WDT_RESET", "watchdog"), ("DEEPSLEEP_RESET", "deepsleep"), ("SOFT_RESET", "soft"))
 
@@ -49,6 +59,18 @@ def reset_cause():
         if getattr(machine, attr, None) == c:
             return name
     return "code%d" % c
+
+
+def reset():
+    try:
+        import machine
+
+        machine.reset()
+    except (ImportError, AttributeError):
+        pass
+    import sys
+
+    sys.exit(RESET_EXIT)
 
 
 def read_json(name, default):
@@ -126,7 +148,9 @@ def main(argv=None):
 
     cause = reset_cause()
     dev = read_json("device.json", {})
-    info = read_json("build.json", {})
+    from firmware.ota.status import app_file
+
+    info = read_json(app_file("build.json"), {})
     wifi = wifi_up(dev.get("wifi"))
     set_clock(dev.get("ntp"))
     from firmware import attest
@@ -156,11 +180,28 @@ def main(argv=None):
         )
     )
     del dev, info
+    if up is not None:
+        from firmware.ota.trial import for_boot
+
+        up.task = for_boot(fw, up)
+        del for_boot
+    if up is None or up.task is None:
+        # the flat layout, or no uplink: nothing of the update stays loaded
+        from firmware.ota import unload
+
+        unload()
     import asyncio
 
     until = sc["duration_us"] if sc else None
     try:
         asyncio.run(fw.run(until_us=until))
+    except Exception:
+        if not getattr(fw.clock, "reset", False):
+            raise
+        # an update switched directories (firmware.ota.Reset)
+        fw.safe()
+        fw.journal.close()
+        reset()
     finally:
         fw.safe()
     if up is not None:

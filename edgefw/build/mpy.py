@@ -166,7 +166,7 @@ def image_sources(board, root=ROOT):
     for lib in spec["lib"]:
         for src in sorted((mpdeps.LIB / lib).rglob("*.py")):
             pairs.append((src, "lib/" + src.relative_to(mpdeps.LIB).as_posix()))
-    for name in ("boot.py", "main.py"):
+    for name in ("boot.py", "main.py", "otaboot.py"):
         pairs.append((root / "device" / name, name))
     return pairs
 

@@ -21,13 +21,31 @@ import sys
 
 import _vesp32_board
 
-try:
-    import boards
 
+def _register(imp=__import__):
+    try:
+        boards = imp("boards")
+    except ImportError:
+        return False  # nothing flashed yet, or not yet on sys.path
     sys.modules["boards.sim"] = _vesp32_board
     boards.sim = _vesp32_board
-except ImportError:
-    pass  # nothing flashed yet
+    return True
+
+
+if not _register():
+    # the A/B layout (otaboot.py) puts the image on sys.path only in
+    # main.py: register the board when it is first asked for
+    import builtins
+
+    _import = builtins.__import__
+
+    def _hooked(name, *args):
+        if name == "boards" or name.startswith("boards."):
+            if _register(_import):
+                builtins.__import__ = _import
+        return _import(name, *args)
+
+    builtins.__import__ = _hooked
 
 
 def start(run_main):

@@ -27,9 +27,15 @@ HEADER = "# Written by `edgefw fleet broker-config` from %s: edit the registry, 
 
 
 def device_topics(dev):
-    """(access, topic) of a device: it publishes its batches and reads
-    its receipts and commands, nothing else."""
-    return [("write", "edgefw/%s/up" % dev), ("read", "edgefw/%s/receipt" % dev), ("read", "edgefw/%s/cmd" % dev)]
+    """(access, topic) of a device: it publishes its batches and its
+    update requests and status (``firmware.ota``), and reads its receipts
+    and commands, nothing else."""
+    return [
+        ("write", "edgefw/%s/up" % dev),
+        ("write", "edgefw/%s/ota/#" % dev),
+        ("read", "edgefw/%s/receipt" % dev),
+        ("read", "edgefw/%s/cmd" % dev),
+    ]
 
 
 def service_topics(entry):
@@ -38,6 +44,10 @@ def service_topics(entry):
         # every device's batches in, every device's receipt out; devices can
         # only write their own topic, so the wildcard admits no one else
         return [("read", "edgefw/+/up"), ("write", "edgefw/+/receipt")]
+    if role == "ota":
+        # the ESP32 update server (edgefw.fleet.ota): offers and chunks out
+        # on each device's command topic, requests and status in
+        return [("read", "edgefw/+/ota/#"), ("write", "edgefw/+/cmd")]
     if role == "gateway":
         # a gateway relays for the devices behind it, and only for those
         out = []

@@ -68,6 +68,20 @@ def add_parser(parser):
     # staged, health-gated rollouts (edgefw.rollout): rollout PLAN, status PLAN
     rollout_cli.add_commands(sub)
 
+    # ESP32 updates over the network (edgefw.fleet.ota; docs/updates.md)
+    p = sub.add_parser("ota-trust", help="ESP32 image: trust these Ed25519 public keys for updates over the network")
+    p.add_argument("image", help="a device image (edgefw mpy-build OUT --board esp32_devkitc)")
+    p.add_argument("pub", nargs="+", help="public key files (edgefw update keygen)")
+    p = sub.add_parser("ota-layout", help="ESP32 image: lay it out in a filesystem directory as the A/B layout")
+    p.add_argument("image")
+    p.add_argument("fs", help="the directory to copy to the device's filesystem")
+    p = sub.add_parser("ota-bundle", help="ESP32 image: sign its application as a bundle for updates over the network")
+    p.add_argument("image")
+    p.add_argument("--key", required=True, help="the signer's private key (edgefw update keygen)")
+    p.add_argument("--version", required=True, help="the bundle's version, newer than what the devices run")
+    p.add_argument("--selftest-s", type=int, help="how long the device's self-test of it may take (default 60)")
+    p.add_argument("-o", "--out", required=True)
+
     p = sub.add_parser("ingest-keys", help="seal keys in the format `edgefw ingest --keys` reads")
     p.add_argument("--out", help="write them here (mode 0600) instead of stdout")
     p.add_argument("--all", action="store_true", help="device -> list of keys still accepted (rotation overlap)")
@@ -158,6 +172,21 @@ def _run(args):
         for p in broker.write_broker_config(Fleet(root).load()):
             print(p)
         _reload(args.reload)
+    elif c in ("ota-trust", "ota-layout", "ota-bundle"):
+        from edgefw.fleet import ota
+
+        try:
+            if c == "ota-trust":
+                ota.trust(args.image, args.pub)
+                print("%s trusts %s" % (args.image, ", ".join(ota.key_hex(p)[0] for p in args.pub)))
+            elif c == "ota-layout":
+                st = ota.flash_layout(args.image, args.fs)
+                print("%s: A/B layout, %s in %s" % (args.fs, st["version"], st["current"]))
+            else:
+                m = ota.build_bundle(args.image, args.key, args.out, args.version, selftest_s=args.selftest_s)
+                print("%s: %s for %s, %d files, %d bytes" % (args.out, m["version"], m["board"], len(m["files"]), sum(f[1] for f in m["files"])))
+        except (OSError, ValueError, KeyError) as e:
+            raise FleetError("%s: %s" % (c, e))
     elif c == "ingest-keys":
         text = ops.export_json(ops.ingest_keys(root, args.all))
         if args.out:

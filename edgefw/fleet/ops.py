@@ -20,7 +20,7 @@ from edgefw.fleet.broker import render, write_files
 from edgefw.fleet.registry import FORMAT, Fleet, check_name, dumps, write_atomic
 
 ON_DEVICE_KEYGEN = ("rpi4", "rpi5", "jetson_nano", "jetson_orin_nano")
-ROLES = ("ingest", "gateway")
+ROLES = ("ingest", "gateway", "ota")
 SEAL_KEY_BYTES = 32
 
 
@@ -214,7 +214,7 @@ def add_service(root, name, role, devices=(), out=None, csr=None):
     if role not in ROLES:
         raise FleetError("role %r: one of %s" % (role, ", ".join(ROLES)))
     if role != "gateway" and devices:
-        raise FleetError("--devices is for a gateway: an ingest service reads every device")
+        raise FleetError("--devices is for a gateway: an ingest or ota service serves every device")
     for d in devices:
         if d not in f.doc["devices"]:
             raise FleetError("gateway %s: device %r is not in the registry; add it first" % (name, d))

@@ -76,7 +76,11 @@ def cmd_rollout(a):
             return ansible.run(plan, devices, a.state)
         from edgefw.rollout import engine
 
-        r = engine.Rollout(plan, a.state, out=lambda m: print(m, flush=True))
+        if plan.engine == "mqtt":
+            from edgefw.rollout.mqtt import MqttRollout as Rollout
+        else:
+            Rollout = engine.Rollout
+        r = Rollout(plan, a.state, out=lambda m: print(m, flush=True))
     except (P.PlanError, ST.StageError) as e:
         print("refused: %s" % e, file=sys.stderr)
         return 1

@@ -33,7 +33,13 @@ def bundle_info(path):
     device verifies; this only names what is rolled out."""
     try:
         with tarfile.open(path, "r:") as tar:
-            m = json.loads(tar.extractfile("manifest.json").read())
+            if "manifest" in tar.getnames():
+                # an ESP32 bundle (edgefw.fleet.ota)
+                from edgefw.fleet.ota import read_manifest
+
+                m = read_manifest(tar.extractfile("manifest").read())
+            else:
+                m = json.loads(tar.extractfile("manifest.json").read())
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -25,6 +25,13 @@
     settle_s = 5
     max_restarts = 2
 
+    engine = "mqtt"       # ESP32s: offered over MQTT (edgefw.rollout.mqtt)
+    [mqtt]
+    broker = "10.0.0.2:8883"
+    tls_ca = "creds/ota-1/ca.pem"           # an "ota" service's credentials
+    tls_cert = "creds/ota-1/client.pem"     # (edgefw fleet add-service --role ota)
+    tls_key = "creds/ota-1/client.key"
+
     [health]              # optional: also judge from what reached ingest
     ingest_db = "postgresql://reader@db/fleet"   # or a SQLite path
 
@@ -52,10 +59,12 @@ TOP = {
     "bundle": (str,), "rollback_bundles": (list,), "inventory": (str,), "targets": (dict,), "stages": (list,),
     "stage_defaults": (dict,), "offline": (dict,), "install": (dict,), "parallel": (int,), "engine": (str,),
     "health": (dict,),
+    "mqtt": (dict,),
 }
 REQUIRED = ("bundle", "inventory", "stages")
 INSTALL = {"timeout_s": (int, float), "settle_s": (int, float), "max_restarts": (int,)}
-ENGINES = ("ssh", "ansible")
+ENGINES = ("ssh", "ansible", "mqtt")
+MQTT = {"broker": (str,), "tls_ca": (str,), "tls_cert": (str,), "tls_key": (str,), "chunk": (int,)}
 
 
 @dataclass
@@ -83,6 +92,7 @@ class Plan:
     install: dict
     parallel: int
     engine: str
+    mqtt: dict = None
     # ingest's database: each device must also report the new image in a
     # boot event there, and no trip after it (edgefw.rollout.health.IngestBoots)
     ingest_db: str = None
@@ -195,7 +205,16 @@ def load(path):
     engine = doc.get("engine", "ssh")
     if engine not in ENGINES:
         raise PlanError("%s: engine must be one of %s, not %r" % (path, ", ".join(ENGINES), engine))
+    mq = doc.get("mqtt")
+    if mq is not None:
+        _table(path, "mqtt.", mq, MQTT)
+        if "broker" not in mq or ":" not in mq["broker"]:
+            raise PlanError("%s: mqtt.broker is required, as host:port" % path)
+        mq = dict(mq, **{k: at(mq[k]) for k in ("tls_ca", "tls_cert", "tls_key") if k in mq})
+    if engine == "mqtt" and mq is None:
+        raise PlanError("%s: engine mqtt needs an [mqtt] table with the broker" % path)
     return Plan(
+        mqtt=mq,
         path=os.path.abspath(path), bundle=at(doc["bundle"]), rollback_bundles=[at(p) for p in rb], inventory=at(doc["inventory"]),
         boards=list(targets.get("boards", [])), labels=dict(targets.get("labels", {})), ids=list(targets.get("ids", [])),
         stages=stages, offline=policy, offline_wait_s=float(off.get("wait_s", 0)), install=install, parallel=parallel, engine=engine,

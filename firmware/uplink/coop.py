@@ -13,6 +13,15 @@ broker that hangs or vanishes costs the loop nothing; only the CPU work
 of one batch (read, CBOR, seal) runs in a slice, bounded by the batch
 size. ``wifi``, when given (``firmware.device.WifiKeeper``), is kept up
 from the same slices.
+
+The device also listens on its command topic (``edgefw/<id>/cmd``). What
+arrives there starts an update (``firmware.ota.session``), imported only
+then; an update, or the boot's self-test after one (the uplink's ``task``), gets what
+is left of every wait, in steps that each return in well under a
+millisecond, and its modules are dropped once it ends
+(``firmware.ota.run_slice``). A task that has switched the device to a
+new directory raises ``firmware.ota.Reset``: the loop ends with its
+outputs safe and ``firmware.device`` resets the chip.
 """
 
 import time
@@ -64,6 +73,12 @@ class CoopClock:
             if spent > self.longest_us:
                 self.longest_us = spent
             us -= spent
+        # ``task``: set on the uplink by firmware.ota while one runs, whose
+        # code is on the heap only then
+        if self.up.client.commands or getattr(self.up, "task", None):
+            from firmware.ota import run_slice
+
+            us -= run_slice(self, us)
         await self.clock.wait_us(us)
 
 

@@ -117,7 +117,9 @@ class Client(ClientBase):
         vh = b"\x00\x04MQTT\x04" + bytes([flags]) + self.keepalive_s.to_bytes(2, "big")
         self._queue(b"\x10" + _varlen(len(vh) + len(payload)), vh + payload)
         if self.receipt_topic is not None:
-            body = self._next_pid().to_bytes(2, "big") + _str(self.receipt_topic) + b"\x01"
+            # and the command topic beside it (mqtt.ClientBase)
+            t = self.receipt_topic
+            body = self._next_pid().to_bytes(2, "big") + _str(t) + b"\x01" + _str(t[:-7] + "cmd") + b"\x01"
             self._queue(b"\x82" + _varlen(len(body)), body)
         self._t_conn = self._t_sent = _us()
         self._io(0)
@@ -250,7 +252,7 @@ class Client(ClientBase):
             self._connack = True
         elif kind == 0x40:  # PUBACK
             self._acked.add(int.from_bytes(body[:2], "big"))
-        elif kind == 0x30:  # PUBLISH: a receipt
+        elif kind == 0x30:  # PUBLISH: a receipt or a command
             qos = (buf[0] >> 1) & 3
             tl = int.from_bytes(body[:2], "big")
             j = 2 + tl
@@ -258,7 +260,14 @@ class Client(ClientBase):
                 pid = body[j : j + 2]
                 j += 2
                 self._queue(b"\x40\x02" + pid)
-            self._inbox.append(body[j:])
+            if tl == len(self.receipt_topic) - 4:  # a command: its topic is 4 bytes shorter
+                if self.commands is None:
+                    self.commands = []
+                self.commands.append(body[j:])
+            else:
+                self._inbox.append(body[j:])
         elif kind == 0x90 and n >= 3 and body[2] == 0x80:  # SUBACK: refused
+            # (the command topic's refusal, body[3], shows as no update
+            # ever arriving: the fleet's ACL grants both)
             raise OSError("the broker refused the subscription to %s" % self.receipt_topic)
         return True

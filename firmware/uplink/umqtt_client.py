@@ -105,14 +105,21 @@ class Client(ClientBase):
         self._c = c
         if self.receipt_topic is not None:
             c.set_callback(self._on_msg)
-            try:
-                c.subscribe(self.receipt_topic, 1)
-            except Exception as e:
-                self.disconnect()
-                raise OSError("MQTT subscribe to %s failed: %r" % (self.receipt_topic, e))
+            # and the command topic beside it (mqtt.ClientBase)
+            for t in (self.receipt_topic, self.receipt_topic[:-7] + "cmd"):
+                try:
+                    c.subscribe(t, 1)
+                except Exception as e:
+                    self.disconnect()
+                    raise OSError("MQTT subscribe to %s failed: %r" % (t, e))
 
     def _on_msg(self, topic, msg):
-        self._inbox.append(msg)
+        if topic == self.receipt_topic.encode():
+            self._inbox.append(msg)
+        else:
+            if self.commands is None:
+                self.commands = []
+            self.commands.append(msg)
 
     def publish(self, topic, payload):
         if self._c is None:
@@ -123,20 +130,25 @@ class Client(ClientBase):
             raise OSError("publish failed: %r" % (e,))
         return True
 
-    def wait(self, handle, timeout_ms):
-        return handle
-
-    def receipts(self, timeout_ms=0):
+    def _take(self):
         if self._c is None:
             raise OSError("not connected to the broker")
         try:
             # what has arrived, without waiting: at most a window's worth
             for _ in range(16):
-                n = len(self._inbox)
-                if self._c.check_msg() is None and len(self._inbox) == n:
+                n = len(self._inbox) + len(self.commands or ())
+                if self._c.check_msg() is None and len(self._inbox) + len(self.commands or ()) == n:
                     break
         except Exception as e:
             raise OSError("receive failed: %r" % (e,))
+
+    def wait(self, handle, timeout_ms):
+        if handle is None:
+            self._take()  # wait(None, 0): take what has arrived (firmware.ota)
+        return handle
+
+    def receipts(self, timeout_ms=0):
+        self._take()
         out, self._inbox = self._inbox, []
         return out
 
