@@ -1,9 +1,11 @@
-"""Which firmware this is: the SHA-256 of the image's ``manifest.json``.
+"""Which firmware this is: the SHA-256 of the image's manifest.
 
-Both kinds of image carry one: the ESP32 image from ``edgefw mpy-build``
-(every file with its size and SHA-256) and a Linux bundle's signed
-manifest, kept in each A/B slot. A hash of the manifest therefore pins
-every file of the image. The device reports it in its ``boot`` event;
+Every kind of image carries one naming each of its files with its
+SHA-256: the ESP32 image from ``edgefw mpy-build`` (``manifest.json``),
+an ESP32 application directory written by an update over the network
+(the bundle's signed ``.manifest``, whose hash is the bundle's id) and a
+Linux bundle's signed manifest, kept in each A/B slot. A hash of the
+manifest therefore pins every file of the image. The device reports it in its ``boot`` event;
 ``edgefw ingest --fleet`` compares it with the registry's
 ``firmware_sha256`` (``edgefw fleet firmware DEVICE --image PATH``).
 

@@ -155,7 +155,10 @@ def main(argv=None):
     set_clock(dev.get("ntp"))
     from firmware import attest
 
-    image = attest.manifest_hash("manifest.json")
+    # an application directory an update wrote holds the bundle's signed
+    # manifest (its SHA-256 is the bundle's id); one flashed whole, the
+    # image's manifest.json
+    image = attest.manifest_hash(app_file(".manifest")) or attest.manifest_hash(app_file("manifest.json"))
     del attest
     sys.modules.pop("firmware.attest", None)
     # a sim board (the virtual ESP32) runs its scenario in real time

@@ -15,7 +15,8 @@ from edgefw.build import mpdeps
 from edgefw.build.mpy import mpy_cross
 from edgefw.deploy.bundle import keygen
 from edgefw.emul.broker import Mosquitto
-from edgefw.fleet import ota
+from edgefw.fleet import ops, ota
+from firmware import cbor
 from tests.helpers.ota_fleet import KEY, VDevice, flash, make_image, wait
 from tests.test_store_forward import IngestWorker
 
@@ -120,6 +121,17 @@ def test_ten_devices_refuse_a_bad_signature_then_update(rig, tmp_path):
             assert st["current"] == "b" and st["version"] == V2 and st["try"] is None and st["previous"] == "a", st
             assert d.resets == 1, d.text()
             assert any(x.startswith("EDGEFW READY version=%s " % V2) for x in d.out), d.text()
+        # attestation: each device's first boot named the flashed image, its
+        # boot after the update the bundle (its id, the manifest's SHA-256)
+        old_image, new_image = ops.image_hash(str(rig["img"])), ops.image_hash(str(good))
+        assert new_image.startswith(s.bundle.id) and new_image != old_image
+
+        def boots(n):
+            with w.ing.lock:
+                return [cbor.loads(b).get("fw") for (b,) in w.ing.db.execute("SELECT body FROM records WHERE device=? AND kind='boot' ORDER BY seq", (n,))]
+
+        assert wait(lambda: all(boots(n)[-1:] == [new_image] for n in names), 30), {n: boots(n) for n in names}
+        assert all(boots(n)[0] == old_image for n in names), {n: boots(n) for n in names}
         # ten devices and the broker on two shared cores: the OS preempts a
         # device inside a slice for tens of ms (one device alone: slices of
         # 5 ms, gaps of 26 ms at a 20 ms period, tests below; with ten, 40-460

@@ -290,8 +290,9 @@ def rotate(root, name, out=None, csr=None):
 
 def image_hash(path):
     """The hash a device running the image at ``path`` reports
-    (``firmware.attest``: SHA-256 of its manifest.json): ``path`` is a
-    Linux bundle, an ``edgefw mpy-build`` directory or a manifest.json."""
+    (``firmware.attest``: SHA-256 of its manifest): ``path`` is a Linux
+    bundle, an ESP32 bundle (its ``manifest``), an ``edgefw mpy-build``
+    directory or a manifest.json."""
     import tarfile
 
     try:
@@ -299,10 +300,16 @@ def image_hash(path):
             path = os.path.join(path, "manifest.json")
         if tarfile.is_tarfile(path):
             with tarfile.open(path, "r:") as tar:
-                m = tar.extractfile("manifest.json")
+                names = tar.getnames()
+                # an ESP32 bundle (edgefw.fleet.ota): its signed manifest is
+                # text, and the device reports its hash (the bundle's id)
+                esp32 = "manifest" in names and "manifest.json" not in names
+                m = tar.extractfile("manifest" if esp32 else "manifest.json")
                 if m is None:
                     raise KeyError("manifest.json")
                 data = m.read()
+            if esp32:
+                return hashlib.sha256(data).hexdigest()
         else:
             with open(path, "rb") as f:
                 data = f.read()

@@ -91,6 +91,9 @@ def flash_layout(image, fs, app="a"):
         dst = fs / app / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(p, dst)
+    # what the directory's firmware reports as its image (firmware.attest)
+    if (image / "manifest.json").exists():
+        shutil.copyfile(image / "manifest.json", fs / app / "manifest.json")
     info = json.loads((image / "build.json").read_text())
     st = {"current": app, "version": info["version"], "bundle": None, "try": None, "boots": 0, "previous": None, "last": None}
     (fs / "ota.json").write_text(json.dumps(st))
