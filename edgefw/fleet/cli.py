@@ -80,9 +80,6 @@ def add_parser(parser):
     p.add_argument("--key", required=True, help="the signer's private key (edgefw update keygen)")
     p.add_argument("--version", required=True, help="the bundle's version, newer than what the devices run")
     p.add_argument("--selftest-s", type=int, help="how long the device's self-test of it may take (default 60)")
-    p.add_argument(
-        "--allow-downgrade", action="store_true", help="devices running a newer version take it too: the bundle a rollout rolls back with (plan's rollback_bundles)"
-    )
     p.add_argument("-o", "--out", required=True)
 
     p = sub.add_parser("ingest-keys", help="seal keys in the format `edgefw ingest --keys` reads")
@@ -186,7 +183,7 @@ def _run(args):
                 st = ota.flash_layout(args.image, args.fs)
                 print("%s: A/B layout, %s in %s" % (args.fs, st["version"], st["current"]))
             else:
-                m = ota.build_bundle(args.image, args.key, args.out, args.version, selftest_s=args.selftest_s, downgrade=args.allow_downgrade)
+                m = ota.build_bundle(args.image, args.key, args.out, args.version, selftest_s=args.selftest_s)
                 print("%s: %s for %s, %d files, %d bytes" % (args.out, m["version"], m["board"], len(m["files"]), sum(f[1] for f in m["files"])))
         except (OSError, ValueError, KeyError) as e:
             raise FleetError("%s: %s" % (c, e))

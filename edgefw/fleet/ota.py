@@ -100,13 +100,11 @@ def flash_layout(image, fs, app="a"):
     return st
 
 
-def build_bundle(image, key_path, out, version, created=None, selftest_s=None, downgrade=False):
+def build_bundle(image, key_path, out, version, created=None, selftest_s=None):
     """Sign the application directory of ``image`` as an ESP32 bundle of
     ``version`` (its build.json says that version); returns the manifest.
     ``selftest_s``: how long the device's self-test of it may take
-    (firmware/ota/trial.py; default 60 s). ``downgrade``: devices running
-    a newer version take it too (a fleet rollback's bundle); without it
-    they refuse anything not newer."""
+    (firmware/ota/trial.py; default 60 s)."""
     from edgefw.deploy.bundle import load_private
     from firmware.linux.bundle import _ed25519, key_id, parse_version
 
@@ -130,8 +128,6 @@ def build_bundle(image, key_path, out, version, created=None, selftest_s=None, d
     }
     if selftest_s is not None:
         m["selftest_s"] = selftest_s
-    if downgrade:
-        m["downgrade"] = True
     lines = [json.dumps(m, separators=(",", ":"))] + ["%s %d %s" % (hashlib.sha256(d).hexdigest(), len(d), rel) for rel, d in members]
     mbytes = ("\n".join(lines) + "\n").encode()
     sig = _ed25519()[1].new(key, "rfc8032").sign(mbytes)

@@ -14,10 +14,8 @@ merely downloaded or switched. A device that refuses the bundle or rolls
 it back has failed.
 
 Going back to the version before the rollout (the fleet-level
-rollback) is an update like any other, to the plan's rollback bundle for
-the version the device ran: a device refuses an older version unless its
-signed manifest says it is a downgrade on purpose, so rollback bundles
-are built with ``edgefw fleet ota-bundle --allow-downgrade``.
+rollback) is not done over the network: the device refuses a
+downgrade, and the previous directory it keeps is its own fallback.
 """
 
 from edgefw.fleet import ota
@@ -30,14 +28,11 @@ class MqttRollout(engine.Rollout):
         engine.Rollout.__init__(self, plan, state_dir, out, sources=[], poll_s=poll_s)
         self.server = None
 
-    def _server(self, bundle, client_id):
+    def run(self):
         mq = self.plan.mqtt
         host, _, port = mq["broker"].rpartition(":")
         tls = {"ca": mq["tls_ca"], "cert": mq.get("tls_cert"), "key": mq.get("tls_key")} if mq.get("tls_ca") else None
-        return ota.Server(bundle, host, int(port), tls=tls, client_id=client_id, chunk=mq.get("chunk", ota.CHUNK))
-
-    def run(self):
-        self.server = self._server(self.plan.bundle, "edgefw-rollout")
+        self.server = ota.Server(self.plan.bundle, host, int(port), tls=tls, client_id="edgefw-rollout", chunk=mq.get("chunk", ota.CHUNK))
         with self.server:
             self.sources[:] = [ota.Status(self.server)]
             self.server.ask([d.id for d in self.devices])
@@ -47,20 +42,9 @@ class MqttRollout(engine.Rollout):
                 self.server.withdraw([d.id for d in self.devices])
 
     def _install(self, dev, bundle, allow_downgrade=False):
-        if bundle == self.plan.bundle:
-            return self._offer(self.server, dev)
-        # the fleet's rollback: the previous version's bundle, offered like
-        # any other; the device takes an older version only from a bundle
-        # signed as a downgrade (edgefw fleet ota-bundle --allow-downgrade).
-        # Its offer replaces this rollout's on the device's command topic,
-        # so a device reset meanwhile does not take the new version again
-        with self._server(bundle, "edgefw-rollout-back-" + dev.id) as back:
-            try:
-                return self._offer(back, dev)
-            finally:
-                back.withdraw([dev.id])
-
-    def _offer(self, s, dev):
+        s = self.server
+        if bundle != self.plan.bundle:
+            return 1, "refused: an ESP32 goes back to its previous directory itself; no downgrade over the network"
         bid = s.bundle.id
         self.log(dev, "offered %s (%s)" % (s.bundle.version, bid))
         s.offer([dev.id])

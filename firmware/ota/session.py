@@ -259,9 +259,7 @@ class Updater:
             newer = _version(head["version"]) > _version(info.get("version", "0"))
         except (ValueError, KeyError):
             self._refuse("malformed", "version %r is not dotted numbers like 1.2.3" % head.get("version"))
-        # an older version only when its signed manifest says it is one on
-        # purpose: a fleet's rollback (edgefw fleet ota-bundle --allow-downgrade)
-        if not newer and head.get("downgrade") is not True:
+        if not newer:
             self._refuse("downgrade", "bundle version %s is not newer than the running %s" % (head["version"], info.get("version")))
 
     def _refuse(self, reason, why):
