@@ -16,7 +16,9 @@ compiled for x86. It then runs the same probe as ``--budget``
 (``tests/mp_only/heap_budget.py``), with the frozen modules first on
 ``sys.path`` and no ``.mpy`` beside them, and prints the same table.
 
-Host needs: make, gcc with 32-bit support (Debian: gcc-multilib). The
+Host needs: make, gcc with 32-bit support (Debian: gcc-multilib, which
+apt installs only by removing gcc-aarch64-linux-gnu, the QEMU tests'
+cross compiler: reinstall that afterwards). The
 build, the tree and the run go to OUT; the source tree is only read
 (``mpy-cross`` is built in it once if missing).
 """
