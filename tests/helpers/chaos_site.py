@@ -136,11 +136,15 @@ class Site:
         self.site_broker = self.t.popen("gateway", [self.mosq, "-c", mosquitto_conf(self.d / "site", SITE, 1883)], stderr=subprocess.DEVNULL)
         assert self.wait_port("gateway", SITE, 1883), "site broker did not start: " + str(self.d / "site")
 
+    @staticmethod
+    def _kill(proc, down_s):
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        time.sleep(down_s)
+
     def restart_site_broker(self, down_s=1.0):
         """SIGKILL, then the same broker (its persistence) again."""
-        self.site_broker.send_signal(signal.SIGKILL)
-        self.site_broker.wait(10)
-        time.sleep(down_s)
+        self._kill(self.site_broker, down_s)
         self._site_broker()
 
     def start_ingest(self):
@@ -151,9 +155,7 @@ class Site:
         assert wait_file(err, "subscribed"), open(err).read()[-2000:]
 
     def restart_ingest(self, down_s=2.0):
-        self.ingest.send_signal(signal.SIGKILL)
-        self.ingest.wait(10)
-        time.sleep(down_s)
+        self._kill(self.ingest, down_s)
         self.start_ingest()
 
     def start_gateway(self):

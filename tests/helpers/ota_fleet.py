@@ -15,6 +15,7 @@ from edgefw.emul import vesp32
 from edgefw.fleet import ota
 from firmware.device import RESET_EXIT
 from tests.conftest import micropython_exe
+from tests.test_micropython_coop import SCENARIO as COOP_SCENARIO
 
 KEY = bytes(range(40, 72))
 PERIOD_MS = 20
@@ -22,14 +23,8 @@ PERIOD_MS = 20
 SCENARIO = {
     "description": "quiet, reset pressed at start",
     "duration_s": 600.0,
-    "initial": {
-        "env.temperature_c": 22.0,
-        "env.humidity_pct": 45.0,
-        "env.pressure_hpa": 1013.25,
-        "vib.accel_x_g": 0.0,
-        "vib.accel_y_g": 0.0,
-        "vib.accel_z_g": 1.0,
-    },
+    # the readings the coop test starts from: all within limits
+    "initial": dict(COOP_SCENARIO["initial"]),
     "events": [{"at_s": 0.2, "press": "RESET", "for_s": 0.1}],
 }
 
