@@ -88,13 +88,60 @@ def test_raw_goes_only_after_the_summary_is_receipted_and_restart_rebuilds_the_r
     assert (folded, relayed) == (1, 0)
     (s1,) = st2.tick(now=0, all_open=True)
     assert (s1["w"], s1["n"], s1["seqs"]) == (1, 1, [[4, 4]])
-    # a record of finished window 0 that it never counted goes up raw;
-    # one it counted is a duplicate
+    # window 0 came back from its marker: a record it never counted
+    # revises it whole; one it counted is a duplicate
     st2.take(_batch([(7, 4), (2, 1)]))
     st2.sync()
-    relays = [r for _s, r in st2.out.records(1) if r.get("k") == "relay"]
-    assert len(relays) == 1 and (relays[0]["first"], relays[0]["last"]) == (7, 7)
-    assert st2.agg.late_raw == 1 and st2.agg.duplicates == 1
+    (rev,) = st2.tick(now=0, all_open=True)
+    assert (rev["w"], rev["rev"], rev["n"], rev["seqs"]) == (0, 1, 4, [[2, 3], [5, 5], [7, 7]])
+    assert rev["ch"]["x"][0] == 40
+    assert not [r for _s, r in st2.out.records(1) if r.get("k") == "relay"]
+    assert st2.agg.late_raw == 0 and st2.agg.duplicates == 1
+
+
+def test_a_revision_receipted_whose_marker_a_crash_took_is_made_again_whole(tmp_path):
+    st = _store(tmp_path)
+    st.take(_batch([(2, 1), (3, 2)]))  # raw 1: window 0
+    st.take(_batch([(4, 12)]))  # raw 2: window 1 (the stream passed window 0)
+    st.sync()
+    st.tick(now=0)
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.tick(now=0)  # window 0 receipted: its marker (raw 3)
+    st.take(_batch([(5, 3)]))  # raw 4: late, for window 0
+    st.sync()
+    (rev,) = st.tick(now=0)
+    assert (rev["rev"], rev["seqs"]) == (1, [[2, 3], [5, 5]])
+    # the revision receipted upstream, and the gateway killed before the
+    # marker saying so is on disk
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.out.close()
+    st.raw.close()
+    st2 = _store(tmp_path)
+    assert st2.recover() == (2, 0)
+    # nothing goes up raw (the revision upstream counts record 5): window
+    # 0 is summarized again whole, and, newer, stands for it
+    got = {r["w"]: (r["rev"], r["n"], r["seqs"]) for r in st2.tick(now=0, all_open=True)}
+    assert got == {0: (1, 3, [[2, 3], [5, 5]]), 1: (0, 1, [[4, 4]])}
+    assert not [r for _s, r in st2.out.records(1) if r.get("k") == "relay"]
+
+
+def test_a_record_for_a_window_long_closed_and_gone_goes_up_raw(tmp_path):
+    st = _store(tmp_path)  # keep_s 0: a done window leaves memory at once
+    st.take(_batch([(2, 1)]))  # window 0
+    st.take(_batch([(3, 12)]))  # window 1: the stream passed window 0
+    st.sync()
+    far = 1e12
+    st.tick(now=far, all_open=True)
+    st.out.ack(1, max(s for s, _ in _sums(st)))
+    st.tick(now=far)
+    st.tick(now=far)
+    # window 1 stays: its node may still send records for it in order
+    assert (list(st.agg.windows), list(st.agg.done_keys)) == ([("n1", b"B" * 8, 1)], [("n1", b"B" * 8, 0)])
+    st.take(_batch([(4, 5)]))
+    st.sync()
+    relays = [r for _s, r in st.out.records(1) if r.get("k") == "relay"]
+    assert len(relays) == 1 and (relays[0]["first"], relays[0]["last"]) == (4, 4)
+    assert st.agg.late_raw == 1 and st.tick(now=0) == []
 
 
 def _event(seq, t, dev="n1", boot=b"B" * 8):
@@ -198,14 +245,15 @@ def test_a_window_closed_idle_is_not_summarized_afresh_after_a_restart(tmp_path)
     assert marks and marks[-1]["seqs"] == [[2, 3]]
     st.out.close()
     st.raw.close()
-    # restarted: n1's next record of window 0 goes up raw, and no new
-    # summary of window 0 (which, newer, would stand for it without 2, 3)
+    # restarted: n1's next record of window 0 revises it, whole (a summary
+    # made afresh would, newer, stand for it without 2, 3)
     st2 = _store(tmp_path)
     st2.recover()
     st2.take(_batch([(4, 3)]))
     st2.sync()
-    assert [r["w"] for r in st2.tick(now=0, all_open=True) if r["node"] == "n1"] == []
-    assert st2.agg.late_raw == 1
+    got = [(r["w"], r["rev"], r["seqs"]) for r in st2.tick(now=0, all_open=True) if r["node"] == "n1"]
+    assert got == [(0, 1, [[2, 4]])]
+    assert st2.agg.late_raw == 0
 
 
 def test_a_damaged_runs_file_is_named(tmp_path):

@@ -61,6 +61,22 @@ class Window:
     def has(self, seq):
         return covers(self.seqs, seq)
 
+    def state(self):
+        """What a done marker keeps: enough to go on folding after a restart."""
+        return {"rev": self.rev, "n": self.n, "seqs": [list(r) for r in self.seqs], "batches": list(self.batches), "ch": {k: list(v) for k, v in self.ch.items()}, "last_t": self.last_t}
+
+    @classmethod
+    def restored(cls, key, W, m, now):
+        """The window as marker ``m`` (``state``) left it: summarized and
+        receipted, so done until something new is folded in."""
+        w = cls(key, key[2] * W, W, now)
+        w.rev, w.n, w.last_t = m["rev"], m["n"], m["last_t"]
+        w.seqs = [list(r) for r in m["seqs"]]
+        w.batches = [bytes(b) for b in m["batches"]]
+        w.ch = {k: list(v) for k, v in m["ch"].items()}
+        w.done = True
+        return w
+
     def _cover(self, seq):
         s = self.seqs
         for i, (a, b) in enumerate(s):
@@ -250,11 +266,31 @@ class Aggregator:
             ch[name] = [k, lo, hi, s // k, last]
         return {"k": "sum", "node": dev, "boot": boot, "w": idx, "t": w.t0, "dt": w.dt, "rev": w.rev, "n": w.n, "seqs": [list(r) for r in w.seqs], "batches": list(w.batches), "ch": ch}
 
+    def restore(self, key, m, now):
+        """A window back from its done marker (a restart)."""
+        w = self.windows[key] = Window.restored(key, self.W, m, now)
+        self.done_keys.pop(key, None)
+        mk = key[:2]
+        if w.last_t > self.max_t.get(mk, -1):
+            self.max_t[mk] = w.last_t
+        return w
+
+    def open_ended(self, key):
+        """The node's run may still send records for window ``key`` in
+        order: its stream has not passed the window's end (it was closed
+        idle) and no newer run of the node is known."""
+        node, boot, idx = key
+        if self.max_t.get((node, boot), -1) >= (idx + 1) * self.W:
+            return False
+        runs = self.runs.get(node)
+        return not (runs and runs[-1][1] != boot)
+
     def evict(self, now, raw_pending):
         """Drop windows summarized, receipted, whose raw records are all
-        acknowledged away, and closed for ``keep_s``."""
+        acknowledged away, and closed for ``keep_s``. An open-ended window
+        stays (its node's next records revise it): one per node run."""
         for key in list(self.windows):
             w = self.windows[key]
-            if w.done and not w.dirty and not (w.raw & raw_pending) and now - w.touched >= self.keep_s:
+            if w.done and not w.dirty and not (w.raw & raw_pending) and now - w.touched >= self.keep_s and not self.open_ended(key):
                 del self.windows[key]
                 self.done_keys[key] = w.seqs

@@ -13,12 +13,17 @@ it is in ``out/`` and receipted upstream: then a ``done`` marker naming
 the window is synced into ``raw/``, and ``raw/``'s cursor moves over
 every record whose windows are all done.
 
-Restart: ``recover`` reads ``raw/`` past its cursor. Windows with a
-``done`` marker are finished; a record of such a window newer than its
-marker (late data whose revision was not receipted) goes up raw, since
-the rest of its window is gone; everything else is folded into its window
-again and summarized again. Upstream, the summary of a window with the
-highest gateway seq counts, and each lists every seq it covers.
+Restart: ``recover`` reads ``raw/`` past its cursor. A ``done`` marker
+holds its window's state as the receipted summary counted it; a window
+with one starts from the newest, every record past the cursor is folded
+in again, and a record the marker does not count (one whose revision was
+not receipted, or whose marker a crash took) makes a revision. Upstream,
+the summary of a window with the highest gateway seq counts, and each
+lists every seq it covers: a revision stands for the whole window. A
+marker stays on disk (carried past the cursor as a copy) while its window
+is in memory, so a restart never starts a window afresh that a receipted
+summary counted, unless it closed ``keep_s`` ago and the node's stream
+has passed it (``Aggregator.evict``).
 """
 
 import collections
@@ -27,7 +32,6 @@ import os
 import threading
 import time
 
-from edgefw.gateway.aggregate import covers
 from edgefw.gateway.forward import relay_record
 from firmware import cbor
 from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
@@ -283,11 +287,12 @@ class Store:
                 if not w.done and not w.dirty and w.out_seq and w.out_seq <= acked:
                     w.done = True
                     node, boot, idx = w.key
+                    # a copy of the state (it changes if the window is revised)
+                    mark = dict(w.state(), k="done", node=node, boot=boot, w=idx)
                     with self.raw.lock:
-                        m = self.raw.append({"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": w.seqs}, PRIO_TELEMETRY)
+                        m = self.raw.append(mark, PRIO_TELEMETRY)
                     self.raw_windows[m] = set()
-                    # a copy: the window's own ranges grow if it is revised
-                    self.marks[m] = {"k": "done", "node": node, "boot": boot, "w": idx, "upto": max(w.raw), "seqs": [list(r) for r in w.seqs]}
+                    self.marks[m] = mark
                     marked = True
             if marked:
                 with self.raw.lock:
@@ -300,19 +305,16 @@ class Store:
         w = self.agg.windows.get(key)
         return w.done if w is not None else key in self.agg.done_keys
 
-    def _open_ended(self, seq):
-        """The done marker at raw ``seq`` is for a window its node's run
-        may still send records for: the run's stream has not passed the
-        window's end (it was closed idle), no newer marker of the window
-        and no newer run of the node is known."""
+    def _held(self, seq):
+        """The done marker at raw ``seq`` must stay on disk: it is its
+        window's newest and the window is in memory (it may yet be
+        revised, and a restart must find what its receipted summary
+        counted: Aggregator.evict)."""
         m = self.marks[seq]
-        node, boot, w = m["node"], m["boot"], m["w"]
-        if self.agg.max_t.get((node, boot), -1) >= (w + 1) * self.agg.W:
+        key = (m["node"], m["boot"], m["w"])
+        if key not in self.agg.windows:
             return False
-        runs = self.agg.runs.get(node)
-        if runs and runs[-1][1] != boot:
-            return False
-        return not any(s > seq and (x["node"], x["boot"], x["w"]) == (node, boot, w) for s, x in self.marks.items())
+        return not any(s > seq and (x["node"], x["boot"], x["w"]) == key for s, x in self.marks.items())
 
     def _advance(self):
         last = None
@@ -320,14 +322,20 @@ class Store:
         for seq in list(self.raw_windows):
             if not all(self._window_done(k) for k in self.raw_windows[seq]):
                 break
-            if seq in self.marks and self._open_ended(seq):
-                # the only record on disk that this window was summarized
-                # (a restarted gateway would otherwise summarize the rest
-                # of it afresh, and that summary, newer, would stand for
-                # the window without the records before): passed only
-                # with a copy after it, and only when more goes with it
-                # than such markers (else they would carry each other on)
-                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) and not (s in self.marks and self._open_ended(s)) for s in self.raw_windows):
+            if seq in self.marks and self._held(seq):
+                # the only record on disk of what this window's receipted
+                # summary counted (a restarted gateway would otherwise
+                # summarize the rest of it afresh, and that summary, newer,
+                # would stand for the window without the records before).
+                # The cursor waits for it: its window leaves memory keep_s
+                # after it closed. Unless its node's stream may never pass
+                # it (open-ended: it stays): then it is passed with a copy
+                # after it, only when more goes with it than such markers
+                # (else they would carry each other on)
+                m = self.marks[seq]
+                if not self.agg.open_ended((m["node"], m["boot"], m["w"])):
+                    break
+                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) and not (s in self.marks and self._held(s)) for s in self.raw_windows):
                     break
                 with self.raw.lock:
                     c = self.raw.append(self.marks[seq], PRIO_TELEMETRY)
@@ -361,61 +369,44 @@ class Store:
             return 0, 0
         acked = self.raw.acked(PRIO_TELEMETRY)
         items = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked]
-        # window -> (newest raw seq its receipted summary stood for, the
-        # node seqs it covered), from the newest done marker
-        marks = {}
+        now = time.monotonic()
+        # a window with a done marker starts as the newest one left it
+        newest = {}
         for _s, r in items:
             if r.get("k") == "done":
-                key = (r["node"], r["boot"], r["w"])
-                if key not in marks or r["upto"] > marks[key][0]:
-                    marks[key] = (r["upto"], [list(x) for x in r["seqs"]])
-        # done, also when none of its raw records is left (a window closed
-        # idle whose marker was carried): records for it now are late
-        for key, m in marks.items():
-            self.agg.done_keys[key] = m[1]
-        # summaries written but not yet receipted will still go up, each
-        # covering what it lists
-        oacked = self.out.acked(PRIO_TELEMETRY)
-        pending = {}
-        for s, r in self.out.records(PRIO_TELEMETRY):
-            if s > oacked and r.get("k") == "sum":
-                pending[(r["node"], r["boot"], r["w"])] = r["seqs"]
+                if "ch" not in r:
+                    raise JournalError(
+                        "%s: a done marker without its window's state (written by an older edgefw gateway): drain the store with that"
+                        " version (stop it with --drain-s until nothing is pending), or delete the store to start it again" % self.raw.path
+                    )
+                newest[(r["node"], r["boot"], r["w"])] = r
+        for key, m in newest.items():
+            self.agg.restore(key, m, now)
+        # a record such a marker counts is skipped as the node's resend is;
+        # not a duplicate the node sent
+        dups = self.agg.duplicates
         folded = relayed = 0
-        now = time.monotonic()
         for s, r in items:
             if r.get("k") != "raw":
                 self.raw_windows[s] = set()
                 if r.get("k") == "done":
-                    self.marks[s] = {"k": "done", "node": r["node"], "boot": r["boot"], "w": r["w"], "upto": r["upto"], "seqs": r["seqs"]}
+                    self.marks[s] = r
                 continue
             b = _batch_of(r)
             keep, late = [], []
             for raw, rec in zip(b.raw, b.recs, strict=True):
-                run = self.agg.run_of(b.dev, b.boot, rec["seq"])
-                if run is None:
-                    # from a run the gateway never saw start: raw, as split
-                    late.append((raw, rec))
-                    continue
-                key = (b.dev, run, rec["t"] // self.agg.W)
-                m = marks.get(key)
-                if m is None:
-                    keep.append((raw, rec))
-                    continue
-                self.agg.done_keys[key] = m[1]
-                if s > m[0] and not covers(m[1], rec["seq"]) and not covers(pending.get(key, ()), rec["seq"]):
-                    # late, and its revision was not receipted: the rest
-                    # of its window is gone, so it goes up on its own
-                    late.append((raw, rec))
-                if s > m[0]:
-                    m[1].append([rec["seq"], rec["seq"]])
+                # from a run the gateway never saw start: raw, as split
+                (late if self.agg.run_of(b.dev, b.boot, rec["seq"]) is None else keep).append((raw, rec))
             if late:
                 self._relay(b, [x for x, _ in late], [d for _, d in late])
                 relayed += len(late)
+            before = self.agg.duplicates
             self.raw_windows[s] = self.agg.add(b.dev, b.boot, keep, b.id, s, now) if keep else set()
             self._count(s, b.dev, len(keep))
             if keep and self.around is not None:
                 self.raw_meta[s] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
-            folded += len(keep)
+            folded += len(keep) - (self.agg.duplicates - before)
+        self.agg.duplicates = dups
         if relayed:
             with self.out.lock:
                 self.out.flush()
