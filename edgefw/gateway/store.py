@@ -73,6 +73,8 @@ class Store:
         self.raw_count = {}
         # raw seq -> a done marker there (see _advance)
         self.marks = {}
+        # window key -> the raw seq of its newest done marker
+        self.newest_mark = {}
         self.backlog = None
         # the nodes' runs (Aggregator.runs), kept beside the journals: a
         # restarted gateway still places a rebooted node's backlog in the
@@ -293,6 +295,7 @@ class Store:
                         m = self.raw.append(mark, PRIO_TELEMETRY)
                     self.raw_windows[m] = set()
                     self.marks[m] = mark
+                    self.newest_mark[w.key] = m
                     marked = True
             if marked:
                 with self.raw.lock:
@@ -312,9 +315,7 @@ class Store:
         counted: Aggregator.evict)."""
         m = self.marks[seq]
         key = (m["node"], m["boot"], m["w"])
-        if key not in self.agg.windows:
-            return False
-        return not any(s > seq and (x["node"], x["boot"], x["w"]) == key for s, x in self.marks.items())
+        return key in self.agg.windows and self.newest_mark.get(key) == seq
 
     def _advance(self):
         last = None
@@ -342,9 +343,14 @@ class Store:
                 if not c:
                     break
                 self.raw_windows[c] = set()
-                self.marks[c] = self.marks[seq]
+                self.marks[c] = m
+                self.newest_mark[(m["node"], m["boot"], m["w"])] = c
                 carried = True
-            self.marks.pop(seq, None)
+            gone = self.marks.pop(seq, None)
+            if gone is not None:
+                key = (gone["node"], gone["boot"], gone["w"])
+                if self.newest_mark.get(key) == seq:
+                    del self.newest_mark[key]
             m = self.raw_meta.get(seq)
             if m is not None and self.agg.max_t.get(m[:2], -1) - m[2] < self.around["before_s"] * 1e6:
                 # an event may still come that wants it raw
@@ -391,6 +397,7 @@ class Store:
                 self.raw_windows[s] = set()
                 if r.get("k") == "done":
                     self.marks[s] = r
+                    self.newest_mark[(r["node"], r["boot"], r["w"])] = s
                 continue
             b = _batch_of(r)
             keep, late = [], []
