@@ -44,7 +44,7 @@ def test_late_data_revises_and_resends_are_not_counted_twice(tmp_path):
     assert st.take(b1)
     assert st.take(_batch([(20, 11)]))  # window 1: the stream passed window 0's end
     st.sync()
-    (s0, r0), = _sums_after(st, st.tick(now=0))
+    ((s0, r0),) = _sums_after(st, st.tick(now=0))
     assert (r0["w"], r0["rev"], r0["n"], r0["seqs"]) == (0, 0, 9, [[2, 10]])
     assert r0["batches"] == [b1.id]
     # the same batch again (its receipt was lost): nothing changes

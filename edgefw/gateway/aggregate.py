@@ -27,7 +27,6 @@ counts; every summary lists everything it covers, never a difference.
 """
 
 
-
 def covers(ranges, seq):
     for a, b in ranges:
         if a <= seq <= b:
@@ -63,7 +62,14 @@ class Window:
 
     def state(self):
         """What a done marker keeps: enough to go on folding after a restart."""
-        return {"rev": self.rev, "n": self.n, "seqs": [list(r) for r in self.seqs], "batches": list(self.batches), "ch": {k: list(v) for k, v in self.ch.items()}, "last_t": self.last_t}
+        return {
+            "rev": self.rev,
+            "n": self.n,
+            "seqs": [list(r) for r in self.seqs],
+            "batches": list(self.batches),
+            "ch": {k: list(v) for k, v in self.ch.items()},
+            "last_t": self.last_t,
+        }
 
     @classmethod
     def restored(cls, key, W, m, now):
@@ -264,7 +270,19 @@ class Aggregator:
         ch = {}
         for name, (k, lo, hi, s, last) in w.ch.items():
             ch[name] = [k, lo, hi, s // k, last]
-        return {"k": "sum", "node": dev, "boot": boot, "w": idx, "t": w.t0, "dt": w.dt, "rev": w.rev, "n": w.n, "seqs": [list(r) for r in w.seqs], "batches": list(w.batches), "ch": ch}
+        return {
+            "k": "sum",
+            "node": dev,
+            "boot": boot,
+            "w": idx,
+            "t": w.t0,
+            "dt": w.dt,
+            "rev": w.rev,
+            "n": w.n,
+            "seqs": [list(r) for r in w.seqs],
+            "batches": list(w.batches),
+            "ch": ch,
+        }
 
     def restore(self, key, m, now):
         """A window back from its done marker (a restart)."""

@@ -155,7 +155,11 @@ class Store:
                 # held records are not on disk until this
                 self.raw.flush()
                 acked = self.raw.acked(PRIO_TELEMETRY)
-                found = [(s, r) for s, r in self.raw.records(PRIO_TELEMETRY) if s > acked and r.get("k") == "raw" and r.get("dev") == b.dev and r.get("boot") == b.boot]
+                found = [
+                    (s, r)
+                    for s, r in self.raw.records(PRIO_TELEMETRY)
+                    if s > acked and r.get("k") == "raw" and r.get("dev") == b.dev and r.get("boot") == b.boot
+                ]
             for _s, r in found:
                 rb = _batch_of(r)
                 picks = [(x, d) for x, d in zip(rb.raw, rb.recs, strict=True) if lo <= d["t"] <= hi and self._is_around(d)]
@@ -336,7 +340,9 @@ class Store:
                 m = self.marks[seq]
                 if not self.agg.open_ended((m["node"], m["boot"], m["w"])):
                     break
-                if not any(s > seq and all(self._window_done(k) for k in self.raw_windows[s]) and not (s in self.marks and self._held(s)) for s in self.raw_windows):
+                if not any(
+                    s > seq and all(self._window_done(k) for k in self.raw_windows[s]) and not (s in self.marks and self._held(s)) for s in self.raw_windows
+                ):
                     break
                 with self.raw.lock:
                     c = self.raw.append(self.marks[seq], PRIO_TELEMETRY)
