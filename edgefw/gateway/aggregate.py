@@ -36,6 +36,9 @@ def covers(ranges, seq):
 
 # boot events remembered per node (runs.json)
 RUNS_KEPT = 8
+# windows gone from memory remembered (Aggregator.gone; the gateway's
+# gone/ journal keeps them across a restart)
+GONE_KEPT = 1 << 16
 
 
 class Window:
@@ -307,8 +310,20 @@ class Aggregator:
         """Drop windows summarized, receipted, whose raw records are all
         acknowledged away, and closed for ``keep_s``. An open-ended window
         stays (its node's next records revise it): one per node run."""
+        gone = []
         for key in list(self.windows):
             w = self.windows[key]
             if w.done and not w.dirty and not (w.raw & raw_pending) and now - w.touched >= self.keep_s and not self.open_ended(key):
                 del self.windows[key]
-                self.done_keys[key] = w.seqs
+                self.gone(key, w.seqs)
+                gone.append(key)
+        return gone
+
+    def gone(self, key, seqs):
+        """Window ``key`` left memory having counted ``seqs``: a record for
+        it later is a duplicate or goes up raw. The newest GONE_KEPT are
+        remembered."""
+        self.done_keys.pop(key, None)
+        self.done_keys[key] = seqs
+        while len(self.done_keys) > GONE_KEPT:
+            del self.done_keys[next(iter(self.done_keys))]

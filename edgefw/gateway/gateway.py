@@ -131,7 +131,12 @@ class Gateway:
                 group_ms=_NEVER,
             )
             self.raw.lock = threading.Lock()
-        self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"])
+        gone = None
+        if self.agg is not None:
+            # never acknowledged: the cap drops the oldest, which are
+            # forgotten (GONE_KEPT windows take about 6 MB)
+            gone = Journal(st["path"] + "/gone", "group", segment_bytes=512 << 10, cap_bytes=8 << 20, group_records=_NEVER, group_ms=_NEVER)
+        self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"], gone)
         self.store.backlog = self.up.backlog
         self.up.on_dropped = self.store.note_dropped
         shost, sport = parse_broker(site["broker"])
@@ -308,6 +313,8 @@ class Gateway:
         if self.raw is not None:
             with self.raw.lock:
                 self.raw.close()
+            with self.store.lock:
+                self.store.gone.close()
         return left
 
     def stats(self):
@@ -316,12 +323,39 @@ class Gateway:
         agg = None
         if self.agg is not None:
             with self.store.lock:
-                agg = {"windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0), "summaries": self.agg.emitted, "revisions": self.agg.revisions, "late_raw": self.agg.late_raw, "duplicates": self.agg.duplicates, "other_run_raw": self.agg.other_run_raw, "around_relayed": self.store.around_relayed, "marks_held": len(self.store.marks)}
+                agg = {
+                    "windows_open": sum(1 for w in self.agg.windows.values() if w.rev < 0),
+                    "summaries": self.agg.emitted,
+                    "revisions": self.agg.revisions,
+                    "late_raw": self.agg.late_raw,
+                    "duplicates": self.agg.duplicates,
+                    "other_run_raw": self.agg.other_run_raw,
+                    "around_relayed": self.store.around_relayed,
+                    "marks_held": len(self.store.marks),
+                }
             with self.raw.lock:
                 agg["raw"] = self.raw.stats()
         rules = None
         if self.rules is not None:
             rules = {"fired": dict(self.rules.fired_count), "actions": dict(self.actions)}
         p = self.packer
-        codec = {"codec": p.codec, "bytes_in": p.bytes_in, "bytes_out": p.bytes_out, "ratio": round(p.bytes_in / p.bytes_out, 3) if p.bytes_out else None, "raw_batches": p.raw_batches}
-        return {"backlog": self.up.backlog.snapshot(), "losses": self._losses(), "aggregate": agg, "rules": rules, "codec": codec, "id": self.id, "uptime_s": round(time.time() - self.t0, 3), "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)), "upstream": self.up.stats(), "store": js, "nodes": self.nodes}
+        codec = {
+            "codec": p.codec,
+            "bytes_in": p.bytes_in,
+            "bytes_out": p.bytes_out,
+            "ratio": round(p.bytes_in / p.bytes_out, 3) if p.bytes_out else None,
+            "raw_batches": p.raw_batches,
+        }
+        return {
+            "backlog": self.up.backlog.snapshot(),
+            "losses": self._losses(),
+            "aggregate": agg,
+            "rules": rules,
+            "codec": codec,
+            "id": self.id,
+            "uptime_s": round(time.time() - self.t0, 3),
+            "site": dict(self.rx.counts, refusals=dict(self.rx.refusals)),
+            "upstream": self.up.stats(),
+            "store": js,
+            "nodes": self.nodes,
+        }

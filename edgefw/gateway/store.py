@@ -32,6 +32,7 @@ import os
 import threading
 import time
 
+from edgefw.gateway.aggregate import covers
 from edgefw.gateway.forward import relay_record
 from firmware import cbor
 from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
@@ -39,10 +40,16 @@ from hal.errors import JournalError
 
 
 class Store:
-    def __init__(self, out, raw, agg, around=None):
+    def __init__(self, out, raw, agg, around=None, gone=None):
         self.out = out
         self.raw = raw
         self.agg = agg
+        # windows gone from memory (Aggregator.evict), oldest first: read
+        # back so a restarted gateway still knows what each counted
+        self.gone = gone
+        if gone is not None:
+            for _s, r in gone.records(PRIO_TELEMETRY):
+                agg.gone((r["node"], r["boot"], r["w"]), [list(x) for x in r["seqs"]])
         # raw around events: {"before_s", "after_s", "kinds"}, for the
         # channels whose mode is "around"
         self.around = around if agg is not None and any(m == "around" for m in agg.modes.values()) else None
@@ -275,7 +282,14 @@ class Store:
         now = time.monotonic() if now is None else now
         with self.lock:
             wrote = []
-            for w in self.agg.due(now, all_open):
+            due = self.agg.due(now, all_open)
+            if due:
+                # what a summary counts is on disk before the summary can
+                # go: a crash would otherwise take records it counted, and
+                # the node's resend of them would count again
+                with self.raw.lock:
+                    self.raw.flush()
+            for w in due:
                 s = self.agg.summary(w)
                 w.out_seq = self._append_out(s, PRIO_TELEMETRY, ("sum", w.key)) or None
                 if w.out_seq is None:
@@ -305,7 +319,12 @@ class Store:
                 with self.raw.lock:
                     self.raw.flush()
             self._advance()
-            self.agg.evict(now, set(self.raw_windows))
+            gone = self.agg.evict(now, set(self.raw_windows))
+            if gone and self.gone is not None:
+                # on disk before the next _advance may pass their markers
+                for key in gone:
+                    self.gone.append({"node": key[0], "boot": key[1], "w": key[2], "seqs": self.agg.done_keys[key]}, PRIO_TELEMETRY)
+                self.gone.flush()
         return wrote
 
     def _window_done(self, key):
@@ -393,7 +412,10 @@ class Store:
                     )
                 newest[(r["node"], r["boot"], r["w"])] = r
         for key, m in newest.items():
-            self.agg.restore(key, m, now)
+            # a window gone from memory stays gone: records for it went up
+            # raw since
+            if key not in self.agg.done_keys:
+                self.agg.restore(key, m, now)
         # a record such a marker counts is skipped as the node's resend is;
         # not a duplicate the node sent
         dups = self.agg.duplicates
@@ -408,8 +430,15 @@ class Store:
             b = _batch_of(r)
             keep, late = [], []
             for raw, rec in zip(b.raw, b.recs, strict=True):
-                # from a run the gateway never saw start: raw, as split
-                (late if self.agg.run_of(b.dev, b.boot, rec["seq"]) is None else keep).append((raw, rec))
+                run = self.agg.run_of(b.dev, b.boot, rec["seq"])
+                gone = self.agg.done_keys.get((b.dev, run, rec["t"] // self.agg.W)) if run is not None else None
+                if gone is not None and covers(gone, rec["seq"]):
+                    # its window's summary counted it (raw/'s cursor was
+                    # reset: the journal found it past its records)
+                    continue
+                # from a run the gateway never saw start, or for a window
+                # gone from memory: raw, as split
+                (late if run is None or gone is not None else keep).append((raw, rec))
             if late:
                 self._relay(b, [x for x, _ in late], [d for _, d in late])
                 relayed += len(late)
