@@ -31,7 +31,7 @@ UPLINK_FIELDS = ("enabled", "broker", "username", "password", "tls_ca", "tls_cer
 __all__ = ("load_config", "check", "check_uplink", "parse_broker", "channel_names", "SENSOR_TYPES")
 # every sensor's; a driver adds its own (its OPTIONS)
 SENSOR_FIELDS = ("name", "type", "bus", "address", "stale_ms")
-INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms")
+INTERLOCK_FIELDS = ("channels", "vote", "max_consecutive_overruns", "stall_ms", "estop", "readback", "watchdog_ms", "site_trip")
 VOTE_FIELDS = ("name", "channels", "need")
 CHANNEL_FIELDS = ("high", "low", "hysteresis", "on_delay", "rate_per_s", "plausible")
 # (field, default) of a channel rule; null turns a rule off
@@ -220,6 +220,8 @@ def _check_interlock(c, il, channels, period_ms):
         c.fail("interlock.stall_ms", "0 (off) or longer than period_ms (%d)" % period_ms, il["stall_ms"])
     if not isinstance(il["estop"], bool):
         c.fail("interlock.estop", "true or false", il["estop"])
+    if not isinstance(il["site_trip"], bool):
+        c.fail("interlock.site_trip", "true or false (whether the site gateway's trip commands trip this node)", il["site_trip"])
     rb = c.obj("interlock.readback", il["readback"], READBACK_FIELDS)
     if not isinstance(rb["enabled"], bool):
         c.fail("interlock.readback.enabled", "true or false", rb["enabled"])

@@ -49,13 +49,13 @@ SCENARIO = {
 EXCURSIONS_US = [2000000, 5000000]
 
 
-def device_files(tmp_path, port):
+def device_files(tmp_path, port, scenario=SCENARIO):
     """The device's key, config (uplink to the broker on ``port``) and
     scenario, as cfg.json and sc.json in ``tmp_path``."""
     if not mpdeps.installed():
         pytest.fail("umqtt.simple is missing: run 'edgefw mp-deps'")
     (tmp_path / "device.key").write_text(KEY.hex())
-    (tmp_path / "sc.json").write_text(json.dumps(SCENARIO))
+    (tmp_path / "sc.json").write_text(json.dumps(scenario))
     cfg = {
         "device_id": DEV,
         "record": {"journal": "journal"},
@@ -64,8 +64,8 @@ def device_files(tmp_path, port):
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
 
 
-def make_image(tmp_path, port):
-    device_files(tmp_path, port)
+def make_image(tmp_path, port, scenario=SCENARIO):
+    device_files(tmp_path, port, scenario)
     build(tmp_path / "img", board="esp32_devkitc", config=str(tmp_path / "cfg.json"), scenario=str(tmp_path / "sc.json"))
     vesp32.build_rom(tmp_path / "rom")
     return tmp_path / "img"
@@ -165,6 +165,44 @@ def test_hung_broker_delays_no_cycle(tmp_path, broker):
     # nothing got through while the broker was stopped; all of it after
     assert stalled == 0
     assert u["pending"] == 0 and u["records"] == s["journal_records"], u
+
+
+def test_gateway_trip_command_trips_the_device(tmp_path, broker):
+    # what a gateway's rule sends (edgefw.gateway.commands), taken by the
+    # coop uplink between cycles; a forged and a replayed one trip nothing
+    import paho.mqtt.client as mqtt
+
+    from edgefw.gateway import commands
+    from firmware.clocks import utc_ms
+
+    reset_at_s = 7.0
+    quiet = dict(SCENARIO, description="nothing hot: a reset to start, one near the end", duration_s=8.0)
+    quiet["events"] = [{"at_s": 0.2, "press": "RESET", "for_s": 0.1}, {"at_s": reset_at_s, "press": "RESET", "for_s": 0.1}]
+    img = make_image(tmp_path, broker.port, quiet)
+    w = IngestWorker(broker.port, tmp_path / "i.sqlite", keys={DEV: KEY})
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gateway-stand-in")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    p = boot(img, tmp_path / "rom")
+    try:
+        ready = p.stdout.readline()
+        assert ready.startswith("EDGEFW READY"), ready
+        # a record in ingest: the device is connected and subscribed
+        assert w.wait_for(1)
+        good = commands.make("trip", "two-hot", utc_ms(), KEY)
+        for body in (good, good, commands.make("trip", "two-hot", utc_ms(), bytes(32))):
+            c.publish(commands.topic_for(DEV), body, qos=1).wait_for_publish(5)
+        s = finish(p, ready=ready)
+    finally:
+        c.loop_stop()
+        if p.poll() is None:
+            p.kill()
+        w.close()
+    assert [t["cause"] for t in s["trips"]] == ["site"], s["trips"]
+    # latched until the device's own reset
+    assert s["trips"][0]["t_us"] < reset_at_s * 1e6 and s["resets"] == 2 and not s["tripped"], s
+    u = s["uplink"]
+    assert (u["commands_taken"], u["commands_refused"], u["last_command_refusal"]) == (1, 2, "bad tag"), u
 
 
 def test_edgefw_run_target_micropython_with_broker(tmp_path, broker):

@@ -1,13 +1,16 @@
 """Commands from the gateway to its nodes: ``edgefw/<node>/cmd``, QoS 1.
 
-A command is the CBOR map ``{"cmd": "trip", "rule", "id", "utc_ms"}``,
-with a device key followed by an HMAC-SHA256 tag over ``b"edgefw command"
-| map`` keyed as the node's receipts are (``firmware.uplink.receipt``), so
-a node can tell its gateway's commands from anyone else's. ``trip`` is
-the only command there is: the gateway can add a trip, never clear one.
+A command is the CBOR map ``{"cmd": "trip", "rule", "id", "utc_ms"}``
+(``utc_ms``: the gateway's clock when it sent it; ``id``: 8 random
+bytes), with a device key followed by an HMAC-SHA256 tag over
+``b"edgefw command" | map`` keyed as the node's receipts are
+(``firmware.uplink.receipt``), so a node can tell its gateway's commands
+from anyone else's. ``trip`` is the only command there is: the gateway
+can add a trip, never clear one.
 
-The node side (subscribing, checking the tag, feeding the interlock an
-external trip cause) is firmware work not done here.
+The node's side is ``firmware.uplink.command``: it checks the tag, refuses
+replays and commands more than a minute from its clock, and raises the
+interlock's SITE cause.
 """
 
 import os

@@ -167,9 +167,12 @@ class Gateway:
             if action == "event":
                 self.store.append_own({"k": "site", "t": 0, "rule": r["name"], "nodes": nodes, "utc_ms": utc}, PRIO_EVENT)
             elif action == "trip":
+                # the gateway's clock when sent, not the rule's moment: a
+                # node refuses a command older than a minute as stale
+                sent = int(time.time() * 1000)
                 for n in r["nodes"]:
                     key = self.node_keys.get(n) if self.node_keys else None
-                    self.rx.c.publish(commands.topic_for(n), commands.make("trip", r["name"], utc, key), qos=1)
+                    self.rx.c.publish(commands.topic_for(n), commands.make("trip", r["name"], sent, key), qos=1)
                     self.actions["commands"] += 1
 
     def reload_fleet(self):

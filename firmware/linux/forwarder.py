@@ -28,9 +28,11 @@ class Forwarder:
     SWITCH_INTERVAL_S = 0.0005
     PENDING_EVERY_S = 0.5
 
-    def __init__(self, journal, uplink, period_ms=20):
+    def __init__(self, journal, uplink, period_ms=20, interlock=None):
         self.j = journal
         self.up = uplink
+        # the gateway's trip commands go to it (firmware.uplink.command)
+        self.il = interlock
         self.period_s = period_ms / 1000
         self._stop = threading.Event()
         self._thread = None
@@ -51,6 +53,14 @@ class Forwarder:
         last = 0.0
         while not self._stop.is_set():
             self.up.pump()
+            if self.up.client.commands:
+                from firmware.uplink.command import take
+
+                # no updates over the network here: nothing else is kept
+                if self.il is not None:
+                    take(self.up, self.il, others=False)
+                else:
+                    self.up.client.commands.clear()
             now = time.monotonic()
             if now - last >= self.PENDING_EVERY_S:
                 self._count_pending()

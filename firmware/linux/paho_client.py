@@ -45,7 +45,15 @@ class Client(ClientBase):
 
         subscribed = threading.Event()
 
+        cmd_topic = self.receipt_topic[:-7] + "cmd" if self.receipt_topic is not None else None
+
         def on_message(client, userdata, msg):
+            if msg.topic == cmd_topic:
+                # taken by the forwarder's thread (firmware.uplink.command)
+                if self.commands is None:
+                    self.commands = []
+                self.commands.append(msg.payload)
+                return
             self._inbox.append(msg.payload)
             self._arrived.set()
 
@@ -63,7 +71,9 @@ class Client(ClientBase):
             raise OSError("MQTT connect to %s:%d failed: %s%s" % (self.host, self.port, rc, hint))
         if self.receipt_topic is not None:
             # subscribed before the first batch goes, or its receipt is lost
-            c.subscribe(self.receipt_topic, qos=1)
+            # and the command topic beside it (a broker that refuses it
+            # refuses that topic alone)
+            c.subscribe([(self.receipt_topic, 1), (cmd_topic, 1)])
             if not subscribed.wait(self.timeout_s) or self._lost.is_set():
                 c.loop_stop()
                 raise OSError("MQTT subscribe to %s at %s:%d failed or timed out" % (self.receipt_topic, self.host, self.port))

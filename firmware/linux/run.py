@@ -183,7 +183,7 @@ def start_forwarder(fw, args):
     u = cfg["uplink"]
     tls = tls_of(u)
     client = make_client(host, port, cfg["device_id"], u["username"], u["password"], tls)
-    fwd = Forwarder(fw.journal, from_config(fw.journal, client, cfg["device_id"], u))
+    fwd = Forwarder(fw.journal, from_config(fw.journal, client, cfg["device_id"], u), interlock=fw.interlock)
     fwd.start()
     return fwd
 

@@ -9,7 +9,7 @@ Diagnostic codes: 0x1000 + 16*channel + n (channel causes), 0x2000 +
 # bit n of each cause mask, named; event kinds 1..4 as the interlock's ring holds them
 CHANNEL_CAUSES = ("high", "low", "rate", "implausible")
 SENSOR_CAUSES = ("bus", "stale")
-GLOBAL_CAUSES = ("estop", "deadline", "stall", "readback", "inference")
+GLOBAL_CAUSES = ("estop", "deadline", "stall", "readback", "inference", "site")
 EVENT_NAMES = {1: "trip", 2: "reset", 3: "reset_refused", 4: "cause"}
 
 

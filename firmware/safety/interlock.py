@@ -25,12 +25,16 @@ Causes (each has one diagnostic code, listed in docs/records.md):
 * global: ESTOP (normally-closed chain open or broken), DEADLINE
   (consecutive overruns over the limit), STALL (the loop stopped longer
   than stall_ms), READBACK (relay contact disagrees with the command past
-  the grace time), INFERENCE (the model asked for a trip)
+  the grace time), INFERENCE (the model asked for a trip), SITE (the
+  site's gateway commanded a trip: ``site_req``, firmware.uplink.command)
 
 A cause trips at once and the trip latches. A reset is a rising edge on the
 reset input; it is honoured only when no cause is active, and refused (and
 recorded) otherwise. Inference can add the INFERENCE cause; nothing it does
-can clear a trip or hold one off.
+can clear a trip or hold one off. A gateway's trip command is the same: it
+raises ``site_req`` (its handler, in the uplink, is the only writer), and
+the next ``step`` sees the SITE cause for that one evaluation, so the trip
+latches and the node's own reset clears it.
 """
 
 import array
@@ -52,6 +56,7 @@ _G_DEADLINE = const(2)
 _G_STALL = const(4)
 _G_READBACK = const(8)
 _G_INFERENCE = const(16)
+_G_SITE = const(32)
 
 # sensor status as reported by the sense stage
 _NO_DATA = const(0)
@@ -73,7 +78,7 @@ _EN_PLAUS = const(8)
 
 
 class Interlock:
-    def __init__(self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual", votes=()):
+    def __init__(self, channels, sensors, rules, sensor_of, stale_ms, estop=True, readback=False, readback_grace_ms=50, startup="manual", votes=(), site_trip=True):
         """``channels``/``sensors``: names; ``rules``: channel -> rule dict in
         real units; ``sensor_of[i]``: sensor index of channel i; ``votes``:
         list of {"name", "channels", "need"} voting groups."""
@@ -102,6 +107,8 @@ class Interlock:
         self.use_readback = readback
         self.grace_us = readback_grace_ms * 1000
         self.startup = startup
+        # whether a gateway's trip command is honoured (interlock.site_trip)
+        self.use_site = site_trip
         # state
         self.on_count = array.array("i", z)
         self.lcnt = array.array("i", z)
@@ -125,6 +132,11 @@ class Interlock:
         self._mismatch_since = 0
         self._mismatch = 0
         self._started = 0
+        # raised by the command handler (another thread on CPython); a
+        # counter, so a raise between this step's read and its write is
+        # seen by the next step rather than lost
+        self.site_req = 0
+        self._site_seen = 0
         # event ring: kind, slot, global mask, then sensor and channel masks
         self.ev_kind = bytearray(_EV_CAP)
         self.ev_slot = array.array("i", [0] * _EV_CAP)
@@ -186,6 +198,10 @@ class Interlock:
             g |= _G_STALL
         if inference:
             g |= _G_INFERENCE
+        r = self.site_req
+        if r != self._site_seen:
+            self._site_seen = r
+            g |= _G_SITE
         if self.use_readback:
             commanded = 0 if self.tripped else 1
             if readback != commanded:

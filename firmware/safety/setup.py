@@ -55,6 +55,7 @@ def from_sections(cls, sensor_list, il, startup):
         readback_grace_ms=il["readback"]["grace_ms"],
         startup=startup,
         votes=il.get("vote", ()),
+        site_trip=il.get("site_trip", True),
     )
 
 

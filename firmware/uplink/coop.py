@@ -14,8 +14,9 @@ of one batch (read, CBOR, seal) runs in a slice, bounded by the batch
 size. ``wifi``, when given (``firmware.device.WifiKeeper``), is kept up
 from the same slices.
 
-The device also listens on its command topic (``edgefw/<id>/cmd``). What
-arrives there starts an update (``firmware.ota.session``), imported only
+The device also listens on its command topic (``edgefw/<id>/cmd``). A
+gateway's trip command goes to the interlock (``firmware.uplink.command``);
+anything else there starts an update (``firmware.ota.session``), imported only
 then; an update, or the boot's self-test after one (the uplink's ``task``), gets what
 is left of every wait, in steps that each return in well under a
 millisecond, and its modules are dropped once it ends
@@ -50,6 +51,8 @@ class CoopClock:
         self.max_gap_us = 0  # wall time from one cycle's wait to the next's
         self._t_wait = None
         self.errors = 0
+        # the gateway's trip commands go to it (attach sets it)
+        self.interlock = None
 
     async def wait_us(self, us):
         now = time.ticks_us()
@@ -75,6 +78,11 @@ class CoopClock:
             us -= spent
         # ``task``: set on the uplink by firmware.ota while one runs, whose
         # code is on the heap only then
+        if self.up.client.commands and self.interlock is not None:
+            from firmware.uplink.command import take
+
+            # before an update can swallow them; the rest stays for it
+            take(self.up, self.interlock)
         if self.up.client.commands or getattr(self.up, "task", None):
             from firmware.ota import run_slice
 
@@ -102,4 +110,5 @@ def attach(fw, device_id, u, wifi=None):
     from firmware.store import outbox, scan  # noqa: F401
 
     fw.clock = CoopClock(fw.clock, up, wifi)
+    fw.clock.interlock = fw.interlock
     return up

@@ -92,6 +92,12 @@ class Uplink:
     read a batch and to move the ack cursor, so a broker that hangs holds
     up this uplink, never the loop's record stage."""
 
+    # the gateway's commands (firmware.uplink.command): on the class, so a
+    # node that never gets one spends no heap on them
+    commands_taken = 0
+    commands_refused = 0
+    last_command_refusal = None
+
     def __init__(
         self,
         journal,
@@ -498,6 +504,9 @@ class Uplink:
             "last_rejection": self.last_rejection,
             "bad_receipts": self.bad_receipts,
             "pending": self.pending_records,
+            "commands_taken": self.commands_taken,
+            "commands_refused": self.commands_refused,
+            "last_command_refusal": self.last_command_refusal,
         }
 
 

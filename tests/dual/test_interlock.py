@@ -172,6 +172,24 @@ def test_inference_cannot_clear_a_trip():
     assert b.step(20, n=10) == 0  # only a reset edge re-energizes
 
 
+def test_site_request_trips_once_and_only_a_reset_clears_it():
+    b = Bench(make())
+    assert b.step() == 1
+    b.il.site_req += 1
+    assert b.step() == 0
+    assert b.il.pop_events()[0][2] == [(0x3005, "site")]
+    # the cause lasted one step: the trip holds by its latch alone
+    assert b.step(n=5) == 0 and b.il.global_causes == 0
+    # a second request while tripped is a new cause, never a reset
+    b.il.site_req += 1
+    assert b.step() == 0
+    assert [e[0] for e in b.il.pop_events()] == ["cause"]
+    assert b.press_reset() == 1
+    # a request raised twice before a step is one trip, not a lost one
+    b.il.site_req += 2
+    assert b.step() == 0 and b.il.trips == 2
+
+
 def test_readback_mismatch_after_grace_trips():
     b = Bench(make(readback=True))
     b.readback = 0  # contact never closes although commanded on
