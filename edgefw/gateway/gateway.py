@@ -99,6 +99,7 @@ class Gateway:
             self.dicts = {zstandard.ZstdCompressionDict(zdict).dict_id(): zdict}
         self.packer = Packer(up["codec"], up["level"], zdict)
         client = make_client(host, port, "edgefw-gw-%s-up" % self.id, timeout_ms=5000)
+        client.listen_commands = False
         self.up = Relay(
             self.j,
             client,

@@ -15,6 +15,12 @@ from firmware.uplink.mqtt import ClientBase
 
 class Client(ClientBase):
     LOST_POLL_S = 0.1
+    # a device's uplink takes its gateway's commands; a gateway's own
+    # upstream client has none to take and leaves the topic alone
+    listen_commands = True
+    # what waits for the taker at most: past it a flood's newest are not
+    # kept (this thread only appends; the taker alone removes)
+    COMMANDS_KEPT = 64
 
     def __init__(self, *args, **kw):
         ClientBase.__init__(self, *args, **kw)
@@ -45,14 +51,15 @@ class Client(ClientBase):
 
         subscribed = threading.Event()
 
-        cmd_topic = self.receipt_topic[:-7] + "cmd" if self.receipt_topic is not None else None
+        cmd_topic = self.receipt_topic[:-7] + "cmd" if self.receipt_topic is not None and self.listen_commands else None
 
         def on_message(client, userdata, msg):
             if msg.topic == cmd_topic:
                 # taken by the forwarder's thread (firmware.uplink.command)
                 if self.commands is None:
                     self.commands = []
-                self.commands.append(msg.payload)
+                if len(self.commands) < self.COMMANDS_KEPT:
+                    self.commands.append(msg.payload)
                 return
             self._inbox.append(msg.payload)
             self._arrived.set()
@@ -73,7 +80,7 @@ class Client(ClientBase):
             # subscribed before the first batch goes, or its receipt is lost
             # and the command topic beside it (a broker that refuses it
             # refuses that topic alone)
-            c.subscribe([(self.receipt_topic, 1), (cmd_topic, 1)])
+            c.subscribe([(self.receipt_topic, 1)] + ([(cmd_topic, 1)] if cmd_topic else []))
             if not subscribed.wait(self.timeout_s) or self._lost.is_set():
                 c.loop_stop()
                 raise OSError("MQTT subscribe to %s at %s:%d failed or timed out" % (self.receipt_topic, self.host, self.port))
