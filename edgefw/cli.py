@@ -26,6 +26,7 @@ COMMANDS = (
     ("service", "firmware.linux.service", "install, remove or show the systemd service (Linux boards)"),
     ("update", "edgefw.deploy.update", "signed A/B application updates for the Linux boards (docs/updates.md)"),
     ("gateway", "edgefw.gateway.cli", "a site gateway: store-and-forward with receipts on both hops, summaries, local rules (docs/gateway.md)"),
+    ("pull", "edgefw.gateway.pull", "ask a gateway to send a node's kept raw records for a time range upstream (docs/gateway.md)"),
     ("fleet", "edgefw.fleet.cli", "the fleet: identities (CA, registry, certificates, seal keys, the broker's configuration) and staged rollouts"),
     ("sim-esp32", "edgefw.emul.sim_esp32", "a virtual ESP32 (ROM bootloader and MicroPython REPL on two ptys) for tools/flash.py"),
 )

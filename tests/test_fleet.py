@@ -142,8 +142,9 @@ def test_acl_grants_each_identity_its_own_topics_only(root):
         "dev-a": [("write", "edgefw/dev-a/up"), ("write", "edgefw/dev-a/ota/#"), ("read", "edgefw/dev-a/receipt"), ("read", "edgefw/dev-a/cmd")],
         "dev-b": [("write", "edgefw/dev-b/up"), ("write", "edgefw/dev-b/ota/#"), ("read", "edgefw/dev-b/receipt"), ("read", "edgefw/dev-b/cmd")],
         "ingest-1": [("read", "edgefw/+/up"), ("write", "edgefw/+/receipt")],
-        # a gateway relays what its devices may: their updates too
-        "gw-1": [("write", "edgefw/dev-b/up"), ("write", "edgefw/dev-b/ota/#"), ("read", "edgefw/dev-b/receipt"), ("read", "edgefw/dev-b/cmd")],
+        # a gateway relays what its devices may: their updates too; and it
+        # reads its own command topic (pull requests)
+        "gw-1": [("read", "edgefw/gw-1/cmd"), ("write", "edgefw/dev-b/up"), ("write", "edgefw/dev-b/ota/#"), ("read", "edgefw/dev-b/receipt"), ("read", "edgefw/dev-b/cmd")],
     }
     # revoking dev-b takes it from its own block and from the gateway's
     assert fleet_cli("--dir", root, "revoke", "dev-b") == 0

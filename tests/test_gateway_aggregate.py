@@ -209,3 +209,49 @@ def test_quorum_rule_sends_site_event_upstream_and_trip_commands(tmp_path):
         c.loop_stop()
         c.disconnect()
         rig.close()
+
+
+def _pull(rig, node, from_s, to_s, key=None, extra=()):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    kf = rig.tmp / "gw.key" if key is None else key
+    args = [sys.executable, "-m", "edgefw", "pull", "--broker", "127.0.0.1:%d" % rig.upb.port, "--gateway", GW, "--key-file", str(kf), "--node", node, "--from-s", str(from_s), "--to-s", str(to_s)]
+    return subprocess.run(args + list(extra), cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_pull_sends_a_nodes_kept_raw_records_for_a_time_range(rig):
+    """Summaries only, then ``edgefw pull`` for node-b's records t 100..129.5 s:
+    exactly those 30 come up raw, under node-b's id and seqs; a pull the
+    gateway's key did not tag brings nothing."""
+    rig.start_gateway()
+    for n in NODES:
+        rig.agg_node(n, COUNT, TRIP_EVERY)
+    stats = _finish(rig)
+    _check_accounting(rig, stats)
+    assert all(r[1] != "win" for n in NODES for r in rig.rows(n))
+    # tagged with another key: refused, nothing comes
+    (rig.tmp / "wrong.key").write_text(bytes(32).hex())
+    r = _pull(rig, "node-b", 0, 1000, key=rig.tmp / "wrong.key")
+    assert r.returncode == 0, r.stderr
+    r = _pull(rig, "node-b", 100, 129.5)
+    assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30 and not [x for x in rig.rows(GW) if x[1] == "pull"]:
+        time.sleep(0.2)
+    evs = [cbor.loads(b) for _s, k, b in rig.rows(GW) if k == "pull"]
+    assert len(evs) == 1 and evs[0]["records"] == 30 and not evs[0]["truncated"], evs
+    assert evs[0]["node"] == "node-b" and evs[0]["from_t"] == 100000000 and evs[0]["to_t"] == 129500000
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30 and len([x for x in rig.rows("node-b") if x[1] == "win"]) < 30:
+        time.sleep(0.2)
+    wins = [cbor.loads(b) for _s, k, b in rig.rows("node-b") if k == "win"]
+    assert sorted(w["t"] // 1000000 for w in wins) == list(range(100, 130))
+    # nothing of the other nodes
+    assert all(x[1] != "win" for n in ("node-a", "node-c") for x in rig.rows(n))
+    gw = rig.stop_gateway()
+    assert gw["pulls"]["answered"] == 1 and gw["pulls"]["records"] == 30
+    assert gw["pulls"]["refusals"] == {"bad tag": 1}
+    assert gw["kept"]["bytes"] > 0

@@ -38,7 +38,7 @@ def device_topics(dev):
     ]
 
 
-def service_topics(entry):
+def service_topics(name, entry):
     role = entry["role"]
     if role == "ingest":
         # every device's batches in, every device's receipt out; devices can
@@ -50,7 +50,8 @@ def service_topics(entry):
         return [("read", "edgefw/+/ota/#"), ("write", "edgefw/+/cmd")]
     if role == "gateway":
         # a gateway relays for the devices behind it, and only for those
-        out = []
+        # and reads its own command topic (pull requests, upstream)
+        out = [("read", "edgefw/%s/cmd" % name)]
         for d in sorted(entry.get("devices", [])):
             out += device_topics(d)
         return out
@@ -85,7 +86,7 @@ def acl_text(fleet):
             lines.append("\n# %s: revoked\n" % name)
             continue
         lines.append("\n# service %s (role %s)\nuser %s\n" % (name, e["role"], name))
-        lines += ["topic %s %s\n" % at for at in service_topics(_active_view(fleet, e))]
+        lines += ["topic %s %s\n" % at for at in service_topics(name, _active_view(fleet, e))]
     return "".join(lines)
 
 

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from edgefw.gateway import commands
+from edgefw.gateway import commands, pull
 from edgefw.gateway.aggregate import Aggregator
 from edgefw.gateway.codec import Packer
 from edgefw.gateway.forward import Relay
@@ -99,7 +99,8 @@ class Gateway:
             self.dicts = {zstandard.ZstdCompressionDict(zdict).dict_id(): zdict}
         self.packer = Packer(up["codec"], up["level"], zdict)
         client = make_client(host, port, "edgefw-gw-%s-up" % self.id, timeout_ms=5000)
-        client.listen_commands = False
+        # pull requests from the next tier (edgefw.gateway.pull)
+        client.listen_commands = pull.topic_for(self.id)
         self.up = Relay(
             self.j,
             client,
@@ -137,7 +138,21 @@ class Gateway:
             # never acknowledged: the cap drops the oldest, which are
             # forgotten (GONE_KEPT windows take about 6 MB)
             gone = Journal(st["path"] + "/gone", "group", segment_bytes=512 << 10, cap_bytes=8 << 20, group_records=_NEVER, group_ms=_NEVER)
-        self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"], gone)
+        kept = None
+        if self.agg is not None and st["kept_cap_bytes"]:
+            kept = pull.Kept(
+                Journal(
+                    st["path"] + "/kept",
+                    "group",
+                    segment_bytes=min(st["segment_bytes"], st["kept_cap_bytes"] // 4),
+                    cap_bytes=st["kept_cap_bytes"],
+                    group_records=_NEVER,
+                    group_ms=_NEVER,
+                ),
+                st["kept_s"],
+            )
+        self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"], gone, kept)
+        self.puller = pull.Puller(self)
         self.store.backlog = self.up.backlog
         self.up.on_dropped = self.store.note_dropped
         shost, sport = parse_broker(site["broker"])
@@ -290,6 +305,9 @@ class Gateway:
     def _tick_loop_inner(self):
         while not self._stop.wait(self.TICK_S):
             self.store.tick()
+            if self.store.kept is not None:
+                self.store.kept.tick()
+            self.puller.poll()
             self._report_losses()
             m = self.cfg["metrics"]
             if m["path"] and time.monotonic() - self._metrics_at >= m["every_s"]:
@@ -319,6 +337,8 @@ class Gateway:
                 self.raw.close()
             with self.store.lock:
                 self.store.gone.close()
+            if self.store.kept is not None:
+                self.store.kept.close()
         return left
 
     def stats(self):
@@ -362,4 +382,13 @@ class Gateway:
             "upstream": self.up.stats(),
             "store": js,
             "nodes": self.nodes,
+            "pulls": self.puller.stats(),
+            "kept": self._kept_stats(),
         }
+
+    def _kept_stats(self):
+        k = self.store.kept
+        if k is None:
+            return None
+        with k.lock:
+            return {"bytes": k.j.size, "expired": k.expired, "dropped_cap": k.j.dropped_cap}

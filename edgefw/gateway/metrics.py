@@ -12,7 +12,10 @@ them), ``refused_total{reason}``, ``windows_emitted_total``,
 ``compression_ratio``, ``upstream_connected``,
 ``upstream_backlog_records`` (journal records: node batches and the
 gateway's own), ``upstream_resent_total``, ``upstream_rejected_total``,
-``lost_total{journal,reason}``, ``rule_fired_total{rule}``.
+``lost_total{journal,reason}``, ``rule_fired_total{rule}``,
+``kept_bytes`` (raw records kept for pulls), ``kept_expired_total``,
+``pulls_answered_total``, ``pulled_records_total``,
+``pull_refused_total{reason}``.
 """
 
 import os
@@ -61,6 +64,13 @@ def render(s):
     fam("lost_total", "counter", "records the gateway dropped, by journal and reason", rows)
     r = s.get("rules") or {}
     fam("rule_fired_total", "counter", "times each rule fired", [((("rule", k),), v) for k, v in sorted((r.get("fired") or {}).items())])
+    k = s.get("kept") or {}
+    fam("kept_bytes", "gauge", "bytes of raw records kept for pulls", [((), k.get("bytes", 0))])
+    fam("kept_expired_total", "counter", "kept raw records past store.kept_s", [((), k.get("expired", 0))])
+    p = s.get("pulls") or {}
+    fam("pulls_answered_total", "counter", "pull requests answered", [((), p.get("answered", 0))])
+    fam("pulled_records_total", "counter", "records sent upstream for pull requests", [((), p.get("records", 0))])
+    fam("pull_refused_total", "counter", "pull requests refused, by reason", [((("reason", k),), v) for k, v in sorted((p.get("refusals") or {}).items())])
     return "\n".join(out) + "\n"
 
 

@@ -40,10 +40,12 @@ from hal.errors import JournalError
 
 
 class Store:
-    def __init__(self, out, raw, agg, around=None, gone=None):
+    def __init__(self, out, raw, agg, around=None, gone=None, kept=None):
         self.out = out
         self.raw = raw
         self.agg = agg
+        # raw records kept for pulls (edgefw.gateway.pull.Kept), or None
+        self.kept = kept
         # windows gone from memory (Aggregator.evict), oldest first: read
         # back so a restarted gateway still knows what each counted
         self.gone = gone
@@ -124,6 +126,8 @@ class Store:
                     return False
                 self.raw_windows[seq] = self.agg.add(b.dev, b.boot, keep, b.id, seq, time.monotonic())
                 self._count(seq, b.dev, len(keep))
+                if self.kept is not None:
+                    self.kept.add(rec)
                 if self.around is not None:
                     self.raw_meta[seq] = (b.dev, b.boot, max(d["t"] for _r, d in keep))
                     self._around_copy(b, keep)

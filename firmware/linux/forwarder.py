@@ -31,7 +31,9 @@ class Forwarder:
     def __init__(self, journal, uplink, period_ms=20, interlock=None):
         self.j = journal
         self.up = uplink
-        # the gateway's trip commands go to it (firmware.uplink.command)
+        # the gateway's trip commands go to it (firmware.uplink.command);
+        # without one, what the client keeps is someone else's to take (a
+        # gateway's pull requests), bounded by the client
         self.il = interlock
         self.period_s = period_ms / 1000
         self._stop = threading.Event()
@@ -53,14 +55,11 @@ class Forwarder:
         last = 0.0
         while not self._stop.is_set():
             self.up.pump()
-            if self.up.client.commands:
+            if self.il is not None and self.up.client.commands:
                 from firmware.uplink.command import take
 
                 # no updates over the network here: nothing else is kept
-                if self.il is not None:
-                    take(self.up, self.il, others=False)
-                else:
-                    self.up.client.commands.clear()
+                take(self.up, self.il, others=False)
             now = time.monotonic()
             if now - last >= self.PENDING_EVERY_S:
                 self._count_pending()

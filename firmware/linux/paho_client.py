@@ -15,8 +15,9 @@ from firmware.uplink.mqtt import ClientBase
 
 class Client(ClientBase):
     LOST_POLL_S = 0.1
-    # a device's uplink takes its gateway's commands; a gateway's own
-    # upstream client has none to take and leaves the topic alone
+    # a device's uplink takes its gateway's commands on the topic beside
+    # its receipts; a gateway's upstream client names its own (pull
+    # requests: edgefw.gateway.pull), or False for none
     listen_commands = True
     # what waits for the taker at most: past it a flood's newest are not
     # kept (this thread only appends; the taker alone removes)
@@ -51,11 +52,14 @@ class Client(ClientBase):
 
         subscribed = threading.Event()
 
-        cmd_topic = self.receipt_topic[:-7] + "cmd" if self.receipt_topic is not None and self.listen_commands else None
+        cmd_topic = self.listen_commands if isinstance(self.listen_commands, str) else None
+        if self.listen_commands is True and self.receipt_topic is not None:
+            cmd_topic = self.receipt_topic[:-7] + "cmd"
 
         def on_message(client, userdata, msg):
             if msg.topic == cmd_topic:
-                # taken by the forwarder's thread (firmware.uplink.command)
+                # taken by another thread (firmware.uplink.command; a
+                # gateway's pull requests: edgefw.gateway.pull)
                 if self.commands is None:
                     self.commands = []
                 if len(self.commands) < self.COMMANDS_KEPT:
