@@ -327,3 +327,93 @@ def test_unknown_key_and_downgrade_refused(rig, site, tmp_path):
     st = d.state()
     assert st["current"] == before["current"] and st["try"] is None and st["last"]["result"] == "refused", st
     assert d.resets == 0, d.text()
+
+
+def _revert_body(bundle, key=None, sig=None, bid=None):
+    k, s = bundle.revert_sig
+    return cbor.dumps({"op": "revert", "id": bid or bundle.id, "key": key or k, "sig": sig or s})
+
+
+def test_revert_goes_back_to_the_previous_directory_only_when_signed(rig, site, tmp_path):
+    """Updated to V2, the device refuses a revert signed by another key
+    under the signer's key id, ignores one for a bundle it does not run,
+    goes back to its previous directory (self-test, commit) on the
+    bundle's own revert.sig, and ignores that same revert afterwards."""
+    from edgefw.deploy.bundle import load_private
+    from firmware.linux.bundle import _ed25519
+
+    names = ["esp-rv"]
+    w, (d,) = site(names)
+    good = tmp_path / "v2.edgefw"
+    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(good), V2, selftest_s=30)
+    d.start()
+    assert wait(lambda: any(x.startswith("EDGEFW READY") for x in d.out), 60), d.text()
+    with ota.Server(str(good), "127.0.0.1", rig["broker"].port) as s:
+        b = s.bundle
+        s.offer(names)
+        assert s.wait_for(lambda st: final(st, "esp-rv", b.id), 120), (s.status, d.text())
+        s.withdraw(names)
+        assert s.status["esp-rv"]["state"] == "committed" and s.status["esp-rv"]["version"] == V2
+
+        def next_word(body, pred, timeout=60):
+            n = len(s.history["esp-rv"])
+            s.c.publish("edgefw/esp-rv/cmd", body, qos=1).wait_for_publish(10)
+            assert s.wait_for(lambda st: any(pred(x) for x in s.history["esp-rv"][n:]), timeout), (s.history["esp-rv"][n:], d.text()[-2000:])
+            return [x for x in s.history["esp-rv"][n:] if pred(x)][0]
+
+        forged = _ed25519()[1].new(load_private(str(rig["tmp"] / "attacker.key")), "rfc8032").sign(ota.REVERT + b.id.encode())
+        x = next_word(_revert_body(b, sig=forged), lambda x: x.get("state") == "refused")
+        assert x["reason"] == "bad-signature", x
+        x = next_word(_revert_body(b, bid="0123456789abcdef"), lambda x: x.get("state") == "committed")
+        assert x["version"] == V2 and d.state()["current"] == "b"
+        x = next_word(_revert_body(b), lambda x: x.get("state") == "committed" and x.get("version") == "0.1.0", timeout=120)
+        assert x["dir"] == "a"
+        assert any(h.get("state") == "switching" and h.get("reverting") == b.id for h in s.history["esp-rv"]), s.history["esp-rv"]
+        st = d.state()
+        assert st["current"] == "a" and st["version"] == "0.1.0" and st["try"] is None and st["previous"] == "b", st
+        assert d.resets == 2, d.text()
+        # the same revert again: the device no longer runs that bundle
+        x = next_word(_revert_body(b), lambda x: x.get("state") == "committed")
+        assert x["version"] == "0.1.0" and d.state()["current"] == "a" and d.resets == 2
+
+
+def test_stopped_rollout_takes_updated_esp32s_back(rig, site, tmp_path):
+    """Stage 1 of two devices, one of them off: the stage exceeds 0 %
+    failed, the rollout stops and the device it updated goes back to
+    0.1.0 by the bundle's signed revert; stage 2 is never offered V2."""
+    from edgefw.rollout import engine
+    from edgefw.rollout import plan as P
+    from edgefw.rollout.mqtt import MqttRollout
+
+    names = ["esp-s0", "esp-s1", "esp-s2"]
+    w, devs = site(names)
+    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
+    inv = {"device": [{"id": n, "board": "esp32_devkitc", "address": "127.0.0.1"} for n in names]}
+    (tmp_path / "inv.json").write_text(json.dumps(inv))
+    plan = {
+        "bundle": "v2.edgefw",
+        "inventory": "inv.json",
+        "engine": "mqtt",
+        "mqtt": {"broker": "127.0.0.1:%d" % rig["broker"].port},
+        "stages": [2, "100%"],
+        "stage_defaults": {"deadline_s": 90, "healthy_s": 3, "max_failed": "0%", "min_sample": 1},
+        "offline": {"policy": "fail"},
+        "install": {"timeout_s": 30, "settle_s": 5, "max_restarts": 1},
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    on = [devs[0], devs[2]]
+    for d in on:
+        d.start()
+    assert wait(lambda: all(any(x.startswith("EDGEFW READY") for x in d.out) for d in on), 60)
+    out = []
+    r = MqttRollout(P.load(str(tmp_path / "plan.json")), str(tmp_path / "state"), out=out.append, poll_s=0.5)
+    assert r.run() == engine.STOPPED, "\n".join(out)
+    st0 = devs[0].state()
+    assert st0["current"] == "a" and st0["version"] == "0.1.0" and st0["previous"] == "b" and st0["try"] is None, (st0, out)
+    assert devs[0].resets == 2, devs[0].text()
+    rec = r.st.device("esp-s0")
+    assert rec["rollback"] == "rolled-back" and "back to 0.1.0" in rec["rollback_reason"], (rec, out)
+    assert r.st.device("esp-s1")["state"] == "failed", out
+    st2 = devs[2].state()
+    assert st2["current"] == "a" and st2["version"] == "0.1.0" and st2["last"] is None and devs[2].resets == 0, st2
+    print("\n".join(out))

@@ -10,7 +10,9 @@
 
 An ESP32 bundle is a tar like the Linux ones (``firmware.linux.bundle``):
 ``manifest``, ``manifest.sig`` (``{"key", "sig"}``, Ed25519 over the
-manifest's bytes, by the same signer) and ``payload/``: an application
+manifest's bytes, by the same signer), ``revert.sig`` (the same, over
+``b"edgefw revert " + bundle id``: what lets a stopped rollout take a
+device running it back, ``Server.revert``) and ``payload/``: an application
 directory of a device image (``edgefw mpy-build --board``) less what
 belongs to the device (``ROOT_FILES``, its config ``CARRY``). The
 manifest is text the device reads a line at a time (its heap never holds
@@ -48,6 +50,8 @@ ROOT_FILES = ("boot.py", "main.py", "otaboot.mpy", "device.json", "device.key", 
 CARRY = ("firmware/prechecked.json",)
 KEYS = "ota_keys.json"
 CHUNK = 1024
+# what a bundle's revert.sig signs, before its id (firmware/ota/session.py)
+REVERT = b"edgefw revert "
 
 
 def key_hex(pub_pem):
@@ -130,11 +134,16 @@ def build_bundle(image, key_path, out, version, created=None, selftest_s=None):
         m["selftest_s"] = selftest_s
     lines = [json.dumps(m, separators=(",", ":"))] + ["%s %d %s" % (hashlib.sha256(d).hexdigest(), len(d), rel) for rel, d in members]
     mbytes = ("\n".join(lines) + "\n").encode()
-    sig = _ed25519()[1].new(key, "rfc8032").sign(mbytes)
-    sbytes = json.dumps({"key": key_id(key.public_key()), "sig": sig.hex()}).encode()
+    signer = _ed25519()[1].new(key, "rfc8032")
+    kid = key_id(key.public_key())
+    sbytes = json.dumps({"key": kid, "sig": signer.sign(mbytes).hex()}).encode()
+    # leave to go back from this bundle, signed now: a stopped rollout
+    # needs no signing key (firmware/ota/session.py, REVERT)
+    bid = hashlib.sha256(mbytes).hexdigest()[:16]
+    rbytes = json.dumps({"key": kid, "sig": signer.sign(REVERT + bid.encode()).hex()}).encode()
     tmp = str(out) + ".part"
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in [("manifest", mbytes), ("manifest.sig", sbytes)] + [("payload/" + r, d) for r, d in members]:
+        for name, data in [("manifest", mbytes), ("manifest.sig", sbytes), ("revert.sig", rbytes)] + [("payload/" + r, d) for r, d in members]:
             info_ = tarfile.TarInfo(name)
             info_.size = len(data)
             info_.mtime = m["created"]
@@ -163,10 +172,14 @@ class Bundle:
                 sig = json.loads(tar.extractfile("manifest.sig").read())
                 self.manifest = read_manifest(self.mbytes)
                 self.data = [tar.extractfile("payload/" + f[0]).read() for f in self.manifest["files"]]
+                names = tar.getnames()
+                rsig = json.loads(tar.extractfile("revert.sig").read()) if "revert.sig" in names else None
         except (OSError, KeyError, ValueError, AttributeError, tarfile.TarError) as e:
             raise FleetError("%s is not an ESP32 bundle (%s); build one with edgefw.fleet.ota.build_bundle" % (path, e))
         self.key = sig["key"]
         self.sig = bytes.fromhex(sig["sig"])
+        # (key id, signature) that lets a device running it go back, or None
+        self.revert_sig = (rsig["key"], bytes.fromhex(rsig["sig"])) if rsig else None
         self.id = hashlib.sha256(self.mbytes).hexdigest()[:16]
         self.version = self.manifest["version"]
         self.board = self.manifest["board"]
@@ -270,6 +283,19 @@ class Server:
         from firmware import cbor
 
         body = cbor.dumps({"op": "status"})
+        for d in devices:
+            self.c.publish("edgefw/%s/cmd" % d, body, qos=1).wait_for_publish(10)
+
+    def revert(self, devices):
+        """Ask each device running this bundle to go back to its previous
+        directory (the bundle's signed revert; not retained: a device away
+        now is asked again by whoever wants it back)."""
+        from firmware import cbor
+
+        if self.bundle.revert_sig is None:
+            raise FleetError("bundle %s carries no revert.sig (built before reverts were signed): rebuild it to take devices back" % self.bundle.id)
+        key, sig = self.bundle.revert_sig
+        body = cbor.dumps({"op": "revert", "id": self.bundle.id, "key": key, "sig": sig})
         for d in devices:
             self.c.publish("edgefw/%s/cmd" % d, body, qos=1).wait_for_publish(10)
 

@@ -13,9 +13,12 @@ and says so unchanged for the stage's healthy time, never when it has
 merely downloaded or switched. A device that refuses the bundle or rolls
 it back has failed.
 
-Going back to the version before the rollout (the fleet-level
-rollback) is not done over the network: the device refuses a
-downgrade, and the previous directory it keeps is its own fallback.
+The fleet-level rollback sends each updated device the bundle's signed
+revert (``revert.sig``, made with the bundle): the device puts its
+previous directory, still on its flash, on trial with the same
+self-test as an update, and counts as rolled back once it says it runs
+the previous version committed. No downgrade is offered: a bundle of an
+older version is still refused.
 """
 
 from edgefw.fleet import ota
@@ -44,7 +47,7 @@ class MqttRollout(engine.Rollout):
     def _install(self, dev, bundle, allow_downgrade=False):
         s = self.server
         if bundle != self.plan.bundle:
-            return 1, "refused: an ESP32 goes back to its previous directory itself; no downgrade over the network"
+            return 1, "refused: an ESP32 goes back by the bundle's signed revert (_undo), never by a downgrade"
         bid = s.bundle.id
         self.log(dev, "offered %s (%s)" % (s.bundle.version, bid))
         s.offer([dev.id])
@@ -67,3 +70,44 @@ class MqttRollout(engine.Rollout):
         if last.get("result") == "rolled-back":
             return U.ROLLED_BACK, "device: rolled back %s: %s" % (s.bundle.version, last.get("reason"))
         return 1, "device: refused: %s" % (x.get("why") or last.get("reason"))
+
+    def _undo(self, dev):
+        rec = self.st.device(dev.id)
+        prev = rec["previous"]
+        obs, away = self._observe(dev)
+        if obs is None:
+            return "rollback-failed", "unreachable: %s" % away
+        now = obs[0]["version"]
+        if now != self.version:
+            return "unchanged", "runs %s, not %s" % (now, self.version)
+        if prev == self.version:
+            return "unchanged", "ran %s before this rollout" % prev
+        if prev is None:
+            return "rollback-failed", "nothing ran before %s: no previous version to go back to" % self.version
+        s = self.server
+        with s.cond:
+            seen = len(s.history.get(dev.id, ()))
+        try:
+            s.revert([dev.id])
+        except Exception as e:  # noqa: B902 (journaled per device by _rollback)
+            return "rollback-failed", "revert not sent: %s" % e
+        self.log(dev, "asked to go back to %s" % prev)
+
+        def after(st):
+            return s.history.get(dev.id, [])[seen:]
+
+        def said(st):
+            for x in after(st):
+                if x.get("state") == "committed" and x.get("version") == prev:
+                    return True
+                if x.get("state") in ("refused", "rolled-back", "failed"):
+                    return True
+            return False
+
+        ins = self.plan.install
+        if not s.wait_for(said, ins["timeout"] * (ins["max_restarts"] + 1) + ins["settle"]):
+            return "rollback-failed", "timeout: %s said nothing final about going back to %s" % (dev.id, prev)
+        x = after(s.status)[-1]
+        if x.get("state") == "committed" and x.get("version") == prev:
+            return "rolled-back", "back to %s (its previous directory, committed)" % prev
+        return "rollback-failed", "device: %s: %s" % (x.get("state"), x.get("why") or x.get("reason") or (x.get("last") or {}).get("reason"))

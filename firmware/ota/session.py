@@ -39,6 +39,16 @@ wait; this module is imported when an offer arrives and dropped after).
 A power cut before step 5 leaves ``ota.json`` as it was: the device boots
 what it ran, and the next offer starts over. The status topic says each
 phase, and why an offer was refused.
+
+A stopped rollout takes a device back (``{"op": "revert", "id", "key",
+"sig"}``): when ``id`` is the bundle that runs and ``sig`` is the
+signer's Ed25519 signature over ``b"edgefw revert " + id`` (made with
+the bundle, ``revert.sig``), the previous directory, still on the flash
+and verified when it was installed, goes on trial as an update would,
+with the same self-test, rollback and boot counter. Only the bundle the
+signature names can be left this way, and only once: a revert that
+fails its self-test leaves the device on that bundle, which then ignores
+the same request. A downgrade offer is still refused.
 """
 
 import binascii
@@ -63,6 +73,7 @@ KEYS = "ota_keys.json"
 # from a bundle, carried from the running directory
 CARRY = ("firmware/prechecked.json",)
 _IDLE = 1
+REVERT = b"edgefw revert "
 
 
 def _version(v):
@@ -147,7 +158,7 @@ class Updater:
             if m is None:
                 return None
             op = m.get("op")
-            if op == "offer":
+            if op == "offer" or op == "revert":
                 return m
             if op == "status" and self.st is not None:
                 # the host asks (it was away when the device last said)
@@ -161,6 +172,9 @@ class Updater:
             return
         if self.st is None or self.dir is None:
             raise Refused("no-ab-layout", "this device runs a flat image; flash it with the A/B layout first")
+        if offer.get("op") == "revert":
+            yield from self._revert(offer)
+            return
         bid = offer.get("id")
         sig = offer.get("sig")
         key = offer.get("key")
@@ -175,11 +189,10 @@ class Updater:
             # offered again (a retained offer): the device said no once
             return
         self.id = bid
-        keys = _read_json(app_file(KEYS)) or {}
-        if key not in keys:
-            self._refuse("unknown-key", "signed by key %s, which is not among the %d trusted keys" % (key, len(keys)))
-        pub = binascii.unhexlify(keys[key])
-        del keys
+        try:
+            pub = self._trusted(key)
+        except Refused as e:
+            self._refuse(e.reason, str(e)[len(e.reason) + 2 :])
         chunk = min(CHUNK_MAX, max(256, offer.get("chunk") or 1024))
         del offer
         target = otaboot.other(self.dir)
@@ -245,6 +258,48 @@ class Updater:
         otaboot.write(st)
         clock = self.clock
         self._status("switching", version=version, longest_us=getattr(clock, "task_longest_us", 0), max_gap_us=clock.max_gap_us)
+        self.reset = True
+
+    def _trusted(self, key):
+        keys = _read_json(app_file(KEYS)) or {}
+        if key not in keys:
+            raise Refused("unknown-key", "signed by key %s, which is not among the %d trusted keys" % (key, len(keys)))
+        return binascii.unhexlify(keys[key])
+
+    def _revert(self, m):
+        # refusals here leave ota.json alone: its "last" is about updates
+        bid, key, sig = m.get("id"), m.get("key"), m.get("sig")
+        if not isinstance(bid, str) or not isinstance(key, str) or not isinstance(sig, bytes):
+            raise Refused("malformed", "the revert lacks id, key or sig")
+        st = self.st
+        if bid != st.get("bundle") or st.get("reverted_from") == bid or self.dir != st.get("current"):
+            # not what runs (or tried once already): say what runs
+            self._status("committed" if self.dir == st.get("current") else "rolled-back")
+            return
+        self.id = bid
+        pub = self._trusted(key)
+        prev = st.get("previous")
+        if not prev or prev == self.dir:
+            raise Refused("no-previous", "nothing ran here before bundle %s" % bid)
+        from firmware.ota.ed25519 import Verifier
+
+        v = Verifier(pub, REVERT + bid.encode(), sig)
+        while v.step():
+            yield
+        ok = v.ok
+        del v, Verifier
+        _drop("firmware.ota.ed25519")
+        if not ok:
+            raise Refused("bad-signature", "the revert's signature does not verify with key %s" % key)
+        version = st.get("previous_version") or (_read_json(prev + "/build.json") or {}).get("version")
+        st["try"] = prev
+        st["try_version"] = version
+        st["try_bundle"] = st.get("previous_bundle")
+        st["boots"] = 0
+        st["reverted_from"] = bid
+        st.pop("try_selftest_s", None)
+        otaboot.write(st)
+        self._status("switching", version=version, reverting=bid)
         self.reset = True
 
     def _check_head(self, head):

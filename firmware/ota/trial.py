@@ -94,6 +94,9 @@ class Trial:
             "try": None,
             "boots": 0,
             "previous": old,
+            # what a revert goes back to (firmware.ota.session)
+            "previous_version": st.get("version"),
+            "previous_bundle": st.get("bundle"),
             "last": {"result": "committed", "version": st.get("try_version"), "bundle": st.get("try_bundle"), "reason": None},
         }
         otaboot.write(new)
