@@ -108,3 +108,23 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
     line = [x for x in prom.splitlines() if x.startswith('edgefw_gateway_lost_total{journal="out",reason="dropped_cap"}')][0]
     assert int(line.split()[-1]) > 0
     assert 'edgefw_gateway_node_backlog_records{node="node-a"}' in prom
+    # a restart goes on from what it had dropped and named: the same
+    # totals, no loss event again, and a loss after it adds to them
+    n_events = len(losses)
+    rig.start_gateway()
+    time.sleep(2)
+    again = rig.stop_gateway()
+    assert again["losses"] == gw["losses"], (again["losses"], gw["losses"])
+    assert len([r for r in rig.rows(GW) if r[1] == "loss"]) == n_events
+    saved = json.loads((tmp_path / "gw-store" / "losses.json").read_text())
+    assert saved["totals"]["out_dropped_cap"] == dropped
+    assert {q for a, b in saved["nodes"]["cap"].get("node-a", []) for q in range(a, b + 1)} == named.get("node-a", set())
+
+
+def test_a_damaged_loss_record_stops_the_gateway_with_its_name(rig, tmp_path):
+    (tmp_path / "gw-store").mkdir(exist_ok=True)
+    (tmp_path / "gw-store" / "losses.json").write_text('{"totals": {"out_dropped_cap": "many"}, "nodes": {}}')
+    p = rig.start_gateway()
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 2
+    assert "losses.json: not the gateway's record of its losses" in err and "move it aside" in err, err

@@ -6,6 +6,8 @@ checked config (``edgefw.gateway.config``).
     gw.stop(drain_s=2)
 """
 
+import json
+import os
 import sys
 import threading
 import time
@@ -26,6 +28,7 @@ from firmware.linux.forwarder import Forwarder
 from firmware.store.journal import PRIO_EVENT, Journal
 from firmware.store.summary import LOSSES
 from firmware.uplink.uplink import make_client, read_key
+from hal.errors import JournalError
 
 # the receiver syncs before every receipt itself; the journal's own group
 # timer never needs to
@@ -152,6 +155,8 @@ class Gateway:
                 st["kept_s"],
             )
         self.store = Store(self.j, self.raw, self.agg, cfg["aggregate"]["around"], gone, kept)
+        self.loss_path = st["path"] + "/losses.json"
+        self._base, self._named = self._load_losses()
         self.puller = pull.Puller(self)
         self.store.backlog = self.up.backlog
         self.up.on_dropped = self.store.note_dropped
@@ -220,7 +225,6 @@ class Gateway:
         self._reported = self._losses()
         self._loss_at = 0.0
         self._loss_seq = None
-        self._named = {}
         self._metrics_at = 0.0
         self.rx.start()
         self._stop = threading.Event()
@@ -246,16 +250,44 @@ class Gateway:
                 self.store.meta[q].append((seq, what))
 
     def _losses(self):
-        """Totals of what the gateway dropped, per journal and reason."""
-        out = {}
+        """Totals of what the gateway dropped, per journal and reason,
+        since its store was made (runs before this one: losses.json)."""
+        out = dict(self._base)
         for name, j in (("out", self.j), ("raw", self.raw)):
             if j is None:
                 continue
             with j.lock:
                 for k, _t in LOSSES:
                     if hasattr(j, k):
-                        out[name + "_" + k] = getattr(j, k)
+                        out[name + "_" + k] = out.get(name + "_" + k, 0) + getattr(j, k)
         return out
+
+    def _load_losses(self):
+        """What earlier runs dropped and named, so a restart neither forgets
+        nor reports them again (a node's own counters restart; these are
+        the site's record of what it lost)."""
+        try:
+            with open(self.loss_path) as f:
+                doc = json.load(f)
+            base, named = doc["totals"], doc["nodes"]
+            if not all(isinstance(v, int) for v in base.values()) or not isinstance(named, dict):
+                raise ValueError("totals must be counts, nodes an object")
+        except FileNotFoundError:
+            return {}, {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise JournalError(
+                "%s: not the gateway's record of its losses (%s); move it aside to start counting again (the loss events already"
+                " sent upstream keep what it said)" % (self.loss_path, e)
+            ) from e
+        return base, named
+
+    def _save_losses(self, totals):
+        tmp = self.loss_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"totals": totals, "nodes": self._named}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.loss_path)
 
     # loss events at most this often
     LOSS_EVERY_S = 1.0
@@ -265,7 +297,7 @@ class Gateway:
     def _report_losses(self, force=False):
         """A ``loss`` event when something was dropped: totals per journal
         and reason, and the node records dropped, as seq ranges per reason
-        and node, both since start. One is pending upstream at a time: a
+        and node, both since the store was made (losses.json). One is pending upstream at a time: a
         full store would otherwise drop telemetry to make room for events
         about dropping telemetry; the next one carries everything."""
         if not force and time.monotonic() - self._loss_at < self.LOSS_EVERY_S:
@@ -285,6 +317,8 @@ class Gateway:
                 return
         self._loss_at = time.monotonic()
         self._reported = now
+        # on disk first: a restart goes on from here
+        self._save_losses(now)
         ev = dict(now, k="loss", t=0, utc_ms=utc_ms(), nodes=self._named)
         if len(cbor.dumps(ev)) > self.LOSS_MAX_BYTES:
             ev["nodes"] = {r: {n: rs[-8:] for n, rs in per.items()} for r, per in self._named.items()}
