@@ -234,12 +234,13 @@ def _every_record_upstream_or_named_lost(site, stats):
 
 def test_wan_cut_for_two_minutes_backlog_drains_live_first(tmp_path):
     """The WAN down for 120 s while the nodes produce (their 400 windows
-    paced over about two minutes), then restored: every record accounted
-    for, nothing lost, and the summaries made after the link came back
-    overtook the backlog. About 2.5 minutes."""
+    paced over about 140 s), then restored, the uplink capped at 20 kB/s
+    (a slow WAN: the backlog takes seconds to drain while the nodes go on):
+    every record accounted for, nothing lost, and the summaries made after
+    the link came back overtook the backlog. About 2.5 minutes."""
     t = Tiers()
     try:
-        site = Site(t, tmp_path, pace_s=0.3)
+        site = Site(t, tmp_path, pace_s=0.35, gw_cfg={"upstream": {"rate_bytes_s": 20000}})
         time.sleep(2)
         t.cut()
         cut_at = time.monotonic()
