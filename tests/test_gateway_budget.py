@@ -13,13 +13,17 @@ from tests.helpers.gateway_rig import GW, Rig
 NODES = ["node-a", "node-b"]
 
 
-@pytest.fixture
-def rig(tmp_path):
+# the store's cap, or telemetry's own within a total it never reaches
+CAPS = {"total": {"cap_bytes": 65536}, "telemetry": {"cap_bytes": 1 << 20, "telemetry_cap_bytes": 65536}}
+
+
+@pytest.fixture(params=sorted(CAPS))
+def rig(tmp_path, request):
     r = Rig(
         tmp_path,
         NODES,
         gw_cfg={
-            "store": {"path": str(tmp_path / "gw-store"), "cap_bytes": 65536, "segment_bytes": 8192},
+            "store": dict(CAPS[request.param], path=str(tmp_path / "gw-store"), segment_bytes=8192),
             "aggregate": {"window_s": 0},
             "metrics": {"path": str(tmp_path / "gw.prom"), "every_s": 0.2},
         },
@@ -121,10 +125,14 @@ def test_cap_sheds_oldest_telemetry_keeps_events_and_reports_losses(rig, tmp_pat
     assert {q for a, b in saved["nodes"]["cap"].get("node-a", []) for q in range(a, b + 1)} == named.get("node-a", set())
 
 
-def test_a_damaged_loss_record_stops_the_gateway_with_its_name(rig, tmp_path):
+def test_a_damaged_loss_record_stops_the_gateway_with_its_name(tmp_path):
+    rig = Rig(tmp_path, NODES)
     (tmp_path / "gw-store").mkdir(exist_ok=True)
     (tmp_path / "gw-store" / "losses.json").write_text('{"totals": {"out_dropped_cap": "many"}, "nodes": {}}')
-    p = rig.start_gateway()
-    _out, err = p.communicate(timeout=60)
+    try:
+        p = rig.start_gateway()
+        _out, err = p.communicate(timeout=60)
+    finally:
+        rig.close()
     assert p.returncode == 2
     assert "losses.json: not the gateway's record of its losses" in err and "move it aside" in err, err

@@ -34,6 +34,11 @@ def test_defaults_filled_in():
         (_with(upstream={"window": 0}), "upstream.window"),
         (_with(upstream={"windw": 3}), "upstream.windw"),
         (_with(store={"segment_bytes": 1 << 30}), "store.segment_bytes"),
+        # a queue's cap holds two segments at least, and fits the total
+        (_with(store={"event_cap_bytes": 1 << 20}), "store.event_cap_bytes"),
+        (_with(store={"telemetry_cap_bytes": 1 << 40}), "store.telemetry_cap_bytes"),
+        (_with(store={"kept_cap_bytes": 100}), "store.kept_cap_bytes"),
+        (_with(store={"kept_s": 0}), "store.kept_s"),
         (_with(site={"keys": "/nonexistent/keys.json"}), "site.keys"),
         (_with(bogus={}), "bogus"),
     ],

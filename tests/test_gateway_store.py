@@ -260,3 +260,26 @@ def test_a_damaged_runs_file_is_named(tmp_path):
     (tmp_path / "runs.json").write_text("{not json")
     with pytest.raises(JournalError, match="runs.json.*delete it"):
         _store(tmp_path)
+
+
+def test_queue_cap_drops_that_queues_oldest_only(tmp_path):
+    """out/ with events capped at 16 KiB inside a 1 MiB total: a flood of
+    events loses its own oldest segments; telemetry keeps every record."""
+    from edgefw.gateway.store import QueueCapped
+    from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
+
+    j = QueueCapped(str(tmp_path / "out"), "group", queue_caps={PRIO_EVENT: 16384, PRIO_TELEMETRY: None}, segment_bytes=4096, cap_bytes=1 << 20, group_records=1 << 30, group_ms=1 << 30)
+    for i in range(600):
+        j.append({"k": "trip", "n": i, "pad": "x" * 40}, PRIO_EVENT)
+        j.append({"k": "win", "n": i, "pad": "y" * 40}, PRIO_TELEMETRY)
+        if i % 10 == 9:
+            j.flush()
+    j.flush()
+    ev = [r["n"] for _s, r in j.records(PRIO_EVENT) if _s > j.acked(PRIO_EVENT)]
+    tel = [r["n"] for _s, r in j.records(PRIO_TELEMETRY)]
+    assert sum(sg.size for sg in j._segs[PRIO_EVENT]) <= 16384 + 4096
+    assert tel == list(range(600))
+    # the newest events stay, the oldest went, every one counted
+    assert ev == list(range(600 - len(ev), 600)) and 0 < len(ev) < 600
+    assert j.dropped_cap == 600 - len(ev)
+    j.close()

@@ -27,7 +27,7 @@ DEFAULTS = {
         "level": None,
         "zstd_dict": None,
     },
-    "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "raw_cap_bytes": 64 << 20, "segment_bytes": 1 << 20, "ttl_s": None, "event_ttl_s": None, "kept_s": 86400, "kept_cap_bytes": 64 << 20},
+    "store": {"path": "edgefw-gateway", "cap_bytes": 256 << 20, "raw_cap_bytes": 64 << 20, "segment_bytes": 1 << 20, "ttl_s": None, "event_ttl_s": None, "kept_s": 86400, "kept_cap_bytes": 64 << 20, "event_cap_bytes": None, "telemetry_cap_bytes": None},
     "metrics": {"path": None, "every_s": 10},
     "aggregate": {"window_s": 60, "channels": {}, "keep_s": None, "close_idle_s": None, "batch_ids": True, "around": {"before_s": 30, "after_s": 30, "kinds": ["trip"]}},
     "rules": [],
@@ -140,6 +140,9 @@ def check(doc, src="<config>", files=True):
     c.num("store.raw_cap_bytes", st["raw_cap_bytes"], 1 << 16, 1 << 40, integer=True)
     c.num("store.ttl_s", st["ttl_s"], 1, 10 * 365 * 86400, integer=True, null=True)
     c.num("store.event_ttl_s", st["event_ttl_s"], 1, 10 * 365 * 86400, integer=True, null=True)
+    for f in ("event_cap_bytes", "telemetry_cap_bytes"):
+        # two segments at least: the one written is never dropped
+        c.num("store." + f, st[f], 2 * st["segment_bytes"], st["cap_bytes"], integer=True, null=True)
     c.num("store.kept_s", st["kept_s"], 1, 10 * 365 * 86400, integer=True, null=True)
     if st["kept_cap_bytes"] != 0:
         c.num("store.kept_cap_bytes", st["kept_cap_bytes"], 1 << 16, 1 << 40, integer=True)

@@ -20,7 +20,7 @@ from edgefw.gateway.metrics import render
 from edgefw.gateway.metrics import write as write_metrics
 from edgefw.gateway.receiver import Receiver
 from edgefw.gateway.rules import Rules
-from edgefw.gateway.store import Store, ranges
+from edgefw.gateway.store import QueueCapped, Store, ranges
 from firmware import cbor
 from firmware.clocks import boot_id, utc_ms
 from firmware.config import parse_broker
@@ -80,9 +80,10 @@ class Gateway:
             self.node_keys = self.rx_keys = load_node_keys(site["keys"])
         self.key = read_key(g["key_file"])
         ttl = st["ttl_s"]
-        self.j = Journal(
+        self.j = QueueCapped(
             st["path"] + "/out",
             "group",
+            queue_caps={0: st["event_cap_bytes"], 1: st["telemetry_cap_bytes"]},
             segment_bytes=st["segment_bytes"],
             cap_bytes=st["cap_bytes"],
             # events and telemetry expire apart: telemetry's TTL, and the

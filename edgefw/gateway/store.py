@@ -35,8 +35,33 @@ import time
 from edgefw.gateway.aggregate import covers
 from edgefw.gateway.forward import relay_record
 from firmware import cbor
-from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY
+from firmware.store.journal import PRIO_EVENT, PRIO_TELEMETRY, Journal
 from hal.errors import JournalError
+
+
+class QueueCapped(Journal):
+    """``out/``: the journal with a byte cap per priority besides the
+    total (``queue_caps``: {queue: bytes}). A queue past its own cap loses
+    its oldest segment (counted in ``dropped_cap``, its cursor moved, so
+    ``Store`` names what it held), whatever room the other has: a flood of
+    events cannot take the telemetry's room, nor telemetry the events'.
+    Held group records count against every queue's cap (they are not
+    sorted until written)."""
+
+    def __init__(self, *a, queue_caps=None, **kw):
+        Journal.__init__(self, *a, **kw)
+        self.queue_caps = {q: c for q, c in (queue_caps or {}).items() if c}
+
+    def append(self, record, priority=PRIO_TELEMETRY, ordered=False):
+        cap = self.queue_caps.get(priority)
+        if cap:
+            segs = self._segs[priority]
+            # the segment being written stays: it holds the newest
+            while len(segs) > 1 and sum(sg.size for sg in segs) + self._pend_bytes > cap:
+                from firmware.store.scan import drop_oldest
+
+                drop_oldest(self, priority)
+        return Journal.append(self, record, priority, ordered)
 
 
 class Store:

@@ -141,15 +141,21 @@ def make_room(j, need):
                 break
         if victim is None:
             return False
-        seg = j._segs[victim][0]
-        if seg.first > j._acked[victim]:
-            unacked = seg.n
-        else:
-            unacked = count_after(seg, j._acked[victim])
-        j.dropped_cap += unacked
-        j._delete(victim, seg)
-        if seg.last > j._acked[victim]:
-            j._write_ack(victim, seg.last)
+        drop_oldest(j, victim)
         total = j.size + j._pend_bytes
     j._size_hint = total
     return True
+
+
+def drop_oldest(j, q):
+    """Delete queue ``q``'s oldest segment, counting its unacknowledged
+    records in ``dropped_cap``; the cursor moves past it."""
+    seg = j._segs[q][0]
+    if seg.first > j._acked[q]:
+        unacked = seg.n
+    else:
+        unacked = count_after(seg, j._acked[q])
+    j.dropped_cap += unacked
+    j._delete(q, seg)
+    if seg.last > j._acked[q]:
+        j._write_ack(q, seg.last)
