@@ -18,6 +18,7 @@ def add_parser(p):
     p.add_argument("--run-s", type=float, help="stop after this many seconds")
     p.add_argument("--drain-s", type=float, default=2.0, help="at stop, seconds to send what is left upstream (default 2)")
     p.add_argument("--json", action="store_true", help="print the gateway's stats as JSON at exit")
+    p.add_argument("--unit", action="store_true", help="print a systemd unit that runs this config (docs/gateway.md) and exit")
     return p
 
 
@@ -32,6 +33,13 @@ def main(args):
         return 2
     if args.check:
         print("edgefw gateway: %s: ok" % args.config, file=sys.stderr)
+        return 0
+    import os
+
+    from edgefw.gateway import unit
+
+    if args.unit:
+        print(unit.render(os.path.abspath(args.config), args.drain_s), end="")
         return 0
     from edgefw.gateway.gateway import Gateway
 
@@ -56,11 +64,17 @@ def main(args):
                 print("edgefw gateway: fleet registry not read again, keeping the keys held: %s" % e, file=sys.stderr, flush=True)
 
         signal.signal(signal.SIGHUP, _reread)
+    sd = unit.Notifier()
+    sd.send("READY=1")
     t_end = None if args.run_s is None else time.monotonic() + args.run_s
     while not stop.wait(0.5):
         if gw.rx.fatal or gw.fatal or (t_end is not None and time.monotonic() >= t_end):
             break
+        if gw.alive():
+            sd.send("WATCHDOG=1")
+    sd.send("STOPPING=1")
     left = gw.stop(args.drain_s)
+    sd.close()
     if args.json:
         s = gw.stats()
         s["left"] = left

@@ -229,6 +229,7 @@ class Gateway:
         self._metrics_at = 0.0
         self.rx.start()
         self._stop = threading.Event()
+        self.beat = time.monotonic()
         self._ticker = threading.Thread(target=self._tick_loop, name="edgefw-gateway-tick", daemon=True)
         self._ticker.start()
         return self
@@ -339,6 +340,8 @@ class Gateway:
 
     def _tick_loop_inner(self):
         while not self._stop.wait(self.TICK_S):
+            # what the service's watchdog goes by (edgefw.gateway.cli)
+            self.beat = time.monotonic()
             self.store.tick()
             if self.store.kept is not None:
                 self.store.kept.tick()
@@ -355,6 +358,12 @@ class Gateway:
                 with self._rules_lock:
                     acts = self.rules.tick()
                 self._act(acts)
+
+    def alive(self, within_s=10.0):
+        """The tick thread went round within ``within_s`` and the receiver's
+        thread runs: what a service watchdog should be fed on."""
+        rx = self.rx._thread
+        return self.fatal is None and not self.rx.fatal and rx is not None and rx.is_alive() and time.monotonic() - self.beat < within_s
 
     def stop(self, drain_s=0):
         self.rx.stop()
