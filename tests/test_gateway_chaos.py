@@ -82,7 +82,10 @@ def test_wan_cut_and_loss_every_record_accounted_for(tmp_path):
 
 
 def _wan_run(tiers, d):
-    site = Site(tiers, d)
+    # the nodes' 400 windows paced over 20 s: they go on producing after
+    # the link is back, while the backlog drains (at the default pace they
+    # finished inside the outage, and which went first was down to chance)
+    site = Site(tiers, d, pace_s=0.05)
     time.sleep(2)
     tiers.cut()
     # past the uplink's PUBACK timeout (10 s), so the cut is seen as one
@@ -116,16 +119,21 @@ def _wan_run(tiers, d):
     # on when the uplink's reconnection lands: printed, not checked)
     assert chokes == 2
     # where nftables works, 5 % of the WAN's packets were dropped at random
-    # too, and TCP and the uplink's resends made up for them
+    # too, and TCP and the uplink's resends made up for them. How many
+    # packets the lossy phase carries depends on the machine's pace: with
+    # 150 or more, none dropped would happen in 1 of 2,000 runs
+    random_drops, wan_packets = random_drops
     if lossy:
-        assert random_drops > 0
+        assert random_drops <= wan_packets * 0.2, (random_drops, wan_packets)
+        if wan_packets >= 150:
+            assert random_drops > 0, wan_packets
     else:
         print("no nftables in the namespaces: the lossy link is the token bucket alone")
     rows = site.db.rows(GW)
     con = sqlite3.connect("file:%s?mode=ro" % site.db_path, uri=True)
     order = [s for (s,) in con.execute("SELECT seq FROM records WHERE device=? AND queue=1 ORDER BY received, seq", (GW,))]
     con.close()
-    print("dropped packets", dropped_packets, "random drops", random_drops, "overlimits", overlimits, "summaries", sum(1 for r in rows if r[1] == "sum"), "windows", len(summ), "whole", len(whole), "gateway upstream", s["upstream"])
+    print("dropped packets", dropped_packets, "random drops", random_drops, "of", wan_packets, "overlimits", overlimits, "summaries", sum(1 for r in rows if r[1] == "sum"), "windows", len(summ), "whole", len(whole), "gateway upstream", s["upstream"])
     return s["upstream"]["errors"], order
 
 

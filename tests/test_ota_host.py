@@ -47,8 +47,12 @@ def test_bundle_holds_the_application_signed_and_nothing_of_the_device(tmp_path)
     # what the device checks: the signature over the manifest's bytes, with the device's own code
     assert verify(bytes.fromhex(pub), b.mbytes, b.sig)
     assert not verify(bytes.fromhex(pub), b.mbytes + b"x", b.sig)
+    # the revert it carries names this bundle and no other
+    key, rsig = b.revert_sig
+    assert verify(bytes.fromhex(pub), ota.REVERT + b.id.encode(), rsig)
+    assert not verify(bytes.fromhex(pub), ota.REVERT + b"0123456789abcdef", rsig)
     with tarfile.open(tmp_path / "b.edgefw") as t:
-        assert sorted(t.getnames()) == ["manifest", "manifest.sig", "payload/build.json", "payload/firmware/app.mpy", "payload/lib/umqtt/simple.mpy"]
+        assert sorted(t.getnames()) == ["manifest", "manifest.sig", "payload/build.json", "payload/firmware/app.mpy", "payload/lib/umqtt/simple.mpy", "revert.sig"]
 
 
 def test_flash_layout_splits_device_and_application(tmp_path):

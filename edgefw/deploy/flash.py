@@ -125,7 +125,6 @@ class ESP32:
     def device_info(self, paths):
         code = (
             "import sys, os, json, hashlib, binascii\n"
-            "h = {}\n"
             "for p in %r:\n"
             "    try:\n"
             "        f = open(p, 'rb')\n"
@@ -139,14 +138,22 @@ class ESP32:
             "            break\n"
             "        d.update(b[:n])\n"
             "    f.close()\n"
-            "    h[p] = binascii.hexlify(d.digest()).decode()\n"
+            # a line per file: one JSON string of them all needs a block
+            # of several KB, which a fragmented heap may not have
+            "    print('EDGEFW-HASH', binascii.hexlify(d.digest()).decode(), p)\n"
             "s = os.statvfs('.')\n"
-            "print('EDGEFW-INFO ' + json.dumps({'mpy': sys.implementation._mpy, 'free': s[0] * s[4], 'platform': sys.platform, 'hashes': h}))\n"
+            "print('EDGEFW-INFO ' + json.dumps({'mpy': sys.implementation._mpy, 'free': s[0] * s[4], 'platform': sys.platform}))\n"
         ) % (list(paths),)
         out = self.exec(code, timeout=120)
+        hashes = {}
         for line in out.splitlines():
-            if line.startswith("EDGEFW-INFO "):
-                return json.loads(line[len("EDGEFW-INFO ") :])
+            if line.startswith("EDGEFW-HASH "):
+                _tag, digest, path = line.split(" ", 2)
+                hashes[path] = digest
+            elif line.startswith("EDGEFW-INFO "):
+                info = json.loads(line[len("EDGEFW-INFO ") :])
+                info["hashes"] = hashes
+                return info
         raise FlashError("the device on %s did not report itself: %s" % (self.port, out[-300:]))
 
     def copy_bundle(self, out):

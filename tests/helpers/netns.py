@@ -71,7 +71,7 @@ class Tiers:
             if kbit:
                 self._in(ns, TC, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "%dkbit" % kbit, "burst", "1600", "limit", "3200")
                 if loss_pct and NFT:
-                    rules = 'table inet wanloss {\n chain out {\n  type filter hook output priority 0; policy accept;\n  oifname "%s" numgen random mod 100 < %d counter drop\n }\n}\n' % (dev, loss_pct)
+                    rules = 'table inet wanloss {\n chain out {\n  type filter hook output priority 0; policy accept;\n  oifname "%s" counter\n  oifname "%s" numgen random mod 100 < %d counter drop\n }\n}\n' % (dev, dev, loss_pct)
                     r = subprocess.run([IP, "netns", "exec", ns, NFT, "-f", "-"], input=rules, capture_output=True, text=True, timeout=20)
                     lossy = r.returncode == 0
             else:
@@ -81,15 +81,18 @@ class Tiers:
         return lossy
 
     def random_drops(self):
-        """Packets nftables dropped at random on the WAN, both ends."""
-        n = 0
+        """(packets nftables dropped at random on the WAN, packets it saw
+        there), both ends."""
+        n = seen = 0
         for ns in (self.ns["gateway"], self.ns["upstream"]):
             if not NFT:
-                return 0
+                return 0, 0
             out = subprocess.run([IP, "netns", "exec", ns, NFT, "list", "table", "inet", "wanloss"], capture_output=True, text=True, timeout=20).stdout
-            for part in out.split("counter packets ")[1:]:
-                n += int(part.split()[0])
-        return n
+            counts = [int(part.split()[0]) for part in out.split("counter packets ")[1:]]
+            if len(counts) == 2:
+                seen += counts[0]
+                n += counts[1]
+        return n, seen
 
     def drops(self):
         """(dropped, overlimits, tbf qdiscs in place): packets the WAN's
