@@ -274,6 +274,23 @@ def test_power_cut_before_the_rename_boots_the_old_directory(rig, site, tmp_path
     assert d.state() == st
 
 
+def _mqtt_plan(rig, tmp_path, names, **over):
+    """A V2 bundle and an MQTT-engine plan for ``names`` in tmp_path/plan.json."""
+    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
+    inv = {"device": [{"id": n, "board": "esp32_devkitc", "address": "127.0.0.1"} for n in names]}
+    (tmp_path / "inv.json").write_text(json.dumps(inv))
+    plan = {
+        "bundle": "v2.edgefw",
+        "inventory": "inv.json",
+        "engine": "mqtt",
+        "mqtt": {"broker": "127.0.0.1:%d" % rig["broker"].port},
+        "stage_defaults": {"deadline_s": 90, "healthy_s": 3},
+        "install": {"timeout_s": 30, "settle_s": 5, "max_restarts": 1},
+    }
+    plan.update(over)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+
+
 def test_rollout_engine_drives_esp32s(rig, site, tmp_path):
     """``edgefw fleet rollout`` with engine "mqtt": stages of virtual
     ESP32s, each held to its own committed status for the healthy time."""
@@ -283,19 +300,7 @@ def test_rollout_engine_drives_esp32s(rig, site, tmp_path):
 
     names = ["esp-r%d" % i for i in range(3)]
     w, devs = site(names)
-    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
-    inv = {"device": [{"id": n, "board": "esp32_devkitc", "address": "127.0.0.1"} for n in names]}
-    (tmp_path / "inv.json").write_text(json.dumps(inv))
-    plan = {
-        "bundle": "v2.edgefw",
-        "inventory": "inv.json",
-        "engine": "mqtt",
-        "mqtt": {"broker": "127.0.0.1:%d" % rig["broker"].port},
-        "stages": [1, "100%"],
-        "stage_defaults": {"deadline_s": 90, "healthy_s": 3},
-        "install": {"timeout_s": 30, "settle_s": 5, "max_restarts": 1},
-    }
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    _mqtt_plan(rig, tmp_path, names, stages=[1, "100%"])
     out = []
     for d in devs:
         d.start()
@@ -387,20 +392,7 @@ def test_stopped_rollout_takes_updated_esp32s_back(rig, site, tmp_path):
 
     names = ["esp-s0", "esp-s1", "esp-s2"]
     w, devs = site(names)
-    ota.build_bundle(rig["img"], str(rig["tmp"] / "signer.key"), str(tmp_path / "v2.edgefw"), V2, selftest_s=30)
-    inv = {"device": [{"id": n, "board": "esp32_devkitc", "address": "127.0.0.1"} for n in names]}
-    (tmp_path / "inv.json").write_text(json.dumps(inv))
-    plan = {
-        "bundle": "v2.edgefw",
-        "inventory": "inv.json",
-        "engine": "mqtt",
-        "mqtt": {"broker": "127.0.0.1:%d" % rig["broker"].port},
-        "stages": [2, "100%"],
-        "stage_defaults": {"deadline_s": 90, "healthy_s": 3, "max_failed": "0%", "min_sample": 1},
-        "offline": {"policy": "fail"},
-        "install": {"timeout_s": 30, "settle_s": 5, "max_restarts": 1},
-    }
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    _mqtt_plan(rig, tmp_path, names, stages=[2, "100%"], offline={"policy": "fail"}, stage_defaults={"deadline_s": 90, "healthy_s": 3, "max_failed": "0%", "min_sample": 1})
     on = [devs[0], devs[2]]
     for d in on:
         d.start()

@@ -31,6 +31,12 @@ def make(cmd, rule, utc_ms, key=None):
     body = cbor.dumps({"cmd": cmd, "rule": rule, "id": os.urandom(8), "utc_ms": utc_ms})
     if key is None:
         return body
+    return body + tag(key, body)
+
+
+def tag(key, body):
+    """HMAC-SHA256 over ``b"edgefw command" | body``, keyed as receipts are
+    (the node's key for its commands, the gateway's for pull requests)."""
     from firmware.uplink.seal import derive, hmac_sha256
 
-    return body + hmac_sha256(derive(key)[1], _DOMAIN + body)
+    return hmac_sha256(derive(key)[1], _DOMAIN + body)

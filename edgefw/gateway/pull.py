@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 
+from edgefw.gateway import commands
 from firmware import cbor
 from firmware.store.journal import PRIO_TELEMETRY
 
@@ -49,17 +50,9 @@ MAX_AGE_MS = 600000
 MAX_RECORDS = 200000
 # requests waiting behind the one being answered
 QUEUE = 4
-_DOMAIN = b"edgefw command"
-
-
-def topic_for(gateway):
-    return "edgefw/%s/cmd" % gateway
-
-
-def _tag(key, body):
-    from firmware.uplink.seal import derive, hmac_sha256
-
-    return hmac_sha256(derive(key)[1], _DOMAIN + body)
+# a gateway's command topic is a node's (edgefw/<id>/cmd), its tag the same
+topic_for = commands.topic_for
+_tag = commands.tag
 
 
 def make(node, from_t, to_t, key, boot=None, utc_ms=None):

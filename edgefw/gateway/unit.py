@@ -13,6 +13,8 @@ device's loop nothing here has a deadline shorter than the broker's.
 import shlex
 import sys
 
+from firmware.linux.service import HARDENING
+
 UNIT = "edgefw-gateway.service"
 WATCHDOG_S = 30
 
@@ -49,28 +51,10 @@ def render(config, drain_s=2.0, user="edgefw-gw", python=None):
             "StandardOutput=journal",
             "StandardError=journal",
             "SyslogIdentifier=edgefw-gateway",
-            "# hardening",
-            "NoNewPrivileges=yes",
-            "ProtectSystem=strict",
-            "ProtectHome=yes",
-            "PrivateTmp=yes",
-            "PrivateDevices=yes",
-            "ProtectKernelTunables=yes",
-            "ProtectKernelModules=yes",
-            "ProtectKernelLogs=yes",
-            "ProtectControlGroups=yes",
-            "ProtectClock=yes",
-            "ProtectHostname=yes",
-            "RestrictNamespaces=yes",
-            "RestrictSUIDSGID=yes",
-            "LockPersonality=yes",
-            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-            "SystemCallArchitectures=native",
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-            "",
         ]
+        + HARDENING
+        # no device of the board's: the gateway opens none
+        + ["PrivateDevices=yes", "", "[Install]", "WantedBy=multi-user.target", ""]
     )
 
 

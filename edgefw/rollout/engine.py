@@ -235,19 +235,27 @@ class Rollout:
         return DONE
 
     # --- fleet-level reaction ------------------------------------------------
-    def _undo(self, dev):
-        rec = self.st.device(dev.id)
-        prev = rec["previous"]
+    def _undo_needed(self, dev):
+        """(None, the version to go back to) when ``dev`` runs this
+        rollout's version and ran another before; else ((result, reason),
+        None): nothing to undo, or no way to."""
+        prev = self.st.device(dev.id)["previous"]
         obs, away = self._observe(dev)
         if obs is None:
-            return "rollback-failed", "unreachable: %s" % away
+            return ("rollback-failed", "unreachable: %s" % away), None
         now = obs[0]["version"]
         if now != self.version:
-            return "unchanged", "runs %s, not %s" % (now, self.version)
+            return ("unchanged", "runs %s, not %s" % (now, self.version)), None
         if prev == self.version:
-            return "unchanged", "ran %s before this rollout" % prev
+            return ("unchanged", "ran %s before this rollout" % prev), None
         if prev is None:
-            return "rollback-failed", "nothing ran before %s: no previous version to go back to" % self.version
+            return ("rollback-failed", "nothing ran before %s: no previous version to go back to" % self.version), None
+        return None, prev
+
+    def _undo(self, dev):
+        done, prev = self._undo_needed(dev)
+        if done is not None:
+            return done
         bundle = self.rollback.get(prev)
         if bundle is None:
             return "rollback-failed", "no rollback bundle for its previous version %s (plan's rollback_bundles)" % prev

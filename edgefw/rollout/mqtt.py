@@ -72,18 +72,9 @@ class MqttRollout(engine.Rollout):
         return 1, "device: refused: %s" % (x.get("why") or last.get("reason"))
 
     def _undo(self, dev):
-        rec = self.st.device(dev.id)
-        prev = rec["previous"]
-        obs, away = self._observe(dev)
-        if obs is None:
-            return "rollback-failed", "unreachable: %s" % away
-        now = obs[0]["version"]
-        if now != self.version:
-            return "unchanged", "runs %s, not %s" % (now, self.version)
-        if prev == self.version:
-            return "unchanged", "ran %s before this rollout" % prev
-        if prev is None:
-            return "rollback-failed", "nothing ran before %s: no previous version to go back to" % self.version
+        done, prev = self._undo_needed(dev)
+        if done is not None:
+            return done
         s = self.server
         with s.cond:
             seen = len(s.history.get(dev.id, ()))

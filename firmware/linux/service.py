@@ -74,6 +74,27 @@ def render_recover_unit():
     )
 
 
+# the sandbox every edgefw unit gets (the gateway's too: edgefw.gateway.unit)
+HARDENING = [
+    "# hardening",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "RestrictNamespaces=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    "SystemCallArchitectures=native",
+]
+
+
 def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu=None, groups=GROUPS, slots=False):
     allow = "\n".join("DeviceAllow=%s rw" % d for d in devices(board))
     lines = (
@@ -119,23 +140,7 @@ def render_unit(board, exec_start, user="edgefw", priority=80, watchdog_s=2, cpu
     )
     if cpu is not None:
         lines.append("CPUAffinity=%d" % cpu)
-    lines += [
-        "# hardening",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=yes",
-        "PrivateTmp=yes",
-        "ProtectKernelTunables=yes",
-        "ProtectKernelModules=yes",
-        "ProtectKernelLogs=yes",
-        "ProtectControlGroups=yes",
-        "ProtectClock=yes",
-        "ProtectHostname=yes",
-        "RestrictNamespaces=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-        "SystemCallArchitectures=native",
+    lines += HARDENING + [
         "DevicePolicy=closed",
         allow,
         "DeviceAllow=char-gpiochip rw",
