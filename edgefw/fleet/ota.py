@@ -288,8 +288,9 @@ class Server:
 
     def revert(self, devices):
         """Ask each device running this bundle to go back to its previous
-        directory (the bundle's signed revert; not retained: a device away
-        now is asked again by whoever wants it back)."""
+        directory (the bundle's signed revert). Retained, in place of the
+        offer: a device that reconnects (after its revert's reset, or
+        away now) must not find the offer there and take the bundle again."""
         from firmware import cbor
 
         if self.bundle.revert_sig is None:
@@ -297,7 +298,7 @@ class Server:
         key, sig = self.bundle.revert_sig
         body = cbor.dumps({"op": "revert", "id": self.bundle.id, "key": key, "sig": sig})
         for d in devices:
-            self.c.publish("edgefw/%s/cmd" % d, body, qos=1).wait_for_publish(10)
+            self.c.publish("edgefw/%s/cmd" % d, body, qos=1, retain=True).wait_for_publish(10)
 
     def withdraw(self, devices):
         for d in devices:

@@ -48,7 +48,8 @@ and verified when it was installed, goes on trial as an update would,
 with the same self-test, rollback and boot counter. Only the bundle the
 signature names can be left this way, and only once: a revert that
 fails its self-test leaves the device on that bundle, which then ignores
-the same request. A downgrade offer is still refused.
+the same request; a device taken back ignores offers of that bundle from
+then on. A downgrade offer is still refused.
 """
 
 import binascii
@@ -187,6 +188,10 @@ class Updater:
             return
         if last.get("bundle") == bid and last.get("result") in ("rolled-back", "refused"):
             # offered again (a retained offer): the device said no once
+            return
+        if bid == self.st.get("reverted_from"):
+            # the fleet took this device back from that bundle: never again
+            self._status("committed")
             return
         self.id = bid
         try:

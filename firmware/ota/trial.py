@@ -97,6 +97,8 @@ class Trial:
             # what a revert goes back to (firmware.ota.session)
             "previous_version": st.get("version"),
             "previous_bundle": st.get("bundle"),
+            # a bundle the fleet took this device back from (session.py)
+            "reverted_from": st.get("reverted_from"),
             "last": {"result": "committed", "version": st.get("try_version"), "bundle": st.get("try_bundle"), "reason": None},
         }
         otaboot.write(new)
