@@ -76,4 +76,5 @@ class Notifier:
 
     def close(self):
         if self.sd is not None:
-            self.sd._sock.close()
+            # STOPPING=1 was sent before the drain
+            self.sd.close(orderly=False)

@@ -101,6 +101,7 @@ class Refused(_Value):
     def __init__(self, reason, why):
         super().__init__("%s: %s" % (reason, why))
         self.reason = reason
+        self.why = why
 
 
 class Updater:
@@ -197,7 +198,8 @@ class Updater:
         try:
             pub = self._trusted(key)
         except Refused as e:
-            self._refuse(e.reason, str(e)[len(e.reason) + 2 :])
+            # an offer's refusal goes into ota.json's "last" (a revert's does not)
+            self._refuse(e.reason, e.why)
         chunk = min(CHUNK_MAX, max(256, offer.get("chunk") or 1024))
         del offer
         target = otaboot.other(self.dir)
