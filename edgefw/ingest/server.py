@@ -56,6 +56,7 @@ import time
 from edgefw.ingest.db import StoreError, open_store
 from edgefw.ingest.metrics import Metrics
 from edgefw.ingest.verify import Refused, open_batch, topic_device
+from edgefw.util import calm_gc
 
 __all__ = ["Ingest", "Receiver", "load_keys", "topic_device", "add_parser", "run"]
 
@@ -469,6 +470,7 @@ def run(args):
 
         signal.signal(signal.SIGHUP, _reread)
     cid = args.client_id or ("edgefw-ingest-" + args.share if args.share else "edgefw-ingest")
+    calm_gc()
     r = Receiver(
         ing,
         host,
