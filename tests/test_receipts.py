@@ -115,3 +115,32 @@ def device_unsealed(tmp_path, port, count):
     from tests.conftest import ROOT
 
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, EDGEFW_TEST_RECEIPT_MS="300"))
+
+
+def test_a_receiver_behind_its_deadline_gets_fewer_resends_each_time(tmp_path, broker):
+    # ingest's persistent session holds what comes while it is away: the
+    # receipts are late, not lost. At a fixed deadline and window the
+    # device sent its whole window again every 300 ms (about 7,000 records
+    # in 3 s); now it starts with one batch in flight, and each time the
+    # deadline doubles and the window halves
+    from firmware.store.journal import Journal
+    from firmware.uplink.uplink import Uplink, make_client
+
+    IngestWorker(broker.port, tmp_path / "ingest.sqlite", client_id="away").close()
+    j = Journal(str(tmp_path / "j"))
+    for i in range(2000):
+        j.append({"k": "win", "n": i + 1})
+    up = Uplink(j, make_client("127.0.0.1", broker.port, DEV), DEV, key=KEY, batch_records=100, batch_ms=0, window=8, receipt_timeout_ms=300)
+    assert not up.drain(3000)
+    # sent again: its one batch at 0.3 s, 0.9 s and 2.1 s (the next at 4.5 s)
+    resent = up.stats()["resent"]
+    assert 0 < resent <= 300, resent
+    worker = IngestWorker(broker.port, tmp_path / "ingest.sqlite", client_id="away")
+    # the receipts of batches given up on count for what went again
+    assert up.drain(30000)
+    rows = _bodies(worker.ing)
+    worker.close()
+    up.client.disconnect()
+    assert [s for s, _r in rows] == list(range(1, 2001))
+    assert [r["n"] for _s, r in rows] == list(range(1, 2001))
+    assert j.pending() == 0
