@@ -201,9 +201,14 @@ def _device_main(argv):
                 # time: poll as a device loop would, not in a busy loop
                 # (receipt times are taken on arrival regardless)
                 time.sleep(0.02)
-            elif up.j.acked + sum(b.n for b in up._inflight) >= up.j.n:
-                # all sent: wait for receipts
-                time.sleep(0.001)
+            elif len(up._inflight) >= up._cwnd or up.j.acked + sum(b.n for b in up._inflight) >= up.j.n:
+                # the window is full or all is sent: nothing to do until a
+                # receipt comes. Wait for its arrival (paho's thread sets
+                # the event), not in a poll: a thousand device threads
+                # polling each millisecond cost the machine more CPU than
+                # ingest and the database together (a due resend waits
+                # at most this long)
+                c._arrived.wait(1.0)
         done.append(time.time())
         c.disconnect()
 
