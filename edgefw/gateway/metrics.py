@@ -11,7 +11,8 @@ them), ``refused_total{reason}``, ``windows_emitted_total``,
 ``upstream_bytes_total{stage="before_codec"|"after_codec"}``,
 ``compression_ratio``, ``upstream_connected``,
 ``upstream_backlog_records`` (journal records: node batches and the
-gateway's own), ``upstream_resent_total``, ``upstream_rejected_total``,
+gateway's own), ``upstream_resent_total``, ``upstream_window_batches``,
+``upstream_receipt_deadline_seconds``, ``upstream_rejected_total``,
 ``lost_total{journal,reason}``, ``rule_fired_total{rule}``,
 ``kept_bytes`` (raw records kept for pulls), ``kept_expired_total``,
 ``pulls_answered_total``, ``pulled_records_total``,
@@ -55,6 +56,8 @@ def render(s):
     fam("upstream_connected", "gauge", "1 while connected upstream", [((), 1 if up["connected"] else 0)])
     fam("upstream_backlog_records", "gauge", "journal records not yet receipted upstream", [((), s["store"]["pending"])])
     fam("upstream_resent_total", "counter", "records sent upstream again", [((), up["resent"])])
+    fam("upstream_window_batches", "gauge", "batches the upstream link may have in flight now", [((), up.get("window", 0))])
+    fam("upstream_receipt_deadline_seconds", "gauge", "how long a batch waits for its upstream receipt before going again", [((), up.get("receipt_deadline_ms", 0) / 1000)])
     fam("upstream_rejected_total", "counter", "records the next tier refused (kept, retried)", [((), up["rejected"])])
     rows = []
     for j, st in (("out", s["store"]), ("raw", (a or {}).get("raw") or {})):

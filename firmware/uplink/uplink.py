@@ -351,6 +351,9 @@ class Uplink:
             self.records += b.n
             self.bytes += b.size
             acked += b.n
+            if self._cwnd < self.window:
+                # one batch more in flight for each one done
+                self._cwnd += 1
         return acked
 
     def _drop_from(self, i):
@@ -376,12 +379,9 @@ class Uplink:
 
     def _timed(self, ms):
         # the deadline: four times the smoothed receipt delay, never below
-        # the configured one nor above 16 times it; the window grows back
-        # by one batch per receipt
+        # the configured one nor above 16 times it
         self._srtt = ms if not self._srtt else self._srtt + (ms - self._srtt) // 8
         self._rto = min(16 * self.receipt_timeout_ms, max(self.receipt_timeout_ms, 4 * self._srtt))
-        if self._cwnd < self.window:
-            self._cwnd += 1
 
     def _take_receipts(self, timeout_ms):
         for blob in self.client.receipts(timeout_ms):
@@ -538,6 +538,8 @@ class Uplink:
             "connected": self.connected,
             "receipts": self.receipts,
             "resent": self.resent,
+            "window": self._cwnd,
+            "receipt_deadline_ms": self._rto,
             "rejected": self.rejected,
             "last_rejection": self.last_rejection,
             "bad_receipts": self.bad_receipts,
