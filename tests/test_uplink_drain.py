@@ -14,7 +14,7 @@ KEY = bytes(range(32))
     "records,receipt_timeout_ms",
     [
         (50, 5000),  # one batch in flight, the window far from full
-        (2000, 5000),  # the window full
+        (2000, 5000),  # the window full (at start it is one batch)
         (300, 700),  # receipts time out during the drain: batches go again
     ],
 )

@@ -153,6 +153,14 @@ class Relay(Uplink):
         lane = live_lane(q) if live is not None and recs[0][0] >= live[0] else q
         return q, lane, recs[0][0], recs[-1][0], n, body, bid
 
+    def stats(self):
+        s = Uplink.stats(self)
+        # the window and deadline in use, which follow the next tier (kept
+        # out of the device's stats: a node's heap has no room for them)
+        s["window"] = self._cwnd
+        s["receipt_deadline_ms"] = self._rto
+        return s
+
     def _collect(self, block):
         before = list(self._inflight)
         acked = Uplink._collect(self, block)

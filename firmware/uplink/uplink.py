@@ -86,11 +86,13 @@ class Uplink:
     receiver's receipt says it is in the database (``firmware.uplink.receipt``);
     a batch with no receipt ``receipt_timeout_ms`` after its PUBACK is
     sent again, with it every later one, and then the deadline doubles and
-    the window halves; receipts bring them back (the deadline to four
-    times the smoothed receipt delay, at least ``receipt_timeout_ms``; the
-    window by one batch per receipt, from one batch at start). A receipt for a batch given up on
-    counts for what was sent again in its range. Without receipts, the broker's PUBACK is enough (the
-    broker then holds the only copy until a receiver takes it).
+    the window halves. Receipts bring them back: the deadline an eighth of
+    the way to four times each receipt's delay (at least
+    ``receipt_timeout_ms``), the window
+    by one batch for each batch done, from one batch at start. With a key,
+    a receipt for a batch given up on counts for what went again in its
+    range. Without receipts, the broker's PUBACK is enough (the broker then
+    holds the only copy until a receiver takes it).
 
     Network calls never run under the journal's lock: it is taken only to
     read a batch and to move the ack cursor, so a broker that hangs holds
@@ -144,7 +146,6 @@ class Uplink:
         # not send again what ingest is still working through (measured:
         # 1,000 devices resent 11.6 times their backlog at fixed values)
         self._rto = receipt_timeout_ms
-        self._srtt = 0
         # one batch first, one more per receipt: a fleet that starts
         # together does not put its whole windows in flight at once
         self._cwnd = 1
@@ -371,17 +372,13 @@ class Uplink:
                 return i
         return None
 
-    def _covered(self, r):
-        for b in self._inflight:
-            if b.q == r.get("q") and isinstance(r.get("first"), int) and isinstance(r.get("last"), int) and r["first"] <= b.first and b.last <= r["last"]:
-                return b
-        return None
-
     def _timed(self, ms):
-        # the deadline: four times the smoothed receipt delay, never below
-        # the configured one nor above 16 times it
-        self._srtt = ms if not self._srtt else self._srtt + (ms - self._srtt) // 8
-        self._rto = min(16 * self.receipt_timeout_ms, max(self.receipt_timeout_ms, 4 * self._srtt))
+        # the deadline moves an eighth of the way to four times this
+        # receipt's delay (from the PUBACK, or from the publish when the
+        # receipt came with it), never below the configured one nor above
+        # 16 times it
+        t = self.receipt_timeout_ms
+        self._rto = min(16 * t, max(t, (7 * self._rto + 4 * ms) // 8))
 
     def _take_receipts(self, timeout_ms):
         for blob in self.client.receipts(timeout_ms):
@@ -395,14 +392,19 @@ class Uplink:
                 if not r["verified"]:
                     self.bad_receipts += 1
                     continue
-                if b is None:
-                    # the receipt of a send given up on: its records are
-                    # stored all the same, so is what went again
-                    b = self._covered(r)
-                elif b.state == _AT_BROKER:
-                    self._timed(ticks_diff(ticks_ms(), b.t))
-                if b is not None and b.state != _DONE:
-                    b.state = _DONE
+                # the batch it names; or, for a send given up on, what went
+                # again in its range: those records are stored all the same
+                # (only a keyed receipt: its tag covers the range)
+                cover = b is None and self.key is not None and r.get("dev") == self.device
+                for x in self._inflight:
+                    if x.state != _DONE and (x is b or cover and x.q == r["q"] and r["first"] <= x.first and x.last <= r["last"]):
+                        if x is b:
+                            self._timed(ticks_diff(ticks_ms(), b.t))
+                        if x.state == _SENT:
+                            # its PUBACK came with the receipt: take it, or
+                            # the client keeps it until the next connection
+                            self.client.wait(x.handle, 0)
+                        x.state = _DONE
                 continue
             # refused by the receiver: the records stay, and say why
             self.last_rejection = str(r.get("why"))
@@ -538,8 +540,6 @@ class Uplink:
             "connected": self.connected,
             "receipts": self.receipts,
             "resent": self.resent,
-            "window": self._cwnd,
-            "receipt_deadline_ms": self._rto,
             "rejected": self.rejected,
             "last_rejection": self.last_rejection,
             "bad_receipts": self.bad_receipts,
