@@ -16,8 +16,7 @@ def version():
 
 
 def calm_gc():
-    """For a long-running receiver (ingest, the gateway), once its start-up
-    is done. Each batch decodes thousands of small records: maps and lists
+    """For ``edgefw ingest``, once its start-up is done. Each batch decodes thousands of small records: maps and lists
     that hold no cycles. At the default thresholds the cyclic collector runs
     every 700 allocations and walks every batch still staged: draining a
     1,000,000-record backlog took ingest 10.7-11.2 s of CPU before, 8.6-9.7 s
