@@ -16,12 +16,13 @@ def version():
 
 
 def calm_gc():
-    """For ``edgefw ingest``, once its start-up is done. Each batch decodes thousands of small records: maps and lists
-    that hold no cycles. At the default thresholds the cyclic collector runs
-    every 700 allocations and walks every batch still staged: draining a
-    1,000,000-record backlog took ingest 10.7-11.2 s of CPU before, 8.6-9.7 s
-    after (two runs each, quiet machine). What start-up made is frozen out of those walks and the
-    youngest generation is let grow to 100,000 objects first: a batch's
+    """For ``edgefw ingest``, once its start-up is done. Each batch decodes
+    thousands of small records: maps and lists that hold no cycles. At the
+    default thresholds the cyclic collector runs every 700 allocations and
+    walks every batch still staged: draining a 1,000,000-record backlog
+    took ingest 10.7-11.2 s of CPU before, 8.6-9.7 s after (two runs each,
+    quiet machine). What start-up made is frozen out of those walks, and
+    the youngest generation may grow to 100,000 objects first: a batch's
     records are freed by reference counting long before."""
     import gc
 
