@@ -407,7 +407,6 @@ def test_stopped_rollout_takes_updated_esp32s_back(rig, site, tmp_path):
     st0 = devs[0].state()
     assert st0["current"] == "a" and st0["version"] == "0.1.0" and st0["previous"] == "b" and st0["try"] is None, (st0, out)
     assert st0["reverted_from"] and devs[0].resets == 2, (st0, devs[0].text()[-2000:])
-    assert devs[0].resets == 2, devs[0].text()
     rec = r.st.device("esp-s0")
     assert rec["rollback"] == "rolled-back" and "back to 0.1.0" in rec["rollback_reason"], (rec, out)
     assert r.st.device("esp-s1")["state"] == "failed", out

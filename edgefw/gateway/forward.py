@@ -30,7 +30,7 @@ from firmware.clocks import boot_id, utc_ms
 from firmware.store.outbox import live_lane
 from firmware.uplink import receipt
 from firmware.uplink.seal import Sealer
-from firmware.uplink.uplink import _AT_BROKER, _DONE, Uplink, topic_for
+from firmware.uplink.uplink import _DONE, Uplink, topic_for
 from hal.clock import ticks_diff, ticks_ms
 
 RELAY = "relay"
@@ -198,9 +198,9 @@ class Relay(Uplink):
                 if not r["verified"]:
                     self.bad_receipts += 1
                 elif b.state != _DONE:
-                    if b.state == _AT_BROKER:
-                        # the deadline and window follow the upstream
-                        self._timed(ticks_diff(ticks_ms(), b.t))
+                    # the deadline follows the upstream's receipts, as the
+                    # device's does (Uplink._take_receipts)
+                    self._timed(ticks_diff(ticks_ms(), b.t))
                     b.state = _DONE
                 continue
             self.last_rejection = str(r.get("why"))

@@ -56,8 +56,8 @@ def render(s):
     fam("upstream_connected", "gauge", "1 while connected upstream", [((), 1 if up["connected"] else 0)])
     fam("upstream_backlog_records", "gauge", "journal records not yet receipted upstream", [((), s["store"]["pending"])])
     fam("upstream_resent_total", "counter", "records sent upstream again", [((), up["resent"])])
-    fam("upstream_window_batches", "gauge", "batches the upstream link may have in flight now", [((), up.get("window", 0))])
-    fam("upstream_receipt_deadline_seconds", "gauge", "how long a batch waits for its upstream receipt before going again", [((), up.get("receipt_deadline_ms", 0) / 1000)])
+    fam("upstream_window_batches", "gauge", "batches the upstream link may have in flight now", [((), up["window"])])
+    fam("upstream_receipt_deadline_seconds", "gauge", "how long a batch waits for its upstream receipt before going again", [((), up["receipt_deadline_ms"] / 1000)])
     fam("upstream_rejected_total", "counter", "records the next tier refused (kept, retried)", [((), up["rejected"])])
     rows = []
     for j, st in (("out", s["store"]), ("raw", (a or {}).get("raw") or {})):

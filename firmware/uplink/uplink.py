@@ -88,8 +88,8 @@ class Uplink:
     sent again, with it every later one, and then the deadline doubles and
     the window halves. Receipts bring them back: the deadline an eighth of
     the way to four times each receipt's delay (at least
-    ``receipt_timeout_ms``), the window
-    by one batch for each batch done, from one batch at start. With a key,
+    ``receipt_timeout_ms``), the window by one batch for each batch done,
+    from one batch at start. With a key,
     a receipt for a batch given up on counts for what went again in its
     range. Without receipts, the broker's PUBACK is enough (the broker then
     holds the only copy until a receiver takes it).
@@ -146,7 +146,7 @@ class Uplink:
         # not send again what ingest is still working through (measured:
         # 1,000 devices resent 11.6 times their backlog at fixed values)
         self._rto = receipt_timeout_ms
-        # one batch first, one more per receipt: a fleet that starts
+        # one batch first, one more for each done: a fleet that starts
         # together does not put its whole windows in flight at once
         self._cwnd = 1
         self.batch_records = batch_records
