@@ -393,3 +393,46 @@ def test_rows_the_database_refuses_do_not_hold_up_the_rest(pg):
         assert (kind, msg, utc_ms, utc) == ("ev\ufffdil", "a\ufffdb", 2**62, None)
         assert bytes(body) == nul[0]  # the record's own bytes, NUL and all
     post.close()
+
+
+def test_the_fast_json_encoder_stores_what_json_stores(monkeypatch):
+    """``data`` goes through orjson when it is installed; a record it
+    cannot take as json would (a key that is not text, a tagged CBOR
+    value, an integer beyond 64 bits, NUL) takes json's path. Either way
+    the value jsonb stores is the same."""
+    import datetime
+    import decimal
+    import random
+    import uuid
+
+    from edgefw.ingest.db import postgres as P
+
+    if P.orjson is None:
+        pytest.skip("orjson not installed: json encodes every record (pip install 'edgefw[postgres]')")
+    rng = random.Random(7)
+
+    def value(depth=0):
+        pick = rng.randrange(12 if depth < 3 else 8)
+        return [
+            lambda: rng.randrange(-(1 << 70), 1 << 70) >> rng.randrange(72),
+            lambda: rng.uniform(-1e20, 1e20) * 10 ** -rng.randrange(30),
+            lambda: rng.choice([float("nan"), float("inf"), -float("inf"), 0.1, 1e16, -0.0]),
+            lambda: "".join(rng.choice("ab\x00\u00e9\u4e2d\U0001f600\"\\\n") for _ in range(rng.randrange(6))),
+            lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(5))),
+            lambda: rng.choice([None, True, False]),
+            lambda: rng.choice([datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc), uuid.UUID(int=rng.randrange(1 << 64)), decimal.Decimal("1.25")]),
+            lambda: rng.randrange(1 << 62),
+            lambda: [value(depth + 1) for _ in range(rng.randrange(4))],
+            lambda: {rng.choice(["k", "ch", "x\x00", "\u00e9"]) + str(i): value(depth + 1) for i in range(rng.randrange(4))},
+            lambda: {rng.choice([1, 1.5, float("nan"), None, True]): value(depth + 1)},
+            lambda: tuple(value(depth + 1) for _ in range(2)),
+        ][pick]()
+
+    records = [{"k": "win", "seq": i, "v": value()} for i in range(3000)]
+    fast = [P.to_json(r) for r in records]
+    monkeypatch.setattr(P, "orjson", None)
+    slow = [P.to_json(r) for r in records]
+    for r, a, b in zip(records, fast, slow):
+        # the text may spell a float differently (1e16, 1e+16), the value not
+        assert json.loads(a) == json.loads(b), r
+        assert "\\u0000" not in a

@@ -194,8 +194,39 @@ def _scrub(v):
 # per call, a measurable part of ingest's CPU per record
 _encode = json.JSONEncoder(default=_json_default, allow_nan=False, separators=(",", ":")).encode
 
+try:
+    import orjson
+except ImportError:  # optional (edgefw[postgres] brings it): json does it all
+    orjson = None
+
+
+def _orjson_default(v):
+    # bytes only; anything else (a big int, a tagged CBOR value, a
+    # datetime passed through) goes to json's path below, so every record
+    # comes out as it always did
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    raise TypeError
+
+
+# a key that is not text also goes to json's path (orjson spells a NaN key
+# null where json spells it nan)
+_ORJSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS if orjson else 0
+
 
 def to_json(rec):
+    if orjson is not None and type(rec) is dict:
+        # 8x json's speed on a record (0.4 against 3.4 us): the largest
+        # single part of ingest's CPU per record. Its text may differ from
+        # json's in a float's spelling (1e16, 1e+16), never in the value
+        # jsonb stores; NaN and the infinities come out as null, as
+        # _scrub makes them
+        try:
+            j = orjson.dumps(rec, default=_orjson_default, option=_ORJSON_OPTS).decode()
+        except TypeError:
+            j = None
+        if j is not None and "\\u0000" not in j:
+            return j
     try:
         j = _encode(rec)
     except (ValueError, TypeError):
