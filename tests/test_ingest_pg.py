@@ -432,7 +432,7 @@ def test_the_fast_json_encoder_stores_what_json_stores(monkeypatch):
     fast = [P.to_json(r) for r in records]
     monkeypatch.setattr(P, "orjson", None)
     slow = [P.to_json(r) for r in records]
-    for r, a, b in zip(records, fast, slow):
+    for r, a, b in zip(records, fast, slow, strict=True):
         # the text may spell a float differently (1e16, 1e+16), the value not
         assert json.loads(a) == json.loads(b), r
         assert "\\u0000" not in a
