@@ -109,22 +109,27 @@ CREATE TEMP TABLE IF NOT EXISTS edgefw_stage (
 ) ON COMMIT DELETE ROWS
 """
 
-# the keys decide which staged rows are new; only those become records
-MERGE = """
-WITH k AS (
-    INSERT INTO record_keys (device, seq, received)
-    SELECT device, seq, to_timestamp(received) FROM edgefw_stage
-    ON CONFLICT DO NOTHING
-    RETURNING device, seq
-)
+_KEYS = """
+INSERT INTO record_keys (device, seq, received)
+SELECT device, seq, to_timestamp(received) FROM edgefw_stage
+ON CONFLICT DO NOTHING
+"""
+_RECORDS = """
 INSERT INTO records (device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_utc, device_mono_ms, body, data)
 SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.boot, s.device_utc_ms,
        -- a device clock beyond the year 6000 or so is kept in ms, not as a time
        CASE WHEN abs(s.device_utc_ms) < 140737488355328 THEN to_timestamp(s.device_utc_ms / 1000.0) END,
        s.device_mono_ms, s.body, s.data::jsonb
-FROM edgefw_stage s JOIN k USING (device, seq)
+FROM edgefw_stage s
 """
+# every staged key new (the rule under load): the records are the stage
+FRESH = (_KEYS, _RECORDS)
+# some were here already (a resend, a replay, another worker's copy): the
+# keys this statement inserted decide which staged rows become records
+MERGE = "WITH k AS (%s RETURNING device, seq) %s JOIN k USING (device, seq)" % (_KEYS.strip(), _RECORDS.strip())
 
+# the stage's column types, for binary COPY (values are checked to fit first)
+STAGE_TYPES = ("text", "int2", "int8", "text", "int8", "float8", "bytea", "int8", "int8", "bytea", "text")
 COLUMNS = "device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_mono_ms, body, data"
 # one constant for the advisory lock that orders schema and partition DDL
 _DDL_LOCK = 0x65646766
@@ -355,10 +360,18 @@ class PostgresStore:
                     days.add(max(days) + datetime.timedelta(days=1))
                 self._partitions(days)
                 with self.conn.cursor() as cur:
-                    with cur.copy("COPY edgefw_stage (%s) FROM STDIN" % COLUMNS) as cp:
-                        for r in rows:
-                            cp.write_row(r)
-                    cur.execute(MERGE)
+                    self._stage(cur, rows)
+                    # the keys alone first: joining the stage to the keys it
+                    # inserted sorts both sides (on disk past work_mem, in a
+                    # large group), which only a group with old keys needs
+                    cur.execute(FRESH[0])
+                    if cur.rowcount == len(rows):
+                        cur.execute(FRESH[1])
+                    else:
+                        # undone whole (its keys too) and done the slow way
+                        self.conn.rollback()
+                        self._stage(cur, rows)
+                        cur.execute(MERGE)
                     new = cur.rowcount
                     if attest:
                         cur.executemany(
@@ -373,6 +386,15 @@ class PostgresStore:
                 self._drop()
                 raise
         return new, total - new, set()
+
+    @staticmethod
+    def _stage(cur, rows):
+        # binary: the bytea columns cross without hex on either side (the
+        # stage took 1.6 against 2.6 us a record, measured alone)
+        with cur.copy("COPY edgefw_stage (%s) FROM STDIN (FORMAT BINARY)" % COLUMNS) as cp:
+            cp.set_types(STAGE_TYPES)
+            for r in rows:
+                cp.write_row(r)
 
     def _drop(self):
         # a failed transaction or connection: start clean on the next write
