@@ -549,28 +549,39 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
         from edgefw.ingest.db.postgres import PostgresStore
 
         PostgresStore(url).close()
-        with Mosquitto(tmp) as b:
-            runs = {"postgresql": [], "sqlite": []}
-            for r in range(repeat):
-                with psycopg.connect(url, autocommit=True) as c:
-                    c.execute("TRUNCATE records, record_keys")
-                progress("run %d/%d: %d devices x %d records -> mosquitto -> %d ingest workers -> PostgreSQL" % (r + 1, repeat, devices, records, workers))
+        def broker(tag):
+            # a broker of its own for each run: the workers' persistent
+            # sessions (and the subscriptions they keep while away) stay
+            # with the broker they used, and one shared across runs queued
+            # every later run's batches for the earlier runs' workers too
+            d = tmp / ("broker-" + tag)
+            d.mkdir()
+            return Mosquitto(d)
+
+        runs = {"postgresql": [], "sqlite": []}
+        for r in range(repeat):
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute("TRUNCATE records, record_keys")
+            progress("run %d/%d: %d devices x %d records -> mosquitto -> %d ingest workers -> PostgreSQL" % (r + 1, repeat, devices, records, workers))
+            tag = "pg%d" % r
+            with broker(tag) as b:
                 runs["postgresql"].append(
-                    _fleet_run(
-                        b.port, url, devices, records, workers, tmp, "pg%d" % r, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate
-                    )
+                    _fleet_run(b.port, url, devices, records, workers, tmp, tag, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate)
                 )
-                progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["postgresql"][-1]["records_per_s"], runs["postgresql"][-1]["receipt_p99_ms"] or -1))
-                if sqlite:
-                    db = str(tmp / ("sqlite-%d.sqlite" % r))
-                    progress("run %d/%d: the same devices -> 1 ingest worker -> SQLite" % (r + 1, repeat))
-                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, "lite%d" % r, mosquitto_pid=b.proc.pid, rate=rate))
-                    progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["sqlite"][-1]["records_per_s"], runs["sqlite"][-1]["receipt_p99_ms"] or -1))
-            peers = {"naive_paho_row_per_message": [], "copy_one_process": []}
-            for r in range(repeat):
-                progress("peer copy %d/%d" % (r + 1, repeat))
-                peers["copy_one_process"].append(_copy_peer(url, devices * records))
-                progress("peer naive %d/%d: %d records, one message and one committed row each" % (r + 1, repeat, naive_records))
+            progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["postgresql"][-1]["records_per_s"], runs["postgresql"][-1]["receipt_p99_ms"] or -1))
+            if sqlite:
+                db = str(tmp / ("sqlite-%d.sqlite" % r))
+                progress("run %d/%d: the same devices -> 1 ingest worker -> SQLite" % (r + 1, repeat))
+                tag = "lite%d" % r
+                with broker(tag) as b:
+                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, tag, mosquitto_pid=b.proc.pid, rate=rate))
+                progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["sqlite"][-1]["records_per_s"], runs["sqlite"][-1]["receipt_p99_ms"] or -1))
+        peers = {"naive_paho_row_per_message": [], "copy_one_process": []}
+        for r in range(repeat):
+            progress("peer copy %d/%d" % (r + 1, repeat))
+            peers["copy_one_process"].append(_copy_peer(url, devices * records))
+            progress("peer naive %d/%d: %d records, one message and one committed row each" % (r + 1, repeat, naive_records))
+            with broker("naive%d" % r) as b:
                 peers["naive_paho_row_per_message"].append(_naive(b.port, url, naive_records))
     finally:
         if pg is not None:
