@@ -302,28 +302,38 @@ def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print, runs=5)
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
     ours, paho, ratio, drain_s = [], [], [], []
     res = {}
+    def broker(tag):
+        # a broker of its own for each round: ingest's persistent session
+        # stays with the broker it used, and one broker shared by the
+        # rounds queued every later round's batches for every earlier
+        # round's ingest as well
+        d = tmp / ("broker-" + tag)
+        d.mkdir()
+        return Mosquitto(d)
+
     try:
-        with Mosquitto(tmp) as b:
-            progress("filling a journal of %d records" % n)
-            small = str(tmp / "template-small")
-            _fill(small, n, None)
-            for r in range(runs):
-                progress("round %d/%d: ours, journal -> uplink -> mosquitto -> ingest, %d records; paho, one QoS 1 message per record -> subscriber -> SQLite, %d records" % (r + 1, runs, n, n_paho))
+        progress("filling a journal of %d records" % n)
+        small = str(tmp / "template-small")
+        _fill(small, n, None)
+        for r in range(runs):
+            progress("round %d/%d: ours, journal -> uplink -> mosquitto -> ingest, %d records; paho, one QoS 1 message per record -> subscriber -> SQLite, %d records" % (r + 1, runs, n, n_paho))
+            with broker("r%d" % r) as b:
                 o, _dt, _ = _ours(b.port, tmp, small, n, "t%d" % r)
                 p = _paho_per_record(b.port, tmp, n_paho, "p%d" % r)
-                ours.append(o)
-                paho.append(p)
-                ratio.append(o / p if p else float("inf"))
-            shutil.rmtree(small, ignore_errors=True)
-            if backlog:
-                progress("backlog: filling %d records..." % backlog)
-                big = str(tmp / "template-backlog")
-                _fill(big, backlog, progress)
-                for r in range(runs):
-                    progress("backlog drain %d/%d" % (r + 1, runs))
+            ours.append(o)
+            paho.append(p)
+            ratio.append(o / p if p else float("inf"))
+        shutil.rmtree(small, ignore_errors=True)
+        if backlog:
+            progress("backlog: filling %d records..." % backlog)
+            big = str(tmp / "template-backlog")
+            _fill(big, backlog, progress)
+            for r in range(runs):
+                progress("backlog drain %d/%d" % (r + 1, runs))
+                with broker("b%d" % r) as b:
                     _r, dt, got = _ours(b.port, tmp, big, backlog, "b%d" % r)
-                    res["backlog_records"] = got
-                    drain_s.append(dt * 1000000 / max(got, 1))
+                res["backlog_records"] = got
+                drain_s.append(dt * 1000000 / max(got, 1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res["runs"] = runs
