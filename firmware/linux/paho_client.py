@@ -135,4 +135,11 @@ class Client(ClientBase):
             try:
                 c.disconnect()
             finally:
-                c.loop_stop()
+                try:
+                    c.loop_stop()
+                except AttributeError:
+                    # paho's thread clears its own handle as it ends: one
+                    # that ended between loop_stop's check and its join
+                    # makes it raise, with the thread already gone (which
+                    # is all loop_stop waits for)
+                    pass
