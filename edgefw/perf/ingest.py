@@ -11,7 +11,8 @@ The clock runs from the start signal until every device has every record
 receipted (so deleted on the device).
 
 Receipt latency: per batch, from its publish to its receipt arriving at
-the device (the uplink's window of 4 in flight is part of it).
+the device (the batches in flight before it, up to the uplink's window, 4 unless
+``--window`` says otherwise, are part of it).
 
 Peers:
 - naive: one paho subscriber inserting one row per message (autocommit),
@@ -118,15 +119,15 @@ def _payload_fn():
 
 
 def _device_main(argv):
-    """python -m edgefw.perf.ingest device PORT RECORDS RATE DEV...: connect
+    """python -m edgefw.perf.ingest device PORT RECORDS RATE BATCH WINDOW DEV...: connect
     every device, say "ready", wait for a line on stdin, send everything
     (RATE records/s each, 0: all at once), print one JSON line."""
     from firmware.linux.paho_client import Client
     from firmware.uplink import receipt
     from firmware.uplink.uplink import Uplink
 
-    port, n, rate = int(argv[0]), int(argv[1]), float(argv[2])
-    devs = argv[3:]
+    port, n, rate, batch, window = int(argv[0]), int(argv[1]), float(argv[2]), int(argv[3]), int(argv[4])
+    devs = argv[5:]
     payload = _payload_fn()
 
     class Stamped(collections.deque):
@@ -177,9 +178,9 @@ def _device_main(argv):
             c,
             d,
             key=KEY,
-            batch_records=200,
+            batch_records=batch,
             batch_ms=1000 if rate else 0,
-            window=4,
+            window=window,
             ack_timeout_ms=20000,
             receipt_timeout_ms=20000,
         )
@@ -296,7 +297,7 @@ def _env():
     return env, str(ROOT)
 
 
-def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None, rate=0):
+def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None, rate=0, batch=200, window=4):
     """One run: K workers on ``db``, the fleet sends its backlog; returns
     the figures."""
     env, root = _env()
@@ -335,7 +336,7 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
     groups = [names[i::nproc] for i in range(nproc)]
     ds = [
         subprocess.Popen(
-            [sys.executable, "-m", "edgefw.perf.ingest", "device", str(port), str(records), str(rate)] + g,
+            [sys.executable, "-m", "edgefw.perf.ingest", "device", str(port), str(records), str(rate), str(batch), str(window)] + g,
             cwd=root,
             env=env,
             stdin=subprocess.PIPE,
@@ -514,17 +515,24 @@ def _copy_peer(url, n_rows):
     return len(lines) / dt
 
 
-def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, rate=0, progress=print):
+def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, rate=0, progress=print, batch=200, window=4):
     """``rate``: records/s per device (0: each device's records are a
-    backlog sent as fast as receipts come back: the throughput case)."""
+    backlog sent as fast as receipts come back: the throughput case).
+    ``batch``, ``window``: each device's uplink ``batch_records`` and
+    ``window`` (batches in flight)."""
     from edgefw.emul.broker import Mosquitto
 
+    for name, v in (("--devices", devices), ("--records", records), ("--workers", workers), ("--repeat", repeat), ("--batch-records", batch), ("--window", window)):
+        if v < 1:
+            raise SystemExit("edgefw bench ingest: %s %d: give 1 or more" % (name, v))
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-ingest-"))
     pg = None
     res = {
         "devices": devices,
         "records_per_device": records,
         "rate_per_device": rate,
+        "batch_records": batch,
+        "window": window,
         "workers": workers,
         "repeat": repeat,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
@@ -566,7 +574,7 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
             tag = "pg%d" % r
             with broker(tag) as b:
                 runs["postgresql"].append(
-                    _fleet_run(b.port, url, devices, records, workers, tmp, tag, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate)
+                    _fleet_run(b.port, url, devices, records, workers, tmp, tag, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate, batch=batch, window=window)
                 )
             progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["postgresql"][-1]["records_per_s"], runs["postgresql"][-1]["receipt_p99_ms"] or -1))
             if sqlite:
@@ -574,7 +582,7 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
                 progress("run %d/%d: the same devices -> 1 ingest worker -> SQLite" % (r + 1, repeat))
                 tag = "lite%d" % r
                 with broker(tag) as b:
-                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, tag, mosquitto_pid=b.proc.pid, rate=rate))
+                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, tag, mosquitto_pid=b.proc.pid, rate=rate, batch=batch, window=window))
                 progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["sqlite"][-1]["records_per_s"], runs["sqlite"][-1]["receipt_p99_ms"] or -1))
         peers = {"naive_paho_row_per_message": [], "copy_one_process": []}
         for r in range(repeat):
@@ -616,8 +624,19 @@ def print_ingest(res):
     m = res["machine"]
     pace = "%g records/s each" % res["rate_per_device"] if res.get("rate_per_device") else "each a backlog"
     print(
-        "%d devices x %d records (%s), %d workers, %d runs; %d CPUs, load average %.1f at start, %.1f at end"
-        % (res["devices"], res["records_per_device"], pace, res["workers"], res["repeat"], m["cpus"], m["loadavg_start"][0], m["loadavg_end"][0])
+        "%d devices x %d records (%s; batches of up to %d, %d in flight), %d workers, %d runs; %d CPUs, load average %.1f at start, %.1f at end"
+        % (
+            res["devices"],
+            res["records_per_device"],
+            pace,
+            res["batch_records"],
+            res["window"],
+            res["workers"],
+            res["repeat"],
+            m["cpus"],
+            m["loadavg_start"][0],
+            m["loadavg_end"][0],
+        )
     )
     for name in ("postgresql", "sqlite"):
         r = res.get(name)
