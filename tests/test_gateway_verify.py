@@ -38,6 +38,9 @@ def test_good_batch():
         (lambda: Sealer(KEY, "n1").seal(1, 1, 3, cbor.dumps(_batch())), "n1", "tampered", "n1"),
         (lambda: _sealed(_batch(recs=[cbor.dumps([1, 2])])), "n1", "malformed", "n1"),
         (lambda: _sealed(_batch(recs=[cbor.dumps({"k": "win"})])), "n1", "malformed", "n1"),
+        # a queue equal to 1 that is not the integer (PostgreSQL's binary COPY takes no float for a smallint)
+        (lambda: Sealer(KEY, "n1").seal(1, 1, 2, cbor.dumps(_batch(q=1.0))), "n1", "malformed", "n1"),
+        (lambda: Sealer(KEY, "n1").seal(1, 1, 2, cbor.dumps(_batch(q=True))), "n1", "malformed", "n1"),
     ],
 )
 def test_refused_like_ingest(blob, topic, kind, tell):

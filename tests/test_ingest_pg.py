@@ -395,6 +395,27 @@ def test_rows_the_database_refuses_do_not_hold_up_the_rest(pg):
     post.close()
 
 
+def test_a_value_binary_copy_cannot_encode_is_a_data_error_and_the_next_write_goes_in(pg):
+    """verify.open_batch lets no such batch through; should one reach the
+    store all the same (a float queue number), it is the batch's data
+    error, not an exception that stops the worker's commits."""
+    from edgefw.ingest.db.errors import StoreError
+    from edgefw.ingest.db.postgres import PostgresStore
+    from edgefw.ingest.verify import Batch
+
+    def batch(q, seq):
+        rec = _record(seq)
+        return Batch(DEV, q, seq, seq, b"i" * 8, b"B" * 8, None, 5, None, [(rec, b"raw")], time.time())
+
+    store = PostgresStore(pg.url)
+    with pytest.raises(StoreError) as e:
+        store.write([batch(1.0, 1)])
+    assert e.value.reason == "data"
+    assert store.write([batch(1, 2)])[:2] == (1, 0)
+    assert [r[1] for r in _pg_rows(pg)] == [2]
+    store.close()
+
+
 def test_the_fast_json_encoder_stores_what_json_stores(monkeypatch):
     """``data`` goes through orjson when it is installed; a record it
     cannot take as json would (a key that is not text, a tagged CBOR

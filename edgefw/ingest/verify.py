@@ -120,7 +120,8 @@ def open_batch(payload, keys, topic_dev, received, dicts=None):
             add((rec, r))
         if not isinstance(dev_b, str):
             raise ValueError("device id is not text")
-        if q_b not in (0, 1):
+        # an int, not 1.0 or True (equal to 1, yet no smallint)
+        if type(q_b) is not int or q_b not in (0, 1):
             raise ValueError("queue %r is not 0 or 1" % (q_b,))
     except Exception as e:  # cbor2 raises several types for bad input
         raise Refused("malformed", "batch does not decode: %s" % e, topic_dev if keys is None else dev, head)

@@ -128,7 +128,8 @@ FRESH = (_KEYS, _RECORDS)
 # keys this statement inserted decide which staged rows become records
 MERGE = "WITH k AS (%s RETURNING device, seq) %s JOIN k USING (device, seq)" % (_KEYS.strip(), _RECORDS.strip())
 
-# the stage's column types, for binary COPY (values are checked to fit first)
+# the stage's column types, for binary COPY (verify.open_batch and write
+# make each value fit; one that does not is the batch's data error)
 STAGE_TYPES = ("text", "int2", "int8", "text", "int8", "float8", "bytea", "int8", "int8", "bytea", "text")
 COLUMNS = "device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_mono_ms, body, data"
 # one constant for the advisory lock that orders schema and partition DDL
@@ -385,6 +386,11 @@ class PostgresStore:
             except StoreError:
                 self._drop()
                 raise
+            except (TypeError, ValueError, OverflowError) as e:
+                # a value binary COPY cannot encode as its column's type:
+                # the batch's own data, refused like a row the server refuses
+                self._drop()
+                raise StoreError("data", "a value does not fit its column: %s" % e)
         return new, total - new, set()
 
     @staticmethod
