@@ -28,3 +28,15 @@ def calm_gc():
 
     gc.freeze()
     gc.set_threshold(100000, 20, 100)
+
+
+def end_mqtt(client):
+    """Disconnect a paho client and wait for its network thread. paho's
+    thread clears its own handle as it ends: one that ends between
+    loop_stop's check and its join makes loop_stop raise AttributeError,
+    with the thread already gone (all loop_stop waits for)."""
+    client.disconnect()
+    try:
+        client.loop_stop()
+    except AttributeError:
+        pass

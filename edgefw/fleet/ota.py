@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from edgefw.fleet.registry import FleetError
+from edgefw.util import end_mqtt
 
 FORMAT = 1
 # at the root of the device, outside both application directories: the
@@ -232,8 +233,7 @@ class Server:
         return self
 
     def __exit__(self, *exc):
-        self.c.disconnect()
-        self.c.loop_stop()
+        end_mqtt(self.c)
 
     def _on_connect(self, cl, u, flags, rc, p):
         cl.subscribe([("edgefw/+/ota/get", 0), ("edgefw/+/ota/status", 1)])

@@ -23,6 +23,7 @@ import time
 
 from edgefw.gateway.verify import Refused, check
 from edgefw.ingest.server import topic_device
+from edgefw.util import end_mqtt
 from firmware.uplink import receipt
 
 
@@ -170,5 +171,4 @@ class Receiver:
         self._work.set()
         if self._thread is not None:
             self._thread.join(5)
-        self.c.disconnect()
-        self.c.loop_stop()
+        end_mqtt(self.c)

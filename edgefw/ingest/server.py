@@ -56,7 +56,7 @@ import time
 from edgefw.ingest.db import StoreError, open_store
 from edgefw.ingest.metrics import Metrics
 from edgefw.ingest.verify import Refused, open_batch, topic_device
-from edgefw.util import calm_gc
+from edgefw.util import calm_gc, end_mqtt
 
 __all__ = ["Ingest", "Receiver", "load_keys", "topic_device", "add_parser", "run"]
 
@@ -386,8 +386,7 @@ class Receiver:
             for (dev, body), _t in self.ing.commit():
                 if self.receipts:
                     self.c.publish(topic_for(dev), body, qos=1)
-        self.c.disconnect()
-        self.c.loop_stop()
+        end_mqtt(self.c)
 
 
 def load_keys(path):

@@ -171,7 +171,7 @@ def _device_main(argv):
     ups = []
     for d in devs:
         c = Timed("127.0.0.1", port, d, timeout_ms=20000)
-        # a paced device batches as a real one does (up to 200 records or
+        # a paced device batches as a real one does (up to --batch-records or
         # 1 s); a backlog goes out in full batches at once
         up = Uplink(
             MemJournal(n, payload, rate or None),
@@ -199,7 +199,7 @@ def _device_main(argv):
             up.pump()
             if rate:
                 # a paced device has a part-filled batch waiting most of the
-                # time (it goes at 200 records or 1 s): look four times a
+                # time (it goes when full or at 1 s): look four times a
                 # second, or at a receipt's arrival. Receipt times are
                 # taken on arrival regardless; 1,000 devices polling
                 # every 20 ms left the simulator short of the rate offered
@@ -473,9 +473,10 @@ def _naive(port, url, n):
         pub.publish("bench/naive", payload(s), qos=1)
     done.wait(600)
     dt = time.perf_counter() - t0
+    from edgefw.util import end_mqtt
+
     for c in (pub, sub):
-        c.disconnect()
-        c.loop_stop()
+        end_mqtt(c)
     conn.close()
     return got[0] / dt
 
