@@ -330,17 +330,21 @@ class PostgresStore:
             days.add(_day(b.received))
             boot = bytes(b.boot) if isinstance(b.boot, (bytes, bytearray)) else None
             utc, mono = _int(b.utc_ms), _int(b.mono_ms)
+            # the device as stored (a NUL becomes U+FFFD): ids that meet
+            # there are one key in the database, so they are one here too
+            dev = _text(b.dev)
             for rec, raw in b.recs:
-                key = (b.dev, rec["seq"])
+                seq = rec["seq"]
+                key = (dev, seq)
                 if key in seen:
                     continue
                 seen.add(key)
                 k = rec.get("k")
                 rows.append(
                     (
-                        _text(b.dev),
+                        dev,
                         b.q,
-                        rec["seq"],
+                        seq,
                         _text(k) if isinstance(k, str) else None,
                         _int(rec.get("t")),
                         b.received,
