@@ -127,6 +127,11 @@ def _device_main(argv):
     from firmware.uplink.uplink import Uplink
 
     port, n, rate, batch, window = int(argv[0]), int(argv[1]), float(argv[2]), int(argv[3]), int(argv[4])
+    # 200 threads (100 devices and paho's for each) take turns at the GIL:
+    # a longer slice before a forced switch cost the simulator less (6
+    # alternating pairs of 1,000-device runs: 6.6 against 7.1 CPU s, the
+    # medians; 57,174 against 55,387 records/s committed)
+    sys.setswitchinterval(0.05)
     devs = argv[5:]
     payload = _payload_fn()
 
