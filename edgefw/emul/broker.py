@@ -62,6 +62,16 @@ def make_ca_and_server_cert(workdir, host="127.0.0.1"):
 
 
 class Mosquitto:
+    @classmethod
+    def fresh(cls, parent, name):
+        """A broker in a new directory ``parent/name``: a benchmark's run
+        that must not inherit an earlier run's sessions (a persistent
+        session keeps its subscriptions while its client is away, and the
+        broker queues what matches for it)."""
+        d = parent / name
+        d.mkdir()
+        return cls(d)
+
     def __init__(self, workdir, port=None, tls_users=None):
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not shutil.which(self.exe):

@@ -563,14 +563,10 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
         from edgefw.ingest.db.postgres import PostgresStore
 
         PostgresStore(url).close()
+        # a broker of its own for each run: one shared across runs queued
+        # every later run's batches for the earlier runs' workers too
         def broker(tag):
-            # a broker of its own for each run: the workers' persistent
-            # sessions (and the subscriptions they keep while away) stay
-            # with the broker they used, and one shared across runs queued
-            # every later run's batches for the earlier runs' workers too
-            d = tmp / ("broker-" + tag)
-            d.mkdir()
-            return Mosquitto(d)
+            return Mosquitto.fresh(tmp, "broker-" + tag)
 
         runs = {"postgresql": [], "sqlite": []}
         for r in range(repeat):

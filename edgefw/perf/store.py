@@ -302,14 +302,10 @@ def bench_forward(n=20000, n_paho=5000, backlog=1000000, progress=print, runs=5)
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-"))
     ours, paho, ratio, drain_s = [], [], [], []
     res = {}
+    # a broker of its own for each round: one shared by the rounds queued
+    # every later round's batches for every earlier round's ingest as well
     def broker(tag):
-        # a broker of its own for each round: ingest's persistent session
-        # stays with the broker it used, and one broker shared by the
-        # rounds queued every later round's batches for every earlier
-        # round's ingest as well
-        d = tmp / ("broker-" + tag)
-        d.mkdir()
-        return Mosquitto(d)
+        return Mosquitto.fresh(tmp, "broker-" + tag)
 
     try:
         progress("filling a journal of %d records" % n)

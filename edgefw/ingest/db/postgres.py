@@ -109,12 +109,13 @@ CREATE TEMP TABLE IF NOT EXISTS edgefw_stage (
 ) ON COMMIT DELETE ROWS
 """
 
-_KEYS = """
+INSERT_KEYS = """
 INSERT INTO record_keys (device, seq, received)
 SELECT device, seq, to_timestamp(received) FROM edgefw_stage
 ON CONFLICT DO NOTHING
 """
-_RECORDS = """
+# every staged key new (the rule under load): the records are the stage
+INSERT_RECORDS = """
 INSERT INTO records (device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_utc, device_mono_ms, body, data)
 SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.boot, s.device_utc_ms,
        -- a device clock beyond the year 6000 or so is kept in ms, not as a time
@@ -122,11 +123,9 @@ SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.
        s.device_mono_ms, s.body, s.data::jsonb
 FROM edgefw_stage s
 """
-# every staged key new (the rule under load): the records are the stage
-FRESH = (_KEYS, _RECORDS)
 # some were here already (a resend, a replay, another worker's copy): the
 # keys this statement inserted decide which staged rows become records
-MERGE = "WITH k AS (%s RETURNING device, seq) %s JOIN k USING (device, seq)" % (_KEYS.strip(), _RECORDS.strip())
+MERGE = "WITH k AS (%s RETURNING device, seq) %s JOIN k USING (device, seq)" % (INSERT_KEYS.strip(), INSERT_RECORDS.strip())
 
 # the stage's column types, for binary COPY (verify.open_batch and write
 # make each value fit; one that does not is the batch's data error)
@@ -369,9 +368,9 @@ class PostgresStore:
                     # the keys alone first: joining the stage to the keys it
                     # inserted sorts both sides (on disk past work_mem, in a
                     # large group), which only a group with old keys needs
-                    cur.execute(FRESH[0])
+                    cur.execute(INSERT_KEYS)
                     if cur.rowcount == len(rows):
-                        cur.execute(FRESH[1])
+                        cur.execute(INSERT_RECORDS)
                     else:
                         # undone whole (its keys too) and done the slow way
                         self.conn.rollback()
