@@ -23,10 +23,10 @@ class IngestWorker:
     """edgefw.ingest.server.Ingest behind its real MQTT receiver (receipts on), in
     this process."""
 
-    def __init__(self, port, db, keys=None, topic="edgefw/+/up", client_id=None, receipts=True):
+    def __init__(self, port, db, keys=None, topic="edgefw/+/up", client_id=None, receipts=True, pace=None):
         from edgefw.ingest.server import Receiver
 
-        self.ing = Ingest(str(db), keys if keys is not None else {DEV: KEY}, log=None)
+        self.ing = Ingest(str(db), keys if keys is not None else {DEV: KEY}, log=None, pace=pace)
         share = topic.split("/")[1] if topic.startswith("$share/") else None
         cid = client_id or "ingest-%d" % next(_ids)
         self.r = Receiver(self.ing, "127.0.0.1", port, cid, share, receipts=receipts)

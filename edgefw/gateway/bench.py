@@ -29,8 +29,8 @@ import sys
 import tempfile
 import time
 
+from edgefw.ingest.verify import make_receipt
 from firmware import cbor
-from firmware.uplink import receipt
 from firmware.uplink.seal import Sealer, open_sealed
 
 CHANNELS = ["env.temperature_c", "env.humidity_pct", "env.pressure_hpa", "vib.accel_x_g", "vib.accel_y_g", "vib.accel_z_g"]
@@ -61,7 +61,7 @@ class _NextTier:
         self.messages += 1
         dev, q, first, last, _n, plain = open_sealed(payload, self.keys)
         m = cbor.loads(plain)
-        self._out.append(receipt.make(dev, q, first, last, m["id"], True, key=self.keys[dev]))
+        self._out.append(make_receipt(dev, q, first, last, m["id"], True, key=self.keys[dev]))
         return True
 
     def wait(self, handle, timeout_ms):

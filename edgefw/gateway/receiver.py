@@ -23,6 +23,7 @@ import time
 
 from edgefw.gateway.verify import Refused, check
 from edgefw.ingest.server import topic_device
+from edgefw.ingest.verify import make_receipt
 from edgefw.util import end_mqtt
 from firmware.uplink import receipt
 
@@ -120,7 +121,7 @@ class Receiver:
             key = self.keys.get(dev) if self.keys else None
             if isinstance(key, list):
                 key = key[0]
-        return receipt.make(dev, q, first, last, bid, ok, why, key)
+        return make_receipt(dev, q, first, last, bid, ok, why, key)
 
     def _commit_loop(self):
         try:

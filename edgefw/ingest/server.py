@@ -55,7 +55,7 @@ import time
 
 from edgefw.ingest.db import StoreError, open_store
 from edgefw.ingest.metrics import Metrics
-from edgefw.ingest.verify import Refused, open_batch, topic_device
+from edgefw.ingest.verify import Refused, make_receipt, open_batch, topic_device
 from edgefw.util import calm_gc, end_mqtt
 
 __all__ = ["Ingest", "Receiver", "load_keys", "topic_device", "add_parser", "run"]
@@ -74,8 +74,11 @@ class Ingest:
     # oldest go unreceipted (their devices resend them)
     MAX_PENDING = 5000
 
-    def __init__(self, db, keys=None, log=sys.stderr, revoked=(), firmware=None):
+    def __init__(self, db, keys=None, log=sys.stderr, revoked=(), firmware=None, pace=None):
         self.store = open_store(str(db), log)
+        # edgefw.ingest.pace.Pace: receipts carry when each device's next
+        # batch is due while the fleet offers more than is committed
+        self.pace = pace
         # {device: expected firmware hash or None} from the fleet registry;
         # None: no registry, boot events' hashes are stored unchecked
         self.firmware = firmware
@@ -119,14 +122,12 @@ class Ingest:
         self.counts["refusals"] += 1
         return dev, self._receipt(dev, q, first, last, bid, False, "%s: %s" % (kind, msg), key)
 
-    def _receipt(self, dev, q, first, last, bid, ok, why=None, key=None):
-        from firmware.uplink import receipt
-
+    def _receipt(self, dev, q, first, last, bid, ok, why=None, key=None, hold=0):
         if key is None:
             key = self.keys.get(dev) if self.keys else None
             if isinstance(key, list):
                 key = key[0]
-        return receipt.make(dev, q, first, last, bid, ok, why, key)
+        return make_receipt(dev, q, first, last, bid, ok, why, key, hold)
 
     def handle(self, payload, topic_dev=None, commit=True):
         """Check one batch and stage it. Returns (device, receipt bytes) to
@@ -149,7 +150,8 @@ class Ingest:
                 with self._plock:
                     self._pending.append((None, out, t))
             return out
-        out = b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True, key=b.key)
+        hold = self.pace.admit(b.dev, len(b.recs), b.utc_ms, t) if self.pace is not None else 0
+        out = b.dev, self._receipt(b.dev, b.q, b.first, b.last, b.id, True, key=b.key, hold=hold)
         with self._plock:
             self._pending.append((b, out, t))
             if len(self._pending) > self.MAX_PENDING:
@@ -352,12 +354,15 @@ class Receiver:
             time.sleep(self.COMMIT_S)
             self._work.clear()
             # on disk first: only then may a device delete what it sent
+            done_before = self.ing.counts["records"]
             sent = self.ing.commit()
             now = time.time()
             if self.receipts:
                 for (dev, body), t in sent:
                     self.c.publish(topic_for(dev), body, qos=1)
                     self.ing.metrics.receipt(now - t)
+                if sent and self.ing.pace is not None:
+                    self.ing.pace.settled(now, now - min(t for _o, t in sent), self.ing.counts["records"] - done_before)
             if self.ing.db_error is not None:
                 # what failed is still staged: try again, later each time
                 wait = min(self.RETRY_S[1], max(self.RETRY_S[0], wait * 2))
@@ -441,7 +446,12 @@ def run(args):
         keys = load_keys(args.keys) if args.keys else None
     if keys is None:
         print("edgefw ingest: no --keys or --fleet: taking batches unsealed (trusted network only)", file=sys.stderr)
-    ing = Ingest(args.db, keys, revoked=revoked, firmware=firmware)
+    pace = None
+    if args.pace_ms:
+        from edgefw.ingest.pace import Pace
+
+        pace = Pace(args.pace_ms / 1000.0)
+    ing = Ingest(args.db, keys, revoked=revoked, firmware=firmware, pace=pace)
     if args.metrics_port is not None:
         from edgefw.ingest.metrics import serve
 
@@ -545,6 +555,16 @@ def _port(text):
     return n
 
 
+def _ms(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError("expected milliseconds, a whole number 0 or more, got %r" % text)
+    return n
+
+
 def _readable(text):
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError("%r: no such file" % text)
@@ -579,6 +599,15 @@ def add_parser(p):
     p.add_argument("--tls-ca", type=_readable, help="CA certificate file: connect with TLS")
     p.add_argument("--tls-cert", type=_readable, help="client certificate (PEM), for a broker that requires one (edgefw fleet add-service --role ingest)")
     p.add_argument("--tls-key", type=_readable, help="the client certificate's private key (PEM)")
+    p.add_argument(
+        "--pace-ms",
+        type=_ms,
+        default=0,
+        metavar="MS",
+        help="pace a fleet's backlog: while devices offer more than is committed, each receipt says when that device's next"
+        " batch is due, aiming at under MS in the broker and ingest together; the backlog waits on the devices (edgefw.ingest.pace;"
+        " default 0: off, devices send as their windows allow)",
+    )
     p.add_argument("--idle-exit", type=float, help="exit after this many seconds with no batch")
     p.add_argument("--json", action="store_true", help="print the counts as JSON at exit")
     p.add_argument("--metrics-port", type=_port, metavar="PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port)")

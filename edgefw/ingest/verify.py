@@ -1,6 +1,9 @@
 """Opening a batch: seal, device, topic and CBOR checked before anything
 reaches a database. Pure functions of the payload and the keys, so every
-worker of a shared subscription decides alike."""
+worker of a shared subscription decides alike; and the receipt that
+answers one (``firmware.uplink.receipt`` is the format)."""
+
+from firmware import cbor
 
 
 class Refused(Exception):
@@ -145,3 +148,18 @@ def open_batch(payload, keys, topic_dev, received, dicts=None):
     if keys is not None:
         out.key = opened_with
     return out
+
+
+def make_receipt(dev, q, first, last, batch_id, ok=True, why=None, key=None, hold=0):
+    """The receipt for a batch (``firmware.uplink.receipt``): sealed with the
+    device's key when there is one; ``hold`` (ms) asks the device to start
+    no new batch for that long."""
+    from firmware.uplink import receipt
+
+    m = {"dev": dev, "q": q, "first": first, "last": last, "id": batch_id, "ok": ok}
+    if why is not None:
+        m["why"] = why
+    if hold:
+        m["hold"] = hold
+    body = cbor.dumps(m)
+    return body + receipt._tag(key, body) if key is not None else body

@@ -129,6 +129,7 @@ def add_parser(p):
     ig.add_argument("--rate", type=float, default=0, help="records/s each device measures and sends (default 0: a backlog, sent as fast as receipts allow)")
     ig.add_argument("--batch-records", type=int, default=200, help="records in a device's batch at most (its uplink's batch_records; default 200)")
     ig.add_argument("--window", type=int, default=4, help="batches a device has in flight at most (its uplink's window; default 4)")
+    ig.add_argument("--pace-ms", type=int, default=0, help="run ingest with --pace-ms MS: receipts hold devices back while the fleet offers more than is committed (default 0: off)")
     ig.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
     ig.add_argument("--json", action="store_true", help=_JSON)
 
@@ -142,7 +143,7 @@ def main(a):
     if a.what == "ingest":
         from edgefw.perf.ingest import bench_ingest, print_ingest
 
-        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, a.rate, progress=say, batch=a.batch_records, window=a.window)
+        res = bench_ingest(a.devices, a.records, a.workers, a.repeat, a.naive_records, a.pg_url, not a.no_sqlite, a.rate, progress=say, batch=a.batch_records, window=a.window, pace_ms=a.pace_ms)
         print_ingest(res)
         if a.json:
             print(json.dumps(res))

@@ -148,6 +148,7 @@ def _device_main(argv):
             self.up = None
             self.sent_at = {}
             self.lat = []
+            self.holds = []
 
         def publish(self, topic, body):
             h = Client.publish(self, topic, body)
@@ -165,6 +166,8 @@ def _device_main(argv):
                 r = receipt.parse(blob, KEY)
                 if not r or not r.get("ok"):
                     continue
+                if r.get("hold"):
+                    self.holds.append(r["hold"])
                 for b in self.up._inflight:
                     if b.id == r.get("id"):
                         t = self.sent_at.pop(b.handle.mid, None)
@@ -209,14 +212,16 @@ def _device_main(argv):
                 # taken on arrival regardless; 1,000 devices polling
                 # every 20 ms left the simulator short of the rate offered
                 c._arrived.wait(0.25)
-            elif len(up._inflight) >= up._cwnd or up.j.acked + sum(b.n for b in up._inflight) >= up.j.n:
-                # the window is full or all is sent: nothing to do until a
-                # receipt comes. Wait for its arrival (paho's thread sets
-                # the event), not in a poll: a thousand device threads
-                # polling each millisecond cost the machine more CPU than
-                # ingest and the database together (a due resend waits
-                # at most this long)
-                c._arrived.wait(1.0)
+            else:
+                # the window is full, all is sent, or the receiver said to
+                # hold: nothing to do until a receipt comes or the hold
+                # ends. Wait for its arrival (paho's thread sets the
+                # event), not in a poll: a thousand device threads polling
+                # each millisecond cost the machine more CPU than ingest
+                # and the database together (a due resend waits at most
+                # this long)
+                nap = up._idle_ms(5)
+                c._arrived.wait(1.0 if nap is None else nap / 1000)
         done.append(time.time())
         c.disconnect()
 
@@ -228,7 +233,7 @@ def _device_main(argv):
     lat = [x for _u, c in ups for x in c.lat]
     cpu1 = os.times()
     cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system
-    print(json.dumps({"t0": t0, "t1": max(done), "records": n * len(devs), "lat": lat, "resent": sum(u.resent for u, _c in ups), "cpu_s": cpu}))
+    print(json.dumps({"t0": t0, "t1": max(done), "records": n * len(devs), "lat": lat, "resent": sum(u.resent for u, _c in ups), "cpu_s": cpu, "holds": [h for _u, c in ups for h in c.holds]}))
 
 
 # ----------------------------------------------------------------- /proc
@@ -302,7 +307,7 @@ def _env():
     return env, str(ROOT)
 
 
-def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None, rate=0, batch=200, window=4):
+def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg_pid=None, count_rows=None, mosquitto_pid=None, rate=0, batch=200, window=4, pace_ms=0):
     """One run: K workers on ``db``, the fleet sends its backlog; returns
     the figures."""
     env, root = _env()
@@ -330,6 +335,8 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
         ]
         if workers > 1:
             args += ["--share", "bench-" + tag]
+        if pace_ms:
+            args += ["--pace-ms", str(pace_ms)]
         ws.append(subprocess.Popen(args, cwd=root, env=env, stderr=log))
         log.close()
     deadline = time.monotonic() + 30
@@ -393,6 +400,10 @@ def _fleet_run(port, db, devices, records, workers, tmp, tag, procs_per=None, pg
         "receipt_p99_ms": _pct(lat, 0.99) * 1000 if lat else None,
         "batches": len(lat),
         "resent_records": sum(o["resent"] for o in outs),
+        # receipts that told a device to hold its next batch (--pace-ms),
+        # and how long: time the backlog waited on the devices
+        "holds": sum(len(o["holds"]) for o in outs),
+        "hold_p50_ms": _pct([h for o in outs for h in o["holds"]], 0.50) if any(o["holds"] for o in outs) else 0,
         "cpu_s": cpu,
         # ingest's own share: batch arrived -> receipt published (bucket bounds)
         "ingest_side_receipt_p50_ms": _hist_pct(hist, 0.50),
@@ -521,16 +532,19 @@ def _copy_peer(url, n_rows):
     return len(lines) / dt
 
 
-def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, rate=0, progress=print, batch=200, window=4):
+def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3000, pg_url=None, sqlite=True, rate=0, progress=print, batch=200, window=4, pace_ms=0):
     """``rate``: records/s per device (0: each device's records are a
     backlog sent as fast as receipts come back: the throughput case).
     ``batch``, ``window``: each device's uplink ``batch_records`` and
-    ``window`` (batches in flight)."""
+    ``window`` (batches in flight). ``pace_ms``: ingest's ``--pace-ms``
+    (0: off)."""
     from edgefw.emul.broker import Mosquitto
 
     for name, v in (("--devices", devices), ("--records", records), ("--workers", workers), ("--repeat", repeat), ("--batch-records", batch), ("--window", window)):
         if v < 1:
             raise SystemExit("edgefw bench ingest: %s %d: give 1 or more" % (name, v))
+    if pace_ms < 0:
+        raise SystemExit("edgefw bench ingest: --pace-ms %d: give 0 (off) or more" % pace_ms)
     tmp = Path(tempfile.mkdtemp(prefix="edgefw-bench-ingest-"))
     pg = None
     res = {
@@ -539,6 +553,7 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
         "rate_per_device": rate,
         "batch_records": batch,
         "window": window,
+        "pace_ms": pace_ms,
         "workers": workers,
         "repeat": repeat,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
@@ -576,7 +591,7 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
             tag = "pg%d" % r
             with broker(tag) as b:
                 runs["postgresql"].append(
-                    _fleet_run(b.port, url, devices, records, workers, tmp, tag, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate, batch=batch, window=window)
+                    _fleet_run(b.port, url, devices, records, workers, tmp, tag, pg_pid=pg_pid, count_rows=count_rows, mosquitto_pid=b.proc.pid, rate=rate, batch=batch, window=window, pace_ms=pace_ms)
                 )
             progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["postgresql"][-1]["records_per_s"], runs["postgresql"][-1]["receipt_p99_ms"] or -1))
             if sqlite:
@@ -584,7 +599,7 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
                 progress("run %d/%d: the same devices -> 1 ingest worker -> SQLite" % (r + 1, repeat))
                 tag = "lite%d" % r
                 with broker(tag) as b:
-                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, tag, mosquitto_pid=b.proc.pid, rate=rate, batch=batch, window=window))
+                    runs["sqlite"].append(_fleet_run(b.port, db, devices, records, 1, tmp, tag, mosquitto_pid=b.proc.pid, rate=rate, batch=batch, window=window, pace_ms=pace_ms))
                 progress("  %.0f records/s, receipt p99 %.0f ms" % (runs["sqlite"][-1]["records_per_s"], runs["sqlite"][-1]["receipt_p99_ms"] or -1))
         peers = {"naive_paho_row_per_message": [], "copy_one_process": []}
         for r in range(repeat):
@@ -606,6 +621,8 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
         out["cpu_s"] = {k: _spread([x["cpu_s"][k] for x in rs]) for k in rs[0]["cpu_s"]}
         out["seconds"] = _spread([x["seconds"] for x in rs])
         out["resent_records"] = [x["resent_records"] for x in rs]
+        out["holds"] = [x["holds"] for x in rs]
+        out["hold_p50_ms"] = [x["hold_p50_ms"] for x in rs]
         out["records"] = rs[0]["records"]
         return out
 
@@ -625,6 +642,8 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
 def print_ingest(res):
     m = res["machine"]
     pace = "%g records/s each" % res["rate_per_device"] if res.get("rate_per_device") else "each a backlog"
+    if res.get("pace_ms"):
+        pace += "; ingest paces them, --pace-ms %d" % res["pace_ms"]
     print(
         "%d devices x %d records (%s; batches of up to %d, %d in flight), %d workers, %d runs; %d CPUs, load average %.1f at start, %.1f at end"
         % (
@@ -655,6 +674,11 @@ def print_ingest(res):
             print(
                 "            of which in ingest (arrival -> receipt published): p50 <= %.0f ms, p99 <= %.0f ms (histogram buckets)"
                 % (i50["median"], i99["median"])
+            )
+        if any(r.get("holds") or ()):
+            print(
+                "            held by ingest's pacing: %s receipts (runs), hold p50 %s ms: batches waited on the devices before their publish"
+                % ("/".join(map(str, r["holds"])), "/".join("%.0f" % h for h in r["hold_p50_ms"]))
             )
         if "db_rows_per_s" in r:
             print("            database: %.0f rows/s into records" % r["db_rows_per_s"]["median"])

@@ -1,6 +1,5 @@
 """End-to-end receipts: the receiver's word that a batch is in its database.
 
-    body = make(dev, q, first, last, batch_id, ok=True, key=device_key)
     r = parse(body, key=device_key)    # {"q", "first", "last", "id", "ok", "why"}
 
 ``edgefw ingest`` publishes one on ``edgefw/<device>/receipt`` (QoS 1)
@@ -9,11 +8,17 @@ the reason) when it refuses the batch. The device deletes records only
 on a positive receipt; a negative one changes nothing but the counters.
 
 A receipt is the CBOR map ``{"dev", "q", "first", "last", "id", "ok"}``
-(``"why"`` added when refused). With a device key it is followed by a
+(``"why"`` added when refused; ``"hold"``, milliseconds, when the
+receiver is pacing a backlog: the device starts no new batch for that
+long). With a device key it is followed by a
 32-byte HMAC-SHA256 tag over ``b"edgefw receipt" + map``, with the key
 that authenticates the device's batches (``firmware.uplink.seal``): a forged
 receipt cannot make a device delete anything. A negative receipt that
 fails its tag is still shown (it deletes nothing).
+
+Receivers run on a host: they make receipts with
+``edgefw.ingest.verify.make_receipt``, and the device carries only this,
+the reading side.
 """
 
 from firmware import cbor
@@ -30,14 +35,6 @@ def _tag(key, body):
     from firmware.uplink.seal import derive, hmac_sha256
 
     return hmac_sha256(derive(key)[1], _DOMAIN + body)
-
-
-def make(dev, q, first, last, batch_id, ok=True, why=None, key=None):
-    m = {"dev": dev, "q": q, "first": first, "last": last, "id": batch_id, "ok": ok}
-    if why is not None:
-        m["why"] = why
-    body = cbor.dumps(m)
-    return body + _tag(key, body) if key is not None else body
 
 
 def parse(blob, key=None):

@@ -241,21 +241,25 @@ class Uplink:
             return True
         return False
 
-    def _read(self):
+    def _read(self, n):
         """The next batch's records (under the journal's lock: short)."""
         with self.j.lock:
-            q, recs = self.j.read_batch_after(self._sent_to, self.batch_records, self.batch_bytes)
+            q, recs = self.j.read_batch_after(self._sent_to, n, self.batch_bytes)
             live = self.j._live.get(q) if recs else None
         return q, recs, live
 
     def _batch(self):
-        q, recs, live = self._read()
+        # the first batch after boot is an eighth of the others: a fleet
+        # that starts together with its backlogs does not put whole
+        # batches before the receiver at once, before it can pace them
+        n = self.batch_records if self.batches else self.batch_records // 8 or 1
+        q, recs, live = self._read(n)
         if not recs:
             self._waiting_since = None
             return None
         payloads = [p for _s, p in recs]
         nbytes = sum(map(len, payloads))
-        if len(recs) < self.batch_records and nbytes < self.batch_bytes * 3 // 4:
+        if len(recs) < n and nbytes < self.batch_bytes * 3 // 4:
             # not full: wait for more, up to batch_ms after the first one
             if self._waiting_since is None:
                 self._waiting_since = ticks_ms()
@@ -352,8 +356,9 @@ class Uplink:
             self.records += b.n
             self.bytes += b.size
             acked += b.n
-            if self._cwnd < self.window:
-                # one batch more in flight for each one done
+            if self._cwnd < self.window and self._pause is None:
+                # one batch more in flight for each one done (not while
+                # held: the receiver is pacing this device)
                 self._cwnd += 1
         return acked
 
@@ -405,6 +410,13 @@ class Uplink:
                             # the client keeps it until the next connection
                             self.client.wait(x.handle, 0)
                         x.state = _DONE
+                # the receiver paces a fleet's backlog: no new batch for
+                # this long (bounded: a receiver cannot stall the device),
+                # then one: it booked one slot for this device
+                h = r.get("hold")
+                if type(h) is int and h > 0:
+                    self._pause = (ticks_ms(), min(h, self.backoff_max_ms))
+                    self._cwnd = 1
                 continue
             # refused by the receiver: the records stay, and say why
             self.last_rejection = str(r.get("why"))

@@ -1,0 +1,109 @@
+"""Pacing a fleet's backlog from the receiving end.
+
+A fleet back from an outage offers its backlogs faster than the database
+commits them. Left alone, the excess waits in the broker: every batch's
+receipt then comes after all the batches queued before it, seconds
+later, and the queue holds copies a device already has in its journal.
+Instead, ingest admits batches at the rate it commits them and tells
+each device, in the receipt (``hold``, ms), when its next batch is due:
+the backlog waits on the devices, where it is durable anyway, and a
+batch that is sent is receipted in well under a second.
+
+The schedule: each batch that arrives books the next slot for its
+device's next batch (as large as batches have lately been), slots
+``size / rate`` apart; the hold is how far ahead that slot is. While
+batches come slower than ``rate``, slots are free and holds are zero.
+
+The rate follows what is committed and the delay batches see: the time
+in ingest (arrival to receipt) plus the time in the broker, which is the
+batch's arrival less its device's send time (its ``utc_ms``) less the
+least such gap that device has shown (its clock offset and the path's
+own time), as LEDBAT measures one-way delay. Every half second: over
+the target, the rate is set under what was committed meanwhile, by
+enough to work off the excess in about two seconds; under half the
+target while holds are being given, 10 % over the higher of the two.
+"""
+
+import threading
+
+__all__ = ["Pace"]
+
+
+class Pace:
+    MAX_HOLD_S = 30.0
+    RATE = (200.0, 5e6)
+    # a device's least send-to-arrival gap creeps up this much per batch,
+    # so a clock stepped forward is forgotten in time
+    CREEP_S = 0.002
+    # the rate is set again this often, from what was committed meanwhile
+    EVERY_S = 0.5
+
+    def __init__(self, target_s=0.4, rate=20000.0, size=200):
+        self.target = target_s
+        self.rate = rate
+        self.next = 0.0
+        # a device's next batch, until batches show otherwise: the
+        # uplink's default (a device's first batch after boot is smaller)
+        self.size = float(size)
+        self.base = {}
+        self.queued = 0.0
+        self.lock = threading.Lock()
+        self.held = 0
+        self.held_s = 0.0
+        self._t0 = None
+        self._n = 0
+        self._worst = 0.0
+        self.cap = 0.0
+
+    def admit(self, dev, n, utc_ms, now):
+        """A batch of ``n`` records from ``dev``, sent at ``utc_ms`` by the
+        device's clock, arrived ``now`` (time.time()): the hold, in ms,
+        for its receipt."""
+        with self.lock:
+            if isinstance(utc_ms, int):
+                gap = now - utc_ms / 1000.0
+                base = self.base.get(dev)
+                base = gap if base is None or gap < base else base + self.CREEP_S
+                self.base[dev] = base
+                if gap - base > self.queued:
+                    self.queued = gap - base
+            self.size = max(float(n), self.size * 0.999)
+            slot = self.next if self.next > now else now
+            self.next = slot + self.size / self.rate
+            hold = min(slot - now, self.MAX_HOLD_S)
+            if hold < 0.001:
+                return 0
+            self.held += 1
+            self.held_s += hold
+            return int(round(hold * 1000))
+
+    def settled(self, now, in_ingest_s, records):
+        """A commit's receipts went out: ``records`` committed, the longest
+        any of its batches waited in ingest ``in_ingest_s``."""
+        with self.lock:
+            self._worst = max(self._worst, in_ingest_s + self.queued)
+            self.queued = 0.0
+            self._n += records
+            if self._t0 is None:
+                self._t0 = now
+                return
+            if now - self._t0 < self.EVERY_S:
+                return
+            done = self._n / (now - self._t0)
+            delay, self._worst, self._n, self._t0 = self._worst, 0.0, 0, now
+            if delay > self.target / 4:
+                # a queue formed: what was committed is what ingest can do
+                # (at least); the best lately, forgotten slowly
+                self.cap = max(done, self.cap * 0.98)
+            if delay > self.target:
+                # under what was committed, by enough to work off the
+                # excess in about two seconds
+                self.rate = max(self.RATE[0], done * max(0.5, 1 - (delay - self.target / 2) / 2))
+            elif delay < self.target / 2 and self.next > now:
+                # slots go unused: more, but never far past what ingest
+                # has shown it can do (what is booked arrives only when
+                # its holds end: a rate far too high shows late)
+                up = self.rate * 1.03
+                if self.cap:
+                    up = min(up, 1.05 * self.cap)
+                self.rate = min(self.RATE[1], max(done, up))
