@@ -208,3 +208,28 @@ def test_pace_ms_must_be_whole_milliseconds(capsys):
         with pytest.raises(SystemExit):
             p.parse_args(["--pace-ms", bad])
         assert "--pace-ms" in capsys.readouterr().err
+
+
+def test_pacing_is_in_the_metrics(tmp_path):
+    from edgefw.ingest.server import Ingest
+
+    ing = Ingest(str(tmp_path / "i.sqlite"), None, log=None, pace=Pace(rate=1000, size=100))
+    for i in range(3):
+        ing.pace.admit("d%d" % i, 100, None, 5.0)
+    text = ing.metrics.render(ing.counts, ing.pace)
+    ing.close()
+    assert "edgefw_ingest_pace_rate_records_per_second 1000.0" in text
+    assert "edgefw_ingest_held_receipts_total 2" in text
+    assert "edgefw_ingest_hold_seconds_total 0.3" in text
+    # without --pace-ms, none of them
+    assert "pace" not in Ingest(str(tmp_path / "j.sqlite"), None, log=None).metrics.render({**ing.counts})
+
+
+def test_a_batch_smaller_than_the_devices_last_books_no_slot():
+    # its journal ran dry: no next batch will use a slot
+    p = Pace(rate=1000, size=100)
+    assert p.admit("a", 100, None, 1.0) == 0
+    assert p.admit("b", 100, None, 1.0) == 100
+    assert p.admit("a", 40, None, 1.0) == 0
+    # and the schedule did not move for it
+    assert p.admit("c", 100, None, 1.0) == 200

@@ -9,6 +9,9 @@
     edgefw_ingest_pending_batches             verified, waiting for the database
     edgefw_ingest_shed_batches_total          dropped unreceipted (pending full); devices resend
     edgefw_ingest_receipt_latency_seconds     histogram: batch arrived -> receipt published
+    edgefw_ingest_pace_rate_records_per_second   with --pace-ms: the rate the schedule admits
+    edgefw_ingest_held_receipts_total         with --pace-ms: receipts that held their device
+    edgefw_ingest_hold_seconds_total          with --pace-ms: those holds, summed
     edgefw_ingest_device_last_seen_timestamp_seconds{device}
     edgefw_ingest_device_last_seq{device}     highest seq committed from it
     edgefw_ingest_device_clock_offset_seconds{device}  ingest's UTC minus the device's at send
@@ -85,7 +88,7 @@ class Metrics:
             self.boots["unchecked" if match is None else "match" if match else "mismatch"] += 1
             return True
 
-    def render(self, counts):
+    def render(self, counts, pace=None):
         out = []
 
         def metric(name, kind, help_, samples):
@@ -125,6 +128,12 @@ class Metrics:
                 "Batches dropped unreceipted while too many waited; their devices send them again.",
                 [((), self.shed)],
             )
+            if pace is not None:
+                # --pace-ms: what the schedule admits, and how much waiting
+                # it has asked of the devices
+                metric("edgefw_ingest_pace_rate_records_per_second", "gauge", "Records/s the pacing schedule admits while devices offer more.", [((), float(round(pace.rate, 1)))])
+                metric("edgefw_ingest_held_receipts_total", "counter", "Receipts that told their device to hold its next batch.", [((), pace.held)])
+                metric("edgefw_ingest_hold_seconds_total", "counter", "Holds given, summed: time the backlog was asked to wait on the devices.", [((), round(pace.held_s, 3))])
             name = "edgefw_ingest_receipt_latency_seconds"
             out.append("# HELP %s Batch arrival at ingest to its receipt published." % name)
             out.append("# TYPE %s histogram" % name)
@@ -178,7 +187,7 @@ def serve(ing, port, host="127.0.0.1"):
             if self.path.split("?")[0] not in ("/metrics", "/"):
                 self.send_error(404)
                 return
-            body = ing.metrics.render(ing.counts).encode()
+            body = ing.metrics.render(ing.counts, ing.pace).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

@@ -46,6 +46,8 @@ class Pace:
         # uplink's default (a device's first batch after boot is smaller)
         self.size = float(size)
         self.base = {}
+        # each device's last batch, in records
+        self.last = {}
         self.queued = 0.0
         self.lock = threading.Lock()
         self.held = 0
@@ -68,6 +70,11 @@ class Pace:
                 if gap - base > self.queued:
                     self.queued = gap - base
             self.size = max(float(n), self.size * 0.999)
+            last, self.last[dev] = self.last.get(dev, 0), n
+            if n < last:
+                # smaller than its last: the device's journal ran dry,
+                # there is no next batch to book a slot for
+                return 0
             slot = self.next if self.next > now else now
             self.next = slot + self.size / self.rate
             hold = min(slot - now, self.MAX_HOLD_S)
