@@ -21,7 +21,10 @@ least such gap that device has shown (its clock offset and the path's
 own time), as LEDBAT measures one-way delay. Every half second: over
 the target, the rate is set under what was committed meanwhile, by
 enough to work off the excess in about two seconds; under half the
-target while holds are being given, 10 % over the higher of the two.
+target while holds are being given, 3 % up (and at least what was
+committed), never past 5 % over the most ingest has committed while a
+queue stood. A batch smaller than its device's last books no slot: that
+device's journal ran dry.
 """
 
 import threading
