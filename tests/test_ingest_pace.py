@@ -35,7 +35,7 @@ def test_a_burst_is_spread_at_the_rate():
 
 
 def test_a_batch_smaller_than_lately_books_a_slot_as_large_as_lately():
-    # a device's first batch after boot is an eighth of its others: its
+    # a device's first batch after boot is smaller than its others: its
     # next is full size, and so is the slot booked for it
     p = Pace(rate=1000, size=200)
     h = [p.admit("d%d" % i, 25, None, 7.0) for i in range(3)]
@@ -50,33 +50,56 @@ def test_no_hold_is_longer_than_the_cap():
     assert holds[:3] == [0, 1000, 2000]
 
 
-def test_over_the_target_the_rate_goes_under_what_was_committed():
+def test_over_the_target_the_rate_falls_a_step_at_a_time_to_under_what_was_committed():
     p = Pace(target_s=0.4, rate=50000)
     p.settled(100.0, 0.05, 0)
-    # a second in which 20,000 records were committed and a batch waited
-    # 0.8 s: admit less than 20,000/s, enough less to work it off
+    # a second in which 20,000 records/s were committed and a batch waited
+    # 0.8 s: the rate falls, but by at most 15 % a step (what is booked
+    # shows only when its holds end)
     p.admit("d", 200, None, 100.5)
     p.settled(101.0, 0.8, 20000)
-    assert 10000 < p.rate < 20000
+    assert p.rate == 50000 * Pace.STEP_DOWN
+    rates = []
+    for i in range(2, 20):
+        p.settled(100.0 + i, 0.8, 20000)
+        rates.append(p.rate)
+    # step by step to under what was committed, enough under it to work
+    # the excess off (0.8 s against 0.4: 0.7 of it), and it stays there
+    assert rates == sorted(rates, reverse=True)
+    assert rates[-1] == 20000 * 0.7
     # a cut is never below half of what was committed: no collapse when
     # the excess is large
-    p.settled(102.0, 9.0, 20000)
+    for i in range(20, 40):
+        p.settled(100.0 + i, 9.0, 20000)
     assert p.rate == 10000
 
 
-def test_under_the_target_the_rate_grows_but_not_far_past_what_was_shown():
-    p = Pace(target_s=0.4, rate=20000)
+def test_under_the_target_the_rate_grows_back_to_what_ingest_has_shown_not_past_it():
+    p = Pace(target_s=0.4, rate=10000)
     p.settled(0.0, 0.0, 0)
     # busy (a queue of 0.3 s): 30,000 records/s is what ingest can do
     p.settled(1.0, 0.3, 30000)
     assert p.cap == 30000
-    # holds being given, batches quick: more each time, up to 5 % past it
-    for i in range(2, 40):
+    # a half second's burst counts for a part of it, not all
+    p.settled(2.0, 0.3, 60000)
+    assert 30000 < p.cap < 60000
+    p.settled(3.0, 0.3, 30000)
+    cap = p.cap
+    rates = []
+    # holds being given, batches quick: more each time, 5 % a step while
+    # far under it, then 1 %, never past it
+    for i in range(4, 60):
         p.admit("d%d" % i, 200, None, float(i))
         p.admit("e%d" % i, 200, None, float(i))
         p.next = i + 5.0
         p.settled(float(i), 0.05, 10000)
-    assert 30000 < p.rate <= 1.05 * 30000 + 1
+        rates.append(p.rate)
+    assert rates[0] == 10000 * Pace.STEP_UP[0]
+    assert rates == sorted(rates)
+    assert max(rates) == cap
+    # near it, smaller steps
+    near = [b / a for a, b in zip(rates[:-1], rates[1:], strict=True) if 0.9 * cap < a < b < cap]
+    assert near and max(near) <= Pace.STEP_UP[1] + 1e-9
 
 
 def test_time_in_the_broker_counts_from_each_devices_own_least_gap():
@@ -91,8 +114,9 @@ def test_time_in_the_broker_counts_from_each_devices_own_least_gap():
     p.admit("fast", 10, int((t + 1 - 3600 - 0.9) * 1000), t + 1)
     assert abs(p.queued - 0.9) < 0.01
     p.settled(1.0, 0.05, 40000)
-    # 0.05 s in ingest and 0.9 s in the broker: over the target
-    assert p.rate < 40000
+    # 0.05 s in ingest and 0.9 s in the broker: over the target (the first
+    # step down is a step)
+    assert p.rate == 50000 * Pace.STEP_DOWN
 
 
 # ------------------------------------------------------------ the device
@@ -128,7 +152,7 @@ class _Receiver:
 
 def test_a_device_holds_its_next_batch_as_long_as_its_receipt_says(tmp_path, broker):
     j = Journal(str(tmp_path / "j"))
-    for i in range(205):
+    for i in range(201):
         j.append({"k": "win", "i": i})
     r = _Receiver(broker.port, [700, 60000])
     up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1"), "dev1", key=KEY, batch_records=40, window=4, backoff_max_ms=1500)
@@ -138,8 +162,8 @@ def test_a_device_holds_its_next_batch_as_long_as_its_receipt_says(tmp_path, bro
         up.client.disconnect()
         r.close()
     a = r.arrivals
-    # the first batch after boot is an eighth of the others
-    assert [n for _t, n in a] == [5, 40, 40, 40, 40, 40]
+    # the first batch after boot is a thirty-second of the others (at least 1)
+    assert [n for _t, n in a] == [1, 40, 40, 40, 40, 40]
     # held 700 ms, then one batch only (the receiver booked one slot)
     assert 0.65 <= a[1][0] - a[0][0] <= 2.0, a
     # a hold past the device's longest backoff waits that long, no longer
@@ -152,7 +176,7 @@ def test_a_device_with_its_window_open_sends_one_batch_a_hold_once_held(tmp_path
     receipt holds 500 ms: once what was in flight is in, the device sends
     one batch a hold, never its whole window at once."""
     j = Journal(str(tmp_path / "j"))
-    for i in range(5 + 40 * 16):
+    for i in range(1 + 40 * 16):
         j.append({"k": "win", "i": i})
     r = _Receiver(broker.port, [0] * 8 + [500] * 100)
     up = Uplink(j, make_client("127.0.0.1", broker.port, "dev1"), "dev1", key=KEY, batch_records=40, window=4)

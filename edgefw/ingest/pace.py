@@ -20,11 +20,13 @@ batch's arrival less its device's send time (its ``utc_ms``) less the
 least such gap that device has shown (its clock offset and the path's
 own time), as LEDBAT measures one-way delay. Every half second: over
 the target, the rate is set under what was committed meanwhile, by
-enough to work off the excess in about two seconds; under half the
-target while holds are being given, 3 % up (and at least what was
-committed), never past 5 % over the most ingest has committed while a
-queue stood. A batch smaller than its device's last books no slot: that
-device's journal ran dry.
+enough to work off the excess in about two seconds, but falls at most
+15 % a step (what is booked arrives only when its holds end, seconds
+later: cuts made before the first shows would compound); under half the
+target while holds are being given, it rises 5 % a step while far under
+what ingest has shown it can do (its commit rate while a queue stood,
+averaged), then 1 %, never past it. A batch smaller than its device's
+last books no slot: that device's journal ran dry.
 """
 
 import threading
@@ -40,6 +42,13 @@ class Pace:
     CREEP_S = 0.002
     # the rate is set again this often, from what was committed meanwhile
     EVERY_S = 0.5
+    # the most the rate falls in one step; how much it rises in one, far
+    # under what ingest has shown it can do and near it
+    STEP_DOWN = 0.85
+    STEP_UP = (1.05, 1.01)
+    # the weight of each busy half second in what ingest can do: above
+    # it, below it
+    CAP_GAIN = (0.5, 0.2)
 
     def __init__(self, target_s=0.4, rate=20000.0, size=200):
         self.target = target_s
@@ -102,18 +111,26 @@ class Pace:
             done = self._n / (now - self._t0)
             delay, self._worst, self._n, self._t0 = self._worst, 0.0, 0, now
             if delay > self.target / 4:
-                # a queue formed: what was committed is what ingest can do
-                # (at least); the best lately, forgotten slowly
-                self.cap = max(done, self.cap * 0.98)
+                # a queue formed: what was committed is what ingest can
+                # do. Averaged: one half second's burst (a queue worked
+                # off at full speed) is not a rate it keeps up; rising
+                # faster than falling, as the first busy half seconds
+                # (the small first batches after boot) show too little
+                g = self.CAP_GAIN[0] if done > self.cap else self.CAP_GAIN[1]
+                self.cap = done if not self.cap else (1 - g) * self.cap + g * done
             if delay > self.target:
                 # under what was committed, by enough to work off the
-                # excess in about two seconds
-                self.rate = max(self.RATE[0], done * max(0.5, 1 - (delay - self.target / 2) / 2))
+                # excess in about two seconds; but at most a step at a
+                # time: what is booked arrives only when its holds end,
+                # seconds later, so cuts made before the first shows
+                # would compound
+                cut = done * max(0.5, 1 - (delay - self.target / 2) / 2)
+                self.rate = max(self.RATE[0], self.rate * self.STEP_DOWN, min(self.rate, cut))
             elif delay < self.target / 2 and self.next > now:
-                # slots go unused: more, but never far past what ingest
-                # has shown it can do (what is booked arrives only when
-                # its holds end: a rate far too high shows late)
-                up = self.rate * 1.03
+                # slots go unused: more, quickly back towards what ingest
+                # has shown it can do, then slowly (what is booked now
+                # shows only when its holds end), never past it
+                up = self.rate * (self.STEP_UP[0] if self.cap and self.rate < 0.9 * self.cap else self.STEP_UP[1])
                 if self.cap:
-                    up = min(up, 1.05 * self.cap)
-                self.rate = min(self.RATE[1], max(done, up))
+                    up = min(up, self.cap)
+                self.rate = min(self.RATE[1], max(self.rate, up))
