@@ -24,9 +24,12 @@ enough to work off the excess in about two seconds, but falls at most
 15 % a step (what is booked arrives only when its holds end, seconds
 later: cuts made before the first shows would compound); under half the
 target while holds are being given, it rises 5 % a step while far under
-what ingest has shown it can do (its commit rate while a queue stood,
-averaged), then 1 %, never past it. A batch smaller than its device's
-last books no slot: that device's journal ran dry.
+what ingest has shown it can do, then 2 %, up to 5 % past it. What
+ingest can do is its commit rate while a queue stood (averaged), or
+more when it did what was booked with no queue. A half second of mostly
+devices' first batches (a fleet starting together, paced by nothing
+yet) changes neither. A batch smaller than its device's last books no
+slot: that device's journal ran dry.
 """
 
 import threading
@@ -45,7 +48,9 @@ class Pace:
     # the most the rate falls in one step; how much it rises in one, far
     # under what ingest has shown it can do and near it
     STEP_DOWN = 0.85
-    STEP_UP = (1.05, 1.01)
+    STEP_UP = (1.05, 1.02)
+    # how far past what ingest has shown it can do the rate may go
+    PROBE = 1.05
     # the weight of each busy half second in what ingest can do: above
     # it, below it
     CAP_GAIN = (0.5, 0.2)
@@ -68,6 +73,10 @@ class Pace:
         self._n = 0
         self._worst = 0.0
         self.cap = 0.0
+        # batches in this half second, and how many were a device's first
+        # (sent before any hold could reach it)
+        self._seen = 0
+        self._fresh = 0
 
     def admit(self, dev, n, utc_ms, now):
         """A batch of ``n`` records from ``dev``, sent at ``utc_ms`` by the
@@ -83,6 +92,9 @@ class Pace:
                     self.queued = gap - base
             self.size = max(float(n), self.size * 0.999)
             last, self.last[dev] = self.last.get(dev, 0), n
+            self._seen += 1
+            if not last:
+                self._fresh += 1
             if n < last:
                 # smaller than its last: the device's journal ran dry,
                 # there is no next batch to book a slot for
@@ -104,12 +116,18 @@ class Pace:
             self.queued = 0.0
             self._n += records
             if self._t0 is None:
-                self._t0 = now
+                self._t0, self._seen, self._fresh = now, 0, 0
                 return
             if now - self._t0 < self.EVERY_S:
                 return
             done = self._n / (now - self._t0)
             delay, self._worst, self._n, self._t0 = self._worst, 0.0, 0, now
+            fresh, self._seen, self._fresh = self._fresh * 2 > self._seen, 0, 0
+            if fresh:
+                # mostly devices' first batches, which no schedule paced
+                # (a fleet starting together): their queue says nothing of
+                # the rate, nor does what was committed of them
+                return
             if delay > self.target / 4:
                 # a queue formed: what was committed is what ingest can
                 # do. Averaged: one half second's burst (a queue worked
@@ -118,6 +136,10 @@ class Pace:
                 # (the small first batches after boot) show too little
                 g = self.CAP_GAIN[0] if done > self.cap else self.CAP_GAIN[1]
                 self.cap = done if not self.cap else (1 - g) * self.cap + g * done
+            elif done > self.cap and done > 0.9 * self.rate:
+                # what was booked was done, and no queue formed: ingest
+                # can do at least that
+                self.cap = done
             if delay > self.target:
                 # under what was committed, by enough to work off the
                 # excess in about two seconds; but at most a step at a
@@ -129,8 +151,9 @@ class Pace:
             elif delay < self.target / 2 and self.next > now:
                 # slots go unused: more, quickly back towards what ingest
                 # has shown it can do, then slowly (what is booked now
-                # shows only when its holds end), never past it
+                # shows only when its holds end), a little past it: how
+                # else would more be found
                 up = self.rate * (self.STEP_UP[0] if self.cap and self.rate < 0.9 * self.cap else self.STEP_UP[1])
                 if self.cap:
-                    up = min(up, self.cap)
+                    up = min(up, self.PROBE * self.cap)
                 self.rate = min(self.RATE[1], max(self.rate, up))
