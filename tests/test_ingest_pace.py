@@ -106,6 +106,21 @@ def test_under_the_target_the_rate_grows_back_to_what_ingest_has_shown_and_a_lit
     assert near and max(near) <= Pace.STEP_UP[1] + 1e-9
 
 
+def test_what_was_booked_done_with_no_queue_raises_what_ingest_can_do_by_a_part():
+    # no queue ever forms (a worker that keeps up): its estimate must still
+    # grow, or the rate would stay pinned under it for good
+    p = Pace(target_s=0.4, rate=20000)
+    p.settled(0.0, 0.0, 0)
+    p.settled(1.0, 0.01, 21000)
+    assert p.cap == 21000
+    p.settled(2.0, 0.01, 31000)
+    assert p.cap == 21000 + Pace.CAP_GAIN[1] * 10000
+    # less than was booked: no sign of more
+    cap = p.cap
+    p.settled(3.0, 0.01, 10000)
+    assert p.cap == cap
+
+
 def test_a_half_second_of_devices_first_batches_moves_neither_rate_nor_cap():
     # a fleet starting together: its first batches were paced by nothing,
     # so the queue they make is no sign of the rate being too high

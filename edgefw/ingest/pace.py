@@ -138,8 +138,9 @@ class Pace:
                 self.cap = done if not self.cap else (1 - g) * self.cap + g * done
             elif done > self.cap and done > 0.9 * self.rate:
                 # what was booked was done, and no queue formed: ingest
-                # can do at least that
-                self.cap = done
+                # can do more than was thought, by a part of the
+                # difference (one half second's burst is not a rate)
+                self.cap = done if not self.cap else self.cap + self.CAP_GAIN[1] * (done - self.cap)
             if delay > self.target:
                 # under what was committed, by enough to work off the
                 # excess in about two seconds; but at most a step at a
