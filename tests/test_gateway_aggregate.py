@@ -187,16 +187,19 @@ def test_quorum_rule_sends_site_event_upstream_and_trip_commands(tmp_path):
     c.loop_start()
     try:
         assert subscribed.wait(10)
-        rig.start_gateway()
+        rig.start_gateway("--drain-s", "30")
         for n in NODES:
             rig.agg_node(n, 100, TRIP_EVERY)
         _finish(rig)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 30 and not [r for r in rig.rows(GW) if r[1] == "site"]:
             time.sleep(0.1)
+        # a later firing may still be on its way up: the gateway drains at
+        # stop, and only then are all its events in ingest
+        gw = rig.stop_gateway()
+        assert gw["left"] == 0
         sites = [cbor.loads(r[2]) for r in rig.rows(GW) if r[1] == "site"]
         assert sites and all(s["rule"] == "two-hot" and len(s["nodes"]) >= 2 for s in sites)
-        gw = rig.stop_gateway()
         assert gw["rules"]["actions"]["event"] == len(sites)
         # each firing told every node of the rule to trip, tagged with its key
         assert len(got) == gw["rules"]["actions"]["commands"] == 3 * len(sites)
