@@ -416,6 +416,24 @@ def test_a_value_binary_copy_cannot_encode_is_a_data_error_and_the_next_write_go
     store.close()
 
 
+def test_a_database_made_while_data_was_jsonb_takes_records_as_before(pg):
+    """Before ``data`` was json it was jsonb; such a database keeps its
+    column, and binary COPY sends jsonb's own wire format to it."""
+    import psycopg
+
+    from edgefw.ingest.db.postgres import SCHEMA
+
+    with psycopg.connect(pg.url, autocommit=True) as c:
+        c.execute(SCHEMA.replace("data json NOT NULL", "data jsonb NOT NULL"))
+    post = _ingest(pg.url)
+    assert post.handle(_batch(DEV, 1, [1, 2, 3])) is not None
+    post.close()
+    with psycopg.connect(pg.url) as c:
+        assert c.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'records'::regclass AND attname = 'data'").fetchone()[0] == "jsonb"
+        assert c.execute("SELECT array_agg((data->>'seq')::int ORDER BY seq), bool_and(data @> '{\"k\": \"win\"}') FROM records").fetchone() == ([1, 2, 3], True)
+        assert c.execute("SELECT count(*) FROM readings WHERE channel = 'env.temperature_c'").fetchone()[0] == 3
+
+
 def test_the_fast_json_encoder_stores_what_json_stores(monkeypatch):
     """``data`` goes through orjson when it is installed; a record it
     cannot take as json would (a key that is not text, a tagged CBOR

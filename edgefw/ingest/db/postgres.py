@@ -108,35 +108,32 @@ END $$;
 """
 
 STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS edgefw_stage (
-    device text, priority smallint, seq bigint, kind text, t_us bigint,
-    received double precision, boot bytea, device_utc_ms bigint,
-    device_mono_ms bigint, body bytea, data text
+CREATE TEMP TABLE IF NOT EXISTS edgefw_keys (
+    device text, seq bigint, received timestamptz
 ) ON COMMIT DELETE ROWS
 """
 
 INSERT_KEYS = """
 INSERT INTO record_keys (device, seq, received)
-SELECT device, seq, to_timestamp(received) FROM edgefw_stage
+SELECT device, seq, received FROM edgefw_keys
 ON CONFLICT DO NOTHING
 """
-# every staged key new (the rule under load): the records are the stage
-INSERT_RECORDS = """
-INSERT INTO records (device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_utc, device_mono_ms, body, data)
-SELECT s.device, s.priority, s.seq, s.kind, s.t_us, to_timestamp(s.received), s.boot, s.device_utc_ms,
-       -- a device clock beyond the year 6000 or so is kept in ms, not as a time
-       CASE WHEN abs(s.device_utc_ms) < 140737488355328 THEN to_timestamp(s.device_utc_ms / 1000.0) END,
-       s.device_mono_ms, s.body, s.data::json
-FROM edgefw_stage s
-"""
 # some were here already (a resend, a replay, another worker's copy): the
-# keys this statement inserted decide which staged rows become records
-MERGE = "WITH k AS (%s RETURNING device, seq) %s JOIN k USING (device, seq)" % (INSERT_KEYS.strip(), INSERT_RECORDS.strip())
+# keys this statement inserted say which rows become records
+INSERT_KEYS_NEW = INSERT_KEYS.strip() + " RETURNING device, seq"
 
-# the stage's column types, for binary COPY (verify.open_batch and write
-# make each value fit; one that does not is the batch's data error)
-STAGE_TYPES = ("text", "int2", "int8", "text", "int8", "float8", "bytea", "int8", "int8", "bytea", "text")
-COLUMNS = "device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_mono_ms, body, data"
+# binary COPY: each value crosses in its type's wire format, packed by
+# psycopg's C code. Two columns go as their wire format's plain parts:
+# timestamptz is an int8 of microseconds since 2000-01-01 UTC, json is
+# its text (no version byte, unlike jsonb)
+KEY_COLUMNS = "device, seq, received"
+KEY_TYPES = ("text", "int8", "int8")
+COLUMNS = "device, priority, seq, kind, t_us, received, boot, device_utc_ms, device_utc, device_mono_ms, body, data"
+TYPES = ("text", "int2", "int8", "text", "int8", "int8", "bytea", "int8", "int8", "int8", "bytea", "text")
+# 1970-01-01 in timestamptz's wire format
+_EPOCH_US = -946684800000000
+# a device clock beyond the year 6000 or so is kept in ms, not as a time
+_UTC_MAX_MS = 1 << 47
 # one constant for the advisory lock that orders schema and partition DDL
 _DDL_LOCK = 0x65646766
 
@@ -272,6 +269,7 @@ class PostgresStore:
         self.conn = None
         self.lock = threading.Lock()
         self._days = set()
+        self._jsonb = False
         try:
             with self.lock:
                 self._connect()
@@ -295,6 +293,10 @@ class PostgresStore:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
                 conn.execute(SCHEMA)
             conn.execute(STAGE)
+            # a database made while data was jsonb keeps it: jsonb's wire
+            # format is its text after a version byte
+            jsonb = conn.execute("SELECT atttypid = 'jsonb'::regtype FROM pg_attribute WHERE attrelid = 'records'::regclass AND attname = 'data'").fetchone()
+            self._jsonb = bool(jsonb and jsonb[0])
             conn.commit()
             self.conn = conn
             self._days = set()
@@ -330,11 +332,15 @@ class PostgresStore:
 
         seen = set()
         rows = []
+        keys = []
         days = set()
         for b in batches:
             days.add(_day(b.received))
+            # to_timestamp's arithmetic, to the microsecond
+            received = round((b.received + _EPOCH_US / 1e6) * 1e6)
             boot = bytes(b.boot) if isinstance(b.boot, (bytes, bytearray)) else None
             utc, mono = _int(b.utc_ms), _int(b.mono_ms)
+            at = utc * 1000 + _EPOCH_US if utc is not None and -_UTC_MAX_MS < utc < _UTC_MAX_MS else None
             # the device as stored (a NUL becomes U+FFFD): ids that meet
             # there are one key in the database, so they are one here too
             dev = _text(b.dev)
@@ -344,22 +350,9 @@ class PostgresStore:
                 if key in seen:
                     continue
                 seen.add(key)
+                keys.append((dev, seq, received))
                 k = rec.get("k")
-                rows.append(
-                    (
-                        dev,
-                        b.q,
-                        seq,
-                        _text(k) if isinstance(k, str) else None,
-                        _int(rec.get("t")),
-                        b.received,
-                        boot,
-                        utc,
-                        mono,
-                        raw,
-                        to_json(rec),
-                    )
-                )
+                rows.append((dev, b.q, seq, _text(k) if isinstance(k, str) else None, _int(rec.get("t")), received, boot, utc, at, mono, raw, to_json(rec)))
         total = sum(len(b.recs) for b in batches)
         with self.lock:
             try:
@@ -370,19 +363,27 @@ class PostgresStore:
                     days.add(max(days) + datetime.timedelta(days=1))
                 self._partitions(days)
                 with self.conn.cursor() as cur:
-                    self._stage(cur, rows)
-                    # the keys alone first: joining the stage to the keys it
-                    # inserted sorts both sides (on disk past work_mem, in a
-                    # large group), which only a group with old keys needs
-                    cur.execute(INSERT_KEYS)
-                    if cur.rowcount == len(rows):
-                        cur.execute(INSERT_RECORDS)
-                    else:
-                        # undone whole (its keys too) and done the slow way
+                    # the keys first, then the records straight into their
+                    # table: a record is written once, and only when its
+                    # key is new. Every key new is the rule under load, so
+                    # the keys go in by COPY, which the primary key stops
+                    # at the first that is not (half the server's time a
+                    # record went to staging the keys and inserting them
+                    # with ON CONFLICT)
+                    try:
+                        self._copy(cur, "record_keys", KEY_COLUMNS, KEY_TYPES, keys)
+                    except psycopg.errors.UniqueViolation:
+                        # a resend, a replay, another worker's copy: undone
+                        # whole and done again, asking which keys are new
                         self.conn.rollback()
-                        self._stage(cur, rows)
-                        cur.execute(MERGE)
-                    new = cur.rowcount
+                        self._copy(cur, "edgefw_keys", KEY_COLUMNS, KEY_TYPES, keys)
+                        cur.execute(INSERT_KEYS_NEW)
+                        fresh = set(cur.fetchall())
+                        rows = [r for r in rows if (r[0], r[2]) in fresh]
+                    if self._jsonb:
+                        rows = [r[:11] + ("\x01" + r[11],) for r in rows]
+                    self._copy(cur, "records", COLUMNS, TYPES, rows)
+                    new = len(rows)
                     if attest:
                         cur.executemany(
                             "INSERT INTO attestations VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s)) ON CONFLICT DO NOTHING",
@@ -403,11 +404,13 @@ class PostgresStore:
         return new, total - new, set()
 
     @staticmethod
-    def _stage(cur, rows):
+    def _copy(cur, table, columns, types, rows):
         # binary: the bytea columns cross without hex on either side (the
         # stage took 1.6 against 2.6 us a record, measured alone)
-        with cur.copy("COPY edgefw_stage (%s) FROM STDIN (FORMAT BINARY)" % COLUMNS) as cp:
-            cp.set_types(STAGE_TYPES)
+        if not rows:
+            return
+        with cur.copy("COPY %s (%s) FROM STDIN (FORMAT BINARY)" % (table, columns)) as cp:
+            cp.set_types(types)
             for r in rows:
                 cp.write_row(r)
 
