@@ -35,10 +35,11 @@ Why ``record_keys``: a record's identity is (device, seq) (sequence
 numbers never repeat on a device, across its queues and restarts), while
 ``received`` is when this copy arrived, so a resend can land in another
 day's partition; PostgreSQL's unique indexes on a partitioned table must
-contain the partition key, so they cannot stop that. The keys table can,
-and ON CONFLICT DO NOTHING on it in the same transaction as the records
-makes replays and resends harmless even when two workers take copies of
-one batch at the same moment.
+contain the partition key, so they cannot stop that. The keys table can:
+its keys go in, in the same transaction as the records, before them;
+a key already there stops them (and the records behind it), so replays
+and resends are harmless even when two workers take copies of one batch
+at the same moment.
 """
 
 import datetime
