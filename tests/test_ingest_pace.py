@@ -114,7 +114,7 @@ def test_what_was_booked_done_with_no_queue_raises_what_ingest_can_do_by_a_part(
     p.settled(1.0, 0.01, 21000)
     assert p.cap == 21000
     p.settled(2.0, 0.01, 31000)
-    assert p.cap == 21000 + Pace.CAP_GAIN[1] * 10000
+    assert p.cap == 21000 + Pace.CAP_RISE * 10000
     # less than was booked: no sign of more
     cap = p.cap
     p.settled(3.0, 0.01, 10000)
