@@ -581,8 +581,8 @@ def bench_ingest(devices=20, records=10000, workers=2, repeat=3, naive_records=3
         if pg is not None:
             # a server just made writes its first WAL into files it must
             # create, zero-filled, 16 MB each; one in service recycles
-            # them. The first run paid for that (receipt p99 1.2 to 1.7 s
-            # in 6 of 7 first runs, under 1 s in most later ones): a
+            # them. The first run paid for that (receipt p99 over 1 s in
+            # 6 of 8 first runs on a new server, 4 of 15 later ones): a
             # gigabyte of WAL, written and checkpointed before any clock
             # runs, leaves the files a server in service has
             progress("private PostgreSQL: writing 1 GB of WAL once, so its files exist as on a server in service")
