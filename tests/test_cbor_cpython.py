@@ -98,3 +98,41 @@ def test_recorder_window_records_really_are_in_canonical_form(tmp_path):
     assert len(seen) >= 10
     for rec in seen:
         assert cbor.dumps_ordered(rec) == cbor2.dumps(rec, canonical=True) == cbor.dumps_py(rec)
+
+
+def _nest(depth, leaf, as_map):
+    v = leaf
+    for _ in range(depth):
+        v = {"k": v} if as_map else [v]
+    return v
+
+
+@pytest.mark.parametrize("as_map", [False, True])
+@pytest.mark.parametrize("leaf", [0, 2**40, "x", [0] * 70])
+def test_nesting_past_the_bound_is_refused_by_every_encoder(leaf, as_map):
+    # cbor2 writes any depth; the pure-Python encoder and the decoder stop
+    # at MAX_DEPTH, so a record both can read is all either may write
+    from firmware.cbor_base import MAX_DEPTH
+
+    depth = MAX_DEPTH - 1 if isinstance(leaf, list) else MAX_DEPTH
+    ok = _nest(depth, leaf, as_map)
+    for dumps in (cbor.dumps, cbor.dumps_ordered, cbor.dumps_py):
+        assert cbor.loads(dumps(ok)) == ok
+        with pytest.raises(CBORError):
+            dumps(_nest(depth + 1, leaf, as_map))
+
+
+def test_types_only_cbor2_knows_are_refused_on_the_fast_paths():
+    # dumps_ordered lets orjson clear a record; orjson also takes a UUID,
+    # which cbor2 would write as tag 37 and the pure-Python encoder refuses
+    import datetime
+    import uuid
+
+    for v in (uuid.UUID(int=0xC0FFEE), {1}, datetime.date(2026, 1, 1), 2**64, [0, -(2**64) - 1]):
+        for dumps in (cbor.dumps, cbor.dumps_ordered, cbor.dumps_py):
+            with pytest.raises(CBORError):
+                dumps({"v": v, "seq": 0xC8})
+    # what orjson takes whole and cbor2 writes plainly goes through, as the
+    # pure-Python encoder writes it
+    rec = {"k": "win", "t": 0xC3C3, "ch": {"a": [1, 2**64 - 1, -(2**63), 0xD8D8]}, "seq": 7}
+    assert cbor.dumps_ordered(rec) == cbor.dumps_py(rec) == cbor.dumps(rec)
