@@ -239,6 +239,6 @@ def dumps_ordered(obj):
         return dumps(obj)  # a Tag, a Simple: the general encoder's answer
     # a window record's integers have bytes that look like tag heads: the
     # search finds one in most of them, orjson then clears them
-    if _deep(out) or _TAG_OR_SIMPLE.search(out) and (_UUID_TAG in out or not _json_plain(obj)):
+    if _deep(out) or (_TAG_OR_SIMPLE.search(out) and (_UUID_TAG in out or not _json_plain(obj))):
         _check(obj)
     return out
