@@ -8,7 +8,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware import cbor
+from firmware.linux import cbor_cpython
 from hal.errors import CBORError
+
+
+@pytest.fixture(params=["libipld", "cbor2"])
+def encoder(request, monkeypatch):
+    """The CPython encoder with libipld first, and without it (cbor2
+    alone, as where libipld is not installed): both must write what the
+    pure-Python encoder writes."""
+    assert cbor_cpython._ipld is not None, "libipld is a dependency: pip install -e ."
+    if request.param == "cbor2":
+        monkeypatch.setattr(cbor_cpython, "_ipld", None)
+    return request.param
+
+
+# the fixture holds one setting for every example of a run
+_ONE_SETTING = [HealthCheck.function_scoped_fixture]
 
 leaves = (
     st.integers(min_value=-(2**64), max_value=2**64 - 1)
@@ -23,9 +39,9 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, suppress_health_check=_ONE_SETTING)
 @given(values)
-def test_bytes_equal_cbor2_canonical(v):
+def test_bytes_equal_cbor2_canonical(encoder, v):
     ours = cbor.dumps(v)
     assert ours == cbor2.dumps(v, canonical=True)
     back = cbor.loads(ours)
@@ -70,14 +86,14 @@ plain_values = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, suppress_health_check=_ONE_SETTING)
 @given(plain_values)
-def test_fast_path_writes_what_micropython_writes(v):
+def test_fast_path_writes_what_micropython_writes(encoder, v):
     # maps of text keys without floats take the reorder-then-plain path
     assert cbor.dumps(v) == cbor.dumps_py(v) == cbor2.dumps(v, canonical=True)
 
 
-def test_recorder_window_records_really_are_in_canonical_form(tmp_path):
+def test_recorder_window_records_really_are_in_canonical_form(encoder, tmp_path):
     """The recorder appends window records as ``ordered``: hold it to that
     claim on every record of a run with every sensor."""
     from firmware.app import build
@@ -109,7 +125,7 @@ def _nest(depth, leaf, as_map):
 
 @pytest.mark.parametrize("as_map", [False, True])
 @pytest.mark.parametrize("leaf", [0, 2**40, "x", [0] * 70])
-def test_nesting_past_the_bound_is_refused_by_every_encoder(leaf, as_map):
+def test_nesting_past_the_bound_is_refused_by_every_encoder(encoder, leaf, as_map):
     # cbor2 writes any depth; the pure-Python encoder and the decoder stop
     # at MAX_DEPTH, so a record both can read is all either may write
     from firmware.cbor_base import MAX_DEPTH
@@ -122,7 +138,7 @@ def test_nesting_past_the_bound_is_refused_by_every_encoder(leaf, as_map):
             dumps(_nest(depth + 1, leaf, as_map))
 
 
-def test_types_only_cbor2_knows_are_refused_on_the_fast_paths():
+def test_types_only_cbor2_knows_are_refused_on_the_fast_paths(encoder):
     # dumps_ordered lets orjson clear a record; orjson also takes a UUID,
     # which cbor2 would write as tag 37 and the pure-Python encoder refuses
     import datetime

@@ -1,7 +1,15 @@
-"""CBOR on CPython: cbor2's C encoder, writing the same bytes as the
-pure-Python encoder in firmware/cbor.py (canonical key order, shortest
-floats); tests/test_cbor_cpython.py holds the two to that. MicroPython
-never loads this module.
+"""CBOR on CPython: C encoders writing the same bytes as the pure-Python
+encoder in firmware/cbor.py (canonical key order, shortest floats);
+tests/test_cbor_cpython.py holds them to that. MicroPython never loads
+this module.
+
+libipld's DAG-CBOR encoder goes first: it sorts keys in the same
+canonical order, and takes only text-keyed maps, lists, text, bytes,
+integers within CBOR's 64 bits, floats, booleans and None (and its own
+CID type, as tag 42), refusing the rest. It writes every float in 8
+bytes where the canonical form is the shortest, so a value whose
+encoding may hold a float or a tag (a 0xfb or 0xd8 byte), or that nests
+too deep, goes to cbor2 instead. Without libipld, cbor2 does it all.
 
 It encodes what the pure-Python encoder encodes and refuses what that one
 refuses (integers past 64 bits, which cbor2 would write as bignums, and
@@ -29,6 +37,11 @@ _TAG_OR_SIMPLE = re.compile(b"[\xc0-\xdb\xe0-\xf8]")
 _NOT_CONTAINER = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
 # tag 37, which cbor2 writes for a uuid.UUID (one type orjson takes, below)
 _UUID_TAG = b"\xd8\x25"
+
+try:
+    from libipld import encode_dag_cbor as _ipld
+except ImportError:  # optional: cbor2 does it all
+    _ipld = None
 
 try:
     import orjson as _orjson
@@ -182,7 +195,23 @@ def _default(encoder, obj):
         raise CBORError("cannot encode %s" % type(obj).__name__)
 
 
+def _ipld_form(obj):
+    """libipld's encoding of ``obj`` when it is the canonical one, or None."""
+    try:
+        out = _ipld(obj)
+    except Exception:
+        # a type, a key, a number or a depth it refuses: cbor2's answer
+        return None
+    if b"\xfb" in out or b"\xd8" in out or _deep(out):
+        return None
+    return out
+
+
 def dumps(obj):
+    if _ipld is not None:
+        out = _ipld_form(obj)
+        if out is not None:
+            return out
     try:
         # sorting keys is most of cbor2's canonical cost: when the
         # value has maps of text keys and no floats, put the keys in
@@ -233,6 +262,10 @@ def dumps_ordered(obj):
     window records), and no memoryview. cbor2's plain encoder then writes
     the canonical bytes; tests/test_cbor_cpython.py holds the recorder to
     that."""
+    if _ipld is not None:
+        out = _ipld_form(obj)
+        if out is not None:
+            return out
     try:
         out = _cbor2.dumps(obj)
     except Exception:
