@@ -152,3 +152,69 @@ def test_types_only_cbor2_knows_are_refused_on_the_fast_paths(encoder):
     # pure-Python encoder writes it
     rec = {"k": "win", "t": 0xC3C3, "ch": {"a": [1, 2**64 - 1, -(2**63), 0xD8D8]}, "seq": 7}
     assert cbor.dumps_ordered(rec) == cbor.dumps_py(rec) == cbor.dumps(rec)
+
+
+class _Items(dict):
+    def items(self):
+        return [("z", 9)]
+
+
+class _Iter(list):
+    def __iter__(self):
+        return iter([9, 1.5])
+
+    def __len__(self):
+        return 2
+
+
+def test_subclasses_are_encoded_through_their_own_methods(encoder):
+    # libipld reads a dict's or a list's storage, not its items() or
+    # __iter__: a subclass must not reach it (the pure-Python encoder
+    # calls the methods)
+    for v in (_Items(a=1), _Iter([1]), {"k": _Items(a=1)}, [_Iter([1])]):
+        assert cbor.dumps(v) == cbor.dumps_py(v)
+
+
+_DEEP_IN_A_SMALL_STACK = """
+import sys, threading
+sys.path.insert(0, {root!r})
+from firmware import cbor
+from firmware.linux import cbor_cpython
+from hal.errors import CBORError
+
+def nest(depth, leaf):
+    v = leaf
+    for _ in range(depth):
+        v = [v]
+    return v
+
+out = []
+def go():
+    for ipld in (cbor_cpython._ipld, None):
+        cbor_cpython._ipld = ipld
+        for v in ([nest(990, 0), 1.5], [nest(990, 0), {{1: 0}}]) + ((nest(250, 0),) if ipld else ()):
+            try:
+                cbor.dumps(v)
+                out.append("written")
+            except CBORError:
+                out.append("refused")
+threading.stack_size(256 * 1024)
+t = threading.Thread(target=go)
+t.start()
+t.join()
+print(" ".join(out))
+"""
+
+
+def test_deep_nesting_is_refused_in_a_thread_with_a_small_stack():
+    # libipld recurses as deep as Python's recursion limit allows, which
+    # a 256 KiB thread stack does not hold: the depth bound must stop a
+    # value before any C encoder recurses into it
+    import subprocess
+    import sys
+
+    from edgefw.util import ROOT
+
+    p = subprocess.run([sys.executable, "-c", _DEEP_IN_A_SMALL_STACK.format(root=str(ROOT))], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["refused"] * 5

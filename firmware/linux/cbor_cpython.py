@@ -6,10 +6,12 @@ this module.
 libipld's DAG-CBOR encoder goes first: it sorts keys in the same
 canonical order, and takes only text-keyed maps, lists, text, bytes,
 integers within CBOR's 64 bits, floats, booleans and None (and its own
-CID type, as tag 42), refusing the rest. It writes every float in 8
-bytes where the canonical form is the shortest, so a value whose
+CID type, as tag 42), refusing the rest. orjson screens a value first:
+only exact types, nested less than 255 deep. libipld writes every float
+in 8 bytes where the canonical form is the shortest, so a value whose
 encoding may hold a float or a tag (a 0xfb or 0xd8 byte), or that nests
-too deep, goes to cbor2 instead. Without libipld, cbor2 does it all.
+too deep, goes to cbor2 instead. Without libipld or orjson, cbor2 does
+it all.
 
 It encodes what the pure-Python encoder encodes and refuses what that one
 refuses (integers past 64 bits, which cbor2 would write as bignums, and
@@ -35,18 +37,24 @@ _TAG_OR_SIMPLE = re.compile(b"[\xc0-\xdb\xe0-\xf8]")
 # may look like one), so no more than MAX_DEPTH of them proves the
 # nesting no deeper
 _NOT_CONTAINER = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
+# the same, keeping also a float64's head and a one-byte tag's (libipld's
+# float and its CID tag)
+_NOT_SUSPECT = bytes(b for b in range(256) if not (0x80 <= b <= 0xBF or b == 0xD8 or b == 0xFB))
 # tag 37, which cbor2 writes for a uuid.UUID (one type orjson takes, below)
 _UUID_TAG = b"\xd8\x25"
-
-try:
-    from libipld import encode_dag_cbor as _ipld
-except ImportError:  # optional: cbor2 does it all
-    _ipld = None
 
 try:
     import orjson as _orjson
 except ImportError:  # optional: _check does it all
     _orjson = None
+
+try:
+    from libipld import encode_dag_cbor as _ipld
+except ImportError:  # optional: cbor2 does it all
+    _ipld = None
+if _orjson is None:
+    # orjson screens what libipld may take (_ipld_form)
+    _ipld = None
 _ORJSON_STRICT = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_SUBCLASS | _orjson.OPT_PASSTHROUGH_DATACLASS if _orjson else 0
 
 _ORDER = {}
@@ -195,14 +203,37 @@ def _default(encoder, obj):
         raise CBORError("cannot encode %s" % type(obj).__name__)
 
 
+def _exact_bytes(v):
+    """orjson's hook: exact bytes go through (libipld writes them); a
+    subclass of str, int, dict or list (handed here by
+    OPT_PASSTHROUGH_SUBCLASS) or any other type does not."""
+    if type(v) is bytes:
+        return None
+    raise TypeError
+
+
 def _ipld_form(obj):
     """libipld's encoding of ``obj`` when it is the canonical one, or None."""
     try:
+        # orjson first, in C: it passes only exact types, which libipld
+        # reads as the pure-Python encoder does (a subclass may override
+        # items() or __iter__; libipld reads the storage beneath), and it
+        # stops at 254 levels, where libipld would recurse as deep as
+        # Python's recursion limit allows, past what a thread's stack holds
+        _orjson.dumps(obj, default=_exact_bytes, option=_ORJSON_STRICT)
         out = _ipld(obj)
     except Exception:
-        # a type, a key, a number or a depth it refuses: cbor2's answer
+        # a type, a key, a number or a depth either refuses: cbor2's answer
         return None
-    if b"\xfb" in out or b"\xd8" in out or _deep(out):
+    # what may be a container's head, a tag's or a float's: few bytes
+    rest = out.translate(None, _NOT_SUSPECT)
+    if len(rest) > _MAX_DEPTH:
+        # maybe too deep: refused here, before cbor2 recurses into it
+        _check(obj)
+        return None
+    # an int, not a bytes, to look for: bytes' "in" tries the int first
+    # and clears the exception, which costs more than the search
+    if 0xFB in rest or 0xD8 in rest:
         return None
     return out
 
