@@ -7,7 +7,7 @@ libipld's DAG-CBOR encoder goes first: it sorts keys in the same
 canonical order, and takes only text-keyed maps, lists, text, bytes,
 integers within CBOR's 64 bits, floats, booleans and None (and its own
 CID type, as tag 42), refusing the rest. orjson screens a value first:
-only exact types, nested less than 255 deep. libipld writes every float
+only exact types and no bytes, nested less than 255 deep. libipld writes every float
 in 8 bytes where the canonical form is the shortest, so a value whose
 encoding may hold a float or a tag (a 0xfb or 0xd8 byte), or that nests
 too deep, goes to cbor2 instead. Without libipld or orjson, cbor2 does
@@ -203,15 +203,6 @@ def _default(encoder, obj):
         raise CBORError("cannot encode %s" % type(obj).__name__)
 
 
-def _exact_bytes(v):
-    """orjson's hook: exact bytes go through (libipld writes them); a
-    subclass of str, int, dict or list (handed here by
-    OPT_PASSTHROUGH_SUBCLASS) or any other type does not."""
-    if type(v) is bytes:
-        return None
-    raise TypeError
-
-
 def _ipld_form(obj):
     """libipld's encoding of ``obj`` when it is the canonical one, or None."""
     try:
@@ -219,22 +210,25 @@ def _ipld_form(obj):
         # reads as the pure-Python encoder does (a subclass may override
         # items() or __iter__; libipld reads the storage beneath), and it
         # stops at 254 levels, where libipld would recurse as deep as
-        # Python's recursion limit allows, past what a thread's stack holds
-        _orjson.dumps(obj, default=_exact_bytes, option=_ORJSON_STRICT)
+        # Python's recursion limit allows, past what a thread's stack
+        # holds. It refuses bytes too: a value carrying encoded records
+        # (a batch) would nearly always hold a byte that looks like a
+        # float's head, so libipld's work on it would be thrown away
+        _orjson.dumps(obj, option=_ORJSON_STRICT)
         out = _ipld(obj)
     except Exception:
         # a type, a key, a number or a depth either refuses: cbor2's answer
         return None
     # what may be a container's head, a tag's or a float's: few bytes
     rest = out.translate(None, _NOT_SUSPECT)
-    if len(rest) > _MAX_DEPTH:
-        # maybe too deep: refused here, before cbor2 recurses into it
-        _check(obj)
-        return None
     # an int, not a bytes, to look for: bytes' "in" tries the int first
     # and clears the exception, which costs more than the search
     if 0xFB in rest or 0xD8 in rest:
         return None
+    if len(rest) > _MAX_DEPTH:
+        # maybe too deep: refused here, before any C encoder recurses
+        # into it; otherwise those bytes were data
+        _check(obj)
     return out
 
 
