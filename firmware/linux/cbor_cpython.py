@@ -7,11 +7,11 @@ libipld's DAG-CBOR encoder goes first: it sorts keys in the same
 canonical order, and takes only text-keyed maps, lists, text, bytes,
 integers within CBOR's 64 bits, floats, booleans and None (and its own
 CID type, as tag 42), refusing the rest. orjson screens a value first:
-only exact types and no bytes, nested less than 255 deep. libipld writes every float
-in 8 bytes where the canonical form is the shortest, so a value whose
-encoding may hold a float or a tag (a 0xfb or 0xd8 byte), or that nests
-too deep, goes to cbor2 instead. Without libipld or orjson, cbor2 does
-it all.
+only exact types and no bytes, nested less than 255 deep. libipld
+writes every float in 8 bytes where the canonical form is the shortest,
+so a value whose encoding may hold a float or a tag (a 0xfb or 0xd8
+byte), or that nests too deep, goes to cbor2 instead. Without libipld
+or orjson, cbor2 does it all.
 
 It encodes what the pure-Python encoder encodes and refuses what that one
 refuses (integers past 64 bits, which cbor2 would write as bignums, and
@@ -205,19 +205,20 @@ def _default(encoder, obj):
 
 def _ipld_form(obj):
     """libipld's encoding of ``obj`` when it is the canonical one, or None."""
+    # orjson first, in C: it passes only exact types, which libipld reads
+    # as the pure-Python encoder does (a subclass may override items() or
+    # __iter__; libipld reads the storage beneath), and it stops at 254
+    # levels, where libipld would recurse as deep as Python's recursion
+    # limit allows, past what a thread's stack holds. It refuses bytes
+    # too: a value carrying encoded records (a batch) would nearly always
+    # hold a byte that looks like a float's head, so libipld's work on it
+    # would be thrown away
+    if not _json_plain(obj):
+        return None
     try:
-        # orjson first, in C: it passes only exact types, which libipld
-        # reads as the pure-Python encoder does (a subclass may override
-        # items() or __iter__; libipld reads the storage beneath), and it
-        # stops at 254 levels, where libipld would recurse as deep as
-        # Python's recursion limit allows, past what a thread's stack
-        # holds. It refuses bytes too: a value carrying encoded records
-        # (a batch) would nearly always hold a byte that looks like a
-        # float's head, so libipld's work on it would be thrown away
-        _orjson.dumps(obj, option=_ORJSON_STRICT)
         out = _ipld(obj)
     except Exception:
-        # a type, a key, a number or a depth either refuses: cbor2's answer
+        # a type, a key or a number it refuses: cbor2's answer
         return None
     # what may be a container's head, a tag's or a float's: few bytes
     rest = out.translate(None, _NOT_SUSPECT)
